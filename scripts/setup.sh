@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Creates .venv and installs ragembed with every extra and the test tools, at the versions in
+# constraints.txt. Safe to run again: an existing .venv is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+echo "ragembed is installed in .venv ($(.venv/bin/python -c 'import ragembed; print(ragembed.__version__)'))"

@@ -1,0 +1,167 @@
+"""The `ragembed` command: index documents into a store, and search it.
+
+    ragembed index ../shared/datasets/scifact --store memory:./index --strategy hybrid
+    ragembed search "what causes scurvy?" --store memory:./index --strategy hybrid -k 5 --json
+
+Parsing is argparse's (standard library); progress bars are tqdm's, on stderr, so --json output
+on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+
+from ragembed.errors import InvalidInputError, RagembedError
+from ragembed.stores.filters import Range
+from ragembed.stores.uri import SCHEMES, open_store
+from ragembed.strategies import STRATEGY_NAMES, parse_strategy
+from ragembed.types import EmbeddingKind
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_model_loading()
+    try:
+        return args.run(args)
+    except RagembedError as exc:
+        print(f"ragembed: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragembed", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def store_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", default="memory:./ragembed-index",
+                       help=f"store URI ({', '.join(SCHEMES)}); default: memory:./ragembed-index")
+        p.add_argument("--collection", default="default", help="collection name (default: default)")
+        p.add_argument("--strategy", action="append", metavar="S",
+                       help=f"search strategy, repeatable ({', '.join(STRATEGY_NAMES)}); default: dense")
+        p.add_argument("--model", help="dense model: hub name or local path (default: bundled all-MiniLM-L6-v2)")
+        p.add_argument("--colbert-model", help="PyLate ColBERT model path (default: built from the bundled MiniLM)")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    index = commands.add_parser("index", help="embed and store documents")
+    index.add_argument("source", help="a BEIR folder (corpus.jsonl), a .jsonl file, or a folder of .txt/.md files")
+    index.add_argument("--limit", type=int, help="index only the first N documents")
+    store_options(index)
+    index.set_defaults(run=run_index)
+
+    search = commands.add_parser("search", help="search an indexed collection")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
+    search.add_argument("--filter", action="append", metavar="KEY=VALUE", default=[],
+                        help="metadata filter, repeatable: key=value, key=a,b (any of), key>=2019, key<2021")
+    store_options(search)
+    search.set_defaults(run=run_search)
+    return parser
+
+
+def quiet_model_loading() -> None:
+    # transformers prints a load report for every model; it is noise on a command line.
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+def open_retriever(args: argparse.Namespace):
+    from ragembed.retriever import Retriever
+
+    store = open_store(args.store, args.collection)
+    embedders = {}
+    # Use the models the collection was indexed with, unless the user names one.
+    states = {f.kind: f.encoder_state or {} for f in (store.schema.fields if store.schema else ())}
+    dense_model = args.model or states.get(EmbeddingKind.DENSE, {}).get("model")
+    colbert_model = args.colbert_model or states.get(EmbeddingKind.MULTIVECTOR, {}).get("model")
+    strategies = args.strategy or ["dense"]
+    needs = set().union(*(parse_strategy(s).needs for s in strategies))
+    if EmbeddingKind.DENSE in needs or EmbeddingKind.DENSE in states:
+        from ragembed.embedders.dense import DenseEmbedder
+        embedders["embedder"] = DenseEmbedder(dense_model, show_progress=True)
+    if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
+        from ragembed.embedders.colbert import ColBERTEmbedder
+        embedders["multivector_embedder"] = ColBERTEmbedder(colbert_model, show_progress=True)
+    return Retriever(store, strategies, show_progress=True, **embedders)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from ragembed.sources import load_documents
+
+    documents = load_documents(args.source)
+    if args.limit is not None:
+        if args.limit <= 0:
+            raise InvalidInputError(f"--limit must be positive, got {args.limit}")
+        documents = documents[: args.limit]
+    started = time.perf_counter()
+    with open_retriever(args) as retriever:
+        written = retriever.index(documents)
+        total = retriever.count()
+        strategies = list(retriever.strategies)
+    summary = {"indexed": written, "total": total, "store": args.store, "collection": args.collection,
+               "strategies": strategies, "seconds": round(time.perf_counter() - started, 2)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"indexed {written} documents into {args.store} ({args.collection}): {total} in all, "
+              f"strategies {', '.join(strategies)}, {summary['seconds']} s")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    with open_retriever(args) as retriever:
+        hits = retriever.search(args.query, k=args.k, filter=parse_filters(args.filter) or None)
+    if args.json:
+        print(json.dumps([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
+                          for h in hits], ensure_ascii=False))
+    else:
+        for rank, h in enumerate(hits, start=1):
+            snippet = " ".join(h.text.split())[:100]
+            print(f"{rank:>3}. {h.score:8.4f}  {h.id}  {snippet}")
+    return 0
+
+
+FILTER_SYNTAX = re.compile(r"^([^=<>]+)(>=|<=|>|<|=)(.*)$")
+
+
+def parse_filters(specs: Sequence[str]) -> dict:
+    """key=value, key=a,b, key>=n, key>n, key<=n, key<n -> a ragembed filter."""
+    conditions: dict = {}
+    bounds = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}
+    for spec in specs:
+        match = FILTER_SYNTAX.match(spec)
+        if not match:
+            raise InvalidInputError(f"--filter {spec!r}: write key=value, key=a,b or key>=number")
+        key, op, value = match.groups()
+        if op in bounds:
+            try:
+                conditions[key] = Range(**{bounds[op]: float(value)})
+            except ValueError:
+                raise InvalidInputError(f"--filter {spec!r}: {value!r} is not a number") from None
+        else:
+            values = [parse_scalar(v) for v in value.split(",")]
+            conditions[key] = values if len(values) > 1 else values[0]
+    return conditions
+
+
+def parse_scalar(text: str):
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text, text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The Embedder interface: texts in, typed embeddings out.
+
+Queries and documents are embedded separately because ColBERT and many dense models treat them
+differently (prefixes, query expansion). The base class owns what every embedder shares:
+input validation, the embeddings cache, chunking and the progress bar. Subclasses only encode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from tqdm.auto import tqdm
+
+from ragembed.embedders.cache import EmbeddingCache, decode_row, encode_row, join_rows, rows_of
+from ragembed.types import EmbeddingKind, Embeddings, validate_texts
+
+Role = Literal["document", "query"]
+CacheOption = Union[EmbeddingCache, str, os.PathLike, bool, None]
+
+# Texts encoded per call to the model between two cache writes: small enough that an interrupted
+# run keeps most of its work, large enough that the model still batches well.
+CHUNK_SIZE = 256
+
+
+def resolve_cache(cache: CacheOption) -> EmbeddingCache | None:
+    """True/None: the default cache; False: none; a path: a cache there; a cache: itself."""
+    if cache is False:
+        return None
+    if cache is None or cache is True:
+        return EmbeddingCache()
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    return EmbeddingCache(cache)
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """A name for a model that changes when a local model directory's files change.
+
+    Cache keys use it, so re-training a model into the same folder never serves stale vectors.
+    """
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return name_or_path
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return f"{path.resolve()}@{digest.hexdigest()[:16]}"
+
+
+class Embedder(ABC):
+    """Turns texts into embeddings of one kind (dense, multi-vector or sparse)."""
+
+    kind: EmbeddingKind
+
+    def __init__(self, *, cache: CacheOption = None, show_progress: bool = False) -> None:
+        self.cache = resolve_cache(cache)
+        self.show_progress = show_progress
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Vector dimension (for sparse: the size of the index space)."""
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """Everything that decides the output vectors (model, options); the cache key."""
+
+    @abstractmethod
+    def _encode(self, texts: list[str], role: Role) -> Embeddings:
+        """Encode validated, non-empty texts."""
+
+    def embed_documents(self, texts: Sequence[str]) -> Embeddings:
+        return self._embed(validate_texts(texts, "texts"), "document")
+
+    def embed_queries(self, texts: Sequence[str]) -> Embeddings:
+        return self._embed(validate_texts(texts, "queries"), "query")
+
+    # Corpus statistics some embedders need before they embed documents (BM25's avgdl).
+    def fit(self, texts: Sequence[str]) -> "Embedder":
+        """Learn corpus statistics, where the embedder has any; a no-op otherwise."""
+        return self
+
+    # Fitted state (for example BM25's average document length) is stored with the collection,
+    # so that a store opened later scores new documents and queries exactly like the first ones.
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore state(); embedders without state accept only an empty mapping."""
+
+    def _embed(self, texts: list[str], role: Role) -> Embeddings:
+        key = self.identity
+        blobs = self.cache.get_many(key, role, texts) if self.cache else [None] * len(texts)
+        missing = list(dict.fromkeys(t for t, b in zip(texts, blobs) if b is None))
+        fresh: dict[str, object] = {}
+        with tqdm(total=len(missing), desc=f"embed {role}s", unit="text",
+                  disable=not self.show_progress or len(missing) <= CHUNK_SIZE) as bar:
+            for start in range(0, len(missing), CHUNK_SIZE):
+                chunk = missing[start : start + CHUNK_SIZE]
+                rows = rows_of(self._encode(chunk, role))
+                fresh.update(zip(chunk, rows))
+                if self.cache is not None:
+                    self.cache.put_many(key, role, chunk, [encode_row(self.kind, r) for r in rows])
+                bar.update(len(chunk))
+        rows = [fresh[t] if b is None else decode_row(self.kind, b) for t, b in zip(texts, blobs)]
+        return join_rows(self.kind, rows)

@@ -1,0 +1,94 @@
+"""ColBERT multi-vector embeddings (late interaction) through PyLate.
+
+Every token gets its own small vector; a document scores by MaxSim: for each query token, the
+best-matching document token, summed. Loads a PyLate model folder, or builds a ColBERT model
+from the bundled all-MiniLM-L6-v2 (PyLate adds a 384 -> 128 projection head; an untrained head
+is random, so it is seeded for reproducible vectors; train it with ragembed's fine-tuning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ragembed.embedders.base import CacheOption, Embedder, Role, model_fingerprint
+from ragembed.embedders.dense import (
+    DEFAULT_MODEL,
+    check_model_location,
+    check_same_model,
+    load_error,
+    resolve_model_name,
+)
+from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.types import EmbeddingKind, MultiVectorEmbeddings
+
+
+class ColBERTEmbedder(Embedder):
+    """Token-level vectors from a PyLate ColBERT model.
+
+    pool_factor > 1 merges similar document tokens (PyLate's hierarchical token pooling), cutting
+    the vectors stored per document by about that factor for a small loss in quality.
+    """
+
+    kind = EmbeddingKind.MULTIVECTOR
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        pool_factor: int = 1,
+        batch_size: int = 32,
+        seed: int = 0,
+        device: str | None = None,
+        cache: CacheOption = None,
+        show_progress: bool = False,
+    ) -> None:
+        super().__init__(cache=cache, show_progress=show_progress)
+        if not isinstance(pool_factor, int) or pool_factor < 1:
+            raise InvalidInputError(f"pool_factor must be an integer >= 1, got {pool_factor!r}")
+        try:
+            import torch
+            from pylate import models
+        except ImportError as exc:
+            raise MissingDependencyError.for_extra("pylate", "colbert") from exc
+        self.model_name = model or DEFAULT_MODEL
+        check_model_location(self.model_name)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.model = models.ColBERT(model_name_or_path=resolve_model_name(self.model_name),
+                                            device=device)
+        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear error
+            raise load_error(self.model_name, exc) from exc
+        self.pool_factor, self.batch_size, self.seed = pool_factor, batch_size, seed
+        self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
+
+    def __repr__(self) -> str:
+        return f"ColBERTEmbedder(model={self.model_name!r}, dim={self.dim}, pool_factor={self.pool_factor})"
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @property
+    def identity(self) -> str:
+        return f"colbert|{self._fingerprint}|seed={self.seed}|pool={self.pool_factor}"
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model_name, "seed": self.seed}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        check_same_model(state, self.model_name, "ColBERTEmbedder")
+
+    def _encode(self, texts: list[str], role: Role) -> MultiVectorEmbeddings:
+        is_query = role == "query"
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            is_query=is_query,
+            pool_factor=1 if is_query else self.pool_factor,
+            show_progress_bar=False,
+        )
+        return MultiVectorEmbeddings(tuple(np.asarray(v, dtype=np.float32) for v in vectors))

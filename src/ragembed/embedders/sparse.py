@@ -1,0 +1,122 @@
+"""BM25 as sparse vectors.
+
+Documents become term weights with BM25's term-frequency saturation and length normalisation;
+queries become a count per query term. The inverse document frequency is left to the store
+(Qdrant's `Modifier.IDF`, or the memory store's identical formula), so it always reflects what
+the collection holds now. The dot product of the two vectors is then exactly Lucene's BM25 (in
+its Lucene 8+ form without the constant (k1 + 1) factor, as bm25s's default "lucene" method):
+
+    score(q, d) = sum_t idf(t) * tf(t,d) / (tf(t,d) + k1 * (1 - b + b * |d| / avgdl))
+
+Tokenising (lower-casing, stop words, Snowball stemming) is bm25s's and PyStemmer's. Terms map to
+indices by a stable CRC32 hash (as Qdrant's own BM25 does with a hash), so no vocabulary has to
+be fitted or stored; collisions are rare (about one pair per 90,000 distinct terms) and only
+merge two terms. The average document length is fitted on the first corpus and stored with the
+collection (see `state()`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ragembed.embedders.base import CacheOption, Embedder, Role
+from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.types import EmbeddingKind, SparseEmbeddings, validate_texts
+
+
+@lru_cache(maxsize=1 << 20)
+def term_index(term: str) -> int:
+    return zlib.crc32(term.encode("utf-8"))
+
+
+class BM25Embedder(Embedder):
+    """Sparse BM25 vectors (k1, b as in Lucene and bm25s; English stemming and stop words)."""
+
+    kind = EmbeddingKind.SPARSE
+
+    def __init__(
+        self,
+        *,
+        k1: float = 1.5,
+        b: float = 0.75,
+        language: str = "english",
+        stopwords: str | list[str] | None = "en",
+        avgdl: float | None = None,
+        cache: CacheOption = False,
+        show_progress: bool = False,
+    ) -> None:
+        # Tokenising is fast; caching BM25 vectors saves little, so it is off by default.
+        super().__init__(cache=cache, show_progress=show_progress)
+        try:
+            import bm25s
+            import Stemmer
+        except ImportError as exc:
+            raise MissingDependencyError.for_extra("bm25s / PyStemmer", "sparse") from exc
+        if k1 < 0 or not 0 <= b <= 1:
+            raise InvalidInputError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        try:
+            self._stemmer = Stemmer.Stemmer(language) if language else None
+        except KeyError as exc:
+            raise InvalidInputError(
+                f"no Snowball stemmer for language {language!r}; see Stemmer.algorithms(), or pass language=None"
+            ) from exc
+        self._tokenize_fn = bm25s.tokenize
+        self.k1, self.b, self.language, self.stopwords = float(k1), float(b), language, stopwords
+        self.avgdl = avgdl
+
+    def __repr__(self) -> str:
+        return f"BM25Embedder(k1={self.k1}, b={self.b}, language={self.language!r}, avgdl={self.avgdl})"
+
+    @property
+    def dim(self) -> int:
+        return 2**32
+
+    @property
+    def identity(self) -> str:
+        return f"bm25|{self.language}|{self.stopwords!r}|k1={self.k1}|b={self.b}|avgdl={self.avgdl}"
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        tokens = self._tokenize_fn(list(texts), stopwords=self.stopwords, stemmer=self._stemmer,
+                                   return_ids=False, show_progress=False)
+        return [[t for t in doc if t] for doc in tokens]
+
+    def fit(self, texts: Sequence[str]) -> "BM25Embedder":
+        """Set the average document length from a corpus."""
+        lengths = [len(doc) for doc in self.tokenize(validate_texts(texts))]
+        self.avgdl = max(float(np.mean(lengths)), 1.0)
+        return self
+
+    def state(self) -> dict[str, Any]:
+        return {"avgdl": self.avgdl, "k1": self.k1, "b": self.b, "language": self.language,
+                "stopwords": self.stopwords}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.avgdl = float(state["avgdl"])
+        self.k1, self.b = float(state["k1"]), float(state["b"])
+        if state.get("language") != self.language or state.get("stopwords") != self.stopwords:
+            raise InvalidInputError(
+                f"this collection's BM25 vectors were built with language={state.get('language')!r}, "
+                f"stopwords={state.get('stopwords')!r}; create the BM25Embedder with the same settings"
+            )
+
+    def _encode(self, texts: list[str], role: Role) -> SparseEmbeddings:
+        if role == "document" and self.avgdl is None:
+            raise InvalidInputError("BM25Embedder is not fitted: call fit(corpus_texts) before embedding documents")
+        indices, values = [], []
+        for tokens in self.tokenize(texts):
+            counts: Counter[int] = Counter(term_index(t) for t in tokens)
+            idx = np.fromiter(sorted(counts), dtype=np.uint32, count=len(counts))
+            tf = np.array([counts[i] for i in idx.tolist()], dtype=np.float32)
+            if role == "query":
+                values.append(tf)
+            else:
+                norm = self.k1 * (1 - self.b + self.b * len(tokens) / self.avgdl)
+                values.append(tf / (tf + norm))
+            indices.append(idx)
+        return SparseEmbeddings(tuple(indices), tuple(values))

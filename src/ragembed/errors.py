@@ -1,0 +1,46 @@
+"""Exception classes a user can catch.
+
+Every error ragembed raises on purpose is a `RagembedError`; the subclasses say which kind of
+mistake it was. Messages say what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class RagembedError(Exception):
+    """Base class of every error ragembed raises on purpose."""
+
+
+class InvalidInputError(RagembedError, ValueError):
+    """Texts, documents, ids, vectors or arguments that cannot be used as given."""
+
+
+class DimensionMismatchError(InvalidInputError):
+    """A vector whose dimension differs from the collection's field."""
+
+
+class UnsupportedStrategyError(RagembedError):
+    """A search strategy that the embedder or the store cannot serve."""
+
+
+class ModelLoadError(RagembedError):
+    """A model that cannot be found or loaded."""
+
+
+class StoreError(RagembedError):
+    """A store that cannot be opened, read or written."""
+
+
+class SchemaMismatchError(StoreError):
+    """An existing collection whose vector fields differ from what was asked for."""
+
+
+class MissingDependencyError(RagembedError, ImportError):
+    """An optional dependency (an extra) that is not installed."""
+
+    @classmethod
+    def for_extra(cls, package: str, extra: str) -> "MissingDependencyError":
+        return cls(
+            f"{package} is not installed; it comes with the ragembed[{extra}] extra: "
+            f"pip install 'ragembed[{extra}]'"
+        )

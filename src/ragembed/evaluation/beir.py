@@ -1,0 +1,73 @@
+"""BEIR-format datasets: corpus.jsonl, queries.jsonl and qrels/<split>.tsv.
+
+Errors name the file and line of malformed input.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from ragembed.errors import InvalidInputError
+from ragembed.sources import read_jsonl, read_jsonl_documents
+from ragembed.types import Document
+
+Qrels = dict[str, dict[str, int]]  # query id -> {document id: relevance}
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    name: str
+    split: str
+    corpus: list[Document]
+    queries: dict[str, str]  # only the queries judged in this split
+    qrels: Qrels
+
+
+def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
+    root = Path(folder).expanduser()
+    files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",
+             "qrels": root / "qrels" / f"{split}.tsv"}
+    for what, path in files.items():
+        if not path.is_file():
+            raise InvalidInputError(f"{path}: missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    corpus = list(read_jsonl_documents(files["corpus"]))
+    if not corpus:
+        raise InvalidInputError(f"{files['corpus']}: the corpus is empty")
+    qrels = read_qrels(files["qrels"])
+    all_queries = read_queries(files["queries"])
+    absent = sorted(set(qrels) - set(all_queries))
+    if absent:
+        raise InvalidInputError(
+            f"{files['qrels']}: {len(absent)} query ids are not in {files['queries']} (first: {absent[:3]})"
+        )
+    return BeirDataset(root.name, split, corpus, {q: all_queries[q] for q in qrels}, qrels)
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    queries = {}
+    for number, record in read_jsonl(path):
+        qid, text = record.get("_id", record.get("id")), record.get("text")
+        if not isinstance(qid, (str, int)) or not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(f"{path}:{number}: a query needs '_id' and non-empty 'text'")
+        queries[str(qid)] = text
+    return queries
+
+
+def read_qrels(path: Path) -> Qrels:
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or number == 1 and row[0] == "query-id":
+                continue
+            if len(row) != 3:
+                raise InvalidInputError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}")
+            try:
+                score = int(row[2])
+            except ValueError:
+                raise InvalidInputError(f"{path}:{number}: score {row[2]!r} is not an integer") from None
+            qrels.setdefault(row[0], {})[row[1]] = score
+    if not qrels:
+        raise InvalidInputError(f"{path}: no judgments")
+    return qrels

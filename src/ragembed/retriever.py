@@ -1,0 +1,213 @@
+"""The Retriever: the one place that holds both embedders and a store.
+
+    retriever = Retriever("memory", strategy=["hybrid", "binary"])
+    retriever.index(documents)
+    hits = retriever.search("what causes scurvy?", k=10)                # first strategy
+    hits = retriever.search("what causes scurvy?", k=10, strategy="binary")
+    hits = await retriever.asearch("what causes scurvy?")
+
+Indexing embeds each text once per embedder kind the strategies need (dense, sparse,
+multi-vector), derives every strategy's fields from those (truncated, quantized) and upserts them
+together, so one collection serves all its strategies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Union
+
+from tqdm.auto import tqdm
+
+from ragembed.embedders.base import Embedder
+from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.stores.base import Schema, VectorField, VectorStore
+from ragembed.stores.filters import Filter
+from ragembed.stores.uri import open_store
+from ragembed.strategies import Base, Strategy, parse_strategy
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents, validate_texts
+
+StrategySpec = Union[str, Strategy]
+UPSERT_BATCH = 1000
+
+
+class Retriever:
+    """Embedders + a store + search strategies: `index`, `search`, `asearch`."""
+
+    def __init__(
+        self,
+        store: VectorStore | str = "memory",
+        strategy: StrategySpec | Sequence[StrategySpec] = "dense",
+        *,
+        embedder: Embedder | None = None,
+        sparse_embedder: Embedder | None = None,
+        multivector_embedder: Embedder | None = None,
+        collection: str = "default",
+        show_progress: bool = False,
+    ) -> None:
+        specs = [strategy] if isinstance(strategy, (str, Strategy)) else list(strategy)
+        if not specs:
+            raise InvalidInputError("give at least one strategy, e.g. strategy='dense'")
+        self.strategies: dict[str, Strategy] = {}
+        for spec in specs:
+            parsed = parse_strategy(spec)
+            self.strategies.setdefault(parsed.name, parsed)
+        self.store = open_store(store, collection) if isinstance(store, str) else store
+        self.show_progress = show_progress
+        self._embedders: dict[EmbeddingKind, Embedder] = {}
+        for kind, given in ((EmbeddingKind.DENSE, embedder), (EmbeddingKind.SPARSE, sparse_embedder),
+                            (EmbeddingKind.MULTIVECTOR, multivector_embedder)):
+            if given is not None:
+                if not isinstance(given, Embedder) or given.kind is not kind:
+                    raise InvalidInputError(
+                        f"the {kind.value} embedder slot got {given!r}; pass a {kind.value} Embedder "
+                        f"(for example {_DEFAULTS[kind]})"
+                    )
+                self._embedders[kind] = given
+        for s in self.strategies.values():
+            self._check_servable(s)
+        self._restore_encoder_state()
+
+    def __repr__(self) -> str:
+        return f"Retriever(store={self.store!r}, strategies={list(self.strategies)})"
+
+    @property
+    def strategy(self) -> Strategy:
+        """The default strategy: the first one given."""
+        return next(iter(self.strategies.values()))
+
+    # --- indexing -------------------------------------------------------------------------------
+    def index(self, documents: Iterable[Document]) -> int:
+        """Embed and upsert documents (idempotent by id); returns how many were written.
+
+        The int8 calibration and BM25's average document length are fitted on the documents of
+        a new collection's first call and stored with the collection; later calls reuse them.
+        """
+        docs = validate_documents(documents)
+        texts = [d.text for d in docs]
+        schema = self.store.schema
+        kinds = set().union(*(s.needs for s in self.strategies.values()))
+        if schema is not None:
+            kinds |= {f.kind for f in schema.fields}
+        embedders = {kind: self._embedder(kind) for kind in sorted(kinds)}
+        # Corpus statistics belong to the collection, not to the embedder object (which may
+        # serve several collections): fit them on a new collection's first documents, else
+        # restore what the collection stored.
+        if schema is None:
+            for embedder in embedders.values():
+                embedder.fit(texts)
+        else:
+            self._restore_encoder_state()
+        base: Base = {kind: e.embed_documents(texts) for kind, e in embedders.items()}
+        wanted: dict[str, VectorField] = {}
+        for s in self.strategies.values():
+            for f in s.fields(base):
+                state = embedders[f.kind].state() or None
+                wanted.setdefault(f.name, replace(f, encoder_state=state))
+        schema = self.store.ensure_schema(Schema(tuple(wanted.values())))
+        vectors = {f.name: Strategy._derive(f, base[f.kind]) for f in schema.fields}
+        with tqdm(total=len(docs), desc="upsert", unit="doc",
+                  disable=not self.show_progress or len(docs) <= UPSERT_BATCH) as bar:
+            for start in range(0, len(docs), UPSERT_BATCH):
+                rows = range(start, min(start + UPSERT_BATCH, len(docs)))
+                self.store.upsert(docs[start : rows.stop], {n: v.take(rows) for n, v in vectors.items()})
+                bar.update(len(rows))
+        return len(docs)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        return self.store.delete(ids)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    # --- search ---------------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, filter: Filter | None = None,
+               strategy: StrategySpec | None = None) -> list[Hit]:
+        """The top-k documents for one query."""
+        return self.search_many([_one_query(query)], k, filter, strategy)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, filter: Filter | None = None,
+                    strategy: StrategySpec | None = None) -> list[list[Hit]]:
+        """Top-k for each query; queries are embedded together (much faster than one by one)."""
+        chosen, base = self._prepare(queries, k, strategy)
+        schema = self.store.schema
+        return [self.store.search(chosen.plan(_row(base, i), schema, k), filter)
+                for i in range(len(base[next(iter(base))]))]
+
+    async def asearch(self, query: str, k: int = 10, filter: Filter | None = None,
+                      strategy: StrategySpec | None = None) -> list[Hit]:
+        """Async twin of `search`: the model runs in a worker thread, the store natively async."""
+        chosen, base = await asyncio.to_thread(self._prepare, [_one_query(query)], k, strategy)
+        return await self.store.asearch(chosen.plan(base, self.store.schema, k), filter)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Retriever":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ------------------------------------------------------------------------------
+    def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None
+                 ) -> tuple[Strategy, Base]:
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        texts = validate_texts(queries, "queries")
+        chosen = self.strategy if strategy is None else parse_strategy(strategy)
+        if isinstance(strategy, str):  # a name means the instance given at construction, if any
+            chosen = self.strategies.get(chosen.name, chosen)
+        self._check_servable(chosen)
+        schema = self.store.schema
+        if schema is None:
+            raise UnsupportedStrategyError("the collection is empty; index documents before searching")
+        chosen.fields_in(schema)  # fails early, naming the missing fields
+        return chosen, {kind: self._embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}
+
+    def _check_servable(self, strategy: Strategy) -> None:
+        lacking = strategy.needs - self.store.supported_kinds
+        if lacking:
+            raise UnsupportedStrategyError(
+                f"{type(self.store).__name__} cannot store {sorted(k.value for k in lacking)} vectors, "
+                f"which strategy {strategy.name!r} needs; pick another strategy or store"
+            )
+
+    def _embedder(self, kind: EmbeddingKind) -> Embedder:
+        if kind not in self._embedders:
+            self._embedders[kind] = _default_embedder(kind, self.show_progress)
+            self._restore_encoder_state()
+        return self._embedders[kind]
+
+    def _restore_encoder_state(self) -> None:
+        schema = self.store.schema
+        for f in schema.fields if schema else ():
+            embedder = self._embedders.get(f.kind)
+            if f.encoder_state and embedder is not None:
+                embedder.load_state(f.encoder_state)
+
+
+_DEFAULTS = {EmbeddingKind.DENSE: "DenseEmbedder()", EmbeddingKind.SPARSE: "BM25Embedder()",
+             EmbeddingKind.MULTIVECTOR: "ColBERTEmbedder()"}
+
+
+def _default_embedder(kind: EmbeddingKind, show_progress: bool) -> Embedder:
+    if kind is EmbeddingKind.DENSE:
+        from ragembed.embedders.dense import DenseEmbedder
+        return DenseEmbedder(show_progress=show_progress)
+    if kind is EmbeddingKind.SPARSE:
+        from ragembed.embedders.sparse import BM25Embedder
+        return BM25Embedder(show_progress=show_progress)
+    from ragembed.embedders.colbert import ColBERTEmbedder
+    return ColBERTEmbedder(show_progress=show_progress)
+
+
+def _one_query(query: str) -> str:
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string, got {type(query).__name__}; for many, use search_many")
+    return query
+
+
+def _row(base: Base, i: int) -> dict[EmbeddingKind, Embeddings]:
+    return {kind: emb.take([i]) for kind, emb in base.items()}

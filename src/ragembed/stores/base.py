@@ -1,0 +1,291 @@
+"""The VectorStore interface, the collection schema and the search plan.
+
+A collection holds documents and, per document, one vector in each named field of its schema.
+A search is a plan, the shape of Qdrant's Query API, which every adapter maps onto what its
+engine does natively:
+
+    VectorSearch(field, query, limit, prefetch=(...))  score on `field`; with prefetch, only the
+                                                       union of the prefetch stages' results
+    Fusion(prefetch=(...), limit, k=60)                reciprocal rank fusion of the stages
+
+So "binary, then rescore with float32" is VectorSearch("dense", q, 10,
+prefetch=(VectorSearch("dense_binary", q_bits, 40),)), and hybrid search is a Fusion of a
+sparse and a dense stage. The base class validates every upsert and search before an adapter
+sees it, so bad input fails the same way everywhere and never reaches stored data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Union
+
+import numpy as np
+
+from ragembed.errors import DimensionMismatchError, InvalidInputError, SchemaMismatchError, StoreError
+from ragembed.stores.filters import Filter, validate_filter
+from ragembed.types import (
+    DenseEmbeddings,
+    Document,
+    EmbeddingKind,
+    Embeddings,
+    Hit,
+    Precision,
+    validate_documents,
+)
+
+Distance = Literal["cosine", "dot"]
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """One named vector per document.
+
+    calibration: int8 ranges ({"lo": [...], "hi": [...]}) that int8 vectors were quantized with.
+    idf: sparse fields only; the store multiplies query weights by each term's inverse document
+        frequency over the collection (Qdrant's Modifier.IDF), which turns BM25 vectors into BM25.
+    encoder_state: what the embedder fitted on the corpus (BM25's avgdl), kept for later sessions.
+    """
+
+    name: str
+    kind: EmbeddingKind
+    dim: int
+    precision: Precision = Precision.FLOAT32
+    distance: Distance = "cosine"
+    idf: bool = False
+    calibration: Optional[Mapping[str, Any]] = None
+    encoder_state: Optional[Mapping[str, Any]] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EmbeddingKind(self.kind))
+        object.__setattr__(self, "precision", Precision(self.precision))
+        if not self.name or not isinstance(self.name, str):
+            raise InvalidInputError(f"vector field names must be non-empty strings, got {self.name!r}")
+        if self.distance not in ("cosine", "dot"):
+            raise InvalidInputError(f"field {self.name!r}: distance must be 'cosine' or 'dot', got {self.distance!r}")
+        if self.precision is Precision.INT8 and self.calibration is None:
+            raise InvalidInputError(f"int8 field {self.name!r} needs its calibration (lo/hi ranges)")
+        if self.precision is not Precision.FLOAT32 and self.kind is not EmbeddingKind.DENSE:
+            raise InvalidInputError(f"field {self.name!r}: only dense fields can be int8 or binary")
+
+    def same_layout(self, other: "VectorField") -> bool:
+        """Same name, kind, dimension, precision, distance and IDF: interchangeable data."""
+        return (self.name, self.kind, self.dim, self.precision, self.distance, self.idf) == (
+            other.name, other.kind, other.dim, other.precision, other.distance, other.idf)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind.value, "dim": self.dim,
+                "precision": self.precision.value, "distance": self.distance, "idf": self.idf,
+                "calibration": dict(self.calibration) if self.calibration else None,
+                "encoder_state": dict(self.encoder_state) if self.encoder_state else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "VectorField":
+        return cls(**{k: data.get(k) for k in ("name", "kind", "dim", "precision", "distance", "idf",
+                                               "calibration", "encoder_state")})
+
+
+@dataclass(frozen=True)
+class Schema:
+    fields: tuple[VectorField, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+        names = [f.name for f in self.fields]
+        if not names:
+            raise InvalidInputError("a schema needs at least one vector field")
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"vector field names repeat: {names}")
+
+    def __getitem__(self, name: str) -> VectorField:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise InvalidInputError(
+            f"the collection has no vector field {name!r}; its fields are {self.names}. Index with "
+            "a strategy that needs that field first"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fields": [f.to_dict() for f in self.fields]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Schema":
+        return cls(tuple(VectorField.from_dict(f) for f in data["fields"]))
+
+    def merged_with(self, wanted: "Schema") -> "Schema":
+        """This schema plus `wanted`'s new fields; a field both define must have the same layout."""
+        for f in wanted.fields:
+            if f.name in self and not self[f.name].same_layout(f):
+                raise SchemaMismatchError(
+                    f"field {f.name!r} exists as {self[f.name].to_dict() | {'calibration': '...'}} but "
+                    f"{f.to_dict() | {'calibration': '...'}} was asked for; use another collection "
+                    "name, or delete this collection to re-index with the new settings"
+                )
+        return Schema(self.fields + tuple(f for f in wanted.fields if f.name not in self))
+
+
+@dataclass(frozen=True, eq=False)
+class VectorSearch:
+    """Score documents on one field with one query vector (a single-row Embeddings)."""
+
+    field: str
+    query: Embeddings
+    limit: int
+    prefetch: tuple["Plan", ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Fusion:
+    """Reciprocal rank fusion: score = sum over stages of 1 / (k + rank), rank from 1."""
+
+    prefetch: tuple["Plan", ...]
+    limit: int
+    k: int = 60
+
+
+Plan = Union[VectorSearch, Fusion]
+
+
+class VectorStore(ABC):
+    """One collection of documents with named vector fields, in one engine."""
+
+    # Kinds of vectors the engine can store; the Retriever refuses strategies needing others.
+    supported_kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
+
+    # --- what adapters implement ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def schema(self) -> Schema | None:
+        """The collection's schema, or None while it does not exist yet."""
+
+    @abstractmethod
+    def _create(self, schema: Schema) -> None: ...
+
+    @abstractmethod
+    def _update_schema(self, schema: Schema) -> None:
+        """Replace the schema with a superset (new fields are empty until documents are re-upserted)."""
+
+    @abstractmethod
+    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None: ...
+
+    @abstractmethod
+    def _delete(self, ids: list[str]) -> int: ...
+
+    @abstractmethod
+    def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]: ...
+
+    @abstractmethod
+    def count(self) -> int: ...
+
+    @abstractmethod
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        """The stored documents among `ids`, in that order; unknown ids are skipped."""
+
+    def close(self) -> None:
+        """Release the engine (and persist, where the store persists on close)."""
+
+    def __enter__(self) -> "VectorStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- shared, validated entry points -------------------------------------------------------
+    def ensure_schema(self, wanted: Schema) -> Schema:
+        """Create the collection, or add `wanted`'s missing fields to it; return the schema in force.
+
+        Fields that already exist keep their stored calibration and encoder state, so documents
+        indexed later are encoded exactly like the first ones.
+        """
+        current = self.schema
+        if current is None:
+            self._create(wanted)
+            return wanted
+        merged = current.merged_with(wanted)
+        if merged.names != current.names:
+            if self.count():
+                missing = [n for n in merged.names if n not in current]
+                raise SchemaMismatchError(
+                    f"the collection already holds {self.count()} documents without the fields "
+                    f"{missing}; index into a new collection, or re-index every document with all fields"
+                )
+            self._update_schema(merged)
+        return merged
+
+    def upsert(self, documents: Sequence[Document], vectors: Mapping[str, Embeddings]) -> None:
+        """Insert or replace documents (by id) with one vector per schema field each."""
+        docs = validate_documents(documents)
+        schema = self._require_schema()
+        if set(vectors) != set(schema.names):
+            raise InvalidInputError(
+                f"upsert needs vectors for exactly the fields {sorted(schema.names)}, got {sorted(vectors)}"
+            )
+        for name, emb in vectors.items():
+            if len(emb) != len(docs):
+                raise InvalidInputError(f"field {name!r}: {len(emb)} vectors for {len(docs)} documents")
+            check_embeddings(schema[name], emb)
+        self._upsert(docs, dict(vectors))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete documents by id; returns how many existed."""
+        if isinstance(ids, str) or ids is None:
+            raise InvalidInputError("delete takes a list of document ids; wrap a single id: [id]")
+        ids = list(ids)
+        if not all(isinstance(i, str) for i in ids):
+            raise InvalidInputError("document ids are strings; convert numbers with str()")
+        return self._delete(ids) if ids and self.schema is not None else 0
+
+    def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
+        schema = self._require_schema()
+        check_plan(schema, plan)
+        return self._search(plan, validate_filter(filter))
+
+    async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
+        """Async twin of search; adapters with a native async client override it."""
+        return await asyncio.to_thread(self.search, plan, filter)
+
+    def _require_schema(self) -> Schema:
+        schema = self.schema
+        if schema is None:
+            raise StoreError("the collection does not exist yet; index some documents first")
+        return schema
+
+
+def check_embeddings(f: VectorField, emb: Embeddings) -> None:
+    if emb.kind is not f.kind:
+        raise InvalidInputError(f"field {f.name!r} holds {f.kind.value} vectors, got {emb.kind.value}")
+    if isinstance(emb, DenseEmbeddings) and emb.precision is not f.precision:
+        raise InvalidInputError(
+            f"field {f.name!r} holds {f.precision.value} vectors, got {emb.precision.value}"
+        )
+    if f.kind is not EmbeddingKind.SPARSE and len(emb) and emb.dim != f.dim:
+        raise DimensionMismatchError(
+            f"field {f.name!r} holds {f.dim}-dimensional vectors, got {emb.dim}; use the model the "
+            "collection was indexed with, or index into a new collection"
+        )
+
+
+def check_plan(schema: Schema, plan: Plan) -> None:
+    if isinstance(plan, bool) or not isinstance(plan.limit, (int, np.integer)) or plan.limit <= 0:
+        raise InvalidInputError(f"limit (k) must be a positive integer, got {plan.limit!r}")
+    if isinstance(plan, Fusion):
+        if not plan.prefetch:
+            raise InvalidInputError("Fusion needs at least one prefetch stage")
+        if plan.k < 0:
+            raise InvalidInputError(f"RRF k must be >= 0, got {plan.k}")
+    else:
+        check_embeddings(schema[plan.field], plan.query)
+        if len(plan.query) != 1:
+            raise InvalidInputError(f"a search stage takes one query vector, got {len(plan.query)}")
+    for stage in plan.prefetch:
+        check_plan(schema, stage)

@@ -1,0 +1,304 @@
+"""The exact in-memory store: numpy brute force for every kind of vector.
+
+It is the reference every other backend is tested against, so it favours exactness and a clear
+ranking rule over speed: scores are computed for every candidate, and ties are broken by
+document id (ascending). It can be saved to and loaded from a directory (JSON + .npy files,
+never pickle), atomically: a failed save leaves the previous copy whole.
+
+Scores (higher is better):
+  dense float32  cosine (vectors normalised on insert, as Qdrant does) or dot
+  dense int8     dot of the de-quantized query and document (the field's calibration)
+  dense binary   dim - 2 * Hamming distance (the dot of the +-1 vectors)
+  multi-vector   MaxSim: sum over query tokens of the best dot with a document token
+  sparse         dot, with query weights times IDF = ln(1 + (N - df + 0.5) / (df + 0.5)) when the
+                 field has idf=True (Lucene's and Qdrant's formula; N, df over stored documents)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, hamming_similarity
+from ragembed.errors import StoreError
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.filters import Condition, matches
+from ragembed.types import (
+    DenseEmbeddings,
+    Document,
+    EmbeddingKind,
+    Embeddings,
+    Hit,
+    MultiVectorEmbeddings,
+    Precision,
+    SparseEmbeddings,
+)
+
+FORMAT_VERSION = 1
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+class MemoryStore(VectorStore):
+    """Exact search over documents held in memory; `path` makes it persist there on close()."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._schema: Schema | None = None
+        self._docs: list[Document] = []
+        self._rows: dict[str, int] = {}
+        self._vectors: dict[str, list] = {}  # field -> one row per document, in _docs order
+        self._matrices: dict[str, object] = {}  # field -> stacked form for search, rebuilt lazily
+        if self.path is not None and (self.path / "schema.json").exists():
+            self._load(self.path)
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(path={str(self.path) if self.path else None!r}, count={self.count()})"
+
+    # --- VectorStore --------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema | None:
+        return self._schema
+
+    def _create(self, schema: Schema) -> None:
+        self._schema = schema
+        self._vectors = {f.name: [] for f in schema.fields}
+
+    def _update_schema(self, schema: Schema) -> None:
+        self._create(schema)
+
+    def count(self) -> int:
+        return len(self._docs)
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        return [self._docs[self._rows[i]] for i in ids if i in self._rows]
+
+    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+        prepared = {name: self._rows_for(self._schema[name], emb) for name, emb in vectors.items()}
+        for position, doc in enumerate(documents):
+            row = self._rows.get(doc.id)
+            if row is None:
+                self._rows[doc.id] = len(self._docs)
+                self._docs.append(doc)
+                for name, rows in prepared.items():
+                    self._vectors[name].append(rows[position])
+            else:
+                self._docs[row] = doc
+                for name, rows in prepared.items():
+                    self._vectors[name][row] = rows[position]
+        self._matrices.clear()
+
+    def _delete(self, ids: list[str]) -> int:
+        doomed = {self._rows[i] for i in ids if i in self._rows}
+        if doomed:
+            keep = [r for r in range(len(self._docs)) if r not in doomed]
+            self._docs = [self._docs[r] for r in keep]
+            self._vectors = {n: [rows[r] for r in keep] for n, rows in self._vectors.items()}
+            self._rows = {d.id: r for r, d in enumerate(self._docs)}
+            self._matrices.clear()
+        return len(doomed)
+
+    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        allowed = np.array([matches(d.metadata, filter) for d in self._docs], dtype=bool)
+        rows, scores = self._run(plan, np.flatnonzero(allowed))
+        return [Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
+                for r, s in zip(rows, scores)]
+
+    def close(self) -> None:
+        if self.path is not None and self._schema is not None:
+            self.save(self.path)
+
+    # --- plan execution -----------------------------------------------------------------------
+    def _run(self, plan: Plan, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the plan's top `limit` among `candidates` (row numbers)."""
+        if isinstance(plan, Fusion):
+            fused: dict[int, float] = {}
+            for stage in plan.prefetch:
+                rows, _ = self._run(stage, candidates)
+                for rank, row in enumerate(rows.tolist(), start=1):
+                    fused[row] = fused.get(row, 0.0) + 1.0 / (plan.k + rank)
+            rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
+            scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+            return self._top(rows, scores, plan.limit)
+        if plan.prefetch:
+            pooled = [self._run(stage, candidates)[0] for stage in plan.prefetch]
+            candidates = np.unique(np.concatenate(pooled)) if pooled else candidates
+        scores = self._score(self._schema[plan.field], plan.query, candidates)
+        hit = np.isfinite(scores)  # -inf: a sparse vector sharing no term with the query (as Qdrant)
+        return self._top(candidates[hit], scores[hit], plan.limit)
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        # Highest score first; ties by document id, so every backend can agree on one order.
+        ids = np.array([self._docs[r].id for r in rows.tolist()], dtype=object)
+        order = sorted(range(len(rows)), key=lambda i: (-scores[i], ids[i]))[:limit]
+        return rows[order].astype(np.int64), np.asarray(scores, dtype=np.float64)[order]
+
+    def _score(self, f: VectorField, query: Embeddings, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros(0)
+        matrix = self._matrix(f)
+        if f.kind is EmbeddingKind.MULTIVECTOR:
+            return self._maxsim(matrix, query.vectors[0], rows)
+        if f.kind is EmbeddingKind.SPARSE:
+            return self._sparse_scores(f, matrix, query, rows)
+        q = query.data[0]
+        if f.precision is Precision.BINARY:
+            return hamming_similarity(q, matrix[rows])
+        if f.precision is Precision.INT8:
+            calibration = Int8Calibration.from_dict(f.calibration)
+            return dequantize_int8(matrix[rows], calibration) @ dequantize_int8(q, calibration)
+        if f.distance == "cosine":
+            q = normalize_rows(q[None, :])[0]
+        return matrix[rows] @ q
+
+    @staticmethod
+    def _maxsim(matrix: tuple, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        tokens, starts, lengths = matrix
+        picked = np.concatenate([np.arange(starts[r], starts[r] + lengths[r]) for r in rows])
+        sims = query @ tokens[picked].T  # (query tokens, candidate tokens)
+        offsets = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
+        return np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0)
+
+    def _sparse_scores(self, f: VectorField, matrix: tuple, query: SparseEmbeddings,
+                       rows: np.ndarray) -> np.ndarray:
+        csc, columns = matrix
+        present = [(columns[int(t)], float(w)) for t, w in zip(query.indices[0], query.values[0])
+                   if int(t) in columns]
+        if not present:
+            return np.full(len(rows), -np.inf)
+        cols = np.array([c for c, _ in present])
+        weights = np.array([w for _, w in present])
+        sub = csc[:, cols]
+        if f.idf:
+            n = csc.shape[0]
+            df = np.diff(sub.indptr)
+            weights = weights * np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        picked = sub[rows]
+        scores = np.asarray(picked @ weights, dtype=np.float64).ravel()
+        scores[np.diff(picked.tocsr().indptr) == 0] = -np.inf
+        return scores
+
+    def _matrix(self, f: VectorField):
+        """The field's vectors stacked for search; cached until the next write."""
+        if f.name not in self._matrices:
+            rows = self._vectors[f.name]
+            if f.kind is EmbeddingKind.DENSE:
+                width = f.dim // 8 if f.precision is Precision.BINARY else f.dim
+                dtype = {Precision.FLOAT32: np.float32, Precision.INT8: np.int8, Precision.BINARY: np.uint8}[f.precision]
+                built = np.stack(rows) if rows else np.zeros((0, width), dtype=dtype)
+            elif f.kind is EmbeddingKind.MULTIVECTOR:
+                lengths = np.array([len(r) for r in rows], dtype=np.int64)
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+                built = (np.concatenate(rows) if rows else np.zeros((0, f.dim), np.float32), starts, lengths)
+            else:
+                built = self._sparse_matrix(rows)
+            self._matrices[f.name] = built
+        return self._matrices[f.name]
+
+    @staticmethod
+    def _sparse_matrix(rows: list) -> tuple:
+        # Term indices can be any uint32; map the ones in use onto compact CSC columns.
+        terms = np.unique(np.concatenate([r[0] for r in rows])) if rows else np.zeros(0, np.uint32)
+        columns = {int(t): c for c, t in enumerate(terms.tolist())}
+        indptr = np.concatenate([[0], np.cumsum([len(r[0]) for r in rows])]).astype(np.int64)
+        col_idx = np.searchsorted(terms, np.concatenate([r[0] for r in rows])) if rows else np.zeros(0)
+        data = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
+        csr = sp.csr_matrix((data.astype(np.float64), col_idx, indptr), shape=(len(rows), len(terms)))
+        return csr.tocsc(), columns
+
+    @staticmethod
+    def _rows_for(f: VectorField, emb: Embeddings) -> list:
+        if isinstance(emb, DenseEmbeddings):
+            data = normalize_rows(emb.data) if (f.precision is Precision.FLOAT32 and f.distance == "cosine") else emb.data
+            return list(data.copy())
+        if isinstance(emb, MultiVectorEmbeddings):
+            return list(emb.vectors)
+        return list(zip(emb.indices, emb.values))
+
+    # --- persistence --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the collection to `path` (a directory), replacing any earlier copy atomically."""
+        if self._schema is None:
+            raise StoreError("nothing to save: the collection does not exist yet")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            self._write(staging)
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(staging, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, target)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(f"cannot save the memory store to {target}: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MemoryStore":
+        if not (Path(path) / "schema.json").exists():
+            raise StoreError(f"no saved memory store at {path} (schema.json is missing)")
+        return cls(path)
+
+    def _write(self, folder: Path) -> None:
+        (folder / "schema.json").write_text(json.dumps(
+            {"format": FORMAT_VERSION, "schema": self._schema.to_dict()}, indent=1))
+        with open(folder / "documents.jsonl", "w", encoding="utf-8") as out:
+            for d in self._docs:
+                out.write(json.dumps({"id": d.id, "text": d.text, "metadata": dict(d.metadata)},
+                                     ensure_ascii=False) + "\n")
+        for number, f in enumerate(self._schema.fields):
+            rows = self._vectors[f.name]
+            if f.kind is EmbeddingKind.DENSE:
+                np.save(folder / f"field{number}.npy", self._matrix(f))
+            elif f.kind is EmbeddingKind.MULTIVECTOR:
+                tokens, _, lengths = self._matrix(f)
+                np.save(folder / f"field{number}.npy", tokens)
+                np.save(folder / f"field{number}.lengths.npy", lengths)
+            else:
+                lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
+                np.save(folder / f"field{number}.indices.npy",
+                        np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32))
+                np.save(folder / f"field{number}.values.npy",
+                        np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32))
+                np.save(folder / f"field{number}.lengths.npy", lengths)
+
+    def _load(self, folder: Path) -> None:
+        try:
+            meta = json.loads((folder / "schema.json").read_text())
+            if meta.get("format") != FORMAT_VERSION:
+                raise StoreError(f"{folder} was saved in format {meta.get('format')}; this ragembed reads {FORMAT_VERSION}")
+            self._create(Schema.from_dict(meta["schema"]))
+            with open(folder / "documents.jsonl", encoding="utf-8") as lines:
+                self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in map(json.loads, lines)]
+            self._rows = {d.id: r for r, d in enumerate(self._docs)}
+            for number, f in enumerate(self._schema.fields):
+                self._vectors[f.name] = self._read_field(folder, number, f)
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"cannot load the memory store at {folder}: {exc}") from exc
+
+    @staticmethod
+    def _read_field(folder: Path, number: int, f: VectorField) -> list:
+        def load(suffix: str) -> np.ndarray:
+            return np.load(folder / f"field{number}{suffix}.npy", allow_pickle=False)
+
+        if f.kind is EmbeddingKind.DENSE:
+            return list(load(""))
+        lengths = load(".lengths")
+        cuts = np.cumsum(lengths)[:-1]
+        if f.kind is EmbeddingKind.MULTIVECTOR:
+            return list(np.split(load(""), cuts))
+        return list(zip(np.split(load(".indices"), cuts), np.split(load(".values"), cuts)))

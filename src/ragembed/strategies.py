@@ -1,0 +1,290 @@
+"""Search strategies: which vector fields a collection needs, and how a query searches them.
+
+A strategy is configuration (a small frozen dataclass, validated when built) with three jobs:
+  fields()            the vector fields it stores, fitted on the first documents where needed
+                      (int8 calibration)
+  document_vectors()  the field vectors of documents, derived from the base embeddings
+  plan()              the search plan (see stores.base) for one query
+
+Base embeddings are computed once per embedder kind (full-dimension float32 dense, sparse,
+multi-vector); strategies only derive from them (truncate, quantize), so indexing several
+strategies into one collection encodes each text once. Fields with the same name mean the same
+data in every strategy ("dense" is always the full float32 vector), so strategies share them.
+
+Names, as the CLI and `parse_strategy` take them:
+  dense            exact float32 search
+  int8             int8 search, rescored with float32        (int8:norescore to skip rescoring)
+  binary           Hamming search, rescored with float32     (binary:norescore)
+  matryoshka:64    search with the first 64 dimensions only
+  funnel:64        candidates at 64 dimensions, rescored at full dimension
+  bm25             sparse BM25
+  hybrid           BM25 + dense, reciprocal rank fusion
+  colbert          ColBERT MaxSim over every document
+  colbert+dense    dense first stage, ColBERT MaxSim rescoring
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ragembed.embedders.matryoshka import truncate
+from ragembed.embedders.quantization import Int8Calibration, quantize_binary, quantize_int8
+from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
+from ragembed.types import EmbeddingKind, Embeddings, Precision
+
+DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
+Base = Mapping[EmbeddingKind, Embeddings]  # one Embeddings per embedder kind
+
+
+def _dense_field(dim: int) -> VectorField:
+    return VectorField("dense", DENSE, dim)
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
+
+
+class Strategy(ABC):
+    needs: ClassVar[frozenset[EmbeddingKind]]
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @abstractmethod
+    def fields(self, docs: Base) -> list[VectorField]: ...
+
+    @abstractmethod
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan: ...
+
+    def document_vectors(self, docs: Base, schema: Schema) -> dict[str, Embeddings]:
+        return {f.name: self._derive(f, docs[f.kind]) for f in self.fields_in(schema)}
+
+    def fields_in(self, schema: Schema) -> list[VectorField]:
+        """This strategy's fields as the collection stores them (with their calibration)."""
+        wanted = self.field_names
+        missing = [n for n in wanted if n not in schema]
+        if missing:
+            raise UnsupportedStrategyError(
+                f"strategy {self.name!r} needs the vector fields {missing}, which this collection "
+                f"lacks (it has {schema.names}); index the documents with this strategy first"
+            )
+        return [schema[n] for n in wanted]
+
+    @property
+    @abstractmethod
+    def field_names(self) -> list[str]: ...
+
+    @staticmethod
+    def _derive(f: VectorField, base: Embeddings) -> Embeddings:
+        """A field's vectors from its kind's base embeddings (truncate, then quantize)."""
+        if f.kind is not DENSE:
+            return base
+        dense = truncate(base, f.dim) if f.dim < base.dim else base
+        if f.precision is Precision.INT8:
+            return quantize_int8(dense, Int8Calibration.from_dict(f.calibration))
+        if f.precision is Precision.BINARY:
+            return quantize_binary(dense)
+        return dense
+
+    def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple = ()) -> VectorSearch:
+        return VectorSearch(f.name, self._derive(f, query[f.kind]), limit, prefetch)
+
+
+@dataclass(frozen=True)
+class Dense(Strategy):
+    """Exact float32 search (cosine)."""
+
+    needs: ClassVar = frozenset({DENSE})
+    name: ClassVar[str] = "dense"
+    field_names: ClassVar[list[str]] = ["dense"]
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        return [_dense_field(docs[DENSE].dim)]
+
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+        return self._stage(schema["dense"], query, k)
+
+
+@dataclass(frozen=True)
+class Quantized(Strategy):
+    """int8 or binary search over `oversampling * k` candidates, rescored with float32 vectors."""
+
+    precision: Precision = Precision.BINARY
+    oversampling: float = 4.0
+    rescore: bool = True
+    needs: ClassVar = frozenset({DENSE})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", Precision(self.precision))
+        if self.precision is Precision.FLOAT32:
+            raise InvalidInputError("Quantized needs precision 'int8' or 'binary'; use Dense for float32")
+        _positive("oversampling", self.oversampling)
+
+    @property
+    def name(self) -> str:
+        return self.precision.value + ("" if self.rescore else ":norescore")
+
+    @property
+    def field_names(self) -> list[str]:
+        return ["dense", f"dense_{self.precision.value}"]
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        dense = docs[DENSE]
+        if self.precision is Precision.BINARY:
+            if dense.dim % 8:
+                raise UnsupportedStrategyError(
+                    f"binary quantization needs a dimension divisible by 8; this model has {dense.dim}"
+                )
+            quantized = VectorField("dense_binary", DENSE, dense.dim, Precision.BINARY, distance="dot")
+        else:
+            calibration = Int8Calibration.fit(dense).to_dict()
+            quantized = VectorField("dense_int8", DENSE, dense.dim, Precision.INT8, distance="dot",
+                                    calibration=calibration)
+        return [_dense_field(dense.dim), quantized]
+
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+        full, quantized = self.fields_in(schema)
+        if not self.rescore:
+            return self._stage(quantized, query, k)
+        candidates = max(k, int(round(k * self.oversampling)))
+        return self._stage(full, query, k, (self._stage(quantized, query, candidates),))
+
+
+@dataclass(frozen=True)
+class Matryoshka(Strategy):
+    """Search with the first `dim` dimensions; with rescore (the funnel), rescore `candidates`
+    of them at full dimension."""
+
+    dim: int = 64
+    rescore: bool = False
+    candidates: int = 100
+    needs: ClassVar = frozenset({DENSE})
+
+    def __post_init__(self) -> None:
+        _positive("dim", self.dim)
+        _positive("candidates", self.candidates)
+
+    @property
+    def name(self) -> str:
+        return f"{'funnel' if self.rescore else 'matryoshka'}:{self.dim}"
+
+    @property
+    def field_names(self) -> list[str]:
+        return ["dense", f"dense_d{self.dim}"]
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        full = docs[DENSE].dim
+        if not isinstance(self.dim, int) or self.dim > full:
+            raise UnsupportedStrategyError(
+                f"Matryoshka dimension {self.dim} exceeds the model's {full} dimensions; pick <= {full}"
+            )
+        return [_dense_field(full), VectorField(f"dense_d{self.dim}", DENSE, self.dim)]
+
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+        full, small = self.fields_in(schema)
+        if not self.rescore:
+            return self._stage(small, query, k)
+        return self._stage(full, query, k, (self._stage(small, query, max(k, self.candidates)),))
+
+
+@dataclass(frozen=True)
+class BM25(Strategy):
+    """Sparse BM25 (IDF applied by the store over the collection)."""
+
+    needs: ClassVar = frozenset({SPARSE})
+    name: ClassVar[str] = "bm25"
+    field_names: ClassVar[list[str]] = ["bm25"]
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        return [VectorField("bm25", SPARSE, 0, distance="dot", idf=True)]
+
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+        return self._stage(schema["bm25"], query, k)
+
+
+@dataclass(frozen=True)
+class Hybrid(Strategy):
+    """BM25 and dense, each retrieving `candidates`, fused by reciprocal rank (RRF, k=rrf_k)."""
+
+    candidates: int = 100
+    rrf_k: int = 60
+    needs: ClassVar = frozenset({DENSE, SPARSE})
+    name: ClassVar[str] = "hybrid"
+    field_names: ClassVar[list[str]] = ["dense", "bm25"]
+
+    def __post_init__(self) -> None:
+        _positive("candidates", self.candidates)
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        return Dense().fields(docs) + BM25().fields(docs)
+
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+        dense, sparse = self.fields_in(schema)
+        limit = max(k, self.candidates)
+        return Fusion((self._stage(sparse, query, limit), self._stage(dense, query, limit)), k, self.rrf_k)
+
+
+@dataclass(frozen=True)
+class ColBERT(Strategy):
+    """MaxSim late interaction; with first_stage="dense", rescore the dense top `candidates`."""
+
+    first_stage: str | None = None
+    candidates: int = 100
+
+    def __post_init__(self) -> None:
+        if self.first_stage not in (None, "dense"):
+            raise InvalidInputError(f"ColBERT first_stage must be None or 'dense', got {self.first_stage!r}")
+        _positive("candidates", self.candidates)
+
+    @property
+    def needs(self) -> frozenset[EmbeddingKind]:  # type: ignore[override]
+        return frozenset({MULTI, DENSE}) if self.first_stage else frozenset({MULTI})
+
+    @property
+    def name(self) -> str:
+        return "colbert+dense" if self.first_stage else "colbert"
+
+    @property
+    def field_names(self) -> list[str]:
+        return ["dense", "colbert"] if self.first_stage else ["colbert"]
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        colbert = VectorField("colbert", MULTI, docs[MULTI].dim, distance="dot")
+        return (Dense().fields(docs) if self.first_stage else []) + [colbert]
+
+    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+        fields = self.fields_in(schema)
+        if not self.first_stage:
+            return self._stage(fields[0], query, k)
+        dense, colbert = fields
+        return self._stage(colbert, query, k, (self._stage(dense, query, max(k, self.candidates)),))
+
+
+STRATEGY_NAMES = ["dense", "int8", "binary", "matryoshka:<dim>", "funnel:<dim>", "bm25", "hybrid",
+                  "colbert", "colbert+dense"]
+
+
+def parse_strategy(spec: str | Strategy) -> Strategy:
+    """A strategy from its name ("binary", "funnel:64", ...), or the strategy itself."""
+    if isinstance(spec, Strategy):
+        return spec
+    if not isinstance(spec, str):
+        raise InvalidInputError(f"a strategy is a name or a Strategy, got {type(spec).__name__}")
+    name, _, arg = spec.strip().lower().partition(":")
+    simple = {"dense": Dense, "bm25": BM25, "hybrid": Hybrid, "colbert": ColBERT,
+              "colbert+dense": lambda: ColBERT(first_stage="dense")}
+    if name in simple and not arg:
+        return simple[name]()
+    if name in ("int8", "binary") and arg in ("", "norescore"):
+        return Quantized(Precision(name), rescore=not arg)
+    if name in ("matryoshka", "funnel") and arg.isdigit():
+        return Matryoshka(int(arg), rescore=name == "funnel")
+    raise UnsupportedStrategyError(
+        f"unknown strategy {spec!r}; choose one of {', '.join(STRATEGY_NAMES)}"
+    )

@@ -1,0 +1,239 @@
+"""Core types: documents, hits and the three kinds of embeddings.
+
+Embeddings are explicit kinds (dense, multi-vector, sparse). Precision (float32, int8, binary)
+is data carried by dense embeddings, not a class hierarchy: an int8 matrix is still a dense
+matrix, it only scores differently.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from ragembed.errors import InvalidInputError
+
+MetadataValue = Union[str, int, float, bool, None]
+
+
+class EmbeddingKind(str, enum.Enum):
+    DENSE = "dense"
+    MULTIVECTOR = "multivector"
+    SPARSE = "sparse"
+
+
+class Precision(str, enum.Enum):
+    FLOAT32 = "float32"
+    INT8 = "int8"
+    BINARY = "binary"  # sign bits packed 8 per uint8 byte, as numpy.packbits writes them
+
+
+@dataclass(frozen=True)
+class Document:
+    """A text to index, with its id and flat metadata (used by filters)."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise InvalidInputError(
+                f"Document id must be a non-empty string, got {self.id!r}; give every document a "
+                "unique string id (numbers: str(n))"
+            )
+        if "\x00" in self.id:
+            raise InvalidInputError(f"Document id {self.id!r} contains a NUL character; remove it")
+        validate_texts([self.text], what=f"text of document {self.id!r}")
+        if not isinstance(self.metadata, Mapping):
+            raise InvalidInputError(
+                f"metadata of document {self.id!r} must be a mapping, got {type(self.metadata).__name__}"
+            )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the document id, its score (higher is better), text and metadata."""
+
+    id: str
+    score: float
+    text: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def validate_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
+    """Return texts as a list, or raise InvalidInputError naming the first bad one."""
+    if isinstance(texts, str):
+        raise InvalidInputError(f"{what} must be a list of strings, not one string; wrap it: [text]")
+    if texts is None:
+        raise InvalidInputError(f"{what} is None; give a list of non-empty strings")
+    texts = list(texts)
+    if not texts:
+        raise InvalidInputError(f"{what} is empty; give at least one non-empty string")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"{what}[{i}] is {type(text).__name__} ({text!r:.60}), not a string; convert it or drop it"
+            )
+        if not text.strip():
+            raise InvalidInputError(
+                f"{what}[{i}] is empty or whitespace only; drop it or give it some text"
+            )
+    return texts
+
+
+def validate_documents(documents: Iterable[Document]) -> list[Document]:
+    """Return documents as a list, or raise InvalidInputError (wrong type, duplicate ids)."""
+    if documents is None:
+        raise InvalidInputError("documents is None; give a list of ragembed.Document")
+    docs = list(documents)
+    if not docs:
+        raise InvalidInputError("documents is empty; give at least one ragembed.Document")
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, Document):
+            raise InvalidInputError(
+                f"documents[{i}] is {type(doc).__name__}, not ragembed.Document; "
+                "build one with Document(id=..., text=..., metadata={...})"
+            )
+        if doc.id in seen:
+            raise InvalidInputError(
+                f"duplicate document id {doc.id!r} at positions {seen[doc.id]} and {i} of one batch; "
+                "ids must be unique within a batch (upserting the same id again later is fine)"
+            )
+        seen[doc.id] = i
+    return docs
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InvalidInputError(f"{what} contains NaN or infinite values; check the model's output")
+
+
+@dataclass(frozen=True, eq=False)
+class DenseEmbeddings:
+    """One vector per text: `data` is (n, dim) float32 or int8, or (n, dim/8) packed uint8."""
+
+    data: np.ndarray
+    precision: Precision = Precision.FLOAT32
+
+    def __post_init__(self) -> None:
+        expected = {Precision.FLOAT32: np.float32, Precision.INT8: np.int8, Precision.BINARY: np.uint8}
+        precision = Precision(self.precision)
+        object.__setattr__(self, "precision", precision)
+        data = np.asarray(self.data)
+        if data.ndim != 2:
+            raise InvalidInputError(f"dense embeddings must be a 2-d (n, dim) array, got shape {data.shape}")
+        if data.dtype != expected[precision]:
+            if precision is Precision.FLOAT32 and data.dtype.kind in "fiu":
+                data = data.astype(np.float32)
+            else:
+                raise InvalidInputError(
+                    f"{precision.value} embeddings need dtype {np.dtype(expected[precision]).name}, got {data.dtype}"
+                )
+        _check_finite(data, "dense embeddings")
+        object.__setattr__(self, "data", data)
+
+    @property
+    def kind(self) -> EmbeddingKind:
+        return EmbeddingKind.DENSE
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors (bits for binary precision)."""
+        width = self.data.shape[1]
+        return width * 8 if self.precision is Precision.BINARY else width
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), self.dim)
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> "DenseEmbeddings":
+        return DenseEmbeddings(self.data[np.asarray(rows, dtype=np.int64)], self.precision)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+
+@dataclass(frozen=True, eq=False)
+class MultiVectorEmbeddings:
+    """Several vectors per text (ColBERT tokens): one float32 (t_i, dim) array per text."""
+
+    vectors: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        arrays = tuple(np.asarray(v, dtype=np.float32) for v in self.vectors)
+        dims = {a.shape[1] for a in arrays if a.ndim == 2}
+        for i, a in enumerate(arrays):
+            if a.ndim != 2 or a.shape[0] == 0:
+                raise InvalidInputError(
+                    f"multi-vector embedding {i} must be a non-empty 2-d (tokens, dim) array, got shape {a.shape}"
+                )
+            _check_finite(a, f"multi-vector embedding {i}")
+        if len(dims) > 1:
+            raise InvalidInputError(f"multi-vector embeddings mix dimensions {sorted(dims)}; use one model")
+        object.__setattr__(self, "vectors", arrays)
+
+    @property
+    def kind(self) -> EmbeddingKind:
+        return EmbeddingKind.MULTIVECTOR
+
+    @property
+    def dim(self) -> int:
+        return self.vectors[0].shape[1] if self.vectors else 0
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> "MultiVectorEmbeddings":
+        return MultiVectorEmbeddings(tuple(self.vectors[int(i)] for i in rows))
+
+
+@dataclass(frozen=True, eq=False)
+class SparseEmbeddings:
+    """One sparse vector per text: sorted unique uint32 indices and float32 values."""
+
+    indices: tuple[np.ndarray, ...]
+    values: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.values):
+            raise InvalidInputError(
+                f"sparse embeddings have {len(self.indices)} index arrays but {len(self.values)} value arrays"
+            )
+        indices, values = [], []
+        for i, (idx, val) in enumerate(zip(self.indices, self.values)):
+            idx = np.asarray(idx, dtype=np.uint32)
+            val = np.asarray(val, dtype=np.float32)
+            if idx.shape != val.shape or idx.ndim != 1:
+                raise InvalidInputError(f"sparse embedding {i}: indices {idx.shape} and values {val.shape} differ")
+            _check_finite(val, f"sparse embedding {i}")
+            if len(idx) > 1 and not (np.diff(idx.astype(np.int64)) > 0).all():
+                order = np.argsort(idx, kind="stable")
+                idx, val = idx[order], val[order]
+                if not (np.diff(idx.astype(np.int64)) > 0).all():
+                    raise InvalidInputError(f"sparse embedding {i} repeats an index; sum the values first")
+            indices.append(idx)
+            values.append(val)
+        object.__setattr__(self, "indices", tuple(indices))
+        object.__setattr__(self, "values", tuple(values))
+
+    @property
+    def kind(self) -> EmbeddingKind:
+        return EmbeddingKind.SPARSE
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> "SparseEmbeddings":
+        rows = [int(i) for i in rows]
+        return SparseEmbeddings(tuple(self.indices[i] for i in rows), tuple(self.values[i] for i in rows))
+
+
+Embeddings = Union[DenseEmbeddings, MultiVectorEmbeddings, SparseEmbeddings]

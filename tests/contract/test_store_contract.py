@@ -1,0 +1,344 @@
+"""One contract every VectorStore adapter must pass: exact results for every kind of vector.
+
+Expected rankings are computed here with plain numpy, independently of any store, so the suite
+checks the memory store too. Rule for order: score descending, ties by document id ascending.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragembed import (
+    DenseEmbeddings,
+    Document,
+    Fusion,
+    MultiVectorEmbeddings,
+    Range,
+    Schema,
+    SparseEmbeddings,
+    VectorField,
+    VectorSearch,
+)
+from ragembed.embedders.quantization import Int8Calibration, quantize_binary, quantize_int8
+from ragembed.errors import DimensionMismatchError, InvalidInputError, SchemaMismatchError
+from ragembed.types import EmbeddingKind, Precision
+
+from .backends import BACKENDS
+
+N, DIM, TOKEN_DIM = 200, 32, 16
+RNG = np.random.default_rng(7)
+
+
+def unit(m: np.ndarray) -> np.ndarray:
+    return (m / np.linalg.norm(m, axis=-1, keepdims=True)).astype(np.float32)
+
+
+DENSE = unit(RNG.normal(size=(N, DIM)))
+DENSE[11] = DENSE[10]  # an exact tie: doc-010 must rank before doc-011
+CALIBRATION = Int8Calibration.fit(DenseEmbeddings(DENSE))
+MULTI = [unit(RNG.normal(size=(int(RNG.integers(2, 9)), TOKEN_DIM))) for _ in range(N)]
+VOCAB = np.sort(RNG.choice(2**32 - 1, size=400, replace=False)).astype(np.uint32)
+SPARSE = []
+for _ in range(N):
+    terms = np.sort(RNG.choice(VOCAB, size=int(RNG.integers(3, 15)), replace=False))
+    SPARSE.append((terms, RNG.uniform(0.1, 2.0, size=len(terms)).astype(np.float32)))
+DOCS = [Document(f"doc-{i:03d}", f"text number {i}", {"group": i % 3, "year": 2000 + i % 20,
+                                                      "lang": "en" if i % 2 else "fr"}) for i in range(N)]
+SCHEMA = Schema((
+    VectorField("dense", EmbeddingKind.DENSE, DIM),
+    VectorField("dense_d8", EmbeddingKind.DENSE, 8),
+    VectorField("dense_int8", EmbeddingKind.DENSE, DIM, Precision.INT8, "dot", calibration=CALIBRATION.to_dict()),
+    VectorField("dense_binary", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot"),
+    VectorField("colbert", EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot"),
+    VectorField("bm25", EmbeddingKind.SPARSE, 0, distance="dot", idf=True),
+))
+
+
+def vectors_for(rows) -> dict:
+    rows = list(rows)
+    dense = DenseEmbeddings(DENSE[rows])
+    return {
+        "dense": dense,
+        "dense_d8": DenseEmbeddings(unit(DENSE[rows, :8])),
+        "dense_int8": quantize_int8(dense, CALIBRATION),
+        "dense_binary": quantize_binary(dense),
+        "colbert": MultiVectorEmbeddings(tuple(MULTI[r] for r in rows)),
+        "bm25": SparseEmbeddings(tuple(SPARSE[r][0] for r in rows), tuple(SPARSE[r][1] for r in rows)),
+    }
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request, tmp_path):
+    create, reopen = BACKENDS[request.param]
+    store = create(tmp_path)
+    store.ensure_schema(SCHEMA)
+    store.upsert(DOCS, vectors_for(range(N)))
+    if reopen is not None:
+        store.close()
+        store = reopen(tmp_path)
+    yield store
+    store.close()
+
+
+# --- independent reference scoring ---------------------------------------------------------------
+def ranked(scores: dict[int, float], limit: int) -> list[str]:
+    order = sorted(scores, key=lambda r: (-scores[r], DOCS[r].id))
+    return [DOCS[r].id for r in order[:limit]]
+
+
+def dense_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
+    return {r: float(DENSE[r] @ q) for r in rows}
+
+
+def int8_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
+    step = np.maximum((CALIBRATION.hi - CALIBRATION.lo) / 255.0, 1e-12)
+    deq = lambda codes: (codes.astype(np.float64) + 128) * step + CALIBRATION.lo  # noqa: E731
+    qd = deq(quantize_int8(DenseEmbeddings(q[None]), CALIBRATION).data[0])
+    docs = deq(quantize_int8(DenseEmbeddings(DENSE), CALIBRATION).data)
+    return {r: float(docs[r] @ qd) for r in rows}
+
+
+def binary_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
+    signs = np.where(DENSE > 0, 1, -1)
+    qs = np.where(q > 0, 1, -1)
+    return {r: float(signs[r] @ qs) for r in rows}
+
+
+def maxsim_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
+    return {r: float((q @ MULTI[r].T).max(axis=1).sum()) for r in rows}
+
+
+def bm25_scores(q_terms: np.ndarray, q_weights: np.ndarray, rows=range(N)) -> dict[int, float]:
+    df = {t: sum(t in set(SPARSE[r][0].tolist()) for r in range(N)) for t in q_terms.tolist()}
+    idf = {t: np.log(1 + (N - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+    out = {}
+    for r in rows:
+        terms = dict(zip(SPARSE[r][0].tolist(), SPARSE[r][1].tolist()))
+        shared = [t for t in q_terms.tolist() if t in terms]
+        if shared:
+            out[r] = sum(terms[t] * w * idf[t] for t, w in zip(q_terms.tolist(), q_weights.tolist()) if t in terms)
+    return out
+
+
+def query_vector(seed: int) -> np.ndarray:
+    return unit(np.random.default_rng(seed).normal(size=DIM))
+
+
+def ids(hits) -> list[str]:
+    return [h.id for h in hits]
+
+
+# --- dense ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(5))
+def test_dense_exact_top10_and_scores(store, seed):
+    q = query_vector(seed)
+    hits = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 10))
+    expected = dense_scores(q)
+    assert ids(hits) == ranked(expected, 10)
+    for h in hits:
+        assert h.score == pytest.approx(expected[int(h.id[4:])], abs=1e-5)
+
+
+def test_ties_break_by_document_id(store):
+    hits = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[10:11]), 2))
+    assert ids(hits) == ["doc-010", "doc-011"]
+    assert hits[0].score == pytest.approx(hits[1].score)
+
+
+def test_hits_carry_text_and_metadata(store):
+    hit = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[42:43]), 1))[0]
+    assert (hit.id, hit.text, dict(hit.metadata)) == ("doc-042", DOCS[42].text, dict(DOCS[42].metadata))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_matryoshka_funnel_rescoring(store, seed):
+    q = query_vector(seed)
+    small = unit(q[:8])
+    stage = VectorSearch("dense_d8", DenseEmbeddings(small[None]), 30)
+    hits = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 10, (stage,)))
+    candidates = ranked({r: float(unit(DENSE[r, :8]) @ small) for r in range(N)}, 30)
+    expected = ranked(dense_scores(q, [int(c[4:]) for c in candidates]), 10)
+    assert ids(hits) == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_int8_search_and_rescoring(store, seed):
+    q = query_vector(seed)
+    q8 = quantize_int8(DenseEmbeddings(q[None]), CALIBRATION)
+    only = store.search(VectorSearch("dense_int8", q8, 10))
+    assert ids(only) == ranked(int8_scores(q), 10)
+    rescored = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 10, (VectorSearch("dense_int8", q8, 40),)))
+    candidates = [int(c[4:]) for c in ranked(int8_scores(q), 40)]
+    assert ids(rescored) == ranked(dense_scores(q, candidates), 10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_binary_hamming_and_rescoring(store, seed):
+    q = query_vector(seed)
+    bits = quantize_binary(DenseEmbeddings(q[None]))
+    only = store.search(VectorSearch("dense_binary", bits, 10))
+    assert ids(only) == ranked(binary_scores(q), 10)
+    rescored = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 10, (VectorSearch("dense_binary", bits, 40),)))
+    candidates = [int(c[4:]) for c in ranked(binary_scores(q), 40)]
+    assert ids(rescored) == ranked(dense_scores(q, candidates), 10)
+
+
+# --- multi-vector and sparse --------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(3))
+def test_multivector_maxsim(store, seed):
+    q = unit(np.random.default_rng(seed).normal(size=(5, TOKEN_DIM)))
+    hits = store.search(VectorSearch("colbert", MultiVectorEmbeddings((q,)), 10))
+    expected = maxsim_scores(q)
+    assert ids(hits) == ranked(expected, 10)
+    assert hits[0].score == pytest.approx(expected[int(hits[0].id[4:])], rel=1e-5)
+
+
+def test_multivector_rescoring_a_dense_first_stage(store):
+    q, qm = query_vector(3), unit(np.random.default_rng(3).normal(size=(4, TOKEN_DIM)))
+    first = VectorSearch("dense", DenseEmbeddings(q[None]), 25)
+    hits = store.search(VectorSearch("colbert", MultiVectorEmbeddings((qm,)), 10, (first,)))
+    candidates = [int(c[4:]) for c in ranked(dense_scores(q), 25)]
+    assert ids(hits) == ranked(maxsim_scores(qm, candidates), 10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sparse_with_idf(store, seed):
+    rng = np.random.default_rng(seed)
+    terms = np.sort(rng.choice(VOCAB, size=3, replace=False))
+    weights = np.array([1.0, 2.0, 1.0], dtype=np.float32)
+    hits = store.search(VectorSearch("bm25", SparseEmbeddings((terms,), (weights,)), 10))
+    expected = bm25_scores(terms, weights)
+    assert ids(hits) == ranked(expected, 10)
+    assert hits[0].score == pytest.approx(expected[int(hits[0].id[4:])], rel=1e-4)
+
+
+def test_sparse_returns_only_documents_sharing_a_term(store):
+    term = VOCAB[:1]
+    hits = store.search(VectorSearch("bm25", SparseEmbeddings((term,), (np.ones(1, np.float32),)), 50))
+    holders = {DOCS[r].id for r in range(N) if term[0] in SPARSE[r][0]}
+    assert set(ids(hits)) == holders
+    unseen = np.array([5], dtype=np.uint32) if 5 not in VOCAB else np.array([6], dtype=np.uint32)
+    assert store.search(VectorSearch("bm25", SparseEmbeddings((unseen,), (np.ones(1, np.float32),)), 5)) == []
+
+
+def test_hybrid_rrf_fusion(store):
+    q = query_vector(9)
+    terms, weights = VOCAB[[3, 50, 100]], np.ones(3, np.float32)
+    plan = Fusion((VectorSearch("bm25", SparseEmbeddings((terms,), (weights,)), 20),
+                   VectorSearch("dense", DenseEmbeddings(q[None]), 20)), limit=10, k=60)
+    hits = store.search(plan)
+    fused: dict[int, float] = {}
+    for ranking in (ranked(bm25_scores(terms, weights), 20), ranked(dense_scores(q), 20)):
+        for rank, doc_id in enumerate(ranking, start=1):
+            fused[int(doc_id[4:])] = fused.get(int(doc_id[4:]), 0) + 1 / (60 + rank)
+    assert ids(hits) == ranked(fused, 10)
+    assert hits[0].score == pytest.approx(fused[int(hits[0].id[4:])])
+
+
+# --- filters --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flt, keep", [
+    ({"group": 1}, lambda d: d.metadata["group"] == 1),
+    ({"group": [0, 2]}, lambda d: d.metadata["group"] in (0, 2)),
+    ({"year": Range(gte=2005, lt=2010)}, lambda d: 2005 <= d.metadata["year"] < 2010),
+    ({"lang": "en", "group": 2}, lambda d: d.metadata["lang"] == "en" and d.metadata["group"] == 2),
+    ({"missing": 1}, lambda d: False),
+])
+def test_filters(store, flt, keep):
+    q = query_vector(1)
+    hits = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 15), filter=flt)
+    allowed = [r for r in range(N) if keep(DOCS[r])]
+    assert ids(hits) == ranked(dense_scores(q, allowed), 15)
+
+
+def test_filter_applies_to_prefetch_stages(store):
+    q = query_vector(2)
+    bits = quantize_binary(DenseEmbeddings(q[None]))
+    plan = VectorSearch("dense", DenseEmbeddings(q[None]), 5, (VectorSearch("dense_binary", bits, 20),))
+    hits = store.search(plan, filter={"group": 0})
+    assert hits and all(DOCS[int(h.id[4:])].metadata["group"] == 0 for h in hits)
+
+
+# --- writes ---------------------------------------------------------------------------------------
+def test_upsert_is_idempotent(store):
+    before = ids(store.search(VectorSearch("dense", DenseEmbeddings(query_vector(4)[None]), 10)))
+    store.upsert(DOCS[:50], vectors_for(range(50)))
+    assert store.count() == N
+    assert ids(store.search(VectorSearch("dense", DenseEmbeddings(query_vector(4)[None]), 10))) == before
+
+
+def test_upsert_replaces_a_document(store):
+    new_doc = Document("doc-005", "replaced text", {"group": 9})
+    vectors = vectors_for([77])  # doc-005 now carries doc-077's vectors
+    store.upsert([new_doc], vectors)
+    hits = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[77:78]), 2))
+    assert set(ids(hits)) == {"doc-005", "doc-077"}
+    assert store.get(["doc-005"])[0].text == "replaced text"
+    assert store.count() == N
+
+
+def test_delete_and_count(store):
+    assert store.delete(["doc-000", "doc-001", "no-such-id"]) == 2
+    assert store.count() == N - 2
+    assert store.get(["doc-000", "doc-002"]) == [DOCS[2]]
+    hits = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[0:1]), N))
+    assert "doc-000" not in ids(hits) and len(hits) == N - 2
+    assert store.delete([]) == 0
+
+
+def test_get_returns_documents_in_the_order_asked(store):
+    assert [d.id for d in store.get(["doc-009", "doc-003"])] == ["doc-009", "doc-003"]
+
+
+# --- schema and bad input ----------------------------------------------------------------------
+def test_ensure_schema_keeps_the_stored_calibration(store):
+    other = Int8Calibration(CALIBRATION.lo - 1, CALIBRATION.hi + 1).to_dict()
+    fields = tuple(VectorField(f.name, f.kind, f.dim, f.precision, f.distance, f.idf, other if f.calibration else None)
+                   for f in SCHEMA.fields)
+    schema = store.ensure_schema(Schema(fields))
+    assert schema["dense_int8"].calibration["lo"] == pytest.approx(CALIBRATION.lo.tolist())
+
+
+def test_incompatible_schema_is_refused_and_nothing_is_lost(store):
+    with pytest.raises(SchemaMismatchError, match="dense"):
+        store.ensure_schema(Schema((VectorField("dense", EmbeddingKind.DENSE, DIM * 2),)))
+    with pytest.raises(SchemaMismatchError, match="already holds"):
+        store.ensure_schema(Schema((VectorField("extra", EmbeddingKind.DENSE, 4),)))
+    assert store.count() == N
+
+
+def test_wrong_dimension_is_refused_and_nothing_is_lost(store):
+    vectors = vectors_for([0])
+    vectors["dense"] = DenseEmbeddings(np.ones((1, DIM + 1), np.float32))
+    with pytest.raises(DimensionMismatchError, match="32-dimensional"):
+        store.upsert([Document("new", "new text")], vectors)
+    with pytest.raises(DimensionMismatchError):
+        store.search(VectorSearch("dense", DenseEmbeddings(np.ones((1, 5), np.float32)), 3))
+    assert store.count() == N and store.get(["new"]) == []
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:1]), 0),
+    lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:1]), -3),
+    lambda: VectorSearch("nope", DenseEmbeddings(DENSE[:1]), 3),
+    lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:2]), 3),
+    lambda: VectorSearch("colbert", DenseEmbeddings(DENSE[:1]), 3),
+])
+def test_bad_plans_are_refused(store, bad):
+    with pytest.raises(InvalidInputError):
+        store.search(bad())
+
+
+def test_missing_or_extra_fields_in_upsert_are_refused(store):
+    vectors = vectors_for([0])
+    del vectors["colbert"]
+    with pytest.raises(InvalidInputError, match="exactly the fields"):
+        store.upsert([Document("x", "x text")], vectors)
+    assert store.count() == N
+
+
+def test_bad_filters_are_refused(store):
+    q = DenseEmbeddings(DENSE[:1])
+    for bad in ({"group": {"nested": 1}}, {"group": []}, "group=1", {"": 1}):
+        with pytest.raises(InvalidInputError):
+            store.search(VectorSearch("dense", q, 3), filter=bad)

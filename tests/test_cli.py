@@ -1,0 +1,76 @@
+"""The `ragembed` command, run as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def ragembed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "ragembed.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture()
+def small_beir(tmp_path, scifact_dir):
+    """A BEIR folder of 40 SciFact documents and the test queries that judge them."""
+    folder = tmp_path / "mini"
+    (folder / "qrels").mkdir(parents=True)
+    corpus = (scifact_dir / "corpus.jsonl").read_text().splitlines()[:40]
+    (folder / "corpus.jsonl").write_text("\n".join(corpus) + "\n")
+    ids = {json.loads(line)["_id"] for line in corpus}
+    rows = [r for r in (scifact_dir / "qrels" / "test.tsv").read_text().splitlines()[1:] if r.split("\t")[1] in ids]
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+    (folder / "queries.jsonl").write_text((scifact_dir / "queries.jsonl").read_text())
+    return folder
+
+
+def test_index_then_search_a_beir_folder(tmp_path, small_beir):
+    done = ragembed("index", str(small_beir), "--store", "memory:./idx", "--strategy", "hybrid",
+                    "--strategy", "binary", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["indexed"] == 40
+    title = json.loads((small_beir / "corpus.jsonl").read_text().splitlines()[7])
+    found = ragembed("search", title["title"], "--store", "memory:./idx", "--strategy", "hybrid", "-k", "3",
+                     "--json", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert len(hits) == 3 and hits[0]["id"] == str(title["_id"])
+    binary = ragembed("search", title["title"], "--store", "memory:./idx", "--strategy", "binary", cwd=tmp_path)
+    assert binary.returncode == 0 and f"  {title['_id']}  " in binary.stdout.splitlines()[0]
+
+
+def test_index_a_jsonl_file_and_a_text_folder_with_filters(tmp_path):
+    (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps(d) for d in [
+        {"id": "a", "text": "Bees pollinate flowering plants.", "metadata": {"year": 2019}},
+        {"id": "b", "text": "Bees make honey from nectar.", "metadata": {"year": 2022}},
+    ]) + "\n")
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "sub" / "rust.md").write_text("Rust has ownership and borrowing.")
+    (notes / "go.txt").write_text("Go has goroutines and channels.")
+    assert ragembed("index", "docs.jsonl", "--store", "memory:./idx", cwd=tmp_path).returncode == 0
+    hits = json.loads(ragembed("search", "bees", "--store", "memory:./idx", "--filter", "year>=2020", "--json",
+                               cwd=tmp_path).stdout)
+    assert [h["id"] for h in hits] == ["b"]
+    assert ragembed("index", "notes", "--store", "memory:./idx", "--collection", "notes", cwd=tmp_path).returncode == 0
+    hits = json.loads(ragembed("search", "memory safety", "--store", "memory:./idx", "--collection", "notes",
+                               "--json", cwd=tmp_path).stdout)
+    assert hits[0]["id"] == "sub/rust.md"
+
+
+def test_errors_name_the_problem_and_exit_2(tmp_path):
+    missing = ragembed("index", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": \n')
+    bad = ragembed("index", "bad.jsonl", "--store", "memory:./idx", cwd=tmp_path)
+    assert bad.returncode == 2 and "bad.jsonl:2: not valid JSON" in bad.stderr
+    assert not (tmp_path / "idx").exists()  # nothing half-written
+    empty = ragembed("search", "anything", "--store", "memory:./none", cwd=tmp_path)
+    assert empty.returncode == 2 and "index documents" in empty.stderr
