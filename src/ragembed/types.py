@@ -52,6 +52,19 @@ class Document:
             raise InvalidInputError(
                 f"metadata of document {self.id!r} must be a mapping, got {type(self.metadata).__name__}"
             )
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not _is_metadata_value(value):
+                raise InvalidInputError(
+                    f"metadata of document {self.id!r}: {key!r}: {value!r:.60} is not allowed; metadata is "
+                    "flat: string keys, values that are strings, numbers, booleans, None or lists of those"
+                )
+
+
+def _is_metadata_value(value: Any) -> bool:
+    # Flat values every engine stores as a payload/property and every filter can compare.
+    if isinstance(value, (list, tuple)):
+        return all(v is None or isinstance(v, (str, int, float, bool)) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 @dataclass(frozen=True)

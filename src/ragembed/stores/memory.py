@@ -109,8 +109,11 @@ class MemoryStore(VectorStore):
         return len(doomed)
 
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
-        allowed = np.array([matches(d.metadata, filter) for d in self._docs], dtype=bool)
-        rows, scores = self._run(plan, np.flatnonzero(allowed))
+        if filter:
+            candidates = np.flatnonzero([matches(d.metadata, filter) for d in self._docs])
+        else:
+            candidates = np.arange(len(self._docs))
+        rows, scores = self._run(plan, candidates)
         return [Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
                 for r, s in zip(rows, scores)]
 
@@ -138,10 +141,17 @@ class MemoryStore(VectorStore):
         return self._top(candidates[hit], scores[hit], plan.limit)
 
     def _top(self, rows: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        # Highest score first; ties by document id, so every backend can agree on one order.
-        ids = np.array([self._docs[r].id for r in rows.tolist()], dtype=object)
-        order = sorted(range(len(rows)), key=lambda i: (-scores[i], ids[i]))[:limit]
-        return rows[order].astype(np.int64), np.asarray(scores, dtype=np.float64)[order]
+        """The `limit` best rows: highest score first, ties by document id (so every backend can
+        agree on one order)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if len(rows) > limit:
+            # Keep everything scoring at least the limit-th best score, so ties at the cut-off
+            # are decided by id below, not by where argpartition happened to put them.
+            threshold = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+            keep = scores >= threshold
+            rows, scores = rows[keep], scores[keep]
+        order = sorted(range(len(rows)), key=lambda i: (-scores[i], self._docs[rows[i]].id))[:limit]
+        return rows[order].astype(np.int64), scores[order]
 
     def _score(self, f: VectorField, query: Embeddings, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
