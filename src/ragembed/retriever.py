@@ -25,7 +25,7 @@ from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.stores.base import Schema, VectorField, VectorStore
 from ragembed.stores.filters import Filter
 from ragembed.stores.uri import open_store
-from ragembed.strategies import Base, Strategy, parse_strategy
+from ragembed.strategies import Base, Strategy, derive, parse_strategy
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents, validate_texts
 
 StrategySpec = Union[str, Strategy]
@@ -106,7 +106,7 @@ class Retriever:
                 state = embedders[f.kind].state() or None
                 wanted.setdefault(f.name, replace(f, encoder_state=state))
         schema = self.store.ensure_schema(Schema(tuple(wanted.values())))
-        vectors = {f.name: Strategy._derive(f, base[f.kind]) for f in schema.fields}
+        vectors = {f.name: derive(f, base[f.kind]) for f in schema.fields}
         with tqdm(total=len(docs), desc="upsert", unit="doc",
                   disable=not self.show_progress or len(docs) <= UPSERT_BATCH) as bar:
             for start in range(0, len(docs), UPSERT_BATCH):

@@ -49,6 +49,18 @@ def _positive(name: str, value: float) -> None:
         raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
 
 
+def derive(f: VectorField, base: Embeddings) -> Embeddings:
+    """A field's vectors from its kind's base embeddings (truncate, then quantize)."""
+    if f.kind is not DENSE:
+        return base
+    dense = truncate(base, f.dim) if f.dim < base.dim else base
+    if f.precision is Precision.INT8:
+        return quantize_int8(dense, Int8Calibration.from_dict(f.calibration))
+    if f.precision is Precision.BINARY:
+        return quantize_binary(dense)
+    return dense
+
+
 class Strategy(ABC):
     needs: ClassVar[frozenset[EmbeddingKind]]
 
@@ -61,9 +73,6 @@ class Strategy(ABC):
 
     @abstractmethod
     def plan(self, query: Base, schema: Schema, k: int) -> Plan: ...
-
-    def document_vectors(self, docs: Base, schema: Schema) -> dict[str, Embeddings]:
-        return {f.name: self._derive(f, docs[f.kind]) for f in self.fields_in(schema)}
 
     def fields_in(self, schema: Schema) -> list[VectorField]:
         """This strategy's fields as the collection stores them (with their calibration)."""
@@ -80,20 +89,8 @@ class Strategy(ABC):
     @abstractmethod
     def field_names(self) -> list[str]: ...
 
-    @staticmethod
-    def _derive(f: VectorField, base: Embeddings) -> Embeddings:
-        """A field's vectors from its kind's base embeddings (truncate, then quantize)."""
-        if f.kind is not DENSE:
-            return base
-        dense = truncate(base, f.dim) if f.dim < base.dim else base
-        if f.precision is Precision.INT8:
-            return quantize_int8(dense, Int8Calibration.from_dict(f.calibration))
-        if f.precision is Precision.BINARY:
-            return quantize_binary(dense)
-        return dense
-
     def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple = ()) -> VectorSearch:
-        return VectorSearch(f.name, self._derive(f, query[f.kind]), limit, prefetch)
+        return VectorSearch(f.name, derive(f, query[f.kind]), limit, prefetch)
 
 
 @dataclass(frozen=True)
@@ -158,17 +155,19 @@ class Quantized(Strategy):
 
 @dataclass(frozen=True)
 class Matryoshka(Strategy):
-    """Search with the first `dim` dimensions; with rescore (the funnel), rescore `candidates`
-    of them at full dimension."""
+    """Search with the first `dim` dimensions; with rescore (the funnel), rescore the best
+    max(candidates, oversampling * k) of them at full dimension."""
 
     dim: int = 64
     rescore: bool = False
     candidates: int = 100
+    oversampling: float = 4.0
     needs: ClassVar = frozenset({DENSE})
 
     def __post_init__(self) -> None:
         _positive("dim", self.dim)
         _positive("candidates", self.candidates)
+        _positive("oversampling", self.oversampling)
 
     @property
     def name(self) -> str:
@@ -190,7 +189,8 @@ class Matryoshka(Strategy):
         full, small = self.fields_in(schema)
         if not self.rescore:
             return self._stage(small, query, k)
-        return self._stage(full, query, k, (self._stage(small, query, max(k, self.candidates)),))
+        pool = max(self.candidates, int(round(k * self.oversampling)))
+        return self._stage(full, query, k, (self._stage(small, query, pool),))
 
 
 @dataclass(frozen=True)

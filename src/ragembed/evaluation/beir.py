@@ -29,7 +29,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
     root = Path(folder).expanduser()
     files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",
              "qrels": root / "qrels" / f"{split}.tsv"}
-    for what, path in files.items():
+    for path in files.values():
         if not path.is_file():
             raise InvalidInputError(f"{path}: missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
     corpus = list(read_jsonl_documents(files["corpus"]))

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, hamming_similarity
 from ragembed.errors import StoreError
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition, matches
 from ragembed.types import (
     DenseEmbeddings,
