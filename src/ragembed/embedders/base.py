@@ -100,7 +100,7 @@ class Embedder(ABC):
         blobs = self.cache.get_many(key, role, texts) if self.cache else [None] * len(texts)
         missing = list(dict.fromkeys(t for t, b in zip(texts, blobs) if b is None))
         fresh: dict[str, object] = {}
-        with tqdm(total=len(missing), desc=f"embed {role}s", unit="text",
+        with tqdm(total=len(missing), desc="embed queries" if role == "query" else "embed documents", unit="text",
                   disable=not self.show_progress or len(missing) <= CHUNK_SIZE) as bar:
             for start in range(0, len(missing), CHUNK_SIZE):
                 chunk = missing[start : start + CHUNK_SIZE]
