@@ -7,7 +7,7 @@ A strategy is configuration (a small frozen dataclass, validated when built) wit
   plan()              the search plan (see stores.base) for one query
 
 Base embeddings are computed once per embedder kind (full-dimension float32 dense, sparse,
-multi-vector); strategies only derive from them (truncate, quantize), so indexing several
+multi-vector); strategies only derive from them (truncate), so indexing several
 strategies into one collection encodes each text once. Fields with the same name mean the same
 data in every strategy ("dense" is always the full float32 vector), so strategies share them.
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ragembed.embedders.matryoshka import truncate
-from ragembed.embedders.quantization import Int8Calibration, quantize_binary, quantize_int8
+from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
 from ragembed.types import EmbeddingKind, Embeddings, Precision
@@ -50,15 +50,11 @@ def _positive(name: str, value: float) -> None:
 
 
 def derive(f: VectorField, base: Embeddings) -> Embeddings:
-    """A field's vectors from its kind's base embeddings (truncate, then quantize)."""
-    if f.kind is not DENSE:
+    """A field's vectors from its kind's base embeddings: Matryoshka fields truncate them.
+    (Quantized fields take float32 too: the store quantizes, natively where it can.)"""
+    if f.kind is not DENSE or f.dim >= base.dim:
         return base
-    dense = truncate(base, f.dim) if f.dim < base.dim else base
-    if f.precision is Precision.INT8:
-        return quantize_int8(dense, Int8Calibration.from_dict(f.calibration))
-    if f.precision is Precision.BINARY:
-        return quantize_binary(dense)
-    return dense
+    return truncate(base, f.dim)
 
 
 class Strategy(ABC):

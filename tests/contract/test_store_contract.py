@@ -61,8 +61,8 @@ def vectors_for(rows) -> dict:
     return {
         "dense": dense,
         "dense_d8": DenseEmbeddings(unit(DENSE[rows, :8])),
-        "dense_int8": quantize_int8(dense, CALIBRATION),
-        "dense_binary": quantize_binary(dense),
+        "dense_int8": dense,  # stores quantize int8 and binary fields themselves
+        "dense_binary": dense,
         "colbert": MultiVectorEmbeddings(tuple(MULTI[r] for r in rows)),
         "bm25": SparseEmbeddings(tuple(SPARSE[r][0] for r in rows), tuple(SPARSE[r][1] for r in rows)),
     }
@@ -165,7 +165,7 @@ def test_matryoshka_funnel_rescoring(store, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_int8_search_and_rescoring(store, seed):
     q = query_vector(seed)
-    q8 = quantize_int8(DenseEmbeddings(q[None]), CALIBRATION)
+    q8 = DenseEmbeddings(q[None])
     only = store.search(VectorSearch("dense_int8", q8, 10))
     assert ids(only) == ranked(int8_scores(q), 10)
     rescored = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 10, (VectorSearch("dense_int8", q8, 40),)))
@@ -176,7 +176,7 @@ def test_int8_search_and_rescoring(store, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_binary_hamming_and_rescoring(store, seed):
     q = query_vector(seed)
-    bits = quantize_binary(DenseEmbeddings(q[None]))
+    bits = DenseEmbeddings(q[None])
     only = store.search(VectorSearch("dense_binary", bits, 10))
     assert ids(only) == ranked(binary_scores(q), 10)
     rescored = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 10, (VectorSearch("dense_binary", bits, 40),)))
@@ -253,7 +253,7 @@ def test_filters(store, flt, keep):
 
 def test_filter_applies_to_prefetch_stages(store):
     q = query_vector(2)
-    bits = quantize_binary(DenseEmbeddings(q[None]))
+    bits = DenseEmbeddings(q[None])
     plan = VectorSearch("dense", DenseEmbeddings(q[None]), 5, (VectorSearch("dense_binary", bits, 20),))
     hits = store.search(plan, filter={"group": 0})
     assert hits and all(DOCS[int(h.id[4:])].metadata["group"] == 0 for h in hits)
@@ -327,6 +327,14 @@ def test_wrong_dimension_is_refused_and_nothing_is_lost(store):
 def test_bad_plans_are_refused(store, bad):
     with pytest.raises(InvalidInputError):
         store.search(bad())
+
+
+def test_quantized_fields_take_float32_vectors(store):
+    vectors = vectors_for([0])
+    vectors["dense_binary"] = quantize_binary(vectors["dense"])
+    with pytest.raises(InvalidInputError, match="takes float32 vectors"):
+        store.upsert([Document("x", "x text")], vectors)
+    assert store.count() == N
 
 
 def test_missing_or_extra_fields_in_upsert_are_refused(store):

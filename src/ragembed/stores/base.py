@@ -43,6 +43,9 @@ Distance = Literal["cosine", "dot"]
 class VectorField:
     """One named vector per document.
 
+    precision: how the store keeps and searches the field. Dense vectors always arrive as float32
+        (documents and queries); an int8 or binary field is quantized by the store itself, the
+        way engines with native quantization (Qdrant, Weaviate) do it.
     calibration: int8 ranges ({"lo": [...], "hi": [...]}) that int8 vectors were quantized with.
     idf: sparse fields only; the store multiplies query weights by each term's inverse document
         frequency over the collection (Qdrant's Modifier.IDF), which turns BM25 vectors into BM25.
@@ -264,9 +267,10 @@ class VectorStore(ABC):
 def check_embeddings(f: VectorField, emb: Embeddings) -> None:
     if emb.kind is not f.kind:
         raise InvalidInputError(f"field {f.name!r} holds {f.kind.value} vectors, got {emb.kind.value}")
-    if isinstance(emb, DenseEmbeddings) and emb.precision is not f.precision:
+    if isinstance(emb, DenseEmbeddings) and emb.precision is not Precision.FLOAT32:
         raise InvalidInputError(
-            f"field {f.name!r} holds {f.precision.value} vectors, got {emb.precision.value}"
+            f"field {f.name!r} takes float32 vectors, got {emb.precision.value}; stores quantize "
+            "int8 and binary fields themselves, so pass the float32 embeddings"
         )
     if f.kind is not EmbeddingKind.SPARSE and len(emb) and emb.dim != f.dim:
         raise DimensionMismatchError(

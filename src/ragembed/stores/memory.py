@@ -7,8 +7,9 @@ never pickle), atomically: a failed save leaves the previous copy whole.
 
 Scores (higher is better):
   dense float32  cosine (vectors normalised on insert, as Qdrant does) or dot
-  dense int8     dot of the de-quantized query and document (the field's calibration)
-  dense binary   dim - 2 * Hamming distance (the dot of the +-1 vectors)
+  dense int8     dot of the de-quantized query and document, both quantized with the field's
+                 calibration (vectors arrive as float32; the store quantizes, as engines do)
+  dense binary   dim - 2 * Hamming distance between sign bits (the dot of the +-1 vectors)
   multi-vector   MaxSim: sum over query tokens of the best dot with a document token
   sparse         dot, with query weights times IDF = ln(1 + (N - df + 0.5) / (df + 0.5)) when the
                  field has idf=True (Lucene's and Qdrant's formula; N, df over stored documents)
@@ -26,7 +27,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, hamming_similarity
+from ragembed.embedders.quantization import (
+    Int8Calibration,
+    dequantize_int8,
+    hamming_similarity,
+    quantize_binary,
+    quantize_int8,
+)
 from ragembed.errors import StoreError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition, matches
@@ -163,10 +170,11 @@ class MemoryStore(VectorStore):
             return self._sparse_scores(f, matrix, query, rows)
         q = query.data[0]
         if f.precision is Precision.BINARY:
-            return hamming_similarity(q, matrix[rows])
+            return hamming_similarity(self._quantize(f, query.data)[0], matrix[rows])
         if f.precision is Precision.INT8:
             calibration = Int8Calibration.from_dict(f.calibration)
-            return dequantize_int8(matrix[rows], calibration) @ dequantize_int8(q, calibration)
+            q_codes = self._quantize(f, query.data)[0]
+            return dequantize_int8(matrix[rows], calibration) @ dequantize_int8(q_codes, calibration)
         if f.distance == "cosine":
             q = normalize_rows(q[None, :])[0]
         return matrix[rows] @ q
@@ -227,10 +235,19 @@ class MemoryStore(VectorStore):
         return csr.tocsc(), columns
 
     @staticmethod
-    def _rows_for(f: VectorField, emb: Embeddings) -> list:
+    def _quantize(f: VectorField, vectors: np.ndarray) -> np.ndarray:
+        """float32 -> the field's precision (int8 with the field's calibration, or sign bits)."""
+        dense = DenseEmbeddings(vectors)
+        if f.precision is Precision.INT8:
+            return quantize_int8(dense, Int8Calibration.from_dict(f.calibration)).data
+        return quantize_binary(dense).data
+
+    @classmethod
+    def _rows_for(cls, f: VectorField, emb: Embeddings) -> list:
         if isinstance(emb, DenseEmbeddings):
-            data = normalize_rows(emb.data) if (f.precision is Precision.FLOAT32 and f.distance == "cosine") else emb.data
-            return list(data.copy())
+            if f.precision is not Precision.FLOAT32:
+                return list(cls._quantize(f, emb.data))
+            return list(normalize_rows(emb.data) if f.distance == "cosine" else emb.data.copy())
         if isinstance(emb, MultiVectorEmbeddings):
             return list(emb.vectors)
         return list(zip(emb.indices, emb.values))
