@@ -113,6 +113,7 @@ class Retriever:
                 rows = range(start, min(start + UPSERT_BATCH, len(docs)))
                 self.store.upsert(docs[start : rows.stop], {n: v.take(rows) for n, v in vectors.items()})
                 bar.update(len(rows))
+        self.store.optimize()
         return len(docs)
 
     def delete(self, ids: Sequence[str]) -> int:

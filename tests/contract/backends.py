@@ -1,29 +1,68 @@
 """The store backends the contract suite runs against. A new adapter adds one entry here.
 
-Each entry: a factory that takes pytest's tmp_path and returns a fresh, empty store (one
-collection), and for stores that persist, `reopen`: after the test data is written, the suite
-closes the store and searches a reopened one, so every contract test also checks persistence.
+Each entry: `create` takes pytest's tmp_path and returns a fresh, empty store (one collection);
+for stores that persist, `reopen`: after the test data is written the suite closes the store and
+searches a reopened one, so every contract test also checks persistence. `native_quantization`:
+the engine quantizes int8/binary fields its own way (so quantized stages are checked for recall
+against exact search, not for the memory store's exact ranking).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from ragembed import MemoryStore, VectorStore
 
-
-def memory(tmp_path: Path) -> VectorStore:
-    return MemoryStore()
-
-
-def memory_persisted(tmp_path: Path) -> VectorStore:
-    return MemoryStore(tmp_path / "collection")
-
-
 Factory = Callable[[Path], VectorStore]
 
-BACKENDS: dict[str, tuple[Factory, Factory | None]] = {
-    "memory": (memory, None),
-    "memory-persisted": (memory_persisted, memory_persisted),
+
+@dataclass(frozen=True)
+class Backend:
+    create: Factory
+    reopen: Factory | None = None
+    native_quantization: bool = False
+    skip_reason: str | None = None
+
+
+def qdrant_local(path: str | Path) -> VectorStore:
+    from ragembed.stores.qdrant import QdrantStore
+
+    return QdrantStore("contract", path=str(path))
+
+
+def qdrant_edge(tmp_path: Path) -> VectorStore:
+    from ragembed.stores.qdrant_edge import QdrantEdgeStore
+
+    return QdrantEdgeStore(tmp_path / "edge", "contract")
+
+
+def qdrant_server(tmp_path: Path) -> VectorStore:
+    from ragembed.stores.qdrant import QdrantStore
+
+    store = QdrantStore(f"contract_{tmp_path.name[-40:]}", url=os.environ["QDRANT_URL"],
+                        api_key=os.environ.get("QDRANT_API_KEY"))
+    store.client.delete_collection(store.collection)
+    return QdrantStore(store.collection, url=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"))
+
+
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend(lambda tmp: MemoryStore()),
+    "memory-persisted": Backend(lambda tmp: MemoryStore(tmp / "collection"), lambda tmp: MemoryStore(tmp / "collection")),
+    "qdrant-local-memory": Backend(lambda tmp: qdrant_local(":memory:")),
+    "qdrant-local-path": Backend(lambda tmp: qdrant_local(tmp / "local"), lambda tmp: qdrant_local(tmp / "local")),
+    "qdrant-edge": Backend(qdrant_edge, qdrant_edge, native_quantization=True),
+    "qdrant-server": Backend(qdrant_server, native_quantization=True,
+                             skip_reason=None if os.environ.get("QDRANT_URL") else
+                             "QDRANT_URL is not set: start a server (docker compose up qdrant) and set "
+                             "QDRANT_URL=http://localhost:6333 to run the Qdrant server tests"),
 }
+
+
+def backend_params() -> list:
+    return [pytest.param(name, marks=pytest.mark.skip(reason=b.skip_reason)) if b.skip_reason else name
+            for name, b in sorted(BACKENDS.items())]

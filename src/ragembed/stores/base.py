@@ -194,6 +194,9 @@ class VectorStore(ABC):
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents among `ids`, in that order; unknown ids are skipped."""
 
+    def optimize(self) -> None:
+        """Build indexes after a bulk load, where the engine does not do it in the background."""
+
     def close(self) -> None:
         """Release the engine (and persist, where the store persists on close)."""
 

@@ -1,20 +1,26 @@
 """Store URIs, shared by the CLI and the Python API.
 
-    memory          the exact in-memory store, gone when the process ends
-    memory:DIR      the exact in-memory store, loaded from DIR/<collection> if it is there and
-                    saved there on close (so `ragembed index` and `ragembed search` share it)
+    memory                  the exact in-memory store, gone when the process ends
+    memory:DIR              the exact in-memory store, loaded from DIR/<collection> if it is
+                            there and saved there on close
+    qdrant-edge:DIR         the embedded Qdrant engine, persisted in DIR/<collection>
+    qdrant-local:           qdrant-client's local mode in memory (also qdrant-local::memory:)
+    qdrant-local:DIR        qdrant-client's local mode, persisted in DIR
+    qdrant://HOST[:PORT]    a Qdrant server over HTTP (qdrants:// for HTTPS); the API key comes
+                            from $QDRANT_API_KEY, never from the URI, so it is not logged
 
-Later adapters add their schemes here (Qdrant, Weaviate).
+Later adapters add their schemes here (Weaviate).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ragembed.errors import InvalidInputError
 from ragembed.stores.base import VectorStore
 
-SCHEMES = ["memory", "memory:DIR"]
+SCHEMES = ["memory", "memory:DIR", "qdrant-edge:DIR", "qdrant-local:[DIR]", "qdrant://HOST:PORT", "qdrants://HOST:PORT"]
 
 
 def open_store(uri: str, collection: str = "default") -> VectorStore:
@@ -27,6 +33,24 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
         from ragembed.stores.memory import MemoryStore
 
         return MemoryStore(Path(rest).expanduser() / collection if rest else None)
+    if scheme == "qdrant-edge":
+        if not rest:
+            raise InvalidInputError("qdrant-edge needs a folder: qdrant-edge:./index")
+        from ragembed.stores.qdrant_edge import QdrantEdgeStore
+
+        return QdrantEdgeStore(rest, collection)
+    if scheme == "qdrant-local":
+        from ragembed.stores.qdrant import QdrantStore
+
+        return QdrantStore(collection, path=rest if rest and rest != ":memory:" else ":memory:")
+    if scheme in ("qdrant", "qdrants"):
+        from ragembed.stores.qdrant import QdrantStore
+
+        host = rest.lstrip("/")
+        if not host:
+            raise InvalidInputError(f"{uri!r}: name the server, e.g. qdrant://localhost:6333")
+        url = f"{'https' if scheme == 'qdrants' else 'http'}://{host}"
+        return QdrantStore(collection, url=url, api_key=os.environ.get("QDRANT_API_KEY") or None)
     raise InvalidInputError(f"unknown store URI {uri!r}; ragembed knows {', '.join(SCHEMES)}")
 
 

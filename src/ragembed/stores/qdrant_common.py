@@ -1,0 +1,161 @@
+"""What the two Qdrant adapters (qdrant-client and the embedded qdrant-edge engine) share:
+point ids, payload layout, filters, result order, and how a rescoring plan maps onto Qdrant's
+native quantization search parameters.
+
+Both APIs build the same Qdrant objects under different class names; `FilterClasses` names the
+constructors, so one translation serves both.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, quantize_int8
+from ragembed.errors import InvalidInputError
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.filters import Condition, Range
+from ragembed.types import DenseEmbeddings, Document, EmbeddingKind, Embeddings, Hit, Precision
+
+# Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
+POINT_NAMESPACE = uuid.UUID("6f0c2a6e-5d2b-4c1e-9a57-2f1f4b3c8d10")
+SCHEMA_KEY = "ragembed_schema"
+
+
+def point_id(doc_id: str) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, doc_id))
+
+
+def payload_of(doc: Document) -> dict[str, Any]:
+    # Metadata sits under one key, so filters address "metadata.<key>" and user keys can never
+    # collide with ragembed's own.
+    return {"doc_id": doc.id, "text": doc.text, "metadata": dict(doc.metadata)}
+
+
+def document_of(payload: Mapping[str, Any]) -> Document:
+    return Document(payload["doc_id"], payload["text"], payload.get("metadata") or {})
+
+
+def hit_of(payload: Mapping[str, Any], score: float) -> Hit:
+    return Hit(payload["doc_id"], float(score), payload["text"], dict(payload.get("metadata") or {}))
+
+
+def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
+    """Score descending, ties by document id: the order the memory store defines."""
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
+
+
+def fetch_with_ties(run: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
+    """Run a query for `limit` hits, asking for more while the cut-off score is tied, so that
+    ties are decided by document id and not by Qdrant's internal point order."""
+    asked = limit + 8
+    while True:
+        hits = run(asked)
+        if len(hits) < asked or len(hits) <= limit or hits[-1].score < hits[limit - 1].score:
+            return ordered_hits(hits, limit)
+        asked *= 4
+
+
+@dataclass(frozen=True)
+class FilterClasses:
+    filter: Callable[..., Any]
+    field_condition: Callable[..., Any]
+    match_value: Callable[..., Any]
+    match_any: Callable[..., Any]
+    range: Callable[..., Any]
+
+
+def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses) -> Any:
+    """A ragembed filter as a Qdrant payload filter (numbers compare as numbers: 1 == 1.0)."""
+    if not filter:
+        return None
+    must = []
+    for key, condition in filter.items():
+        if any(c in key for c in '.[]"'):
+            raise InvalidInputError(
+                f"filter key {key!r}: Qdrant reads '.', '[', ']' and quotes as a path; "
+                "rename the metadata key"
+            )
+        path = f"metadata.{key}"
+        values = condition if isinstance(condition, tuple) else (condition,)
+        if isinstance(condition, Range):
+            must.append(classes.field_condition(key=path, range=classes.range(
+                gt=condition.gt, gte=condition.gte, lt=condition.lt, lte=condition.lte)))
+            continue
+        options = []
+        strings = [v for v in values if isinstance(v, str)]
+        if strings:
+            options.append(classes.field_condition(key=path, match=classes.match_any(any=strings)))
+        for v in values:
+            if isinstance(v, bool):
+                options.append(classes.field_condition(key=path, match=classes.match_value(value=v)))
+            elif isinstance(v, (int, float)):
+                number = float(v)
+                options.append(classes.field_condition(key=path, range=classes.range(gte=number, lte=number)))
+        must.append(options[0] if len(options) == 1 else classes.filter(should=options))
+    return classes.filter(must=must)
+
+
+@dataclass(frozen=True)
+class NativeRescore:
+    """A quantized search rescored with float32 originals, done by Qdrant in one query:
+    search `field` with its quantized index, `oversampling` x limit candidates, rescored."""
+
+    field: str
+    query: Embeddings
+    limit: int
+    oversampling: float
+
+
+def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
+    """Recognise VectorSearch(float field F, prefetch=(VectorSearch(quantized twin of F),))."""
+    if not isinstance(plan, VectorSearch) or len(plan.prefetch) != 1:
+        return None
+    inner = plan.prefetch[0]
+    outer_field = schema[plan.field]
+    if (not isinstance(inner, VectorSearch) or inner.prefetch
+            or outer_field.kind is not EmbeddingKind.DENSE or outer_field.precision is not Precision.FLOAT32):
+        return None
+    inner_field = schema[inner.field]
+    if inner_field.precision is Precision.FLOAT32 or inner_field.dim != outer_field.dim:
+        return None
+    if not np.array_equal(inner.query.data, plan.query.data):
+        return None
+    return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
+
+
+def client_side_vectors(f: VectorField, dense: np.ndarray) -> np.ndarray:
+    """For engines without native quantization (Qdrant local mode): vectors whose dot product
+    ranks exactly like the memory store's quantized scores. int8: the de-quantized codes; binary:
+    +-1 per sign bit (their dot product is dim - 2 * Hamming distance)."""
+    if f.precision is Precision.INT8:
+        calibration = Int8Calibration.from_dict(f.calibration)
+        return dequantize_int8(quantize_int8(DenseEmbeddings(dense), calibration).data, calibration)
+    if f.precision is Precision.BINARY:
+        return np.where(dense > 0, 1.0, -1.0).astype(np.float32)
+    return dense
+
+
+def vector_values(f: VectorField, emb: Embeddings, row: int, sparse: Callable[[list, list], Any],
+                  client_side_quantization: bool) -> Any:
+    """One document's (or the query's) vector for `f`, as the Qdrant APIs take it."""
+    if f.kind is EmbeddingKind.SPARSE:
+        return sparse(emb.indices[row].tolist(), emb.values[row].tolist())
+    if f.kind is EmbeddingKind.MULTIVECTOR:
+        return emb.vectors[row].tolist()
+    data = emb.data[row : row + 1]
+    if client_side_quantization:
+        data = client_side_vectors(f, data)
+    return data[0].tolist()
+
+
+def stages(plan: Plan) -> Sequence[Plan]:
+    return plan.prefetch
+
+
+def is_fusion(plan: Plan) -> bool:
+    return isinstance(plan, Fusion)

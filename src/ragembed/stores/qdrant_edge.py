@@ -1,0 +1,174 @@
+"""The embedded Qdrant engine (qdrant-edge-py): the real Qdrant storage and search in-process,
+persisted to a directory. ragembed's default store for users who run no server.
+
+Layout: DIR/<collection>/shard (the Edge shard) and DIR/<collection>/ragembed-schema.json.
+The field mapping is the Qdrant server's (see stores/qdrant.py), quantization included: int8
+and binary fields are native Qdrant scalar/binary quantization, searched with rescoring and
+oversampling. `optimize()` (run by Retriever.index after a bulk load) builds the HNSW and
+quantized indexes of segments big enough to need them; smaller segments are searched exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragembed.errors import MissingDependencyError, StoreError
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
+from ragembed.stores.filters import Condition
+from ragembed.stores.qdrant_common import (
+    FilterClasses,
+    document_of,
+    fetch_with_ties,
+    hit_of,
+    native_rescore,
+    payload_of,
+    point_id,
+    qdrant_filter,
+    vector_values,
+)
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
+
+try:
+    import qdrant_edge as qe
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError.for_extra("qdrant-edge-py", "qdrant") from exc
+
+FILTERS = FilterClasses(qe.Filter, qe.FieldCondition, qe.MatchValue, qe.MatchAny, qe.RangeFloat)
+SCHEMA_FILE = "ragembed-schema.json"
+
+
+class QdrantEdgeStore(VectorStore):
+    """One collection in an embedded Qdrant Edge shard under `path`."""
+
+    def __init__(self, path: str | os.PathLike, collection: str = "default") -> None:
+        self.root = Path(path).expanduser() / collection
+        self.collection = collection
+        self._shard: Any = None
+        self._schema: Schema | None = None
+        if (self.root / SCHEMA_FILE).exists():
+            self._schema = Schema.from_dict(json.loads((self.root / SCHEMA_FILE).read_text())["schema"])
+            self._shard = self._open(lambda: qe.EdgeShard.load(str(self.root / "shard")))
+
+    def __repr__(self) -> str:
+        return f"QdrantEdgeStore(path={str(self.root.parent)!r}, collection={self.collection!r})"
+
+    def _open(self, opener) -> Any:
+        try:
+            return opener()
+        except Exception as exc:  # noqa: BLE001 - the engine raises a bare Exception
+            if "WouldBlock" in str(exc):
+                raise StoreError(
+                    f"the Qdrant Edge shard at {self.root} is open in another process (one process at a "
+                    "time owns a shard); close that process, or run a Qdrant server for concurrent access"
+                ) from exc
+            raise StoreError(f"cannot open the Qdrant Edge shard at {self.root}: {exc}") from exc
+
+    # --- schema -------------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema | None:
+        return self._schema
+
+    def _create(self, schema: Schema) -> None:
+        config = qe.EdgeConfig(
+            vectors={f.name: self._vector_params(f) for f in schema.fields if f.kind is not EmbeddingKind.SPARSE},
+            sparse_vectors={f.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if f.idf else None)
+                            for f in schema.fields if f.kind is EmbeddingKind.SPARSE})
+        (self.root / "shard").mkdir(parents=True, exist_ok=True)
+        self._shard = self._open(lambda: qe.EdgeShard.create(str(self.root / "shard"), config))
+        # Written after the shard exists, so a schema file always names a real shard.
+        staging = self.root / f".{SCHEMA_FILE}.tmp"
+        staging.write_text(json.dumps({"format": 1, "schema": schema.to_dict()}, indent=1))
+        os.replace(staging, self.root / SCHEMA_FILE)
+        self._schema = schema
+
+    def _update_schema(self, schema: Schema) -> None:
+        self._shard.close()  # only ever called on an empty collection
+        (self.root / SCHEMA_FILE).unlink()
+        shutil.rmtree(self.root / "shard")
+        self._create(schema)
+
+    @staticmethod
+    def _vector_params(f: VectorField) -> Any:
+        distance = qe.Distance.Cosine if f.distance == "cosine" else qe.Distance.Dot
+        if f.kind is EmbeddingKind.MULTIVECTOR:
+            return qe.EdgeVectorParams(
+                size=f.dim, distance=distance,
+                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
+        if f.precision is Precision.FLOAT32:
+            return qe.EdgeVectorParams(size=f.dim, distance=distance)
+        quantization = (qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
+                        if f.precision is Precision.INT8 else qe.BinaryQuantizationConfig(always_ram=True))
+        return qe.EdgeVectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
+
+    # --- writes -------------------------------------------------------------------------------
+    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+        points = [qe.Point(point_id(doc.id), {
+            f.name: vector_values(f, vectors[f.name], row, qe.SparseVector, False) for f in self._schema.fields
+        }, payload_of(doc)) for row, doc in enumerate(documents)]
+        self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def _delete(self, ids: list[str]) -> int:
+        existing = [r.id for r in self._shard.retrieve([point_id(i) for i in ids], False, False)]
+        if existing:
+            self._shard.update(qe.UpdateOperation.delete_points(existing))
+        return len(existing)
+
+    def count(self) -> int:
+        return self._shard.count(qe.CountRequest(exact=True)) if self._shard is not None else 0
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        if self._shard is None:
+            return []
+        found = {r.payload["doc_id"]: r.payload for r in self._shard.retrieve([point_id(i) for i in ids], True, False)}
+        return [document_of(found[i]) for i in ids if i in found]
+
+    def optimize(self) -> None:
+        if self._shard is not None:
+            self._shard.optimize()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+
+    # --- search -------------------------------------------------------------------------------
+    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        qfilter = qdrant_filter(filter, FILTERS)
+
+        def run(limit: int) -> list[Hit]:
+            query, prefetches, params = self._translate(plan, qfilter)
+            points = self._shard.query(qe.QueryRequest(limit=limit, query=query, prefetches=prefetches,
+                                                       filter=qfilter, params=params, with_payload=True))
+            return [hit_of(p.payload, p.score) for p in points]
+
+        return fetch_with_ties(run, plan.limit)
+
+    def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, list | None, Any]:
+        """(query, prefetches, search params) of one plan node; the filter goes on every stage."""
+        if isinstance(plan, Fusion):
+            # k + 1: Qdrant counts positions from 0, ragembed's RRF ranks from 1 (equal scores).
+            return qe.Fusion.Rrf(k=plan.k + 1), [self._prefetch(p, qfilter) for p in plan.prefetch], None
+        rescore = native_rescore(plan, self._schema)
+        if rescore is not None:
+            params = qe.SearchParams(quantization=qe.QuantizationSearchParams(
+                rescore=True, oversampling=rescore.oversampling))
+            return self._nearest(rescore.field, rescore.query), None, params
+        f = self._schema[plan.field]
+        params = (qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=False))
+                  if f.precision is not Precision.FLOAT32 else None)
+        return self._nearest(plan.field, plan.query), [self._prefetch(p, qfilter) for p in plan.prefetch] or None, params
+
+    def _prefetch(self, plan: Plan, qfilter: Any) -> Any:
+        query, prefetches, params = self._translate(plan, qfilter)
+        return qe.Prefetch(limit=plan.limit, query=query, prefetches=prefetches, params=params, filter=qfilter)
+
+    def _nearest(self, name: str, query: Embeddings) -> Any:
+        vector = vector_values(self._schema[name], query, 0, qe.SparseVector, False)
+        return qe.Query.Nearest(vector, using=name)
