@@ -1,7 +1,7 @@
 """The `ragembed` command: index documents into a store, and search it.
 
-    ragembed index ../shared/datasets/scifact --store memory:./index --strategy hybrid
-    ragembed search "what causes scurvy?" --store memory:./index --strategy hybrid -k 5 --json
+    ragembed index data/scifact --strategy hybrid --strategy binary
+    ragembed search "what causes scurvy?" --strategy hybrid -k 5 --json
 
 Parsing is argparse's (standard library); progress bars are tqdm's, on stderr, so --json output
 on stdout stays machine-readable.
@@ -24,6 +24,9 @@ from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import EmbeddingKind
 
 
+DEFAULT_STORE = "qdrant-edge:./ragembed-index"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -41,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def store_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", default="memory:./ragembed-index",
-                       help=f"store URI ({', '.join(SCHEMES)}); default: memory:./ragembed-index")
+        p.add_argument("--store", default=DEFAULT_STORE,
+                       help=f"store URI ({', '.join(SCHEMES)}); default: {DEFAULT_STORE} (the embedded Qdrant engine)")
         p.add_argument("--collection", default="default", help="collection name (default: default)")
         p.add_argument("--strategy", action="append", metavar="S",
                        help=f"search strategy, repeatable ({', '.join(STRATEGY_NAMES)}); default: dense")

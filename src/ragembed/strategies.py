@@ -106,10 +106,15 @@ class Dense(Strategy):
 
 @dataclass(frozen=True)
 class Quantized(Strategy):
-    """int8 or binary search over `oversampling * k` candidates, rescored with float32 vectors."""
+    """int8 or binary search over `oversampling * k` candidates, rescored with float32 vectors.
+
+    Default oversampling: 4 for int8, 10 for binary. Measured on 600 SciFact abstracts with
+    MiniLM (384 bits), binary rescoring at 4x kept only 0.89 (memory store) / 0.95 (Qdrant)
+    recall@10 against exact search; 10x-16x reach 0.99.
+    """
 
     precision: Precision = Precision.BINARY
-    oversampling: float = 4.0
+    oversampling: float | None = None
     rescore: bool = True
     needs: ClassVar = frozenset({DENSE})
 
@@ -117,6 +122,8 @@ class Quantized(Strategy):
         object.__setattr__(self, "precision", Precision(self.precision))
         if self.precision is Precision.FLOAT32:
             raise InvalidInputError("Quantized needs precision 'int8' or 'binary'; use Dense for float32")
+        if self.oversampling is None:
+            object.__setattr__(self, "oversampling", 10.0 if self.precision is Precision.BINARY else 4.0)
         _positive("oversampling", self.oversampling)
 
     @property

@@ -6,6 +6,8 @@ checks the memory store too. Rule for order: score descending, ties by document 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -72,7 +74,9 @@ def vectors_for(rows) -> dict:
 def store(request, tmp_path):
     backend = BACKENDS[request.param]
     store = backend.create(tmp_path)
-    store.ensure_schema(SCHEMA)
+    with warnings.catch_warnings():  # local mode's "no native quantization" warning: tested apart
+        warnings.simplefilter("ignore")
+        store.ensure_schema(SCHEMA)
     store.upsert(DOCS, vectors_for(range(N)))
     store.optimize()
     if backend.reopen is not None:

@@ -71,6 +71,7 @@ class QdrantStore(VectorStore):
         replication_factor: int | None = None,
         upload_parallel: int = 1,
         upload_retries: int = 3,
+        indexing_threshold_kb: int | None = None,
     ) -> None:
         if (url is None) == (path is None):
             raise StoreError("give QdrantStore either url= (a server) or path= (local mode: ':memory:' or a folder)")
@@ -79,6 +80,7 @@ class QdrantStore(VectorStore):
         self.location = url or path
         self.shard_number, self.replication_factor = shard_number, replication_factor
         self.upload_parallel, self.upload_retries = upload_parallel, upload_retries
+        self.indexing_threshold_kb = indexing_threshold_kb
         try:
             if self.local:
                 self.client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
@@ -129,6 +131,8 @@ class QdrantStore(VectorStore):
         self.client.create_collection(
             self.collection, vectors_config=dense, sparse_vectors_config=sparse or None,
             shard_number=self.shard_number, replication_factor=self.replication_factor,
+            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb)
+            if self.indexing_threshold_kb is not None else None,
             metadata={SCHEMA_KEY: schema.to_dict()})
         self._schema = schema
 

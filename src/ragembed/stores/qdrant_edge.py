@@ -45,9 +45,13 @@ SCHEMA_FILE = "ragembed-schema.json"
 class QdrantEdgeStore(VectorStore):
     """One collection in an embedded Qdrant Edge shard under `path`."""
 
-    def __init__(self, path: str | os.PathLike, collection: str = "default") -> None:
+    def __init__(self, path: str | os.PathLike, collection: str = "default", *,
+                 indexing_threshold_kb: int | None = None) -> None:
+        """indexing_threshold_kb: segments larger than this get HNSW and quantized indexes when
+        optimized (Qdrant's default, 10,000 KB, keeps small collections on exact full scans)."""
         self.root = Path(path).expanduser() / collection
         self.collection = collection
+        self.indexing_threshold_kb = indexing_threshold_kb
         self._shard: Any = None
         self._schema: Schema | None = None
         if (self.root / SCHEMA_FILE).exists():
@@ -77,7 +81,9 @@ class QdrantEdgeStore(VectorStore):
         config = qe.EdgeConfig(
             vectors={f.name: self._vector_params(f) for f in schema.fields if f.kind is not EmbeddingKind.SPARSE},
             sparse_vectors={f.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if f.idf else None)
-                            for f in schema.fields if f.kind is EmbeddingKind.SPARSE})
+                            for f in schema.fields if f.kind is EmbeddingKind.SPARSE},
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
+            if self.indexing_threshold_kb is not None else None)
         (self.root / "shard").mkdir(parents=True, exist_ok=True)
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self.root / "shard"), config))
         # Written after the shard exists, so a schema file always names a real shard.

@@ -1,0 +1,147 @@
+"""Qdrant adapters with the real model on real SciFact text: the embedded engine (qdrant-edge)
+and qdrant-client's local mode. (The store-level contract is in tests/contract.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ragembed import MemoryStore, Retriever
+from ragembed.errors import StoreError
+from ragembed.evaluation import load_beir
+from ragembed.stores.qdrant import QdrantStore
+from ragembed.stores.qdrant_edge import QdrantEdgeStore
+
+QUERIES = ["vitamin D and bone health", "tumour growth in mice", "insulin resistance in obesity",
+           "antibiotic resistance of bacteria", "DNA repair mechanisms"]
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def top_ids(retriever: Retriever, strategy: str, k: int = 10) -> list[list[str]]:
+    return [[h.id for h in hits] for hits in retriever.search_many(QUERIES, k=k, strategy=strategy)]
+
+
+@pytest.fixture(scope="module")
+def reference(scifact_docs, dense_embedder, bm25_embedder):
+    r = Retriever(MemoryStore(), ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"],
+                  embedder=dense_embedder, sparse_embedder=bm25_embedder)
+    r.index(scifact_docs)
+    return r
+
+
+def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifact_docs, dense_embedder,
+                                                      bm25_embedder):
+    edge = Retriever(QdrantEdgeStore(tmp_path), list(reference.strategies), embedder=dense_embedder,
+                     sparse_embedder=bm25_embedder)
+    edge.index(scifact_docs)
+    for strategy in ("dense", "funnel:64", "bm25", "hybrid"):  # exact on both engines
+        assert top_ids(edge, strategy) == top_ids(reference, strategy), strategy
+    for strategy in ("int8", "binary"):  # Qdrant's own quantization, rescored
+        same = [len(set(a) & set(b)) for a, b in zip(top_ids(edge, strategy), top_ids(reference, "dense"))]
+        assert sum(same) >= 9 * len(QUERIES), (strategy, same)
+    edge.close()
+
+
+def test_local_mode_warns_and_serves_quantization_client_side(reference, scifact_docs, dense_embedder,
+                                                              bm25_embedder):
+    local = Retriever(QdrantStore(path=":memory:"), list(reference.strategies), embedder=dense_embedder,
+                      sparse_embedder=bm25_embedder)
+    with pytest.warns(UserWarning, match="no native quantization"):
+        local.index(scifact_docs)
+    for strategy in local.strategies:
+        assert top_ids(local, strategy) == top_ids(reference, strategy), strategy
+
+
+@pytest.mark.colbert
+def test_edge_colbert_maxsim_matches_the_memory_store(tmp_path, scifact_docs, dense_embedder, colbert_embedder):
+    kwargs = {"embedder": dense_embedder, "multivector_embedder": colbert_embedder}
+    memory = Retriever(MemoryStore(), ["colbert", "colbert+dense"], **kwargs)
+    edge = Retriever(QdrantEdgeStore(tmp_path), ["colbert", "colbert+dense"], **kwargs)
+    for r in (memory, edge):
+        r.index(scifact_docs[:60])
+    for strategy in ("colbert", "colbert+dense"):
+        assert top_ids(edge, strategy, 5) == top_ids(memory, strategy, 5)
+    edge.close()
+
+
+INDEX_THEN_SEARCH = """
+    import json, sys
+    from ragembed import Retriever
+    from ragembed.sources import load_documents
+    store_uri, mode = sys.argv[1], sys.argv[2]
+    with Retriever(store_uri, ["hybrid", "binary"]) as r:
+        if mode == "index":
+            r.index(load_documents("{docs}")[:40])
+        print(json.dumps({{s: [h.id for h in r.search("cancer cells", k=5, strategy=s)] for s in r.strategies}}))
+"""
+
+
+@pytest.mark.parametrize("scheme", ["qdrant-edge", "qdrant-local"])
+def test_index_close_and_reopen_in_a_new_process(tmp_path, scifact_dir, scheme):
+    script = INDEX_THEN_SEARCH.format(docs=scifact_dir / "corpus.jsonl")
+    uri = f"{scheme}:{tmp_path / 'store'}"
+    first = subprocess.run([sys.executable, "-c", textwrap.dedent(script), uri, "index"], capture_output=True,
+                           text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = subprocess.run([sys.executable, "-c", textwrap.dedent(script), uri, "search"], capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads(second.stdout.splitlines()[-1]) == json.loads(first.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("scheme", ["qdrant-edge", "qdrant-local"])
+def test_a_second_process_gets_an_error_naming_cause_and_fix(tmp_path, scifact_docs, dense_embedder, scheme):
+    from ragembed.stores.uri import open_store
+
+    holder = Retriever(open_store(f"{scheme}:{tmp_path}"), "dense", embedder=dense_embedder)
+    holder.index(scifact_docs[:5])
+    other = run_python(f"""
+        from ragembed.stores.uri import open_store
+        from ragembed.errors import StoreError
+        try:
+            open_store("{scheme}:{tmp_path}")
+        except StoreError as exc:
+            print("StoreError:", exc)
+    """)
+    assert "StoreError:" in other.stdout, other.stderr[-2000:]
+    assert "open in another process" in other.stdout and "Qdrant server" in other.stdout
+    holder.close()
+    assert open_store(f"{scheme}:{tmp_path}").count() == 5  # released on close
+
+
+def test_a_collection_not_made_by_ragembed_is_refused(tmp_path):
+    store = QdrantStore(path=str(tmp_path))
+    from qdrant_client import models
+
+    store.client.create_collection("foreign", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
+    store.close()
+    with pytest.raises(StoreError, match="not created by ragembed"):
+        QdrantStore("foreign", path=str(tmp_path))
+
+
+def test_hnsw_and_quantized_search_keep_recall_on_scifact(tmp_path, scifact_dir, dense_embedder):
+    """With a low indexing threshold the engine builds HNSW and int8/binary indexes; approximate
+    results must keep recall@10 >= 0.99 against exact search."""
+    data = load_beir(scifact_dir, "test")
+    docs, queries = data.corpus[:600], list(data.queries.values())[:100]
+    exact = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    exact.index(docs)
+    store = QdrantEdgeStore(tmp_path, indexing_threshold_kb=64)
+    approx = Retriever(store, ["dense", "int8", "binary"], embedder=dense_embedder)
+    approx.index(docs)
+    assert store._shard.info().indexed_vectors_count > 0  # HNSW really built
+    truth = [{h.id for h in hits} for hits in exact.search_many(queries, k=10)]
+    for strategy in ("dense", "int8", "binary"):
+        found = approx.search_many(queries, k=10, strategy=strategy)
+        recall = sum(len(t & {h.id for h in f}) for t, f in zip(truth, found)) / (10 * len(queries))
+        assert recall >= 0.99, (strategy, recall)
+    approx.close()
