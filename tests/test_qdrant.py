@@ -145,3 +145,12 @@ def test_hnsw_and_quantized_search_keep_recall_on_scifact(tmp_path, scifact_dir,
         recall = sum(len(t & {h.id for h in f}) for t, f in zip(truth, found)) / (10 * len(queries))
         assert recall >= 0.99, (strategy, recall)
     approx.close()
+
+
+def test_an_unreachable_server_is_a_clear_error_and_the_key_stays_secret(monkeypatch):
+    monkeypatch.setenv("QDRANT_API_KEY", "secret-key-123")
+    from ragembed.stores.uri import open_store
+
+    with pytest.raises(StoreError, match="cannot reach Qdrant at http://127.0.0.1:9.*docker compose") as failure:
+        open_store("qdrant://127.0.0.1:9")
+    assert "secret-key-123" not in str(failure.value)

@@ -119,6 +119,9 @@ class Retriever:
     def delete(self, ids: Sequence[str]) -> int:
         return self.store.delete(ids)
 
+    def delete_where(self, filter: Filter) -> int:
+        return self.store.delete_where(filter)
+
     def count(self) -> int:
         return self.store.count()
 

@@ -46,7 +46,8 @@ for _ in range(N):
     terms = np.sort(RNG.choice(VOCAB, size=int(RNG.integers(3, 15)), replace=False))
     SPARSE.append((terms, RNG.uniform(0.1, 2.0, size=len(terms)).astype(np.float32)))
 DOCS = [Document(f"doc-{i:03d}", f"text number {i}", {"group": i % 3, "year": 2000 + i % 20,
-                                                      "lang": "en" if i % 2 else "fr"}) for i in range(N)]
+                                                      "lang": "en" if i % 2 else "fr", "tags": [f"t{i % 4}", "all"],
+                                                      "score": i / 4, "flag": i % 5 == 0}) for i in range(N)]
 SCHEMA = Schema((
     VectorField("dense", EmbeddingKind.DENSE, DIM),
     VectorField("dense_d8", EmbeddingKind.DENSE, 8),
@@ -272,6 +273,13 @@ def test_hybrid_rrf_fusion(store):
     ({"year": Range(gte=2005, lt=2010)}, lambda d: 2005 <= d.metadata["year"] < 2010),
     ({"lang": "en", "group": 2}, lambda d: d.metadata["lang"] == "en" and d.metadata["group"] == 2),
     ({"missing": 1}, lambda d: False),
+    ({"tags": "t1"}, lambda d: "t1" in d.metadata["tags"]),
+    ({"tags": ["t2", "t3"], "flag": False}, lambda d: d.metadata["tags"][0] in ("t2", "t3") and not d.metadata["flag"]),
+    ({"score": 2.5}, lambda d: d.metadata["score"] == 2.5),
+    ({"score": 3}, lambda d: d.metadata["score"] == 3),
+    ({"flag": True}, lambda d: d.metadata["flag"] is True),
+    ({"score": Range(gt=10, lte=20.5), "lang": ["en", "de"]},
+     lambda d: 10 < d.metadata["score"] <= 20.5 and d.metadata["lang"] == "en"),
 ])
 def test_filters(store, flt, keep):
     q = query_vector(1)
@@ -313,6 +321,17 @@ def test_delete_and_count(store):
     hits = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[0:1]), N))
     assert "doc-000" not in ids(hits) and len(hits) == N - 2
     assert store.delete([]) == 0
+
+
+def test_delete_where_a_filter_matches(store):
+    assert store.delete_where({"group": 1, "year": Range(lt=2010)}) == sum(
+        1 for d in DOCS if d.metadata["group"] == 1 and d.metadata["year"] < 2010)
+    left = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[:1]), N))
+    assert len(left) == store.count() and not any(
+        h.metadata["group"] == 1 and h.metadata["year"] < 2010 for h in left)
+    assert store.delete_where({"lang": "none"}) == 0
+    with pytest.raises(InvalidInputError, match="non-empty filter"):
+        store.delete_where({})
 
 
 def test_get_returns_documents_in_the_order_asked(store):

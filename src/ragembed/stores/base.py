@@ -185,6 +185,9 @@ class VectorStore(ABC):
     def _delete(self, ids: list[str]) -> int: ...
 
     @abstractmethod
+    def _delete_where(self, filter: Filter) -> int: ...
+
+    @abstractmethod
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]: ...
 
     @abstractmethod
@@ -250,6 +253,13 @@ class VectorStore(ABC):
         if not all(isinstance(i, str) for i in ids):
             raise InvalidInputError("document ids are strings; convert numbers with str()")
         return self._delete(ids) if ids and self.schema is not None else 0
+
+    def delete_where(self, filter: Filter) -> int:
+        """Delete every document whose metadata matches `filter`; returns how many."""
+        checked = validate_filter(filter)
+        if not checked:
+            raise InvalidInputError("delete_where needs a non-empty filter; to empty a collection, delete it")
+        return self._delete_where(checked) if self.schema is not None else 0
 
     def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
         schema = self._require_schema()

@@ -75,21 +75,26 @@ def validate_filter(filter: Filter | None) -> dict[str, Condition] | None:
 
 
 def matches(metadata: Mapping[str, Any], filter: Mapping[str, Condition] | None) -> bool:
+    """Every condition holds. A list-valued metadata field matches when any element does
+    (as in Qdrant and Weaviate)."""
     if not filter:
         return True
     for key, condition in filter.items():
         if key not in metadata:
             return False
         value = metadata[key]
-        if isinstance(condition, Range):
-            if not condition.holds(value):
-                return False
-        elif isinstance(condition, tuple):
-            if not any(_equal(value, c) for c in condition):
-                return False
-        elif not _equal(value, condition):
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        if not any(_holds(v, condition) for v in values):
             return False
     return True
+
+
+def _holds(value: Any, condition: Condition) -> bool:
+    if isinstance(condition, Range):
+        return condition.holds(value)
+    if isinstance(condition, tuple):
+        return any(_equal(value, c) for c in condition)
+    return _equal(value, condition)
 
 
 def _equal(value: Any, wanted: Scalar) -> bool:

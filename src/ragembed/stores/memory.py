@@ -115,6 +115,9 @@ class MemoryStore(VectorStore):
             self._matrices.clear()
         return len(doomed)
 
+    def _delete_where(self, filter: dict[str, Condition]) -> int:
+        return self._delete([d.id for d in self._docs if matches(d.metadata, filter)])
+
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
         if filter:
             candidates = np.flatnonzero([matches(d.metadata, filter) for d in self._docs])

@@ -42,7 +42,7 @@ from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:
     from qdrant_client import QdrantClient, models
-    from qdrant_client.http.exceptions import UnexpectedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("qdrant-client", "qdrant") from exc
 
@@ -110,8 +110,11 @@ class QdrantStore(VectorStore):
             if not self.client.collection_exists(self.collection):
                 return None
             metadata = self.client.get_collection(self.collection).config.metadata or {}
-        except (UnexpectedResponse, OSError) as exc:
-            raise StoreError(f"cannot read collection {self.collection!r} at {self.location}: {exc}") from exc
+        except (UnexpectedResponse, ResponseHandlingException, OSError) as exc:
+            raise StoreError(
+                f"cannot reach Qdrant at {self.location} ({exc}); start the server (docker compose up -d "
+                "qdrant), or check the URL and QDRANT_API_KEY"
+            ) from exc
         if SCHEMA_KEY not in metadata:
             raise StoreError(
                 f"Qdrant collection {self.collection!r} was not created by ragembed (no {SCHEMA_KEY} in its "
@@ -165,7 +168,7 @@ class QdrantStore(VectorStore):
             else:  # batched, parallel, retried with backoff by qdrant-client
                 self.client.upload_points(self.collection, points, batch_size=128, parallel=self.upload_parallel,
                                           max_retries=self.upload_retries, wait=True)
-        except (UnexpectedResponse, OSError) as exc:
+        except (UnexpectedResponse, ResponseHandlingException, OSError) as exc:
             raise StoreError(f"Qdrant refused the upsert into {self.collection!r}: {exc}") from exc
 
     def _delete(self, ids: list[str]) -> int:
@@ -173,6 +176,13 @@ class QdrantStore(VectorStore):
         if existing:
             self.client.delete(self.collection, models.PointIdsList(points=[p.id for p in existing]), wait=True)
         return len(existing)
+
+    def _delete_where(self, filter: dict[str, Condition]) -> int:
+        qfilter = qdrant_filter(filter, FILTERS)
+        matching = self.client.count(self.collection, count_filter=qfilter, exact=True).count
+        if matching:
+            self.client.delete(self.collection, models.FilterSelector(filter=qfilter), wait=True)
+        return matching
 
     def count(self) -> int:
         if self._schema is None:

@@ -67,6 +67,9 @@ class FilterClasses:
     match_value: Callable[..., Any]
     match_any: Callable[..., Any]
     range: Callable[..., Any]
+    # How a bool must be passed to match_value. qdrant-edge-py 0.9 reads a Python bool as the
+    # integer 0/1 (so it never matches a JSON boolean) but a numpy bool as a bool.
+    boolean: Callable[[bool], Any] = bool
 
 
 def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses) -> Any:
@@ -92,7 +95,7 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
             options.append(classes.field_condition(key=path, match=classes.match_any(any=strings)))
         for v in values:
             if isinstance(v, bool):
-                options.append(classes.field_condition(key=path, match=classes.match_value(value=v)))
+                options.append(classes.field_condition(key=path, match=classes.match_value(value=classes.boolean(v))))
             elif isinstance(v, (int, float)):
                 number = float(v)
                 options.append(classes.field_condition(key=path, range=classes.range(gte=number, lte=number)))

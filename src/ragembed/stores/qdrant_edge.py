@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ragembed.errors import MissingDependencyError, StoreError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
@@ -38,7 +40,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("qdrant-edge-py", "qdrant") from exc
 
-FILTERS = FilterClasses(qe.Filter, qe.FieldCondition, qe.MatchValue, qe.MatchAny, qe.RangeFloat)
+FILTERS = FilterClasses(qe.Filter, qe.FieldCondition, qe.MatchValue, qe.MatchAny, qe.RangeFloat, np.bool_)
 SCHEMA_FILE = "ragembed-schema.json"
 
 
@@ -124,6 +126,13 @@ class QdrantEdgeStore(VectorStore):
         if existing:
             self._shard.update(qe.UpdateOperation.delete_points(existing))
         return len(existing)
+
+    def _delete_where(self, filter: dict[str, Condition]) -> int:
+        qfilter = qdrant_filter(filter, FILTERS)
+        matching = self._shard.count(qe.CountRequest(exact=True, filter=qfilter))
+        if matching:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(qfilter))
+        return matching
 
     def count(self) -> int:
         return self._shard.count(qe.CountRequest(exact=True)) if self._shard is not None else 0
