@@ -24,7 +24,7 @@ from pathlib import Path
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.cli import quiet_model_loading
 from ragembed.embedders.sparse import BM25Embedder
-from ragembed.evaluation import evaluate_run, load_beir, run_from_hits
+from ragembed.evaluation import ir_metrics, load_beir, run_from_hits
 from ragembed.stores.qdrant import QdrantStore
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 
@@ -82,11 +82,11 @@ def main() -> None:
                 top10 = [{h.id for h in hits[:10]} for hits in results]
                 if truth is None:
                     truth = top10  # memory store, exact dense: the first run
-                metrics = evaluate_run(run_from_hits(dict(zip(qids, results))), data.qrels)
+                _, metrics = ir_metrics(run_from_hits(dict(zip(qids, results))), data.qrels, ["ndcg@10"])
                 rows.append({"mode": mode, "strategy": strategy, "ingest_s": ingest_s,
                              "ingest_points_per_s": len(data.corpus) / ingest_s,
                              "p50_ms": statistics.median(latencies), "p95_ms": percentile(latencies, 95),
-                             "ndcg@10": metrics["ndcg_cut_10"],
+                             "ndcg@10": metrics["ndcg@10"],
                              "recall@10_vs_exact": sum(len(a & b) for a, b in zip(top10, truth)) / (10 * len(qids))})
             retriever.close()
 

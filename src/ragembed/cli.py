@@ -16,6 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from ragembed.errors import InvalidInputError, RagembedError
 from ragembed.stores.filters import Range
@@ -25,6 +26,9 @@ from ragembed.types import EmbeddingKind
 
 
 DEFAULT_STORE = "qdrant-edge:./ragembed-index"
+DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "scifact"
+DEMO_STRATEGIES = ["dense", "int8", "binary", "matryoshka:64", "matryoshka:128", "funnel:64", "bm25", "hybrid",
+                   "colbert"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="metadata filter, repeatable: key=value, key=a,b (any of), key>=2019, key<2021")
     store_options(search)
     search.set_defaults(run=run_search)
+
+    evaluate = commands.add_parser("eval", help="evaluate strategies on a BEIR dataset; write a report")
+    evaluate.add_argument("dataset", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    evaluate.add_argument("--split", default="test", help="qrels split (default: test)")
+    evaluate.add_argument("--output", default="ragembed-report", help="report folder (default: ragembed-report)")
+    evaluate.add_argument("--sample", type=int, metavar="N", help="only the first N queries (and a corpus sample)")
+    evaluate.add_argument("-k", type=int, default=100, help="results per query (default: 100)")
+    store_options(evaluate)
+    evaluate.set_defaults(run=run_eval)
+
+    demo = commands.add_parser("demo", help="index the shipped SciFact, evaluate every strategy, print the table")
+    demo.add_argument("--data", default=str(DEMO_DATA), help=f"a BEIR folder (default: {DEMO_DATA})")
+    demo.add_argument("--sample", type=int, metavar="N", help="a quick look: N queries and a corpus sample")
+    demo.add_argument("--store", default="qdrant-edge:./ragembed-demo",
+                      help="store URI (default: qdrant-edge:./ragembed-demo, the embedded Qdrant engine)")
+    demo.add_argument("--strategy", action="append", metavar="S",
+                      help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})")
+    demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
+    demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False)
     return parser
 
 
@@ -74,6 +97,7 @@ def quiet_model_loading() -> None:
     try:
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     except ImportError:
         pass
 
@@ -135,6 +159,54 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 FILTER_SYNTAX = re.compile(r"^([^=<>]+)(>=|<=|>|<|=)(.*)$")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ragembed.evaluation import load_beir, sample
+
+    dataset = load_beir(args.dataset, args.split)
+    if args.sample is not None:
+        dataset = sample(dataset, args.sample)
+    return evaluate_and_report(args, dataset, args.strategy or ["dense"])
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ragembed.evaluation import load_beir, sample
+
+    if not Path(args.data, "corpus.jsonl").is_file():
+        raise InvalidInputError(
+            f"no BEIR data at {args.data}; run the demo from a ragembed checkout (it ships data/scifact) "
+            "or pass --data FOLDER"
+        )
+    dataset = load_beir(args.data, "test")
+    if args.sample is not None:
+        dataset = sample(dataset, args.sample)
+    args.collection = "scifact" if args.sample is None else f"scifact-sample-{args.sample}"
+    return evaluate_and_report(args, dataset, args.strategy or DEMO_STRATEGIES)
+
+
+def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]) -> int:
+    from ragembed.evaluation import evaluate
+    from ragembed.evaluation.report import choice_table, write_report
+
+    args.strategy = strategies
+    started = time.perf_counter()
+    with open_retriever(args) as retriever:
+        print(f"indexing {len(dataset.corpus)} documents of {dataset.name} into {args.store} ...", file=sys.stderr)
+        retriever.index(dataset.corpus)
+        indexed = time.perf_counter() - started
+        runs = evaluate(retriever, dataset, strategies, k=args.k if hasattr(args, "k") else 100,
+                        store_name=args.store, show_progress=True)
+    folder = write_report(args.output, dataset, runs, index_seconds=round(indexed, 1),
+                          total_seconds=round(time.perf_counter() - started, 1))
+    if args.json:
+        print((folder / "report.json").read_text())
+    else:
+        print(f"\n{dataset.name} ({dataset.split}): {len(dataset.queries)} queries, {len(dataset.corpus)} documents, "
+              f"store {args.store}\n")
+        print(choice_table(runs))
+        print(f"\nreport: {folder / 'report.md'} (plots beside it); {time.perf_counter() - started:.0f} s in all")
+    return 0
 
 
 def parse_filters(specs: Sequence[str]) -> dict:

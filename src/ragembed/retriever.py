@@ -90,7 +90,7 @@ class Retriever:
         kinds = set().union(*(s.needs for s in self.strategies.values()))
         if schema is not None:
             kinds |= {f.kind for f in schema.fields}
-        embedders = {kind: self._embedder(kind) for kind in sorted(kinds)}
+        embedders = {kind: self.embedder(kind) for kind in sorted(kinds)}
         # Corpus statistics belong to the collection, not to the embedder object (which may
         # serve several collections): fit them on a new collection's first documents, else
         # restore what the collection stored.
@@ -168,7 +168,7 @@ class Retriever:
         if schema is None:
             raise UnsupportedStrategyError("the collection is empty; index documents before searching")
         chosen.fields_in(schema)  # fails early, naming the missing fields
-        return chosen, {kind: self._embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}
+        return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}
 
     def _check_servable(self, strategy: Strategy) -> None:
         lacking = strategy.needs - self.store.supported_kinds
@@ -178,7 +178,8 @@ class Retriever:
                 f"which strategy {strategy.name!r} needs; pick another strategy or store"
             )
 
-    def _embedder(self, kind: EmbeddingKind) -> Embedder:
+    def embedder(self, kind: EmbeddingKind) -> Embedder:
+        """The embedder of one kind (the default one, created on first use, if none was given)."""
         if kind not in self._embedders:
             self._embedders[kind] = _default_embedder(kind, self.show_progress)
             self._restore_encoder_state()

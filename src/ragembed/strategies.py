@@ -85,6 +85,11 @@ class Strategy(ABC):
     @abstractmethod
     def field_names(self) -> list[str]: ...
 
+    @property
+    def searched_fields(self) -> list[str]:
+        """The fields searched in memory; the others only rescore candidates (on disk in Qdrant)."""
+        return self.field_names
+
     def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple = ()) -> VectorSearch:
         return VectorSearch(f.name, derive(f, query[f.kind]), limit, prefetch)
 
@@ -134,6 +139,10 @@ class Quantized(Strategy):
     def field_names(self) -> list[str]:
         return ["dense", f"dense_{self.precision.value}"]
 
+    @property
+    def searched_fields(self) -> list[str]:
+        return self.field_names[1:]
+
     def fields(self, docs: Base) -> list[VectorField]:
         dense = docs[DENSE]
         if self.precision is Precision.BINARY:
@@ -179,6 +188,10 @@ class Matryoshka(Strategy):
     @property
     def field_names(self) -> list[str]:
         return ["dense", f"dense_d{self.dim}"]
+
+    @property
+    def searched_fields(self) -> list[str]:
+        return self.field_names[1:]
 
     def fields(self, docs: Base) -> list[VectorField]:
         full = docs[DENSE].dim

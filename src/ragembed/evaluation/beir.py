@@ -71,3 +71,21 @@ def read_qrels(path: Path) -> Qrels:
     if not qrels:
         raise InvalidInputError(f"{path}: no judgments")
     return qrels
+
+
+def sample(dataset: BeirDataset, n_queries: int, distractors_per_query: int = 20) -> BeirDataset:
+    """A quick-look subset: the first `n_queries` judged queries, every document judged for them,
+    and the first `distractors_per_query * n_queries` other documents of the corpus. Scores on a
+    sample are higher than on the full corpus (fewer distractors)."""
+    if n_queries <= 0:
+        raise InvalidInputError(f"the sample size must be a positive number of queries, got {n_queries}")
+    qids = list(dataset.queries)[:n_queries]
+    judged = {d for q in qids for d in dataset.qrels[q]}
+    keep = judged.copy()
+    for doc in dataset.corpus:
+        if len(keep) >= len(judged) + distractors_per_query * len(qids):
+            break
+        keep.add(doc.id)
+    return BeirDataset(f"{dataset.name} (sample of {len(qids)} queries)", dataset.split,
+                       [d for d in dataset.corpus if d.id in keep], {q: dataset.queries[q] for q in qids},
+                       {q: dataset.qrels[q] for q in qids})

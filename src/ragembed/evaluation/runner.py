@@ -1,0 +1,90 @@
+"""Run a retriever's strategies over a BEIR dataset: quality, latency and bytes per document.
+
+Evaluation sees only a Retriever (or any object with the same `search`), so LlamaIndex
+retrievers and peers' systems can be scored the same way.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ragembed.evaluation.beir import BeirDataset
+from ragembed.evaluation.metrics import DEFAULT_METRICS, ir_metrics, run_from_hits
+from ragembed.evaluation.ragas_metrics import ragas_context_metrics
+from ragembed.retriever import Retriever
+from ragembed.stores.base import VectorField
+from ragembed.strategies import parse_strategy
+from ragembed.types import EmbeddingKind, Hit, Precision
+
+
+@dataclass
+class StrategyRun:
+    strategy: str
+    store: str
+    metrics: dict[str, float]
+    latency_ms: dict[str, float]
+    bytes_per_doc: float
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self, with_per_query: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_per_query:
+            data.pop("per_query")
+        return data
+
+
+def evaluate(retriever: Retriever, dataset: BeirDataset, strategies: list[str] | None = None, *,
+             k: int = 100, store_name: str = "", show_progress: bool = False) -> list[StrategyRun]:
+    """Search every judged query, one at a time, with each strategy; score the rankings."""
+    names = strategies or list(retriever.strategies)
+    qids = list(dataset.queries)
+    texts = {d.id: d.text for d in dataset.corpus}
+    stats = corpus_stats(retriever, dataset, names)
+    runs = []
+    for name in names:
+        strategy = parse_strategy(name)
+        retriever.search(dataset.queries[qids[0]], k=k, strategy=name)  # warm-up: model, caches
+        results: dict[str, list[Hit]] = {}
+        latencies = []
+        for qid in tqdm(qids, desc=f"evaluate {strategy.name}", unit="query", disable=not show_progress):
+            started = time.perf_counter()
+            results[qid] = retriever.search(dataset.queries[qid], k=k, strategy=name)
+            latencies.append(1000 * (time.perf_counter() - started))
+        per_query, mean = ir_metrics(run_from_hits(results), dataset.qrels, DEFAULT_METRICS)
+        mean.update(ragas_context_metrics(results, dataset.qrels, texts, k=10))
+        schema = retriever.store.schema
+        size = sum(field_bytes(schema[f], stats) for f in strategy.searched_fields)
+        runs.append(StrategyRun(strategy.name, store_name, mean, {
+            "p50": statistics.median(latencies),
+            "p95": float(np.percentile(latencies, 95))}, size, per_query))
+    return runs
+
+
+def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[str]) -> dict[str, float]:
+    """Average sparse terms and ColBERT tokens per document (for bytes per document)."""
+    needs = set().union(*(parse_strategy(s).needs for s in strategies))
+    texts = [d.text for d in dataset.corpus]
+    stats = {}
+    if EmbeddingKind.SPARSE in needs:
+        sparse = retriever.embedder(EmbeddingKind.SPARSE).embed_documents(texts)
+        stats["terms"] = float(np.mean([len(i) for i in sparse.indices]))
+    if EmbeddingKind.MULTIVECTOR in needs:
+        multi = retriever.embedder(EmbeddingKind.MULTIVECTOR).embed_documents(texts)
+        stats["tokens"] = float(np.mean([len(v) for v in multi.vectors]))
+    return stats
+
+
+def field_bytes(f: VectorField, stats: dict[str, float]) -> float:
+    """Bytes per document of one field: float32 4 per dim, int8 1, binary 1/8; sparse 8 per term
+    (uint32 index + float32 value); multi-vector 4 per dim per token."""
+    if f.kind is EmbeddingKind.SPARSE:
+        return 8 * stats["terms"]
+    if f.kind is EmbeddingKind.MULTIVECTOR:
+        return 4 * f.dim * stats["tokens"]
+    return f.dim * {Precision.FLOAT32: 4, Precision.INT8: 1, Precision.BINARY: 1 / 8}[f.precision]
