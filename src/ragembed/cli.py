@@ -1,7 +1,9 @@
-"""The `ragembed` command: index documents into a store, and search it.
+"""The `ragembed` command: index documents, search them, evaluate strategies, run the demo.
 
+    ragembed demo
     ragembed index data/scifact --strategy hybrid --strategy binary
     ragembed search "what causes scurvy?" --strategy hybrid -k 5 --json
+    ragembed eval data/scifact --strategy dense --strategy bm25 --output report
 
 Parsing is argparse's (standard library); progress bars are tqdm's, on stderr, so --json output
 on stdout stays machine-readable.
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--strategy", action="append", metavar="S",
                       help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})")
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
-    demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False)
+    demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False, k=100)
     return parser
 
 
@@ -167,6 +169,9 @@ def run_eval(args: argparse.Namespace) -> int:
     dataset = load_beir(args.dataset, args.split)
     if args.sample is not None:
         dataset = sample(dataset, args.sample)
+    if args.collection == "default":  # one collection per dataset (and sample), apart from indexed documents
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(args.dataset).resolve().name) or "dataset"
+        args.collection = f"eval-{name}" + (f"-sample-{args.sample}" if args.sample else "")
     return evaluate_and_report(args, dataset, args.strategy or ["dense"])
 
 
@@ -195,8 +200,7 @@ def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]
         print(f"indexing {len(dataset.corpus)} documents of {dataset.name} into {args.store} ...", file=sys.stderr)
         retriever.index(dataset.corpus)
         indexed = time.perf_counter() - started
-        runs = evaluate(retriever, dataset, strategies, k=args.k if hasattr(args, "k") else 100,
-                        store_name=args.store, show_progress=True)
+        runs = evaluate(retriever, dataset, strategies, k=args.k, store_name=args.store, show_progress=True)
     folder = write_report(args.output, dataset, runs, index_seconds=round(indexed, 1),
                           total_seconds=round(time.perf_counter() - started, 1))
     if args.json:
