@@ -29,8 +29,8 @@ from ragembed.types import EmbeddingKind
 
 DEFAULT_STORE = "qdrant-edge:./ragembed-index"
 DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "scifact"
-DEMO_STRATEGIES = ["dense", "int8", "binary", "matryoshka:64", "matryoshka:128", "funnel:64", "bm25", "hybrid",
-                   "colbert"]
+DEMO_STRATEGIES = ["dense", "int8", "binary", "matryoshka:64", "matryoshka:128", "matryoshka:256", "funnel:64",
+                   "bm25", "hybrid", "colbert"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,6 +197,12 @@ def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]
     args.strategy = strategies
     started = time.perf_counter()
     with open_retriever(args) as retriever:
+        schema = retriever.store.schema
+        wanted = {f for s in strategies for f in parse_strategy(s).field_names}
+        if schema is not None and not wanted <= set(schema.names):
+            # Evaluation owns its collection: rebuild it with the fields the new strategies need.
+            print(f"rebuilding collection {args.collection!r} for the strategies' new fields", file=sys.stderr)
+            retriever.store.drop()
         print(f"indexing {len(dataset.corpus)} documents of {dataset.name} into {args.store} ...", file=sys.stderr)
         retriever.index(dataset.corpus)
         indexed = time.perf_counter() - started

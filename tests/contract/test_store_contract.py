@@ -334,6 +334,14 @@ def test_delete_where_a_filter_matches(store):
         store.delete_where({})
 
 
+def test_drop_deletes_the_collection(store):
+    store.drop()
+    assert store.schema is None and store.count() == 0
+    store.ensure_schema(SCHEMA)
+    store.upsert(DOCS[:3], vectors_for(range(3)))
+    assert store.count() == 3
+
+
 def test_get_returns_documents_in_the_order_asked(store):
     assert [d.id for d in store.get(["doc-009", "doc-003"])] == ["doc-009", "doc-003"]
 

@@ -92,13 +92,17 @@ def write_plots(folder: Path, runs: Sequence[StrategyRun]) -> list[str]:
             series.setdefault(match.group(1), []).append((int(match.group(2)), r.metrics["ndcg@10"]))
     if series:
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        ticks = set()
         for label, points in sorted(series.items()):
+            if full is not None:  # the full-dimension dense run ends both lines
+                points.append((int(full.bytes_per_doc // 4), full.metrics["ndcg@10"]))
             points.sort()
+            ticks |= {p[0] for p in points}
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
-                    label="truncated" if label == "matryoshka" else "funnel (rescored at full dim)")
-        if full is not None:
-            ax.axhline(full.metrics["ndcg@10"], color="grey", linestyle="--", label="dense, full dimension")
-        ax.set(xscale="log", xlabel="Matryoshka dimension", ylabel="nDCG@10", title="Quality against dimension")
+                    label="truncated" if label == "matryoshka" else "funnel (rescored at full dimension)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
+        ax.set(xlabel="Matryoshka dimension", ylabel="nDCG@10", title="Quality against dimension")
         ax.legend()
         ax.grid(alpha=0.3)
         written.append(_save(fig, folder / "quality_vs_dimension.png"))

@@ -191,6 +191,10 @@ class VectorStore(ABC):
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]: ...
 
     @abstractmethod
+    def drop(self) -> None:
+        """Delete the whole collection: documents, vectors and schema."""
+
+    @abstractmethod
     def count(self) -> int: ...
 
     @abstractmethod

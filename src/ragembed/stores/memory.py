@@ -84,6 +84,12 @@ class MemoryStore(VectorStore):
     def _update_schema(self, schema: Schema) -> None:
         self._create(schema)
 
+    def drop(self) -> None:
+        self._schema, self._docs, self._rows, self._vectors = None, [], {}, {}
+        self._matrices.clear()
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def count(self) -> int:
         return len(self._docs)
 

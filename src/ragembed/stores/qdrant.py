@@ -140,8 +140,12 @@ class QdrantStore(VectorStore):
         self._schema = schema
 
     def _update_schema(self, schema: Schema) -> None:
-        self.client.delete_collection(self.collection)  # only ever called on an empty collection
+        self.drop()  # only ever called on an empty collection
         self._create(schema)
+
+    def drop(self) -> None:
+        self.client.delete_collection(self.collection)
+        self._schema = None
 
     def _vector_params(self, f: VectorField) -> models.VectorParams:
         distance = models.Distance.COSINE if f.distance == "cosine" else models.Distance.DOT

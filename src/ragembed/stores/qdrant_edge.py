@@ -95,10 +95,17 @@ class QdrantEdgeStore(VectorStore):
         self._schema = schema
 
     def _update_schema(self, schema: Schema) -> None:
-        self._shard.close()  # only ever called on an empty collection
-        (self.root / SCHEMA_FILE).unlink()
-        shutil.rmtree(self.root / "shard")
+        self.drop()  # only ever called on an empty collection
         self._create(schema)
+
+    def drop(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        # The schema file goes first: a folder without it is no collection, whatever is left.
+        (self.root / SCHEMA_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.root / "shard", ignore_errors=True)
+        self._schema = None
 
     @staticmethod
     def _vector_params(f: VectorField) -> Any:
