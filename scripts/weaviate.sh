@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A single-node Weaviate server on loopback, built from source once and cached.
+#
+#   scripts/weaviate.sh build            go install weaviate-server (cached under ~/.cache/ragembed)
+#   scripts/weaviate.sh start [DATA_DIR] build if needed, start on 127.0.0.1:8080 (gRPC 50051) with
+#                                        persistence in DATA_DIR (default .weaviate-data), anonymous
+#                                        access, no vectorizer modules; waits until it is ready
+#   scripts/weaviate.sh stop [DATA_DIR]  stop the server started with that DATA_DIR
+#
+# WEAVIATE_VERSION picks the version (default v1.35.2: multi-vector since 1.29, MUVERA since 1.31).
+# The build needs only Go and the Go module proxy; it takes about 10 minutes on 2 cores the first time.
+set -euo pipefail
+VERSION=${WEAVIATE_VERSION:-v1.35.2}
+CACHE_ROOT=${RAGEMBED_CACHE_DIR:-$HOME/.cache/ragembed}
+BIN_DIR="$CACHE_ROOT/weaviate/$VERSION"
+BIN="$BIN_DIR/weaviate-server"
+HTTP_PORT=${WEAVIATE_HTTP_PORT:-8080}
+GRPC_PORT=${WEAVIATE_GRPC_PORT:-50051}
+
+build() {
+  if [ -x "$BIN" ]; then return; fi
+  mkdir -p "$BIN_DIR"
+  echo "building weaviate-server $VERSION into $BIN_DIR (once)" >&2
+  GOBIN="$BIN_DIR" go install "github.com/weaviate/weaviate/cmd/weaviate-server@$VERSION"
+}
+
+start() {
+  local data=${1:-.weaviate-data}
+  build
+  mkdir -p "$data"
+  data=$(cd "$data" && pwd)
+  if [ -f "$data/weaviate.pid" ] && kill -0 "$(cat "$data/weaviate.pid")" 2>/dev/null; then
+    echo "weaviate already running (pid $(cat "$data/weaviate.pid"))" >&2; return
+  fi
+  AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=true PERSISTENCE_DATA_PATH="$data" DEFAULT_VECTORIZER_MODULE=none \
+  ENABLE_MODULES="" CLUSTER_HOSTNAME=node1 RAFT_BOOTSTRAP_EXPECT=1 GRPC_PORT="$GRPC_PORT" DISABLE_TELEMETRY=true \
+  CLUSTER_ADVERTISE_ADDR=127.0.0.1 RAFT_JOIN=node1 CLUSTER_GOSSIP_BIND_PORT=7946 CLUSTER_DATA_BIND_PORT=7947 RAFT_PORT=8300 RAFT_INTERNAL_RPC_PORT=8301 \
+  LOG_LEVEL=warning QUERY_DEFAULTS_LIMIT=25 \
+    nohup "$BIN" --host 127.0.0.1 --port "$HTTP_PORT" --scheme http >"$data/weaviate.log" 2>&1 &
+  echo $! >"$data/weaviate.pid"
+  for _ in $(seq 1 120); do
+    if ! kill -0 "$(cat "$data/weaviate.pid")" 2>/dev/null; then
+      echo "weaviate exited at start; see $data/weaviate.log:" >&2; tail -3 "$data/weaviate.log" >&2; exit 1
+    fi
+    if curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/.well-known/ready" >/dev/null 2>&1; then
+      echo "weaviate $VERSION ready on http://127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT), data in $data" >&2; return
+    fi
+    sleep 1
+  done
+  echo "weaviate did not become ready in 120 s; see $data/weaviate.log" >&2
+  exit 1
+}
+
+stop() {
+  local data=${1:-.weaviate-data}
+  if [ -f "$data/weaviate.pid" ]; then
+    kill "$(cat "$data/weaviate.pid")" 2>/dev/null || true
+    rm -f "$data/weaviate.pid"
+  fi
+}
+
+case "${1:-}" in
+  build) build ;;
+  start) start "${2:-}" ;;
+  stop) stop "${2:-}" ;;
+  *) echo "usage: $0 build | start [DATA_DIR] | stop [DATA_DIR]" >&2; exit 2 ;;
+esac
