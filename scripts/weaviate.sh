@@ -54,7 +54,10 @@ start() {
 stop() {
   local data=${1:-.weaviate-data}
   if [ -f "$data/weaviate.pid" ]; then
-    kill "$(cat "$data/weaviate.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$data/weaviate.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
     rm -f "$data/weaviate.pid"
   fi
 }

@@ -154,3 +154,8 @@ def test_an_unreachable_server_is_a_clear_error_and_the_key_stays_secret(monkeyp
     with pytest.raises(StoreError, match="cannot reach Qdrant at http://127.0.0.1:9.*docker compose") as failure:
         open_store("qdrant://127.0.0.1:9")
     assert "secret-key-123" not in str(failure.value)
+
+
+def test_local_mode_refuses_server_settings_it_cannot_honour():
+    with pytest.raises(StoreError, match="shard_number, indexing_threshold_kb only apply to a Qdrant server"):
+        QdrantStore(path=":memory:", shard_number=2, indexing_threshold_kb=64)

@@ -75,6 +75,16 @@ class QdrantStore(VectorStore):
     ) -> None:
         if (url is None) == (path is None):
             raise StoreError("give QdrantStore either url= (a server) or path= (local mode: ':memory:' or a folder)")
+        server_only = {"api_key": api_key, "https": https, "timeout": timeout, "prefer_grpc": prefer_grpc or None,
+                       "shard_number": shard_number, "replication_factor": replication_factor,
+                       "indexing_threshold_kb": indexing_threshold_kb,
+                       "upload_parallel": upload_parallel if upload_parallel != 1 else None}
+        ignored = [name for name, value in server_only.items() if value is not None]
+        if path is not None and ignored:
+            raise StoreError(
+                f"{', '.join(ignored)} only apply to a Qdrant server; local mode cannot honour them. Drop them, "
+                "or give url= (a server) or use the embedded engine (QdrantEdgeStore) for HNSW settings"
+            )
         self.collection = collection
         self.local = path is not None
         self.location = url or path
