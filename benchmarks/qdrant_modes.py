@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from ragembed import DenseEmbedder, MemoryStore, Retriever
-from ragembed.cli import quiet_model_loading
 from ragembed.embedders.sparse import BM25Embedder
 from ragembed.evaluation import ir_metrics, load_beir, run_from_hits
 from ragembed.stores.qdrant import QdrantStore
@@ -53,7 +52,6 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "data/scifact"))
     parser.add_argument("--output", default="runs/qdrant_modes.json")
     args = parser.parse_args()
-    quiet_model_loading()
     data = load_beir(args.data, "test")
     qids = list(data.queries)
     queries = [data.queries[q] for q in qids]

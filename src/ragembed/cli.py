@@ -37,7 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    quiet_model_loading()
     try:
         return args.run(args)
     except RagembedError as exc:
@@ -92,16 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
     demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False, k=100)
     return parser
-
-
-def quiet_model_loading() -> None:
-    # transformers prints a load report for every model; it is noise on a command line.
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def open_retriever(args: argparse.Namespace):

@@ -19,6 +19,7 @@ from ragembed.embedders.dense import (
     check_model_location,
     check_same_model,
     load_error,
+    quiet_loading,
     resolve_model_name,
 )
 from ragembed.errors import InvalidInputError, MissingDependencyError
@@ -56,7 +57,7 @@ class ColBERTEmbedder(Embedder):
         self.model_name = model or DEFAULT_MODEL
         check_model_location(self.model_name)
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), quiet_loading():
                 torch.manual_seed(seed)
                 self.model = models.ColBERT(model_name_or_path=resolve_model_name(self.model_name),
                                             device=device)

@@ -7,7 +7,8 @@ so ragembed embeds offline out of the box. Any hub name or local path also works
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,24 @@ def check_same_model(state: Mapping[str, Any], model_name: str, cls: str) -> Non
         )
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' per-model load report and weight-loading bar while a model loads
+    (all-MiniLM-L6-v2's checkpoint carries an unused position_ids buffer it reports every time);
+    the user's own logging settings are restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_error(name: str, exc: Exception) -> ModelLoadError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     hint = (" HF_HUB_OFFLINE=1 is set, so nothing is downloaded: save the model to a local folder "
@@ -99,7 +118,8 @@ class DenseEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         try:
-            self.model = SentenceTransformer(resolve_model_name(self.model_name), device=device)
+            with quiet_loading():
+                self.model = SentenceTransformer(resolve_model_name(self.model_name), device=device)
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear error
             raise load_error(self.model_name, exc) from exc
         self.batch_size = batch_size
