@@ -8,6 +8,8 @@ constructors, so one translation serves both.
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from ragembed.types import DenseEmbeddings, Document, EmbeddingKind, Embeddings,
 # Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
 POINT_NAMESPACE = uuid.UUID("6f0c2a6e-5d2b-4c1e-9a57-2f1f4b3c8d10")
 SCHEMA_KEY = "ragembed_schema"
+FILTERABLE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def point_id(doc_id: str) -> str:
@@ -32,16 +35,24 @@ def point_id(doc_id: str) -> str:
 
 def payload_of(doc: Document) -> dict[str, Any]:
     # Metadata sits under one key, so filters address "metadata.<key>" and user keys can never
-    # collide with ragembed's own.
-    return {"doc_id": doc.id, "text": doc.text, "metadata": dict(doc.metadata)}
+    # collide with ragembed's own. A JSON copy gives it back bit for bit: qdrant-edge-py 0.9
+    # returns some floats one ulp off (0.20275631546974182 comes back as ...185).
+    return {"doc_id": doc.id, "text": doc.text, "metadata": dict(doc.metadata),
+            "metadata_json": json.dumps(dict(doc.metadata))}
+
+
+def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    if "metadata_json" in payload:
+        return json.loads(payload["metadata_json"])
+    return dict(payload.get("metadata") or {})
 
 
 def document_of(payload: Mapping[str, Any]) -> Document:
-    return Document(payload["doc_id"], payload["text"], payload.get("metadata") or {})
+    return Document(payload["doc_id"], payload["text"], metadata_of(payload))
 
 
 def hit_of(payload: Mapping[str, Any], score: float) -> Hit:
-    return Hit(payload["doc_id"], float(score), payload["text"], dict(payload.get("metadata") or {}))
+    return Hit(payload["doc_id"], float(score), payload["text"], metadata_of(payload))
 
 
 def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
@@ -78,10 +89,10 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
         return None
     must = []
     for key, condition in filter.items():
-        if any(c in key for c in '.[]"'):
+        if not FILTERABLE_KEY.match(key):
             raise InvalidInputError(
-                f"filter key {key!r}: Qdrant reads '.', '[', ']' and quotes as a path; "
-                "rename the metadata key"
+                f"filter key {key!r}: Qdrant filters on metadata keys of letters, digits, '_' and '-' "
+                "(other characters are read as a JSON path); rename the metadata key"
             )
         path = f"metadata.{key}"
         values = condition if isinstance(condition, tuple) else (condition,)
