@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, quantize_int8
 from ragembed.errors import InvalidInputError
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import DenseEmbeddings, Document, EmbeddingKind, Embeddings, Hit, Precision
 
@@ -166,10 +166,3 @@ def vector_values(f: VectorField, emb: Embeddings, row: int, sparse: Callable[[l
         data = client_side_vectors(f, data)
     return data[0].tolist()
 
-
-def stages(plan: Plan) -> Sequence[Plan]:
-    return plan.prefetch
-
-
-def is_fusion(plan: Plan) -> bool:
-    return isinstance(plan, Fusion)
