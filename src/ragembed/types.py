@@ -170,9 +170,6 @@ class DenseEmbeddings:
     def take(self, rows: Sequence[int] | np.ndarray) -> "DenseEmbeddings":
         return DenseEmbeddings(self.data[np.asarray(rows, dtype=np.int64)], self.precision)
 
-    def numpy(self) -> np.ndarray:
-        return self.data
-
 
 @dataclass(frozen=True, eq=False)
 class MultiVectorEmbeddings:
