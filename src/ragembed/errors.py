@@ -31,6 +31,15 @@ class StoreError(RagembedError):
     """A store that cannot be opened, read or written."""
 
 
+class PartialWriteError(StoreError):
+    """An upsert the engine accepted only in part: `failed` maps each refused document id to the
+    engine's reason. The other documents are written; upserting the failed ones again is safe."""
+
+    def __init__(self, message: str, failed: dict[str, str]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
 class SchemaMismatchError(StoreError):
     """An existing collection whose vector fields differ from what was asked for."""
 

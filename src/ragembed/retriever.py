@@ -136,14 +136,14 @@ class Retriever:
         """Top-k for each query; queries are embedded together (much faster than one by one)."""
         chosen, base = self._prepare(queries, k, strategy)
         schema = self.store.schema
-        return [self.store.search(chosen.plan(_row(base, i), schema, k), filter)
-                for i in range(len(base[next(iter(base))]))]
+        return [self.store.search(chosen.plan(_row(base, i), schema, k, text), filter)
+                for i, text in enumerate(queries)]
 
     async def asearch(self, query: str, k: int = 10, filter: Filter | None = None,
                       strategy: StrategySpec | None = None) -> list[Hit]:
         """Async twin of `search`: the model runs in a worker thread, the store natively async."""
         chosen, base = await asyncio.to_thread(self._prepare, [_one_query(query)], k, strategy)
-        return await self.store.asearch(chosen.plan(base, self.store.schema, k), filter)
+        return await self.store.asearch(chosen.plan(base, self.store.schema, k, query), filter)
 
     def close(self) -> None:
         self.store.close()
@@ -171,6 +171,11 @@ class Retriever:
         return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}
 
     def _check_servable(self, strategy: Strategy) -> None:
+        if strategy.needs_keyword and not self.store.supports_keyword:
+            raise UnsupportedStrategyError(
+                f"strategy {strategy.name!r} uses the engine's own BM25 over the text, which "
+                f"{type(self.store).__name__} does not offer (Weaviate does); here use 'bm25' or 'hybrid'"
+            )
         lacking = strategy.needs - self.store.supported_kinds
         if lacking:
             raise UnsupportedStrategyError(

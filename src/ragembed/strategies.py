@@ -21,10 +21,16 @@ Names, as the CLI and `parse_strategy` take them:
   hybrid           BM25 + dense, reciprocal rank fusion
   colbert          ColBERT MaxSim over every document
   colbert+dense    dense first stage, ColBERT MaxSim rescoring
+  keyword          the engine's own BM25 over the stored text (Weaviate)
+  keyword-hybrid   the engine's BM25 + dense, fused by the engine (Weaviate's hybrid; alpha 0.5,
+                   or keyword-hybrid:0.7 for more weight on the vector side)
+
+`plan()` also receives the query text, which only the keyword strategies read.
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +39,7 @@ from typing import ClassVar
 from ragembed.embedders.matryoshka import truncate
 from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch
 from ragembed.types import EmbeddingKind, Embeddings, Precision
 
 DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
@@ -59,6 +65,7 @@ def derive(f: VectorField, base: Embeddings) -> Embeddings:
 
 class Strategy(ABC):
     needs: ClassVar[frozenset[EmbeddingKind]]
+    needs_keyword: ClassVar[bool] = False  # searches text with the engine's BM25 (KeywordSearch)
 
     @property
     @abstractmethod
@@ -68,7 +75,7 @@ class Strategy(ABC):
     def fields(self, docs: Base) -> list[VectorField]: ...
 
     @abstractmethod
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan: ...
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan: ...
 
     def fields_in(self, schema: Schema) -> list[VectorField]:
         """This strategy's fields as the collection stores them (with their calibration)."""
@@ -105,7 +112,7 @@ class Dense(Strategy):
     def fields(self, docs: Base) -> list[VectorField]:
         return [_dense_field(docs[DENSE].dim)]
 
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         return self._stage(schema["dense"], query, k)
 
 
@@ -157,7 +164,7 @@ class Quantized(Strategy):
                                     calibration=calibration)
         return [_dense_field(dense.dim), quantized]
 
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, quantized = self.fields_in(schema)
         if not self.rescore:
             return self._stage(quantized, query, k)
@@ -201,7 +208,7 @@ class Matryoshka(Strategy):
             )
         return [_dense_field(full), VectorField(f"dense_d{self.dim}", DENSE, self.dim)]
 
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, small = self.fields_in(schema)
         if not self.rescore:
             return self._stage(small, query, k)
@@ -220,7 +227,7 @@ class BM25(Strategy):
     def fields(self, docs: Base) -> list[VectorField]:
         return [VectorField("bm25", SPARSE, 0, distance="dot", idf=True)]
 
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         return self._stage(schema["bm25"], query, k)
 
 
@@ -240,7 +247,7 @@ class Hybrid(Strategy):
     def fields(self, docs: Base) -> list[VectorField]:
         return Dense().fields(docs) + BM25().fields(docs)
 
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         dense, sparse = self.fields_in(schema)
         limit = max(k, self.candidates)
         return Fusion((self._stage(sparse, query, limit), self._stage(dense, query, limit)), k, self.rrf_k)
@@ -274,7 +281,7 @@ class ColBERT(Strategy):
         colbert = VectorField("colbert", MULTI, docs[MULTI].dim, distance="dot")
         return (Dense().fields(docs) if self.first_stage else []) + [colbert]
 
-    def plan(self, query: Base, schema: Schema, k: int) -> Plan:
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         fields = self.fields_in(schema)
         if not self.first_stage:
             return self._stage(fields[0], query, k)
@@ -282,8 +289,51 @@ class ColBERT(Strategy):
         return self._stage(colbert, query, k, (self._stage(dense, query, max(k, self.candidates)),))
 
 
+@dataclass(frozen=True)
+class Keyword(Strategy):
+    """The engine's own BM25 over the stored document text (no vector field; Weaviate)."""
+
+    needs: ClassVar = frozenset()
+    needs_keyword: ClassVar[bool] = True
+    name: ClassVar[str] = "keyword"
+    field_names: ClassVar[list[str]] = []
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        return []
+
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
+        return KeywordSearch(text, k)
+
+
+@dataclass(frozen=True)
+class KeywordHybrid(Strategy):
+    """The engine's BM25 and dense search, fused by the engine (Weaviate's hybrid query, ranked
+    fusion). alpha weighs the dense side: 0 is keyword only, 1 dense only."""
+
+    alpha: float = 0.5
+    needs: ClassVar = frozenset({DENSE})
+    needs_keyword: ClassVar[bool] = True
+    field_names: ClassVar[list[str]] = ["dense"]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
+            raise InvalidInputError(f"keyword-hybrid alpha must be a number in [0, 1], got {self.alpha!r}")
+
+    @property
+    def name(self) -> str:
+        return "keyword-hybrid" if self.alpha == 0.5 else f"keyword-hybrid:{self.alpha:g}"
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        return Dense().fields(docs)
+
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
+        (dense,) = self.fields_in(schema)
+        return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k,
+                      weights=(1 - self.alpha, self.alpha))
+
+
 STRATEGY_NAMES = ["dense", "int8", "binary", "matryoshka:<dim>", "funnel:<dim>", "bm25", "hybrid",
-                  "colbert", "colbert+dense"]
+                  "colbert", "colbert+dense", "keyword", "keyword-hybrid[:alpha]"]
 
 
 def parse_strategy(spec: str | Strategy) -> Strategy:
@@ -294,11 +344,14 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
         raise InvalidInputError(f"a strategy is a name or a Strategy, got {type(spec).__name__}")
     name, _, arg = spec.strip().lower().partition(":")
     simple = {"dense": Dense, "bm25": BM25, "hybrid": Hybrid, "colbert": ColBERT,
-              "colbert+dense": lambda: ColBERT(first_stage="dense")}
+              "colbert+dense": lambda: ColBERT(first_stage="dense"), "keyword": Keyword,
+              "keyword-hybrid": KeywordHybrid}
     if name in simple and not arg:
         return simple[name]()
     if name in ("int8", "binary") and arg in ("", "norescore"):
         return Quantized(Precision(name), rescore=not arg)
+    if name == "keyword-hybrid" and re.fullmatch(r"\d+(\.\d*)?|\.\d+", arg):
+        return KeywordHybrid(float(arg))
     if name in ("matryoshka", "funnel") and arg.isdigit():
         return Matryoshka(int(arg), rescore=name == "funnel")
     raise UnsupportedStrategyError(

@@ -18,6 +18,8 @@ import pytest
 
 from ragembed import MemoryStore, VectorStore
 
+from weaviate_server import embedded_client, session_server, unavailable_reason
+
 Factory = Callable[[Path], VectorStore]
 
 
@@ -50,6 +52,31 @@ def qdrant_server(tmp_path: Path) -> VectorStore:
     return QdrantStore(store.collection, url=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"))
 
 
+def weaviate_collection(tmp_path: Path) -> str:
+    return "Contract_" + "".join(c for c in tmp_path.name if c.isalnum())[-40:]
+
+
+def weaviate_server(tmp_path: Path, fresh: bool = True) -> VectorStore:
+    from ragembed.stores.weaviate import WeaviateStore
+
+    url, grpc_port = session_server()
+    store = WeaviateStore(url, weaviate_collection(tmp_path), grpc_port=grpc_port, index="flat")
+    if fresh:
+        store.drop()
+    return store
+
+
+def weaviate_embedded(tmp_path: Path, fresh: bool = True) -> VectorStore:
+    from ragembed.stores.weaviate import WeaviateStore
+
+    store = WeaviateStore(collection=weaviate_collection(tmp_path), client=embedded_client(), index="flat")
+    if fresh:
+        store.drop()
+    return store
+
+
+WEAVIATE_SKIP = unavailable_reason()
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(lambda tmp: MemoryStore()),
     "memory-persisted": Backend(lambda tmp: MemoryStore(tmp / "collection"), lambda tmp: MemoryStore(tmp / "collection")),
@@ -60,6 +87,12 @@ BACKENDS: dict[str, Backend] = {
                              skip_reason=None if os.environ.get("QDRANT_URL") else
                              "QDRANT_URL is not set: start a server (docker compose up qdrant) and set "
                              "QDRANT_URL=http://localhost:6333 to run the Qdrant server tests"),
+    # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
+    # (server restarts are tested in tests/test_weaviate.py).
+    "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
+                               native_quantization=True, skip_reason=WEAVIATE_SKIP),
+    "weaviate-embedded": Backend(weaviate_embedded, lambda tmp: weaviate_embedded(tmp, fresh=False),
+                                 native_quantization=True, skip_reason=WEAVIATE_SKIP),
 }
 
 

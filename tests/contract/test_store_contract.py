@@ -58,10 +58,20 @@ SCHEMA = Schema((
 ))
 
 
-def vectors_for(rows) -> dict:
+def schema_for(store) -> Schema:
+    """The contract schema less the kinds the engine does not store (Weaviate: sparse)."""
+    return Schema(tuple(f for f in SCHEMA.fields if f.kind in store.supported_kinds))
+
+
+def needs_sparse(store) -> None:
+    if EmbeddingKind.SPARSE not in store.supported_kinds:
+        pytest.skip(f"{type(store).__name__} stores no sparse vectors")
+
+
+def vectors_for(store, rows) -> dict:
     rows = list(rows)
     dense = DenseEmbeddings(DENSE[rows])
-    return {
+    every = {
         "dense": dense,
         "dense_d8": DenseEmbeddings(unit(DENSE[rows, :8])),
         "dense_int8": dense,  # stores quantize int8 and binary fields themselves
@@ -69,6 +79,7 @@ def vectors_for(rows) -> dict:
         "colbert": MultiVectorEmbeddings(tuple(MULTI[r] for r in rows)),
         "bm25": SparseEmbeddings(tuple(SPARSE[r][0] for r in rows), tuple(SPARSE[r][1] for r in rows)),
     }
+    return {name: every[name] for name in schema_for(store).names}
 
 
 @pytest.fixture(params=backend_params())
@@ -77,8 +88,8 @@ def store(request, tmp_path):
     store = backend.create(tmp_path)
     with warnings.catch_warnings():  # local mode's "no native quantization" warning: tested apart
         warnings.simplefilter("ignore")
-        store.ensure_schema(SCHEMA)
-    store.upsert(DOCS, vectors_for(range(N)))
+        store.ensure_schema(schema_for(store))
+    store.upsert(DOCS, vectors_for(store, range(N)))
     store.optimize()
     if backend.reopen is not None:
         store.close()
@@ -234,6 +245,7 @@ def test_multivector_rescoring_a_dense_first_stage(store):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_sparse_with_idf(store, seed):
+    needs_sparse(store)
     rng = np.random.default_rng(seed)
     terms = np.sort(rng.choice(VOCAB, size=3, replace=False))
     weights = np.array([1.0, 2.0, 1.0], dtype=np.float32)
@@ -244,6 +256,7 @@ def test_sparse_with_idf(store, seed):
 
 
 def test_sparse_returns_only_documents_sharing_a_term(store):
+    needs_sparse(store)
     term = VOCAB[:1]
     hits = store.search(VectorSearch("bm25", SparseEmbeddings((term,), (np.ones(1, np.float32),)), 50))
     holders = {DOCS[r].id for r in range(N) if term[0] in SPARSE[r][0]}
@@ -253,6 +266,7 @@ def test_sparse_returns_only_documents_sharing_a_term(store):
 
 
 def test_hybrid_rrf_fusion(store):
+    needs_sparse(store)
     q = query_vector(9)
     terms, weights = VOCAB[[3, 50, 100]], np.ones(3, np.float32)
     plan = Fusion((VectorSearch("bm25", SparseEmbeddings((terms,), (weights,)), 20),
@@ -299,14 +313,14 @@ def test_filter_applies_to_prefetch_stages(store):
 # --- writes ---------------------------------------------------------------------------------------
 def test_upsert_is_idempotent(store):
     before = ids(store.search(VectorSearch("dense", DenseEmbeddings(query_vector(4)[None]), 10)))
-    store.upsert(DOCS[:50], vectors_for(range(50)))
+    store.upsert(DOCS[:50], vectors_for(store, range(50)))
     assert store.count() == N
     assert ids(store.search(VectorSearch("dense", DenseEmbeddings(query_vector(4)[None]), 10))) == before
 
 
 def test_upsert_replaces_a_document(store):
     new_doc = Document("doc-005", "replaced text", {"group": 9})
-    vectors = vectors_for([77])  # doc-005 now carries doc-077's vectors
+    vectors = vectors_for(store, [77])  # doc-005 now carries doc-077's vectors
     store.upsert([new_doc], vectors)
     hits = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[77:78]), 2))
     assert set(ids(hits)) == {"doc-005", "doc-077"}
@@ -337,8 +351,8 @@ def test_delete_where_a_filter_matches(store):
 def test_drop_deletes_the_collection(store):
     store.drop()
     assert store.schema is None and store.count() == 0
-    store.ensure_schema(SCHEMA)
-    store.upsert(DOCS[:3], vectors_for(range(3)))
+    store.ensure_schema(schema_for(store))
+    store.upsert(DOCS[:3], vectors_for(store, range(3)))
     assert store.count() == 3
 
 
@@ -350,7 +364,7 @@ def test_get_returns_documents_in_the_order_asked(store):
 def test_ensure_schema_keeps_the_stored_calibration(store):
     other = Int8Calibration(CALIBRATION.lo - 1, CALIBRATION.hi + 1).to_dict()
     fields = tuple(VectorField(f.name, f.kind, f.dim, f.precision, f.distance, f.idf, other if f.calibration else None)
-                   for f in SCHEMA.fields)
+                   for f in schema_for(store).fields)
     schema = store.ensure_schema(Schema(fields))
     assert schema["dense_int8"].calibration["lo"] == pytest.approx(CALIBRATION.lo.tolist())
 
@@ -364,7 +378,7 @@ def test_incompatible_schema_is_refused_and_nothing_is_lost(store):
 
 
 def test_wrong_dimension_is_refused_and_nothing_is_lost(store):
-    vectors = vectors_for([0])
+    vectors = vectors_for(store, [0])
     vectors["dense"] = DenseEmbeddings(np.ones((1, DIM + 1), np.float32))
     with pytest.raises(DimensionMismatchError, match="32-dimensional"):
         store.upsert([Document("new", "new text")], vectors)
@@ -386,7 +400,7 @@ def test_bad_plans_are_refused(store, bad):
 
 
 def test_quantized_fields_take_float32_vectors(store):
-    vectors = vectors_for([0])
+    vectors = vectors_for(store, [0])
     vectors["dense_binary"] = quantize_binary(vectors["dense"])
     with pytest.raises(InvalidInputError, match="takes float32 vectors"):
         store.upsert([Document("x", "x text")], vectors)
@@ -394,7 +408,7 @@ def test_quantized_fields_take_float32_vectors(store):
 
 
 def test_missing_or_extra_fields_in_upsert_are_refused(store):
-    vectors = vectors_for([0])
+    vectors = vectors_for(store, [0])
     del vectors["colbert"]
     with pytest.raises(InvalidInputError, match="exactly the fields"):
         store.upsert([Document("x", "x text")], vectors)

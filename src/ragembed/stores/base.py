@@ -7,6 +7,8 @@ engine does natively:
     VectorSearch(field, query, limit, prefetch=(...))  score on `field`; with prefetch, only the
                                                        union of the prefetch stages' results
     Fusion(prefetch=(...), limit, k=60)                reciprocal rank fusion of the stages
+    KeywordSearch(text, limit)                         the engine's own BM25 over document text
+                                                       (stores with `supports_keyword`: Weaviate)
 
 So "binary, then rescore with float32" is VectorSearch("dense", q, 10,
 prefetch=(VectorSearch("dense_binary", q_bits, 40),)), and hybrid search is a Fusion of a
@@ -24,7 +26,8 @@ from typing import Any, Literal, Optional, Union
 
 import numpy as np
 
-from ragembed.errors import DimensionMismatchError, InvalidInputError, SchemaMismatchError, StoreError
+from ragembed.errors import (DimensionMismatchError, InvalidInputError, SchemaMismatchError, StoreError,
+                             UnsupportedStrategyError)
 from ragembed.stores.filters import Filter, validate_filter
 from ragembed.types import (
     DenseEmbeddings,
@@ -96,9 +99,7 @@ class Schema:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
-        names = [f.name for f in self.fields]
-        if not names:
-            raise InvalidInputError("a schema needs at least one vector field")
+        names = [f.name for f in self.fields]  # none at all is fine: a keyword-only collection
         if len(set(names)) != len(names):
             raise InvalidInputError(f"vector field names repeat: {names}")
 
@@ -149,14 +150,25 @@ class VectorSearch:
 
 @dataclass(frozen=True, eq=False)
 class Fusion:
-    """Reciprocal rank fusion: score = sum over stages of 1 / (k + rank), rank from 1."""
+    """Reciprocal rank fusion: score = sum over stages of weight / (k + rank), rank from 1
+    (weights default to 1 each)."""
 
     prefetch: tuple["Plan", ...]
     limit: int
     k: int = 60
+    weights: Optional[tuple[float, ...]] = None
 
 
-Plan = Union[VectorSearch, Fusion]
+@dataclass(frozen=True, eq=False)
+class KeywordSearch:
+    """BM25 over the stored document text, tokenised and scored by the engine itself."""
+
+    text: str
+    limit: int
+    prefetch: tuple["Plan", ...] = ()
+
+
+Plan = Union[VectorSearch, Fusion, KeywordSearch]
 
 
 class VectorStore(ABC):
@@ -164,6 +176,8 @@ class VectorStore(ABC):
 
     # Kinds of vectors the engine can store; the Retriever refuses strategies needing others.
     supported_kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
+    # Whether the engine searches the document text itself (KeywordSearch plans).
+    supports_keyword: bool = False
 
     # --- what adapters implement ------------------------------------------------------------
     @property
@@ -220,6 +234,12 @@ class VectorStore(ABC):
         Fields that already exist keep their stored calibration and encoder state, so documents
         indexed later are encoded exactly like the first ones.
         """
+        unsupported = [f.name for f in wanted.fields if f.kind not in self.supported_kinds]
+        if unsupported:
+            raise UnsupportedStrategyError(
+                f"{type(self).__name__} cannot store the fields {unsupported} (it stores "
+                f"{sorted(k.value for k in self.supported_kinds)} vectors); leave them out or use another store"
+            )
         current = self.schema
         if current is None:
             self._create(wanted)
@@ -268,6 +288,11 @@ class VectorStore(ABC):
     def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
         schema = self._require_schema()
         check_plan(schema, plan)
+        if uses_keyword(plan) and not self.supports_keyword:
+            raise UnsupportedStrategyError(
+                f"{type(self).__name__} has no keyword (BM25 over text) search of its own; search a "
+                "sparse BM25 field instead (strategy 'bm25')"
+            )
         return self._search(plan, validate_filter(filter))
 
     async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
@@ -296,6 +321,10 @@ def check_embeddings(f: VectorField, emb: Embeddings) -> None:
         )
 
 
+def uses_keyword(plan: Plan) -> bool:
+    return isinstance(plan, KeywordSearch) or any(uses_keyword(p) for p in plan.prefetch)
+
+
 def check_plan(schema: Schema, plan: Plan) -> None:
     if isinstance(plan, bool) or not isinstance(plan.limit, (int, np.integer)) or plan.limit <= 0:
         raise InvalidInputError(f"limit (k) must be a positive integer, got {plan.limit!r}")
@@ -304,6 +333,11 @@ def check_plan(schema: Schema, plan: Plan) -> None:
             raise InvalidInputError("Fusion needs at least one prefetch stage")
         if plan.k < 0:
             raise InvalidInputError(f"RRF k must be >= 0, got {plan.k}")
+        if plan.weights is not None and (len(plan.weights) != len(plan.prefetch) or min(plan.weights) < 0):
+            raise InvalidInputError("Fusion weights: one non-negative weight per prefetch stage")
+    elif isinstance(plan, KeywordSearch):
+        if not isinstance(plan.text, str) or not plan.text.strip():
+            raise InvalidInputError("a keyword search needs a non-empty query text")
     else:
         check_embeddings(schema[plan.field], plan.query)
         if len(plan.query) != 1:

@@ -142,10 +142,11 @@ class MemoryStore(VectorStore):
         """Rows and scores of the plan's top `limit` among `candidates` (row numbers)."""
         if isinstance(plan, Fusion):
             fused: dict[int, float] = {}
-            for stage in plan.prefetch:
+            weights = plan.weights or (1.0,) * len(plan.prefetch)
+            for stage, weight in zip(plan.prefetch, weights):
                 rows, _ = self._run(stage, candidates)
                 for rank, row in enumerate(rows.tolist(), start=1):
-                    fused[row] = fused.get(row, 0.0) + 1.0 / (plan.k + rank)
+                    fused[row] = fused.get(row, 0.0) + weight / (plan.k + rank)
             rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)

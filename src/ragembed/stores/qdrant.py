@@ -26,11 +26,11 @@ from typing import Any
 from ragembed.errors import MissingDependencyError, StoreError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
+from ragembed.stores.ranking import fetch_with_ties
 from ragembed.stores.qdrant_common import (
     SCHEMA_KEY,
     FilterClasses,
     document_of,
-    fetch_with_ties,
     hit_of,
     native_rescore,
     payload_of,

@@ -55,22 +55,6 @@ def hit_of(payload: Mapping[str, Any], score: float) -> Hit:
     return Hit(payload["doc_id"], float(score), payload["text"], metadata_of(payload))
 
 
-def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
-    """Score descending, ties by document id: the order the memory store defines."""
-    return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
-
-
-def fetch_with_ties(run: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
-    """Run a query for `limit` hits, asking for more while the cut-off score is tied, so that
-    ties are decided by document id and not by Qdrant's internal point order."""
-    asked = limit + 8
-    while True:
-        hits = run(asked)
-        if len(hits) < asked or len(hits) <= limit or hits[-1].score < hits[limit - 1].score:
-            return ordered_hits(hits, limit)
-        asked *= 4
-
-
 @dataclass(frozen=True)
 class FilterClasses:
     filter: Callable[..., Any]

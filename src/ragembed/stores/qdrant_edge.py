@@ -22,10 +22,10 @@ import numpy as np
 from ragembed.errors import MissingDependencyError, StoreError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
+from ragembed.stores.ranking import fetch_with_ties
 from ragembed.stores.qdrant_common import (
     FilterClasses,
     document_of,
-    fetch_with_ties,
     hit_of,
     native_rescore,
     payload_of,

@@ -8,8 +8,10 @@
     qdrant-local:DIR        qdrant-client's local mode, persisted in DIR
     qdrant://HOST[:PORT]    a Qdrant server over HTTP (qdrants:// for HTTPS); the API key comes
                             from $QDRANT_API_KEY, never from the URI, so it is not logged
-
-Later adapters add their schemes here (Weaviate).
+    weaviate://HOST[:PORT]  a Weaviate server over HTTP (weaviates:// for HTTPS), gRPC on 50051
+                            (443 with https); the API key comes from $WEAVIATE_API_KEY
+    weaviate-embedded:DIR   an embedded Weaviate server with its data in DIR (started from the
+                            binary scripts/weaviate.sh builds; stopped on close)
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 from ragembed.errors import InvalidInputError
 from ragembed.stores.base import VectorStore
 
-SCHEMES = ["memory", "memory:DIR", "qdrant-edge:DIR", "qdrant-local:[DIR]", "qdrant://HOST:PORT", "qdrants://HOST:PORT"]
+SCHEMES = ["memory", "memory:DIR", "qdrant-edge:DIR", "qdrant-local:[DIR]", "qdrant://HOST:PORT", "qdrants://HOST:PORT",
+           "weaviate://HOST:PORT", "weaviates://HOST:PORT", "weaviate-embedded:DIR"]
 
 
 def open_store(uri: str, collection: str = "default") -> VectorStore:
@@ -51,6 +54,19 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
             raise InvalidInputError(f"{uri!r}: name the server, e.g. qdrant://localhost:6333")
         url = f"{'https' if scheme == 'qdrants' else 'http'}://{host}"
         return QdrantStore(collection, url=url, api_key=os.environ.get("QDRANT_API_KEY") or None)
+    if scheme in ("weaviate", "weaviates"):
+        from ragembed.stores.weaviate import WeaviateStore
+
+        host = rest.lstrip("/")
+        if not host:
+            raise InvalidInputError(f"{uri!r}: name the server, e.g. weaviate://localhost:8080")
+        return WeaviateStore(f"{'https' if scheme == 'weaviates' else 'http'}://{host}", collection)
+    if scheme == "weaviate-embedded":
+        if not rest:
+            raise InvalidInputError("weaviate-embedded needs a folder: weaviate-embedded:./weaviate-data")
+        from ragembed.stores.weaviate import WeaviateStore
+
+        return WeaviateStore.embedded(rest, collection)
     raise InvalidInputError(f"unknown store URI {uri!r}; ragembed knows {', '.join(SCHEMES)}")
 
 

@@ -1,0 +1,336 @@
+"""Weaviate, a server by URL or embedded (a server process the client starts and stops).
+
+Mapping (one Weaviate collection per ragembed collection; the class name is the collection name
+with its first letter upper-cased, as Weaviate requires):
+  dense float32 field      named vector, HNSW (default) or flat (exact) index
+  int8 field               named vector with 8-bit rotational quantization (RQ), rescored
+  binary field             named vector with binary quantization (BQ), rescored
+  multi-vector (ColBERT)   named multi-vector, MaxSim (HNSW over token vectors), optionally
+                           MUVERA-encoded (one fixed-size vector per document, then MaxSim rescoring)
+  sparse                   not stored: Weaviate has no user sparse vectors. Its own BM25 over the
+                           text serves the `keyword` and `keyword-hybrid` strategies instead.
+Search plans: quantized-then-rescore is one Weaviate query (its compressed index rescored with
+the originals); prefetch funnels run the stages and restrict the final stage to their candidates
+with an id filter; a keyword + dense fusion is Weaviate's hybrid query (ranked fusion, alpha);
+other fusions are fused here by RRF. The ragembed schema is kept in the collection description.
+Weaviate object ids are uuid5 of the document ids, so upserting a document again replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from ragembed.errors import MissingDependencyError, PartialWriteError, SchemaMismatchError, StoreError
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.filters import Condition
+from ragembed.stores.qdrant_common import native_rescore, point_id
+from ragembed.stores.ranking import fetch_with_ties, ordered_hits
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
+
+try:
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+    from weaviate.classes.config import Configure, VectorDistances
+    from weaviate.classes.data import DataObject
+    from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
+    from weaviate.exceptions import WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError.for_extra("weaviate-client", "weaviate") from exc
+
+from ragembed.stores.weaviate_connect import connect, connect_embedded
+from ragembed.stores.weaviate_properties import (
+    BASE_PROPERTIES,
+    RETURNED,
+    Impossible,
+    new_properties,
+    properties_of,
+    weaviate_filter,
+)
+
+COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,200}$")
+INSERT_CHUNK = 100
+ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/fetch
+# Transient faults worth retrying: upserts are idempotent (deterministic ids), so a retry after a
+# half-applied batch writes each document once.
+TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError)
+IndexType = Literal["hnsw", "flat"]
+
+
+def class_name(collection: str) -> str:
+    if not isinstance(collection, str) or not COLLECTION_NAME.match(collection):
+        raise StoreError(
+            f"collection name {collection!r}: Weaviate needs a letter, then letters, digits or '_'"
+        )
+    return collection[0].upper() + collection[1:]
+
+
+class WeaviateStore(VectorStore):
+    """One ragembed collection in Weaviate.
+
+    >>> store = WeaviateStore("http://127.0.0.1:8080", "docs")          # a server
+    >>> store = WeaviateStore.embedded("./weaviate-data", "docs")       # embedded
+    """
+
+    supported_kinds = frozenset({EmbeddingKind.DENSE, EmbeddingKind.MULTIVECTOR})
+    supports_keyword = True
+
+    def __init__(self, url: str = "http://127.0.0.1:8080", collection: str = "default", *,
+                 api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0,
+                 index: IndexType = "hnsw", muvera: bool = False, client: Any = None) -> None:
+        """index: "hnsw" (approximate, Weaviate's default) or "flat" (exact brute force) for
+        dense fields of a new collection; muvera: encode multi-vector fields with MUVERA.
+        api_key: or $WEAVIATE_API_KEY. client: an already connected weaviate client to use."""
+        if index not in ("hnsw", "flat"):
+            raise StoreError(f"index must be 'hnsw' or 'flat', got {index!r}")
+        self.name = class_name(collection)
+        self.collection = collection
+        self.url = url if client is None else None
+        self.index, self.muvera = index, bool(muvera)
+        self._owns_client = client is None  # a client passed in stays open for its owner
+        self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
+        self._schema: Schema | None = None
+        self._properties: set[str] = set()
+        self._load()
+
+    @classmethod
+    def embedded(cls, path: str | os.PathLike, collection: str = "default", *, timeout_s: float = 60.0,
+                 index: IndexType = "hnsw", muvera: bool = False) -> "WeaviateStore":
+        """Start an embedded Weaviate with its data in `path` (stopped by close())."""
+        client = connect_embedded(path, timeout_s=timeout_s)
+        try:
+            store = cls(collection=collection, index=index, muvera=muvera, client=client)
+        except BaseException:
+            client.close()
+            raise
+        store.url, store._owns_client = f"embedded:{path}", True
+        return store
+
+    def __repr__(self) -> str:  # never the API key
+        return f"WeaviateStore(url={self.url!r}, collection={self.collection!r})"
+
+    @property
+    def _collection(self) -> Any:
+        return self._client.collections.use(self.name)
+
+    def _load(self) -> None:
+        if not self._client.collections.exists(self.name):
+            return
+        config = self._client.collections.use(self.name).config.get()
+        try:
+            stored = json.loads(config.description or "")
+            self._schema = Schema.from_dict(stored["ragembed_schema"])
+        except (ValueError, KeyError, TypeError):
+            raise SchemaMismatchError(
+                f"Weaviate collection {self.name!r} exists but was not created by ragembed (its "
+                "description holds no ragembed schema); choose another collection name"
+            ) from None
+        self.index, self.muvera = stored.get("index", self.index), stored.get("muvera", self.muvera)
+        self._properties = {p.name for p in config.properties}
+
+    # --- schema -------------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema | None:
+        return self._schema
+
+    def _create(self, schema: Schema) -> None:
+        description = json.dumps({"ragembed_schema": schema.to_dict(), "index": self.index,
+                                  "muvera": self.muvera})
+        self._guard(lambda: self._client.collections.create(
+            self.name, description=description, properties=BASE_PROPERTIES,
+            vector_config=[self._vector_config(f) for f in schema.fields] or None))
+        self._schema = schema
+        self._properties = {p.name for p in BASE_PROPERTIES}
+
+    def _update_schema(self, schema: Schema) -> None:
+        self.drop()  # only ever called on an empty collection
+        self._create(schema)
+
+    def _vector_config(self, f: VectorField) -> Any:
+        distance = VectorDistances.COSINE if f.distance == "cosine" else VectorDistances.DOT
+        if f.kind is EmbeddingKind.MULTIVECTOR:
+            encoding = Configure.VectorIndex.MultiVector.Encoding.muvera() if self.muvera else None
+            return Configure.MultiVectors.self_provided(
+                name=f.name, encoding=encoding,
+                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance))
+        quantizer = {Precision.FLOAT32: None,
+                     Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8),
+                     Precision.BINARY: Configure.VectorIndex.Quantizer.bq()}[f.precision]
+        index = Configure.VectorIndex.flat if self.index == "flat" else Configure.VectorIndex.hnsw
+        return Configure.Vectors.self_provided(
+            name=f.name, vector_index_config=index(distance_metric=distance, quantizer=quantizer))
+
+    def drop(self) -> None:
+        self._guard(lambda: self._client.collections.delete(self.name))
+        self._schema = None
+        self._properties = set()
+
+    # --- writes -------------------------------------------------------------------------------
+    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+        added = new_properties(documents, self._properties)
+        for prop in added:
+            self._guard(lambda: self._collection.config.add_property(prop))
+            self._properties.add(prop.name)
+        failed: dict[str, str] = {}
+        for start in range(0, len(documents), INSERT_CHUNK):
+            chunk = documents[start : start + INSERT_CHUNK]
+            objects = [DataObject(properties=properties_of(doc), uuid=point_id(doc.id), vector={
+                f.name: self._values(f, vectors[f.name], start + i) for f in self._schema.fields
+            }) for i, doc in enumerate(chunk)]
+            result = self._guard(lambda: self._insert(objects))
+            failed.update({chunk[i].id: error.message for i, error in result.errors.items()})
+        if failed:
+            shown = "; ".join(f"{doc_id!r}: {message}" for doc_id, message in list(failed.items())[:10])
+            raise PartialWriteError(
+                f"Weaviate refused {len(failed)} of {len(documents)} documents (the others are "
+                f"written): {shown}. Fix those documents and upsert them again", failed)
+
+    @retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_attempt(5),
+           wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
+    def _insert(self, objects: list) -> Any:
+        return self._collection.data.insert_many(objects)
+
+    @staticmethod
+    def _values(f: VectorField, emb: Embeddings, row: int) -> list:
+        if f.kind is EmbeddingKind.MULTIVECTOR:
+            return emb.vectors[row].tolist()
+        return emb.data[row].tolist()
+
+    def _delete(self, ids: list[str]) -> int:
+        deleted = 0
+        for start in range(0, len(ids), ID_CHUNK):
+            where = Filter.by_id().contains_any([point_id(i) for i in ids[start : start + ID_CHUNK]])
+            deleted += self._guard(lambda: self._collection.data.delete_many(where=where)).successful
+        return deleted
+
+    def _delete_where(self, filter: dict[str, Condition]) -> int:
+        try:
+            where = weaviate_filter(filter, self._properties)
+        except Impossible:
+            return 0
+        deleted = 0
+        while True:  # one call deletes at most QUERY_MAXIMUM_RESULTS objects
+            result = self._guard(lambda: self._collection.data.delete_many(where=where))
+            deleted += result.successful
+            if result.matches == 0 or result.successful == 0:
+                return deleted
+
+    def count(self) -> int:
+        if self._schema is None:
+            return 0
+        return int(self._guard(lambda: self._collection.aggregate.over_all(total_count=True)).total_count)
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        if self._schema is None:
+            return []
+        found = {h.id: h for h in self._fetch(list(ids))}
+        return [Document(i, found[i].text, found[i].metadata) for i in ids if i in found]
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()  # also stops an embedded server
+
+    # --- search -------------------------------------------------------------------------------
+    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        try:
+            where = weaviate_filter(filter, self._properties)
+        except Impossible:
+            return []
+        return self._guard(lambda: self._run(plan, where, full=True))
+
+    def _run(self, plan: Plan, where: Any, full: bool) -> list[Hit]:
+        """The plan's top `limit` hits; with full=False only ids and scores (candidate stages)."""
+        if isinstance(plan, Fusion):
+            return self._fusion(plan, where, full)
+        if isinstance(plan, KeywordSearch):
+            return fetch_with_ties(lambda n: self._keyword(plan.text, n, where, full), plan.limit)
+        rescore = native_rescore(plan, self._schema)
+        if rescore is not None:
+            # The quantized index, rescored by Weaviate with the original vectors: ask it for
+            # the oversampled candidate count, keep the best `limit` of the rescored scores.
+            candidates = self._near(rescore.field, rescore.query, int(rescore.limit * rescore.oversampling),
+                                    where, full=False)
+            return self._complete(ordered_hits(candidates, plan.limit), full)
+        if plan.prefetch:
+            pool = {h.id for stage in plan.prefetch for h in self._run(stage, where, full=False)}
+            if not pool:
+                return []
+            only = Filter.by_id().contains_any([point_id(i) for i in sorted(pool)])
+            where = only if where is None else Filter.all_of([where, only])
+        return fetch_with_ties(lambda n: self._near(plan.field, plan.query, n, where, full), plan.limit)
+
+    def _fusion(self, plan: Fusion, where: Any, full: bool) -> list[Hit]:
+        stages = plan.prefetch
+        if (len(stages) == 2 and isinstance(stages[0], KeywordSearch) and isinstance(stages[1], VectorSearch)
+                and not stages[1].prefetch and self._schema[stages[1].field].precision is Precision.FLOAT32):
+            weights = plan.weights or (1.0, 1.0)
+            alpha = weights[1] / sum(weights) if sum(weights) else 0.5
+            return fetch_with_ties(lambda n: self._hybrid(stages[0].text, stages[1], alpha, n, where, full),
+                                   plan.limit)
+        fused: dict[str, float] = {}
+        for stage, weight in zip(stages, plan.weights or (1.0,) * len(stages)):
+            for rank, hit in enumerate(self._run(stage, where, full=False), start=1):
+                fused[hit.id] = fused.get(hit.id, 0.0) + weight / (plan.k + rank)
+        ranked = ordered_hits([Hit(i, s, "", {}) for i, s in fused.items()], plan.limit)
+        return self._complete(ranked, full)
+
+    def _near(self, field: str, query: Embeddings, limit: int, where: Any, full: bool) -> list[Hit]:
+        f = self._schema[field]
+        vector = query.vectors[0].tolist() if f.kind is EmbeddingKind.MULTIVECTOR else query.data[0].tolist()
+        result = self._collection.query.near_vector(
+            near_vector=vector, target_vector=field, limit=limit, filters=where,
+            return_metadata=MetadataQuery(distance=True), return_properties=RETURNED if full else ["doc_id"])
+        # Weaviate returns distances: 1 - cosine, or -dot (also -MaxSim for multi-vectors).
+        to_score = (lambda d: 1.0 - d) if f.distance == "cosine" else (lambda d: -d)
+        return [hit_of(o, to_score(o.metadata.distance), full) for o in result.objects]
+
+    def _keyword(self, text: str, limit: int, where: Any, full: bool) -> list[Hit]:
+        result = self._collection.query.bm25(
+            query=text, query_properties=["text"], limit=limit, filters=where,
+            return_metadata=MetadataQuery(score=True), return_properties=RETURNED if full else ["doc_id"])
+        return [hit_of(o, o.metadata.score, full) for o in result.objects]
+
+    def _hybrid(self, text: str, stage: VectorSearch, alpha: float, limit: int, where: Any,
+                full: bool) -> list[Hit]:
+        result = self._collection.query.hybrid(
+            query=text, vector=stage.query.data[0].tolist(), target_vector=stage.field, alpha=alpha,
+            fusion_type=HybridFusion.RANKED, query_properties=["text"], limit=limit, filters=where,
+            return_metadata=MetadataQuery(score=True), return_properties=RETURNED if full else ["doc_id"])
+        return [hit_of(o, o.metadata.score, full) for o in result.objects]
+
+    def _complete(self, hits: list[Hit], full: bool) -> list[Hit]:
+        """Fill in text and metadata of id-only hits (final results of client-side stages)."""
+        if not full or not hits:
+            return hits
+        found = {h.id: h for h in self._fetch([h.id for h in hits])}
+        return [Hit(h.id, h.score, found[h.id].text, found[h.id].metadata) for h in hits if h.id in found]
+
+    def _fetch(self, ids: list[str]) -> list[Hit]:
+        hits = []
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = [point_id(i) for i in ids[start : start + ID_CHUNK]]
+            result = self._guard(lambda: self._collection.query.fetch_objects(
+                filters=Filter.by_id().contains_any(chunk), limit=len(chunk), return_properties=RETURNED))
+            hits += [hit_of(o, 0.0, True) for o in result.objects]
+        return hits
+
+    def _guard(self, call):
+        """Run a Weaviate call; its failures become StoreErrors that say what failed."""
+        try:
+            return call()
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client raises many unrelated classes
+            if type(exc).__module__.startswith(("weaviate", "grpc", "httpx")):
+                raise StoreError(f"Weaviate ({self.url}, collection {self.name}): "
+                                 f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+            raise
+
+
+def hit_of(obj: Any, score: float, full: bool) -> Hit:
+    props = obj.properties
+    if not full:
+        return Hit(props["doc_id"], float(score), "", {})
+    return Hit(props["doc_id"], float(score), props["text"], json.loads(props["metadata_json"]))

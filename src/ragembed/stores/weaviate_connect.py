@@ -1,0 +1,118 @@
+"""Connections to Weaviate: a server by URL, or an embedded server run from the locally built binary.
+
+Embedded mode is weaviate-client's own (`connect_to_embedded`): it starts a Weaviate process
+that lives as long as the client. The client downloads a release from GitHub unless a binary
+is cached under the name it expects, so ragembed places a link to the binary that
+`scripts/weaviate.sh build` compiled (`go install`) under that name: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ragembed.embedders.cache import default_cache_dir
+from ragembed.errors import InvalidInputError, MissingDependencyError, StoreError
+
+try:
+    import weaviate
+    from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError.for_extra("weaviate-client", "weaviate") from exc
+
+# The server version scripts/weaviate.sh builds: the newest the Go module proxy serves here,
+# with multi-vector (1.29+) and MUVERA (1.31+).
+WEAVIATE_VERSION = "1.35.2"
+API_KEY_ENV = "WEAVIATE_API_KEY"
+BINARY_ENV = "RAGEMBED_WEAVIATE_BINARY"
+EMBEDDED_NODE = "ragembed-embedded"
+
+
+def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = None,
+            timeout_s: float = 60.0) -> "weaviate.WeaviateClient":
+    """A client for the server at `url` (http or https; gRPC on `grpc_port`, by default 50051
+    for http and 443 for https). The API key comes from `api_key` or $WEAVIATE_API_KEY."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInputError(
+            f"Weaviate URL {url!r} must look like http://host:8080 or https://host; "
+            "for an embedded server use WeaviateStore.embedded(path)"
+        )
+    secure = parts.scheme == "https"
+    key = api_key or os.environ.get(API_KEY_ENV) or None
+    where = f"the Weaviate server at {parts.scheme}://{parts.netloc}"
+    try:
+        client = weaviate.connect_to_custom(
+            http_host=parts.hostname, http_port=parts.port or (443 if secure else 80), http_secure=secure,
+            grpc_host=parts.hostname, grpc_port=grpc_port or (443 if secure else 50051), grpc_secure=secure,
+            auth_credentials=Auth.api_key(key) if key else None,
+            additional_config=AdditionalConfig(timeout=Timeout(init=min(timeout_s, 30), query=timeout_s,
+                                                               insert=timeout_s)),
+        )
+    except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
+        # Only the class and message: the key is in the client's arguments, never in these.
+        raise StoreError(
+            f"cannot reach {where}: {type(exc).__name__}: {str(exc)[:300]}. Start one with "
+            "scripts/weaviate.sh start (or docker compose up weaviate), or check the URL, gRPC port "
+            "and API key"
+        ) from None
+    return client
+
+
+def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0) -> "weaviate.WeaviateClient":
+    """Start an embedded Weaviate with its data in `data_dir`; it stops when the client closes."""
+    from weaviate.embedded import get_random_port
+
+    data = Path(data_dir).expanduser()
+    data.mkdir(parents=True, exist_ok=True)
+    binary_dir = embedded_binary_dir()
+    # USE_INVERTED_SEARCHABLE=false, RAFT_TIMEOUTS_MULTIPLIER=1: see scripts/weaviate.sh (BM25 on
+    # unflushed data in 1.35.2; start-up in 3 s, well inside the client's fixed 10 s wait).
+    try:
+        return weaviate.connect_to_embedded(
+            hostname="127.0.0.1", port=get_random_port(), grpc_port=get_random_port(),
+            version=WEAVIATE_VERSION, persistence_data_path=str(data.resolve()),
+            binary_path=str(binary_dir),
+            environment_variables={"CLUSTER_ADVERTISE_ADDR": "127.0.0.1", "DISABLE_TELEMETRY": "true",
+                                   "ENABLE_MODULES": "", "DEFAULT_VECTORIZER_MODULE": "none",
+                                   "LOG_LEVEL": "error", "USE_INVERTED_SEARCHABLE": "false",
+                                   "RAFT_TIMEOUTS_MULTIPLIER": "1",
+                                   # One node name for the folder: the client's default name
+                                   # follows its random port, and a restarted node with a new
+                                   # name finds no Raft quorum in the stored state.
+                                   "CLUSTER_HOSTNAME": EMBEDDED_NODE, "RAFT_JOIN": EMBEDDED_NODE},
+            additional_config=AdditionalConfig(timeout=Timeout(init=30, query=timeout_s, insert=timeout_s)),
+        )
+    except Exception as exc:  # noqa: BLE001 - start-up failures come in many classes
+        raise StoreError(
+            f"the embedded Weaviate server did not start with data in {data}: {type(exc).__name__}: "
+            f"{str(exc)[:300]}. Is another embedded server using that folder? Close it first"
+        ) from None
+
+
+def server_binary() -> Path:
+    """The weaviate-server built by scripts/weaviate.sh (or $RAGEMBED_WEAVIATE_BINARY)."""
+    binary = Path(os.environ.get(BINARY_ENV) or
+                  default_cache_dir() / "weaviate" / f"v{WEAVIATE_VERSION}" / "weaviate-server")
+    if not binary.is_file():
+        raise StoreError(
+            f"no Weaviate server binary at {binary}; build it once with `scripts/weaviate.sh build` "
+            f"(needs Go; about 10 minutes), or set {BINARY_ENV} to a weaviate-server {WEAVIATE_VERSION}"
+        )
+    return binary
+
+
+def embedded_binary_dir() -> Path:
+    """A folder where weaviate-client's embedded mode finds `server_binary()` under the file
+    name it would download to (weaviate-v<version>-<sha256 of the version tag>)."""
+    tag = f"v{WEAVIATE_VERSION}"
+    folder = default_cache_dir() / "weaviate" / "embedded"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / f"weaviate-{tag}-{hashlib.sha256(tag.encode()).hexdigest()}"
+    target = server_binary()
+    if not link.is_symlink() or link.resolve() != target.resolve():
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    return folder

@@ -1,0 +1,127 @@
+"""How documents and ragembed filters map onto Weaviate properties.
+
+Every object has `doc_id` (exact-match), `text` (word-tokenised, for Weaviate's BM25) and
+`metadata_json` (the metadata, returned bit for bit). For filtering, each metadata key also
+lands in typed array properties, one per value type it ever held:
+
+    meta_<key>__s  text[] (field tokenisation: whole-value equality)
+    meta_<key>__n  number[]
+    meta_<key>__b  boolean[]
+
+A Weaviate property has one type, but ragembed metadata may hold "2020" in one document and
+2020 in another, or a list of mixed values; splitting by type keeps both filterable and gives
+ragembed's filter semantics exactly: a list matches when any element does, numbers compare as
+numbers (1 == 1.0) and a boolean never equals a number. Properties are added to the collection
+the first time a key/type appears.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from weaviate.classes.config import DataType, Property, Tokenization
+from weaviate.classes.query import Filter
+
+from ragembed.errors import InvalidInputError
+from ragembed.stores.filters import Condition, Range
+from ragembed.types import Document
+
+FILTERABLE_KEY = re.compile(r"^[A-Za-z0-9_]{1,200}$")
+TYPED = {"s": DataType.TEXT_ARRAY, "n": DataType.NUMBER_ARRAY, "b": DataType.BOOL_ARRAY}
+RETURNED = ["doc_id", "text", "metadata_json"]
+
+BASE_PROPERTIES = [
+    Property(name="doc_id", data_type=DataType.TEXT, tokenization=Tokenization.FIELD,
+             index_searchable=False, index_filterable=True),
+    Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD,
+             index_searchable=True, index_filterable=False),
+    Property(name="metadata_json", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
+]
+
+
+class Impossible(Exception):
+    """A filter no stored document can match (it names a key or type never stored)."""
+
+
+def typed_name(key: str, kind: str) -> str:
+    return f"meta_{key}__{kind}"
+
+
+def value_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, (int, float)):
+        return "n" if math.isfinite(value) else None  # NaN/inf match no filter anyway
+    return "s" if isinstance(value, str) else None
+
+
+def typed_values(metadata: Mapping[str, Any]) -> dict[str, list]:
+    """{property name: values} of one document's filterable metadata."""
+    typed: dict[str, list] = {}
+    for key, value in metadata.items():
+        if not FILTERABLE_KEY.match(key):
+            continue  # kept in metadata_json; filtering on it raises with the rule
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            kind = value_kind(v)
+            if kind:
+                typed.setdefault(typed_name(key, kind), []).append(float(v) if kind == "n" else v)
+    return typed
+
+
+def properties_of(doc: Document) -> dict[str, Any]:
+    return {"doc_id": doc.id, "text": doc.text, "metadata_json": json.dumps(dict(doc.metadata)),
+            **typed_values(doc.metadata)}
+
+
+def new_properties(docs: Iterable[Document], existing: set[str]) -> list[Property]:
+    names = sorted({name for d in docs for name in typed_values(d.metadata)} - existing)
+    return [Property(name=n, data_type=TYPED[n[-1]], tokenization=Tokenization.FIELD if n[-1] == "s" else None,
+                     index_filterable=True, index_searchable=False)
+            for n in names]
+
+
+def weaviate_filter(filter: Mapping[str, Condition] | None, existing: set[str]) -> Any:
+    """A ragembed filter as a Weaviate Filter (None for no filter); raises Impossible when it
+    can match nothing."""
+    if not filter:
+        return None
+    clauses = []
+    for key, condition in filter.items():
+        if not FILTERABLE_KEY.match(key):
+            raise InvalidInputError(
+                f"filter key {key!r}: Weaviate filters metadata keys of letters, digits and '_' "
+                "(at most 200); rename the metadata key"
+            )
+        options = key_options(key, condition, existing)
+        if not options:
+            raise Impossible(key)
+        clauses.append(options[0] if len(options) == 1 else Filter.any_of(options))
+    return clauses[0] if len(clauses) == 1 else Filter.all_of(clauses)
+
+
+def key_options(key: str, condition: Condition, existing: set[str]) -> list:
+    if isinstance(condition, Range):
+        name = typed_name(key, "n")
+        if name not in existing:
+            return []
+        prop = Filter.by_property(name)
+        bounds = [prop.greater_than(condition.gt) if condition.gt is not None else None,
+                  prop.greater_or_equal(condition.gte) if condition.gte is not None else None,
+                  prop.less_than(condition.lt) if condition.lt is not None else None,
+                  prop.less_or_equal(condition.lte) if condition.lte is not None else None]
+        bounds = [b for b in bounds if b is not None]
+        # A list element may satisfy one bound and another element the other: Weaviate checks
+        # each bound against any element, as ragembed's memory store checks them together per
+        # element only for scalars. Documented: ranges over list-valued numbers are per bound.
+        return [bounds[0] if len(bounds) == 1 else Filter.all_of(bounds)]
+    wanted: dict[str, list] = {}
+    for v in condition if isinstance(condition, tuple) else (condition,):
+        kind = value_kind(v)
+        if kind:
+            wanted.setdefault(kind, []).append(float(v) if kind == "n" else v)
+    return [Filter.by_property(typed_name(key, kind)).contains_any(values)
+            for kind, values in wanted.items() if typed_name(key, kind) in existing]
