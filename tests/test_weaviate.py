@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import numpy as np
 import pytest
 from weaviate_server import ScriptServer, embedded_client, session_server, unavailable_reason
 
@@ -207,5 +206,19 @@ def test_filters_on_mixed_types_and_lists(dense_embedder):
         ids({"odd key!": 1})
     assert store.get(["c"])[0].metadata == docs[2].metadata
     assert store.delete_where({"year": Range(lt=2021)}) == 1 and store.count() == 3
+    store.drop()
+    store.close()
+
+
+def test_scalar_quantization_serves_int8_on_hnsw(reference, scifact_docs, dense_embedder):
+    store = weaviate(int8_compression="sq")
+    retriever = Retriever(store, "int8", embedder=dense_embedder)
+    retriever.index(scifact_docs)
+    found = sum(len(set(a) & set(b)) for a, b in zip(top_ids(retriever, "int8"), top_ids(reference, "dense")))
+    assert found >= 0.98 * 10 * len(QUERIES)
+    config = store._collection.config.get().vector_config["dense_int8"].vector_index_config
+    assert type(config.quantizer).__name__ == "_SQConfig"
+    with pytest.raises(StoreError, match="sq"):
+        weaviate(index="flat", int8_compression="sq")
     store.drop()
     store.close()

@@ -1,9 +1,10 @@
-"""The `ragembed` command: index documents, search them, evaluate strategies, run the demo.
+"""The `ragembed` command: index, search, evaluate, fine-tune, run the demo.
 
     ragembed demo
     ragembed index data/scifact --strategy hybrid --strategy binary
     ragembed search "what causes scurvy?" --strategy hybrid -k 5 --json
     ragembed eval data/scifact --strategy dense --strategy bm25 --output report
+    ragembed finetune dense data/scifact --output models/scifact-matryoshka
 
 Parsing is argparse's (standard library); progress bars are tqdm's, on stderr, so --json output
 on stdout stays machine-readable.
@@ -90,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})")
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
     demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False, k=100)
+
+    from ragembed.finetune.command import add_finetune_parser
+
+    add_finetune_parser(commands)
     return parser
 
 

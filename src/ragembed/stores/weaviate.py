@@ -3,7 +3,7 @@
 Mapping (one Weaviate collection per ragembed collection; the class name is the collection name
 with its first letter upper-cased, as Weaviate requires):
   dense float32 field      named vector, HNSW (default) or flat (exact) index
-  int8 field               named vector with 8-bit rotational quantization (RQ), rescored
+  int8 field               named vector with 8-bit rotational quantization (RQ; or SQ), rescored
   binary field             named vector with binary quantization (BQ), rescored
   multi-vector (ColBERT)   named multi-vector, MaxSim (HNSW over token vectors), optionally
                            MUVERA-encoded (one fixed-size vector per document, then MaxSim rescoring)
@@ -57,6 +57,7 @@ ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/f
 # half-applied batch writes each document once.
 TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError)
 IndexType = Literal["hnsw", "flat"]
+Int8Compression = Literal["rq", "sq"]
 
 
 def class_name(collection: str) -> str:
@@ -79,16 +80,22 @@ class WeaviateStore(VectorStore):
 
     def __init__(self, url: str = "http://127.0.0.1:8080", collection: str = "default", *,
                  api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0,
-                 index: IndexType = "hnsw", muvera: bool = False, client: Any = None) -> None:
-        """index: "hnsw" (approximate, Weaviate's default) or "flat" (exact brute force) for
-        dense fields of a new collection; muvera: encode multi-vector fields with MUVERA.
+                 index: IndexType = "hnsw", muvera: bool = False, int8_compression: Int8Compression = "rq",
+                 client: Any = None) -> None:
+        """For a new collection: index "hnsw" (approximate, Weaviate's default) or "flat" (exact
+        brute force) for dense fields; muvera: encode multi-vector fields with MUVERA;
+        int8_compression: "rq" (8-bit rotational quantization, no training) or "sq" (scalar
+        quantization, HNSW only; Weaviate compresses once 100,000 vectors have trained it).
         api_key: or $WEAVIATE_API_KEY. client: an already connected weaviate client to use."""
         if index not in ("hnsw", "flat"):
             raise StoreError(f"index must be 'hnsw' or 'flat', got {index!r}")
+        if int8_compression not in ("rq", "sq") or (int8_compression == "sq" and index == "flat"):
+            raise StoreError(f"int8_compression must be 'rq', or 'sq' with index='hnsw'; got {int8_compression!r} "
+                             f"with index={index!r}")
         self.name = class_name(collection)
         self.collection = collection
         self.url = url if client is None else None
-        self.index, self.muvera = index, bool(muvera)
+        self.index, self.muvera, self.int8_compression = index, bool(muvera), int8_compression
         self._owns_client = client is None  # a client passed in stays open for its owner
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
         self._schema: Schema | None = None
@@ -97,11 +104,13 @@ class WeaviateStore(VectorStore):
 
     @classmethod
     def embedded(cls, path: str | os.PathLike, collection: str = "default", *, timeout_s: float = 60.0,
-                 index: IndexType = "hnsw", muvera: bool = False) -> "WeaviateStore":
+                 index: IndexType = "hnsw", muvera: bool = False,
+                 int8_compression: Int8Compression = "rq") -> "WeaviateStore":
         """Start an embedded Weaviate with its data in `path` (stopped by close())."""
         client = connect_embedded(path, timeout_s=timeout_s)
         try:
-            store = cls(collection=collection, index=index, muvera=muvera, client=client)
+            store = cls(collection=collection, index=index, muvera=muvera, int8_compression=int8_compression,
+                        client=client)
         except BaseException:
             client.close()
             raise
@@ -128,6 +137,7 @@ class WeaviateStore(VectorStore):
                 "description holds no ragembed schema); choose another collection name"
             ) from None
         self.index, self.muvera = stored.get("index", self.index), stored.get("muvera", self.muvera)
+        self.int8_compression = stored.get("int8_compression", self.int8_compression)
         self._properties = {p.name for p in config.properties}
 
     # --- schema -------------------------------------------------------------------------------
@@ -137,7 +147,7 @@ class WeaviateStore(VectorStore):
 
     def _create(self, schema: Schema) -> None:
         description = json.dumps({"ragembed_schema": schema.to_dict(), "index": self.index,
-                                  "muvera": self.muvera})
+                                  "muvera": self.muvera, "int8_compression": self.int8_compression})
         self._guard(lambda: self._client.collections.create(
             self.name, description=description, properties=BASE_PROPERTIES,
             vector_config=[self._vector_config(f) for f in schema.fields] or None))
@@ -156,7 +166,8 @@ class WeaviateStore(VectorStore):
                 name=f.name, encoding=encoding,
                 vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance))
         quantizer = {Precision.FLOAT32: None,
-                     Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8),
+                     Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8) if self.int8_compression == "rq"
+                     else Configure.VectorIndex.Quantizer.sq(),
                      Precision.BINARY: Configure.VectorIndex.Quantizer.bq()}[f.precision]
         index = Configure.VectorIndex.flat if self.index == "flat" else Configure.VectorIndex.hnsw
         return Configure.Vectors.self_provided(

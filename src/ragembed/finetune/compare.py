@@ -1,0 +1,91 @@
+"""Before/after evaluation of fine-tuned models: nDCG@10 (and recall@100) at each dimension.
+
+Each model indexes the test split into an exact in-memory store, once at full dimension;
+`matryoshka:D` truncates those vectors (no re-encoding). Scores come from the evaluation module
+(pytrec_eval), so they are the numbers `ragembed eval` prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ragembed.evaluation.beir import BeirDataset
+from ragembed.evaluation.runner import evaluate
+from ragembed.retriever import Retriever
+from ragembed.stores.memory import MemoryStore
+
+Scores = dict[str, dict[int, dict[str, float]]]  # model label -> dimension -> metric -> value
+
+
+def dense_scores_by_dim(dataset: BeirDataset, models: Mapping[str, str], dims: Sequence[int], *,
+                        show_progress: bool = True) -> Scores:
+    """{label: {dim: {"ndcg@10": ..., "recall@100": ...}}} for dense models given by name/path."""
+    from ragembed.embedders.dense import DenseEmbedder
+
+    scores: Scores = {}
+    for label, model in models.items():
+        embedder = DenseEmbedder(model, show_progress=show_progress)
+        strategies = {d: "dense" if d >= embedder.dim else f"matryoshka:{d}" for d in dims}
+        retriever = Retriever(MemoryStore(), list(dict.fromkeys(strategies.values())), embedder=embedder)
+        retriever.index(dataset.corpus)
+        runs = {r.strategy: r.metrics for r in evaluate(retriever, dataset, show_progress=show_progress)}
+        scores[label] = {d: pick(runs[name]) for d, name in strategies.items()}
+    return scores
+
+
+def colbert_scores(dataset: BeirDataset, models: Mapping[str, str], *, show_progress: bool = True
+                   ) -> dict[str, dict[str, float]]:
+    """{label: {"ndcg@10": ..., "recall@100": ...}} for PyLate ColBERT models (exact MaxSim)."""
+    from ragembed.embedders.colbert import ColBERTEmbedder
+
+    scores = {}
+    for label, model in models.items():
+        retriever = Retriever(MemoryStore(), "colbert",
+                              multivector_embedder=ColBERTEmbedder(model, show_progress=show_progress))
+        retriever.index(dataset.corpus)
+        scores[label] = pick(evaluate(retriever, dataset, show_progress=show_progress)[0].metrics)
+    return scores
+
+
+def pick(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {m: round(float(metrics[m]), 4) for m in ("ndcg@10", "recall@100")}
+
+
+def dims_table(scores: Scores, before: str, after: str) -> str:
+    """Markdown: one row per dimension, the two models' nDCG@10 and the gain."""
+    lines = [f"| dimensions | {before} nDCG@10 | {after} nDCG@10 | gain | {after} R@100 |", "|---|---|---|---|---|"]
+    for dim in sorted(scores[after], reverse=True):
+        b, a = scores[before][dim]["ndcg@10"], scores[after][dim]["ndcg@10"]
+        lines.append(f"| {dim} | {b:.4f} | {a:.4f} | {a - b:+.4f} | {scores[after][dim]['recall@100']:.4f} |")
+    return "\n".join(lines)
+
+
+def plot_dims(scores: Scores, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, by_dim in scores.items():
+        dims = sorted(by_dim)
+        ax.plot(dims, [by_dim[d]["ndcg@10"] for d in dims], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(next(iter(scores.values()))))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("dimensions kept (Matryoshka truncation)")
+    ax.set_ylabel("nDCG@10")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
