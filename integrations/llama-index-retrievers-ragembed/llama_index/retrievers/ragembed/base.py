@@ -1,0 +1,136 @@
+"""ragembed for LlamaIndex: a retriever over any ragembed store and strategy, and ragembed's
+dense embedders as a LlamaIndex embedding model.
+
+    retriever = RagembedRetriever.from_documents(documents, store="qdrant-edge:./index",
+                                                 strategy="hybrid", similarity_top_k=5)
+    engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, List, Optional
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.callbacks.base import CallbackManager
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilters
+
+from ragembed import DenseEmbedder, Document, Range, Retriever
+from ragembed.errors import InvalidInputError
+
+RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
+
+
+class RagembedRetriever(BaseRetriever):
+    """A LlamaIndex retriever that searches a ragembed `Retriever` (any store, any strategy)."""
+
+    def __init__(self, retriever: Retriever, *, similarity_top_k: int = 10, strategy: Optional[str] = None,
+                 filters: Optional[MetadataFilters] = None, callback_manager: Optional[CallbackManager] = None,
+                 verbose: bool = False) -> None:
+        if not isinstance(retriever, Retriever):
+            raise InvalidInputError(f"RagembedRetriever wraps a ragembed Retriever, got {type(retriever).__name__}")
+        self.retriever = retriever
+        self.similarity_top_k = similarity_top_k
+        self.strategy = strategy
+        self.filter = to_ragembed_filter(filters)
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @classmethod
+    def from_documents(cls, documents: Sequence[BaseNode], *, store: Any = "memory",
+                       strategy: str | Sequence[str] = "dense", collection: str = "default",
+                       **options: Any) -> "RagembedRetriever":
+        """Index LlamaIndex documents or nodes into a ragembed store and retrieve from it.
+        Keyword options other than the retriever's go to ragembed's Retriever (embedder=...)."""
+        own = {k: options.pop(k) for k in ("similarity_top_k", "filters", "callback_manager", "verbose")
+               if k in options}
+        retriever = Retriever(store, strategy, collection=collection, **options)
+        add_nodes(retriever, documents)
+        return cls(retriever, **own)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        hits = self.retriever.search(query_bundle.query_str, k=self.similarity_top_k, filter=self.filter,
+                                     strategy=self.strategy)
+        return [node_with_score(h) for h in hits]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        hits = await self.retriever.asearch(query_bundle.query_str, k=self.similarity_top_k, filter=self.filter,
+                                            strategy=self.strategy)
+        return [node_with_score(h) for h in hits]
+
+
+def node_with_score(hit: Any) -> NodeWithScore:
+    return NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata)), score=hit.score)
+
+
+def add_nodes(retriever: Retriever, nodes: Sequence[BaseNode]) -> int:
+    """Embed and store LlamaIndex documents or nodes (id = node id, text = node content, metadata =
+    the node's flat metadata values; others are left out, as ragembed metadata is flat)."""
+    documents = [Document(node.node_id, node.get_content(metadata_mode=MetadataMode.NONE),
+                          {k: v for k, v in node.metadata.items() if flat(v)}) for node in nodes]
+    return retriever.index(documents)
+
+
+def flat(value: Any) -> bool:
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value)
+
+
+def to_ragembed_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
+    """LlamaIndex MetadataFilters (AND of ==, in, >, >=, <, <=, contains) as a ragembed filter."""
+    if filters is None or not filters.filters:
+        return None
+    if filters.condition not in (None, FilterCondition.AND) and len(filters.filters) > 1:
+        raise InvalidInputError(
+            f"ragembed filters combine conditions with AND; got {filters.condition.value.upper()}: "
+            "split the query, or filter on one key with 'in'"
+        )
+    result: dict = {}
+    for f in filters.filters:
+        if isinstance(f, MetadataFilters):
+            raise InvalidInputError("nested MetadataFilters are not supported; flatten them into one AND list")
+        if f.operator in (FilterOperator.EQ, FilterOperator.CONTAINS):
+            result[f.key] = f.value
+        elif f.operator in (FilterOperator.IN, FilterOperator.ANY):
+            result[f.key] = list(f.value)
+        elif f.operator in RANGE_BOUNDS:
+            bounds = vars(result[f.key]) if isinstance(result.get(f.key), Range) else {}
+            result[f.key] = Range(**{**bounds, RANGE_BOUNDS[f.operator]: f.value})
+        else:
+            raise InvalidInputError(
+                f"filter operator {f.operator.value!r} on {f.key!r} is not supported; ragembed filters "
+                "use ==, in, any, contains, >, >=, <, <="
+            )
+    return result
+
+
+class RagembedEmbedding(BaseEmbedding):
+    """ragembed's DenseEmbedder (bundled all-MiniLM-L6-v2 by default, with its embeddings cache)
+    as a LlamaIndex embedding model, for LlamaIndex's own indexes."""
+
+    _embedder: DenseEmbedder = PrivateAttr()
+
+    def __init__(self, model: Optional[str] = None, *, embedder: Optional[DenseEmbedder] = None,
+                 embed_batch_size: int = 32, **kwargs: Any) -> None:
+        embedder = embedder or DenseEmbedder(model)
+        super().__init__(model_name=embedder.model_name, embed_batch_size=embed_batch_size, **kwargs)
+        self._embedder = embedder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RagembedEmbedding"
+
+    def _get_query_embedding(self, query: str) -> List[float]:
+        return self._embedder.embed_queries([query]).data[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> List[float]:
+        return await asyncio.to_thread(self._get_query_embedding, query)  # the model runs in a worker
+
+    def _get_text_embedding(self, text: str) -> List[float]:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+        return self._embedder.embed_documents(texts).data.tolist()
