@@ -36,6 +36,12 @@ build() {
   GOBIN="$BIN_DIR" go install "github.com/weaviate/weaviate/cmd/weaviate-server@$VERSION"
 }
 
+ready() {
+  local url="http://127.0.0.1:$HTTP_PORT/v1/.well-known/ready"
+  if command -v curl >/dev/null; then curl -fsS "$url" >/dev/null 2>&1; return; fi
+  python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url" >/dev/null 2>&1
+}
+
 start() {
   local data=${1:-.weaviate-data}
   build
@@ -54,7 +60,7 @@ start() {
     if ! kill -0 "$(cat "$data/weaviate.pid")" 2>/dev/null; then
       echo "weaviate exited at start; see $data/weaviate.log:" >&2; tail -3 "$data/weaviate.log" >&2; exit 1
     fi
-    if curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/.well-known/ready" >/dev/null 2>&1; then
+    if ready; then
       echo "weaviate $VERSION ready on http://127.0.0.1:$HTTP_PORT (gRPC $GRPC_PORT), data in $data" >&2; return
     fi
     sleep 1
