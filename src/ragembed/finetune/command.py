@@ -37,7 +37,8 @@ def add_finetune_parser(commands) -> None:
     common(dense, MatryoshkaTraining())
     dense.add_argument("--dims", default=",".join(map(str, MatryoshkaTraining().dims)),
                        help="Matryoshka dimensions, comma-separated (default: %(default)s)")
-    dense.add_argument("--dim-weights", help="loss weight per dimension, comma-separated (default: 1 each)")
+    dense.add_argument("--dim-weights", default=",".join(f"{d}={w:g}" for d, w in MatryoshkaTraining().dim_weights),
+                       help="loss weights DIM=W,... (dimensions not listed weigh 1; default: %(default)s)")
     dense.set_defaults(run=run_finetune_dense)
     colbert = kinds.add_parser("colbert", help="ColBERT training (PyLate, contrastive with mined negatives)")
     common(colbert, ColBERTTraining())
@@ -55,11 +56,18 @@ def parse_list(text: str, option: str, kind=int) -> tuple:
     return values
 
 
+def parse_weights(text: str | None) -> tuple[tuple[int, float], ...]:
+    try:
+        return tuple((int(d), float(w)) for d, w in (item.split("=") for item in (text or "").split(",") if item))
+    except ValueError:
+        raise InvalidInputError(f"--dim-weights {text!r}: give DIM=WEIGHT pairs, e.g. 64=2,32=1.5") from None
+
+
 def run_finetune_dense(args: argparse.Namespace) -> int:
     from ragembed.finetune.data import training_pairs
     from ragembed.finetune.dense import MatryoshkaTraining, train_matryoshka
 
-    weights = parse_list(args.dim_weights, "--dim-weights", float) if args.dim_weights else None
+    weights = parse_weights(args.dim_weights)
     config = MatryoshkaTraining(base_model=args.base_model, dims=parse_list(args.dims, "--dims"),
                                 dim_weights=weights, epochs=args.epochs, batch_size=args.batch_size,
                                 learning_rate=args.lr, hard_negatives=args.hard_negatives, seed=args.seed)
