@@ -12,5 +12,7 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]" -e integrations/llama-index-retrievers-ragembed
 echo "ragembed is installed in .venv ($(.venv/bin/python -c 'import ragembed; print(ragembed.__version__)'))"
 if [ "${1:-}" = "--with-weaviate" ]; then
-  ./scripts/weaviate.sh build
+  # A failed build must not stop the rest of the setup: the Weaviate tests then skip, and the
+  # test summary (-rs) says why.
+  ./scripts/weaviate.sh build || echo "WARNING: building Weaviate failed (see above); its tests will skip" >&2
 fi
