@@ -222,3 +222,18 @@ def test_scalar_quantization_serves_int8_on_hnsw(reference, scifact_docs, dense_
         weaviate(index="flat", int8_compression="sq")
     store.drop()
     store.close()
+
+
+def test_settings_it_cannot_honour_are_refused(scifact_docs, dense_embedder):
+    store = weaviate(index="flat")
+    retriever = Retriever(store, ["dense", "binary:norescore"], embedder=dense_embedder)
+    retriever.index(scifact_docs[:20])
+    # Weaviate rescores every compressed search: a search without rescoring cannot be had.
+    with pytest.raises(UnsupportedStrategyError, match="without rescoring"):
+        retriever.search("tumour growth", strategy="binary:norescore")
+    # Index settings are fixed at creation: asking for others is an error, not a silent no-op.
+    with pytest.raises(SchemaMismatchError, match="index"):
+        weaviate(store.collection, index="hnsw")
+    assert weaviate(store.collection).settings["index"] == "flat"
+    store.drop()
+    store.close()

@@ -4,7 +4,8 @@ Each entry: `create` takes pytest's tmp_path and returns a fresh, empty store (o
 for stores that persist, `reopen`: after the test data is written the suite closes the store and
 searches a reopened one, so every contract test also checks persistence. `native_quantization`:
 the engine quantizes int8/binary fields its own way (so quantized stages are checked for recall
-against exact search, not for the memory store's exact ranking).
+against exact search, not for the memory store's exact ranking). `always_rescores`: the engine
+cannot search a quantized field without rescoring it, and must refuse such a search.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Backend:
     create: Factory
     reopen: Factory | None = None
     native_quantization: bool = False
+    always_rescores: bool = False
     skip_reason: str | None = None
 
 
@@ -90,9 +92,9 @@ BACKENDS: dict[str, Backend] = {
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
     "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
-                               native_quantization=True, skip_reason=WEAVIATE_SKIP),
+                               native_quantization=True, always_rescores=True, skip_reason=WEAVIATE_SKIP),
     "weaviate-embedded": Backend(weaviate_embedded, lambda tmp: weaviate_embedded(tmp, fresh=False),
-                                 native_quantization=True, skip_reason=WEAVIATE_SKIP),
+                                 native_quantization=True, always_rescores=True, skip_reason=WEAVIATE_SKIP),
 }
 
 

@@ -24,7 +24,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from ragembed.errors import MissingDependencyError, PartialWriteError, SchemaMismatchError, StoreError
+from ragembed.errors import (MissingDependencyError, PartialWriteError, SchemaMismatchError, StoreError,
+                             UnsupportedStrategyError)
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
@@ -80,32 +81,36 @@ class WeaviateStore(VectorStore):
 
     def __init__(self, url: str = "http://127.0.0.1:8080", collection: str = "default", *,
                  api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0,
-                 index: IndexType = "hnsw", muvera: bool = False, int8_compression: Int8Compression = "rq",
-                 client: Any = None) -> None:
-        """For a new collection: index "hnsw" (approximate, Weaviate's default) or "flat" (exact
-        brute force) for dense fields; muvera: encode multi-vector fields with MUVERA;
-        int8_compression: "rq" (8-bit rotational quantization, no training) or "sq" (scalar
-        quantization, HNSW only; Weaviate compresses once 100,000 vectors have trained it).
+                 index: IndexType | None = None, muvera: bool | None = None,
+                 int8_compression: Int8Compression | None = None, client: Any = None) -> None:
+        """Index settings, fixed when the collection is created (None: the existing collection's,
+        or the default for a new one): index "hnsw" (approximate, the default) or "flat" (exact
+        brute force) for dense fields; muvera (default False): encode multi-vector fields with
+        MUVERA; int8_compression: "rq" (the default: 8-bit rotational quantization, no training)
+        or "sq" (scalar quantization, HNSW only; Weaviate compresses once 100,000 vectors have
+        trained it). Opening an existing collection with other settings raises.
         api_key: or $WEAVIATE_API_KEY. client: an already connected weaviate client to use."""
-        if index not in ("hnsw", "flat"):
+        if index not in (None, "hnsw", "flat"):
             raise StoreError(f"index must be 'hnsw' or 'flat', got {index!r}")
-        if int8_compression not in ("rq", "sq") or (int8_compression == "sq" and index == "flat"):
+        if int8_compression not in (None, "rq", "sq") or (int8_compression == "sq" and index == "flat"):
             raise StoreError(f"int8_compression must be 'rq', or 'sq' with index='hnsw'; got {int8_compression!r} "
                              f"with index={index!r}")
         self.name = class_name(collection)
         self.collection = collection
         self.url = url if client is None else None
-        self.index, self.muvera, self.int8_compression = index, bool(muvera), int8_compression
+        asked = {"index": index, "muvera": muvera, "int8_compression": int8_compression}
+        self.settings = {"index": "hnsw", "muvera": False, "int8_compression": "rq"} | {
+            k: v for k, v in asked.items() if v is not None}
         self._owns_client = client is None  # a client passed in stays open for its owner
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
         self._schema: Schema | None = None
         self._properties: set[str] = set()
-        self._load()
+        self._load(asked)
 
     @classmethod
     def embedded(cls, path: str | os.PathLike, collection: str = "default", *, timeout_s: float = 60.0,
-                 index: IndexType = "hnsw", muvera: bool = False,
-                 int8_compression: Int8Compression = "rq") -> "WeaviateStore":
+                 index: IndexType | None = None, muvera: bool | None = None,
+                 int8_compression: Int8Compression | None = None) -> "WeaviateStore":
         """Start an embedded Weaviate with its data in `path` (stopped by close())."""
         client = connect_embedded(path, timeout_s=timeout_s)
         try:
@@ -124,7 +129,7 @@ class WeaviateStore(VectorStore):
     def _collection(self) -> Any:
         return self._client.collections.use(self.name)
 
-    def _load(self) -> None:
+    def _load(self, asked: dict[str, Any]) -> None:
         if not self._client.collections.exists(self.name):
             return
         config = self._client.collections.use(self.name).config.get()
@@ -136,8 +141,14 @@ class WeaviateStore(VectorStore):
                 f"Weaviate collection {self.name!r} exists but was not created by ragembed (its "
                 "description holds no ragembed schema); choose another collection name"
             ) from None
-        self.index, self.muvera = stored.get("index", self.index), stored.get("muvera", self.muvera)
-        self.int8_compression = stored.get("int8_compression", self.int8_compression)
+        self.settings = {k: stored.get(k, v) for k, v in self.settings.items()}
+        differing = {k: v for k, v in asked.items() if v is not None and v != self.settings[k]}
+        if differing:
+            raise SchemaMismatchError(
+                f"Weaviate collection {self.name!r} was created with "
+                f"{ {k: self.settings[k] for k in differing} }, not {differing}; index settings cannot "
+                "change: open it without them, or index into another collection"
+            )
         self._properties = {p.name for p in config.properties}
 
     # --- schema -------------------------------------------------------------------------------
@@ -146,8 +157,7 @@ class WeaviateStore(VectorStore):
         return self._schema
 
     def _create(self, schema: Schema) -> None:
-        description = json.dumps({"ragembed_schema": schema.to_dict(), "index": self.index,
-                                  "muvera": self.muvera, "int8_compression": self.int8_compression})
+        description = json.dumps({"ragembed_schema": schema.to_dict(), **self.settings})
         self._guard(lambda: self._client.collections.create(
             self.name, description=description, properties=BASE_PROPERTIES,
             vector_config=[self._vector_config(f) for f in schema.fields] or None))
@@ -161,15 +171,15 @@ class WeaviateStore(VectorStore):
     def _vector_config(self, f: VectorField) -> Any:
         distance = VectorDistances.COSINE if f.distance == "cosine" else VectorDistances.DOT
         if f.kind is EmbeddingKind.MULTIVECTOR:
-            encoding = Configure.VectorIndex.MultiVector.Encoding.muvera() if self.muvera else None
+            encoding = Configure.VectorIndex.MultiVector.Encoding.muvera() if self.settings["muvera"] else None
             return Configure.MultiVectors.self_provided(
                 name=f.name, encoding=encoding,
                 vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance))
         quantizer = {Precision.FLOAT32: None,
-                     Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8) if self.int8_compression == "rq"
-                     else Configure.VectorIndex.Quantizer.sq(),
+                     Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8)
+                     if self.settings["int8_compression"] == "rq" else Configure.VectorIndex.Quantizer.sq(),
                      Precision.BINARY: Configure.VectorIndex.Quantizer.bq()}[f.precision]
-        index = Configure.VectorIndex.flat if self.index == "flat" else Configure.VectorIndex.hnsw
+        index = Configure.VectorIndex.flat if self.settings["index"] == "flat" else Configure.VectorIndex.hnsw
         return Configure.Vectors.self_provided(
             name=f.name, vector_index_config=index(distance_metric=distance, quantizer=quantizer))
 
@@ -264,6 +274,14 @@ class WeaviateStore(VectorStore):
             candidates = self._near(rescore.field, rescore.query, int(rescore.limit * rescore.oversampling),
                                     where, full=False)
             return self._complete(ordered_hits(candidates, plan.limit), full)
+        if self._schema[plan.field].precision is not Precision.FLOAT32:
+            # Weaviate rescores compressed candidates with the originals on every query; a search
+            # "on the quantized vectors alone" would silently come back rescored.
+            raise UnsupportedStrategyError(
+                f"Weaviate always rescores its compressed index with the original vectors, so field "
+                f"{plan.field!r} cannot be searched without rescoring; use the rescored strategy "
+                "('int8' or 'binary', not ':norescore')"
+            )
         if plan.prefetch:
             pool = {h.id for stage in plan.prefetch for h in self._run(stage, where, full=False)}
             if not pool:
