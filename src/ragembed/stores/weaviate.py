@@ -132,7 +132,7 @@ class WeaviateStore(VectorStore):
     def _load(self, asked: dict[str, Any]) -> None:
         if not self._client.collections.exists(self.name):
             return
-        config = self._client.collections.use(self.name).config.get()
+        config = self._collection.config.get()
         try:
             stored = json.loads(config.description or "")
             self._schema = Schema.from_dict(stored["ragembed_schema"])

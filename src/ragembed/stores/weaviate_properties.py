@@ -114,9 +114,9 @@ def key_options(key: str, condition: Condition, existing: set[str]) -> list:
                   prop.less_than(condition.lt) if condition.lt is not None else None,
                   prop.less_or_equal(condition.lte) if condition.lte is not None else None]
         bounds = [b for b in bounds if b is not None]
-        # A list element may satisfy one bound and another element the other: Weaviate checks
-        # each bound against any element, as ragembed's memory store checks them together per
-        # element only for scalars. Documented: ranges over list-valued numbers are per bound.
+        # Weaviate tests each bound against any element of a number[] property, so on list-valued
+        # metadata [1, 9] matches Range(gt=3, lt=5) (9 > 3 and 1 < 5), where the other stores
+        # want one element within both bounds. Scalars behave the same everywhere (docs/weaviate.md).
         return [bounds[0] if len(bounds) == 1 else Filter.all_of(bounds)]
     wanted: dict[str, list] = {}
     for v in condition if isinstance(condition, tuple) else (condition,):
