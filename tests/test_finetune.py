@@ -66,6 +66,8 @@ def test_matryoshka_training_saves_a_model_that_fits_the_pairs_better(small_beir
     assert record["train_examples"] > 0
     trained = DenseEmbedder(str(output))
     assert trained.dim == 384
+    # trained on 128-token cuts, the saved model still embeds whole 256-token texts like its base
+    assert record["config"]["max_seq_length"] == 128 and trained.model.max_seq_length == 256
     assert pair_margin(str(output), pairs) > pair_margin("bundled:all-MiniLM-L6-v2", pairs)
 
 
@@ -81,6 +83,8 @@ def test_bad_training_input_is_refused_before_anything_is_written(small_beir, tm
         train_matryoshka(pairs, tmp_path / "new", MatryoshkaTraining(dims=(512, 64)))
     with pytest.raises(InvalidInputError, match="batch_size"):
         train_matryoshka(pairs, tmp_path / "new", MatryoshkaTraining(batch_size=1))
+    with pytest.raises(InvalidInputError, match="max_seq_length"):
+        train_matryoshka(pairs, tmp_path / "new", MatryoshkaTraining(max_seq_length=0))
     with pytest.raises(ModelLoadError):
         train_matryoshka(pairs, tmp_path / "new", MatryoshkaTraining(base_model="./no/such/model"))
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())

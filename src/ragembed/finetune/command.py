@@ -39,6 +39,9 @@ def add_finetune_parser(commands) -> None:
                        help="Matryoshka dimensions, comma-separated (default: %(default)s)")
     dense.add_argument("--dim-weights", default=",".join(f"{d}={w:g}" for d, w in MatryoshkaTraining().dim_weights),
                        help="loss weights DIM=W,... (dimensions not listed weigh 1; default: %(default)s)")
+    dense.add_argument("--max-seq-length", type=int, default=MatryoshkaTraining().max_seq_length,
+                       help="tokens per text while training (default: %(default)s); the saved model "
+                            "embeds with the base model's length")
     dense.set_defaults(run=run_finetune_dense)
     colbert = kinds.add_parser("colbert", help="ColBERT training (PyLate, contrastive with mined negatives)")
     common(colbert, ColBERTTraining())
@@ -70,7 +73,8 @@ def run_finetune_dense(args: argparse.Namespace) -> int:
     weights = parse_weights(args.dim_weights)
     config = MatryoshkaTraining(base_model=args.base_model, dims=parse_list(args.dims, "--dims"),
                                 dim_weights=weights, epochs=args.epochs, batch_size=args.batch_size,
-                                learning_rate=args.lr, hard_negatives=args.hard_negatives, seed=args.seed)
+                                learning_rate=args.lr, hard_negatives=args.hard_negatives,
+                                max_seq_length=args.max_seq_length, seed=args.seed)
     started = time.perf_counter()
     output = train_matryoshka(training_pairs(args.dataset, args.train_split), args.output, config)
     print(f"trained in {time.perf_counter() - started:.0f} s; model saved to {output}")

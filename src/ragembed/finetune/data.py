@@ -54,8 +54,9 @@ def mine_negatives(model: Any, model_path: str, pairs: TrainingPairs, count: int
     from sentence_transformers.util import mine_hard_negatives
 
     # The utility's own cache keys embeddings by the texts and the hub name only (none for a local
-    # folder), so a folder per model fingerprint keeps two models' embeddings apart.
-    key = hashlib.sha256(model_fingerprint(model_path).encode()).hexdigest()[:16]
+    # folder), so a folder per model fingerprint and truncation length keeps two setups apart.
+    setup = f"{model_fingerprint(model_path)}:{model.max_seq_length}"
+    key = hashlib.sha256(setup.encode()).hexdigest()[:16]
     return mine_hard_negatives(
         Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives}), model,
         corpus=pairs.corpus, range_max=rank_max, relative_margin=margin, num_negatives=count,

@@ -23,10 +23,12 @@ def refuse_non_empty(output: Path) -> None:
 
 
 def train_and_save(model: Any, dataset: Any, loss: Any, config: Any, output: Path, record: dict[str, Any], *,
-                   show_progress: bool, **trainer_options: Any) -> Path:
+                   show_progress: bool, saved_max_seq_length: int | None = None, **trainer_options: Any) -> Path:
     """Train `model` on `dataset` with `loss` (config: epochs, batch_size, learning_rate,
     warmup_ratio, seed), save it to `output` with ragembed-finetune.json (the config, the
-    training time and `record`). trainer_options: batch_sampler, or data_collator for PyLate."""
+    training time and `record`). saved_max_seq_length: the truncation the saved model embeds
+    with, when it differs from the training one. trainer_options: batch_sampler, or
+    data_collator for PyLate."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     collator = trainer_options.pop("data_collator", None)
@@ -44,6 +46,8 @@ def train_and_save(model: Any, dataset: Any, loss: Any, config: Any, output: Pat
         trainer.train()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if saved_max_seq_length:
+        model.max_seq_length = saved_max_seq_length
     model.save(str(output))
     record = {**record, "config": asdict(config), "train_examples": len(dataset),
               "training_s": round(time.perf_counter() - started, 1)}

@@ -1,0 +1,85 @@
+"""What the benchmark scripts share: the data path, timing, recall against exact, the printed
+side-by-side table and the JSON file. Each script in this folder imports it (`import _bench`
+works because Python puts a script's own folder first on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SCIFACT = REPO / "data/scifact"
+
+
+def percentile(values: Sequence[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def timed_each(run: Callable[[Any], Any], items: Iterable[Any]) -> tuple[list[Any], dict[str, float]]:
+    """Run `run` on each item after one warm-up call; the results and p50/p95 ms and queries/s."""
+    items = list(items)
+    run(items[0])
+    results, latencies = [], []
+    started = time.perf_counter()
+    for item in items:
+        t0 = time.perf_counter()
+        results.append(run(item))
+        latencies.append(1000 * (time.perf_counter() - t0))
+    total = time.perf_counter() - started
+    return results, {"p50_ms": statistics.median(latencies), "p95_ms": percentile(latencies, 95),
+                     "qps": len(items) / total}
+
+
+def recall_vs(found: Sequence[Iterable[str]], truth: Sequence[Iterable[str]], k: int = 10) -> float:
+    """Mean overlap of each query's top-k ids with the exact top-k ids."""
+    return sum(len(set(list(a)[:k]) & set(list(b)[:k])) for a, b in zip(found, truth)) / (k * len(truth))
+
+
+def measure_strategies(retriever: Any, strategies: Sequence[str], data: Any, qids: Sequence[str],
+                       truth: dict[str, list] | None, mode: str, ingest_s: float,
+                       exact_of: Callable[[str], str] = lambda s: "dense") -> list[dict[str, Any]]:
+    """Per strategy: every query of `data` one at a time through Retriever.search (k=100),
+    p50/p95 ms, nDCG@10, and recall@10 against truth[exact_of(strategy)] (top-10 id sets of
+    the exact search, from an earlier call's rows: {strategy: row["top10"]})."""
+    from ragembed.evaluation import ir_metrics, run_from_hits
+
+    queries = [data.queries[q] for q in qids]
+    rows = []
+    for strategy in strategies:
+        results, timing = timed_each(partial(retriever.search, k=100, strategy=strategy), queries)
+        top10 = [{h.id for h in hits[:10]} for hits in results]
+        _, metrics = ir_metrics(run_from_hits(dict(zip(qids, results))), data.qrels, ["ndcg@10"])
+        reference = (truth or {}).get(exact_of(strategy))
+        rows.append({"mode": mode, "strategy": strategy, "ingest_s": round(ingest_s, 2),
+                     "ingest_docs_per_s": len(data.corpus) / ingest_s, **timing, "ndcg@10": metrics["ndcg@10"],
+                     "recall@10_vs_exact": None if reference is None else recall_vs(top10, reference),
+                     "top10": top10})
+    return rows
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, {platform.system()}"
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """Plain-text table: columns are (key, header, format spec); missing values print as '-'."""
+    cells = [[h for _, h, _ in columns]] + [
+        ["-" if r.get(key) is None else format(r[key], spec) for key, _, spec in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in cells)
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=1, default=str) + "\n")
+    print(f"\nwrote {path}")
