@@ -237,3 +237,26 @@ def test_settings_it_cannot_honour_are_refused(scifact_docs, dense_embedder):
     assert weaviate(store.collection).settings["index"] == "flat"
     store.drop()
     store.close()
+
+
+def test_shards_split_the_collection_and_replicas_need_nodes(reference, scifact_docs, dense_embedder):
+    store = weaviate(index="flat", shards=3)
+    retriever = Retriever(store, "dense", embedder=dense_embedder)
+    retriever.index(scifact_docs)
+    assert store._collection.config.get().sharding_config.desired_count == 3
+    # every shard is searched: the exact results of one unsharded collection
+    assert top_ids(retriever, "dense") == top_ids(reference, "dense")
+    with pytest.raises(SchemaMismatchError, match="shards"):
+        weaviate(store.collection, shards=2)
+    store.drop()
+    store.close()
+
+    # one node cannot hold two copies: refused when the collection is made, nothing half-created
+    lonely = weaviate(replicas=2)
+    with pytest.raises(StoreError, match="replica"):
+        Retriever(lonely, "dense", embedder=dense_embedder).index(scifact_docs[:5])
+    assert lonely.schema is None and not lonely._client.collections.exists(lonely.name)
+    lonely.close()
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(StoreError, match="whole number"):
+            weaviate(shards=bad)

@@ -82,25 +82,32 @@ class WeaviateStore(VectorStore):
     def __init__(self, url: str = "http://127.0.0.1:8080", collection: str = "default", *,
                  api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0,
                  index: IndexType | None = None, muvera: bool | None = None,
-                 int8_compression: Int8Compression | None = None, client: Any = None) -> None:
+                 int8_compression: Int8Compression | None = None, shards: int | None = None,
+                 replicas: int | None = None, client: Any = None) -> None:
         """Index settings, fixed when the collection is created (None: the existing collection's,
         or the default for a new one): index "hnsw" (approximate, the default) or "flat" (exact
         brute force) for dense fields; muvera (default False): encode multi-vector fields with
         MUVERA; int8_compression: "rq" (the default: 8-bit rotational quantization, no training)
         or "sq" (scalar quantization, HNSW only; Weaviate compresses once 100,000 vectors have
-        trained it). Opening an existing collection with other settings raises.
+        trained it). On a cluster: shards (default: Weaviate's, one per node) splits the
+        collection across nodes; replicas (default 1) keeps that many copies of each shard, and
+        needs at least as many nodes. Opening an existing collection with other settings raises.
         api_key: or $WEAVIATE_API_KEY. client: an already connected weaviate client to use."""
         if index not in (None, "hnsw", "flat"):
             raise StoreError(f"index must be 'hnsw' or 'flat', got {index!r}")
         if int8_compression not in (None, "rq", "sq") or (int8_compression == "sq" and index == "flat"):
             raise StoreError(f"int8_compression must be 'rq', or 'sq' with index='hnsw'; got {int8_compression!r} "
                              f"with index={index!r}")
+        for name, count in (("shards", shards), ("replicas", replicas)):
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+                raise StoreError(f"{name} must be a whole number >= 1, got {count!r}")
         self.name = class_name(collection)
         self.collection = collection
         self.url = url if client is None else None
-        asked = {"index": index, "muvera": muvera, "int8_compression": int8_compression}
-        self.settings = {"index": "hnsw", "muvera": False, "int8_compression": "rq"} | {
-            k: v for k, v in asked.items() if v is not None}
+        asked = {"index": index, "muvera": muvera, "int8_compression": int8_compression, "shards": shards,
+                 "replicas": replicas}
+        self.settings = {"index": "hnsw", "muvera": False, "int8_compression": "rq", "shards": None,
+                         "replicas": 1} | {k: v for k, v in asked.items() if v is not None}
         self._owns_client = client is None  # a client passed in stays open for its owner
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
         self._schema: Schema | None = None
@@ -158,9 +165,12 @@ class WeaviateStore(VectorStore):
 
     def _create(self, schema: Schema) -> None:
         description = json.dumps({"ragembed_schema": schema.to_dict(), **self.settings})
+        shards, replicas = self.settings["shards"], self.settings["replicas"]
         self._guard(lambda: self._client.collections.create(
             self.name, description=description, properties=BASE_PROPERTIES,
-            vector_config=[self._vector_config(f) for f in schema.fields] or None))
+            vector_config=[self._vector_config(f) for f in schema.fields] or None,
+            sharding_config=Configure.sharding(desired_count=shards) if shards else None,
+            replication_config=Configure.replication(factor=replicas) if replicas > 1 else None))
         self._schema = schema
         self._properties = {p.name for p in BASE_PROPERTIES}
 
