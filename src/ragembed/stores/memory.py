@@ -179,15 +179,18 @@ class MemoryStore(VectorStore):
         if f.kind is EmbeddingKind.SPARSE:
             return self._sparse_scores(f, matrix, query, rows)
         q = query.data[0]
+        # A full scan reads the matrix in place: fancy-indexing every row would copy it per query
+        # (154 MB at 100k float32 vectors), which cost more than the matrix product itself.
+        stored = matrix if len(rows) == len(matrix) and np.array_equal(rows, np.arange(len(rows))) else matrix[rows]
         if f.precision is Precision.BINARY:
-            return hamming_similarity(self._quantize(f, query.data)[0], matrix[rows])
+            return hamming_similarity(self._quantize(f, query.data)[0], stored)
         if f.precision is Precision.INT8:
             calibration = Int8Calibration.from_dict(f.calibration)
             q_codes = self._quantize(f, query.data)[0]
-            return dequantize_int8(matrix[rows], calibration) @ dequantize_int8(q_codes, calibration)
+            return dequantize_int8(stored, calibration) @ dequantize_int8(q_codes, calibration)
         if f.distance == "cosine":
             q = normalize_rows(q[None, :])[0]
-        return matrix[rows] @ q
+        return stored @ q
 
     @staticmethod
     def _maxsim(matrix: tuple, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
