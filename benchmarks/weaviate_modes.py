@@ -18,25 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import _bench
+
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.embedders.sparse import BM25Embedder
-from ragembed.evaluation import ir_metrics, load_beir, run_from_hits
+from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 from ragembed.stores.weaviate import WeaviateStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = _bench.REPO
 VECTOR = ["dense", "int8", "binary", "funnel:64"]
 SPARSE_KEYWORD, ENGINE_KEYWORD = ["bm25", "hybrid"], ["keyword", "keyword-hybrid"]
-
-
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 class Server:
@@ -53,30 +50,6 @@ class Server:
     def stop(self) -> None:
         if self.data is not None:
             subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "stop", str(self.data)], check=False)
-
-
-def measure(retriever: Retriever, strategies: list[str], data, qids: list[str], truth: dict | None,
-            mode: str, ingest_s: float) -> list[dict]:
-    queries = [data.queries[q] for q in qids]
-    rows = []
-    for strategy in strategies:
-        retriever.search(queries[0], k=100, strategy=strategy)  # warm-up
-        latencies, results = [], []
-        for text in queries:
-            t0 = time.perf_counter()
-            results.append(retriever.search(text, k=100, strategy=strategy))
-            latencies.append(1000 * (time.perf_counter() - t0))
-        top10 = [{h.id for h in hits[:10]} for hits in results]
-        _, metrics = ir_metrics(run_from_hits(dict(zip(qids, results))), data.qrels, ["ndcg@10"])
-        reference = (truth or {}).get(exact_of(strategy))
-        rows.append({"mode": mode, "strategy": strategy, "ingest_s": round(ingest_s, 2),
-                     "ingest_docs_per_s": len(data.corpus) / ingest_s,
-                     "p50_ms": statistics.median(latencies), "p95_ms": percentile(latencies, 95),
-                     "ndcg@10": metrics["ndcg@10"],
-                     "recall@10_vs_exact": None if reference is None else
-                     sum(len(a & b) for a, b in zip(top10, reference)) / (10 * len(qids)),
-                     "top10": top10})
-    return rows
 
 
 def exact_of(strategy: str) -> str:
@@ -104,7 +77,7 @@ def dense_section(data, qids, tmp: Path, server: Server) -> list[dict]:
         started = time.perf_counter()
         retriever.index(data.corpus)
         ingest_s = time.perf_counter() - started
-        found = measure(retriever, strategies, data, qids, truth, mode, ingest_s)
+        found = _bench.measure_strategies(retriever, strategies, data, qids, truth, mode, ingest_s, exact_of)
         if truth is None:
             truth = {r["strategy"]: r["top10"] for r in found}
         rows += found
@@ -129,7 +102,8 @@ def colbert_section(data, qids, tmp: Path, server: Server) -> list[dict]:
         retriever = Retriever(store, "colbert", multivector_embedder=colbert)
         started = time.perf_counter()
         retriever.index(data.corpus)
-        found = measure(retriever, ["colbert"], data, qids, truth, mode, time.perf_counter() - started)
+        found = _bench.measure_strategies(retriever, ["colbert"], data, qids, truth, mode,
+                                          time.perf_counter() - started, exact_of)
         truth = truth or {"colbert": found[0]["top10"]}
         rows += found
         if mode.startswith("weaviate"):

@@ -11,35 +11,9 @@ import pytest
 
 from ragembed import DenseEmbedder
 from ragembed.errors import InvalidInputError, ModelLoadError
-from ragembed.evaluation import load_beir
 from ragembed.finetune.data import training_pairs
 from ragembed.finetune.dense import MatryoshkaTraining, train_matryoshka
 from ragembed.finetune.trainer import TRAINING_RECORD
-
-
-@pytest.fixture(scope="module")
-def small_beir(scifact_dir, tmp_path_factory):
-    """32 train queries, 8 test queries, their judged documents and 150 others."""
-    folder = tmp_path_factory.mktemp("beir")
-    train, test = load_beir(scifact_dir, "train"), load_beir(scifact_dir, "test")
-    train_q, test_q = list(train.queries)[:32], list(test.queries)[:8]
-    judged = {d for q in train_q for d in train.qrels[q]} | {d for q in test_q for d in test.qrels[q]}
-    keep = judged | {d.id for d in train.corpus[:150]}
-    with open(folder / "corpus.jsonl", "w") as f:
-        for d in train.corpus:
-            if d.id in keep:
-                f.write(json.dumps({"_id": d.id, "title": d.metadata.get("title", ""),
-                                    "text": d.text[len(d.metadata.get("title", "")):].strip()}) + "\n")
-    with open(folder / "queries.jsonl", "w") as f:
-        for q in train_q:
-            f.write(json.dumps({"_id": q, "text": train.queries[q]}) + "\n")
-        for q in test_q:
-            f.write(json.dumps({"_id": q, "text": test.queries[q]}) + "\n")
-    (folder / "qrels").mkdir()
-    for split, data, qids in (("train", train, train_q), ("test", test, test_q)):
-        lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{s}" for q in qids for d, s in data.qrels[q].items()]
-        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 def pair_margin(model: str, pairs) -> float:

@@ -1,0 +1,138 @@
+"""Dense query strategies at scale: exact float32, int8, binary -> rescore and the Matryoshka
+funnel at N = 10k and 100k vectors (1M opt-in), on ragembed's exact store and on Qdrant Edge.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/dense_scale.py [--sizes 10000,100000]
+        [--queries 300] [--output runs/dense_scale.json]
+    ... --sizes 1000000      # opt-in: about 6 GB of RAM and 30+ minutes on 2 cores (HNSW builds)
+
+Vectors: SciFact's own all-MiniLM-L6-v2 embeddings (5,183 abstracts) are the seeds; vector i is
+seed (i mod 5,183) plus Gaussian noise (sigma 0.03 per dimension, about 0.6 of the seed's norm),
+renormalised, so the collection keeps the clustered shape of real text embeddings at any size
+(`--random` uses random unit vectors instead). Queries: SciFact's test queries, embedded by the
+same model. Recall@10 is against exact float32 search over the same vectors (the memory store's
+`dense`). Latency: one query at a time through Retriever.search (the query vector looked up,
+not encoded), k=10, after one warm-up query; qps = queries / total time.
+
+Stores: `memory` is ragembed's exact numpy store (full scans: float32 matrix product, int8
+scan, binary Hamming scan then float32 rescoring); `qdrant-edge` is the Qdrant engine
+in-process, which builds an HNSW graph per named vector once a segment passes 10 MB, and
+searches int8/binary with Qdrant's own quantization and rescoring. Bytes/vector is what the
+first stage scans; every rescoring strategy also keeps the float32 vector (1,536 bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import _bench
+import numpy as np
+
+from ragembed import DenseEmbedder, Document, MemoryStore, Retriever
+from ragembed.embedders.base import Embedder
+from ragembed.evaluation import load_beir
+from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.strategies import Quantized
+from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision
+
+STRATEGIES = ["dense", "int8", "binary", "funnel:64"]
+# Measured as well: binary with 3x the default oversampling (30 x k candidates rescored).
+VARIANTS = {"binary x30": Quantized(Precision.BINARY, oversampling=30)}
+SCANNED_BYTES = {"dense": 1536, "int8": 384, "binary": 48, "binary x30": 48, "funnel:64": 256}
+
+
+class LookupEmbedder(Embedder):
+    """Serves precomputed vectors: document "v<i>" is row i, a query text maps to its vector.
+    It lets the benchmark go through the Retriever (the user path) without a model."""
+
+    kind = EmbeddingKind.DENSE
+
+    def __init__(self, vectors: np.ndarray, queries: dict[str, np.ndarray]) -> None:
+        super().__init__(cache=False)
+        self.vectors, self.queries = vectors, queries
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def identity(self) -> str:
+        return f"lookup|{len(self.vectors)}"
+
+    def _encode(self, texts: list[str], role: str) -> DenseEmbeddings:
+        if role == "query":
+            return DenseEmbeddings(np.stack([self.queries[t] for t in texts]))
+        return DenseEmbeddings(self.vectors[[int(t[1:]) for t in texts]])
+
+
+def make_vectors(seeds: np.ndarray, n: int, random: bool, rng: np.random.Generator) -> np.ndarray:
+    if random:
+        out = rng.standard_normal((n, seeds.shape[1]), dtype=np.float32)
+    else:
+        out = seeds[np.arange(n) % len(seeds)] + 0.03 * rng.standard_normal((n, seeds.shape[1]), dtype=np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tmp: Path) -> list[dict]:
+    vectors = make_vectors(seeds, n, args.random, np.random.default_rng(n))
+    embedder = LookupEmbedder(vectors, queries)
+    docs = [Document(f"v{i}", f"v{i}") for i in range(n)]
+    texts = list(queries)
+    rows, truth = [], None
+    for mode, store in (("memory", MemoryStore()), ("qdrant-edge", QdrantEdgeStore(tmp / f"edge-{n}", "bench"))):
+        retriever = Retriever(store, STRATEGIES, embedder=embedder)
+        started = time.perf_counter()
+        retriever.index(docs)
+        ingest_s = time.perf_counter() - started
+        print(f"N={n} {mode}: indexed in {ingest_s:.1f} s", flush=True)
+        for strategy in [*STRATEGIES, *VARIANTS]:
+            search = partial(retriever.search, k=10, strategy=VARIANTS.get(strategy, strategy))
+            hits, timing = _bench.timed_each(search, texts)
+            top10 = [[h.id for h in found] for found in hits]
+            truth = truth or top10  # the memory store's exact float32: the first measured
+            rows.append({"N": n, "store": mode, "strategy": strategy, "index_s": ingest_s,
+                         "bytes_per_vector": SCANNED_BYTES[strategy], **timing,
+                         "recall@10_vs_exact": _bench.recall_vs(top10, truth)})
+            print(_bench.table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
+        retriever.close()
+    exact_ms = next(r["p50_ms"] for r in rows if r["store"] == "memory" and r["strategy"] == "dense")
+    for r in rows:
+        r["speedup_vs_exact_p50"] = exact_ms / r["p50_ms"]
+    return rows
+
+
+COLUMNS = [("N", "N", ","), ("store", "store", ""), ("strategy", "strategy", ""), ("index_s", "index s", ".1f"),
+           ("bytes_per_vector", "bytes/vec", "d"), ("p50_ms", "p50 ms", ".2f"), ("p95_ms", "p95 ms", ".2f"),
+           ("qps", "qps", ".0f"), ("recall@10_vs_exact", "R@10 vs exact", ".3f"),
+           ("speedup_vs_exact_p50", "x exact", ".1f")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(_bench.SCIFACT))
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated N (1000000 is opt-in)")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--random", action="store_true", help="random unit vectors instead of SciFact-derived")
+    parser.add_argument("--output", default="runs/dense_scale.json")
+    args = parser.parse_args()
+    data = load_beir(args.data, "test")
+    dense = DenseEmbedder(show_progress=True)
+    seeds = dense.embed_documents([d.text for d in data.corpus]).data  # cached after the first run
+    texts = list(data.queries.values())[: args.queries]
+    queries = dict(zip(texts, dense.embed_queries(texts).data))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (int(s) for s in args.sizes.split(",")):
+            rows += run_size(n, seeds, queries, args, Path(tmp))
+    print(f"\n{len(queries)} SciFact queries, k=10, {'random' if args.random else 'SciFact-derived'} "
+          f"384-dim vectors, {_bench.machine()}")
+    print(_bench.table(rows, COLUMNS))
+    _bench.write_json(args.output, {"vectors": "random" if args.random else "scifact-derived", "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Every benchmark script runs end to end, as a user runs it, on a small BEIR cut of SciFact,
+and what it measures agrees across the systems it compares (same data in, same exact top-10
+out). The figures themselves come from full runs: docs/benchmarks.md. Nothing here asserts on
+time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_benchmark(name: str, tmp_path: Path, *args: str) -> dict:
+    output = tmp_path / f"{name}.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args, "--output", str(output)],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(output.read_text())
+    assert result["machine"] and result["rows" if "rows" in result else "runs"]
+    return result
+
+
+def test_encoding_compares_ragembed_with_raw_sentence_transformers(small_beir, tmp_path):
+    result = run_benchmark("encoding", tmp_path, "--data", str(small_beir), "--docs", "40", "--rounds", "1")
+    rows = {r["encoder"]: r for r in result["rows"]}
+    assert set(rows) == {"raw SentenceTransformer.encode", "ragembed, cache off", "ragembed, cold cache",
+                         "ragembed, warm cache"}
+    assert rows["raw SentenceTransformer.encode"]["ratio"] == 1.0
+    assert all(r["docs_per_s"] > 0 for r in rows.values()) and result["docs"] == 40
+
+
+def test_ingest_holds_the_same_points_in_every_library(small_beir, tmp_path):
+    result = run_benchmark("ingest", tmp_path, "--data", str(small_beir), "--copies", "2")
+    libraries = {(r["library"], r["engine"]) for r in result["rows"]}
+    assert ("LlamaIndex QdrantVectorStore.add (batch 64)", "qdrant-client local (:memory:)") in libraries
+    assert len(libraries) == 6
+    searched = [r for r in result["rows"] if r.get("p50_ms") is not None]
+    assert len(searched) == 4
+    # exact engines at this size: every library returns the exact top-10 of the same vectors
+    assert all(r["recall@10_vs_exact"] == 1.0 for r in searched), searched
+
+
+def test_dense_scale_measures_every_strategy_on_both_stores(small_beir, tmp_path):
+    result = run_benchmark("dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000",
+                           "--queries", "8")
+    rows = {(r["store"], r["strategy"]): r for r in result["rows"]}
+    assert len(rows) == 10 and result["vectors"] == "scifact-derived"
+    assert rows["memory", "dense"]["recall@10_vs_exact"] == 1.0
+    assert rows["qdrant-edge", "dense"]["recall@10_vs_exact"] == 1.0  # under 10 MB: exact full scan
+    assert rows["memory", "binary"]["bytes_per_vector"] == 48
+    assert all(0 < r["recall@10_vs_exact"] <= 1 for r in rows.values())
+
+
+@pytest.mark.colbert
+def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_path):
+    pytest.importorskip("pylate")
+    result = run_benchmark("multivector", tmp_path, "--data", str(small_beir))
+    rows = {r["system"]: r for r in result["rows"]}
+    assert len(rows) == 4 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
+    exact = rows["brute-force MaxSim (ragembed memory store)"]["ndcg@10"]
+    assert rows["ragembed + Qdrant Edge: colbert"]["ndcg@10"] == pytest.approx(exact, abs=1e-4)
+    assert all(r["index_mb"] > 0 and r["ndcg@10"] > 0 for r in rows.values())
+
+
+def test_qdrant_modes_scores_every_mode_alike(small_beir, tmp_path):
+    result = run_benchmark("qdrant_modes", tmp_path, "--data", str(small_beir))
+    by_strategy: dict[str, set] = {}
+    for row in result["runs"]:
+        by_strategy.setdefault(row["strategy"], set()).add(round(row["ndcg@10"], 4))
+    # every engine gives each exact or rescored strategy the same quality
+    assert all(len(by_strategy[s]) == 1 for s in ("dense", "int8", "binary", "bm25")), by_strategy
