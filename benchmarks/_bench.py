@@ -41,23 +41,28 @@ def recall_vs(found: Sequence[Iterable[str]], truth: Sequence[Iterable[str]], k:
     return sum(len(set(list(a)[:k]) & set(list(b)[:k])) for a, b in zip(found, truth)) / (k * len(truth))
 
 
+def ndcg_at_10(qids: Sequence[str], results: Sequence[Sequence[Any]], qrels: Any) -> float:
+    """trec_eval's nDCG@10 of one ranked list of hits per query."""
+    from ragembed.evaluation import ir_metrics, run_from_hits
+
+    _, metrics = ir_metrics(run_from_hits(dict(zip(qids, results))), qrels, ["ndcg@10"])
+    return metrics["ndcg@10"]
+
+
 def measure_strategies(retriever: Any, strategies: Sequence[str], data: Any, qids: Sequence[str],
                        truth: dict[str, list] | None, mode: str, ingest_s: float,
                        exact_of: Callable[[str], str] = lambda s: "dense") -> list[dict[str, Any]]:
     """Per strategy: every query of `data` one at a time through Retriever.search (k=100),
     p50/p95 ms, nDCG@10, and recall@10 against truth[exact_of(strategy)] (top-10 id sets of
     the exact search, from an earlier call's rows: {strategy: row["top10"]})."""
-    from ragembed.evaluation import ir_metrics, run_from_hits
-
     queries = [data.queries[q] for q in qids]
     rows = []
     for strategy in strategies:
         results, timing = timed_each(partial(retriever.search, k=100, strategy=strategy), queries)
         top10 = [{h.id for h in hits[:10]} for hits in results]
-        _, metrics = ir_metrics(run_from_hits(dict(zip(qids, results))), data.qrels, ["ndcg@10"])
         reference = (truth or {}).get(exact_of(strategy))
         rows.append({"mode": mode, "strategy": strategy, "ingest_s": round(ingest_s, 2),
-                     "ingest_docs_per_s": len(data.corpus) / ingest_s, **timing, "ndcg@10": metrics["ndcg@10"],
+                     "ingest_docs_per_s": len(data.corpus) / ingest_s, **timing, "ndcg@10": ndcg_at_10(qids, results, data.qrels),
                      "recall@10_vs_exact": None if reference is None else recall_vs(top10, reference),
                      "top10": top10})
     return rows

@@ -6,8 +6,7 @@ precomputed vectors; then the same 300 queries against each, to show they hold t
 
 Points: the SciFact corpus (5,183 abstracts, all-MiniLM-L6-v2, 384 dims) --copies times under
 new ids (20,732 points by default; copies carry slight noise so no scores tie), so each run
-lasts seconds, not milliseconds. Vectors are
-computed once beforehand (ragembed's embeddings cache) and documents/nodes are built before the
+lasts seconds, not milliseconds. Vectors are computed once beforehand (ragembed's embeddings cache) and documents/nodes are built before the
 clock starts: the timings hold only the library and the engine. ragembed is measured two ways:
 `Retriever.index` (the user path: vectors read back from the embeddings cache, upserted in
 batches of 1,000, then `optimize`, which on Qdrant Edge builds the HNSW index; copies are exact
@@ -50,8 +49,8 @@ def upsert_all(store, docs, vectors, dense) -> float:
     return time.perf_counter() - started
 
 
-def ragembed_rows(docs, vectors, queries, dense, tmp: Path) -> tuple[list[dict], dict]:
-    rows, top10 = [], {}
+def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path) -> list[dict]:
+    rows = []
     makers = {"qdrant-client local (:memory:)": lambda tag: QdrantStore(f"bench_{tag}", path=":memory:"),
               "Qdrant Edge (HNSW built)": lambda tag: QdrantEdgeStore(tmp / f"edge-{tag}", "bench")}
     for engine, make in makers.items():
@@ -69,14 +68,14 @@ def ragembed_rows(docs, vectors, queries, dense, tmp: Path) -> tuple[list[dict],
         elapsed = upsert_all(store, docs, vectors, dense)
         searcher = Retriever(store, "dense", embedder=dense)  # query vectors from the cache
         hits, timing = _bench.timed_each(partial(searcher.search, k=10), queries)
-        top10[engine] = [[h.id for h in found] for found in hits]
         rows.append({"library": "ragembed store.upsert", "engine": engine, "points": len(docs),
-                     "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing})
+                     "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing,
+                     "recall@10_vs_exact": _bench.recall_vs([[h.id for h in found] for found in hits], truth)})
         searcher.close()
-    return rows, top10
+    return rows
 
 
-def llamaindex_rows(docs, vectors, query_vectors) -> tuple[list[dict], dict]:
+def llamaindex_rows(docs, vectors, query_vectors, truth) -> list[dict]:
     from llama_index.core.schema import TextNode
     from llama_index.core.vector_stores.types import VectorStoreQuery
     from llama_index.vector_stores.qdrant import QdrantVectorStore
@@ -85,7 +84,7 @@ def llamaindex_rows(docs, vectors, query_vectors) -> tuple[list[dict], dict]:
     # Qdrant point ids are UUIDs or integers; ragembed maps any string id to a uuid5 itself.
     point_id = {d.id: str(uuid.uuid5(uuid.NAMESPACE_URL, d.id)) for d in docs}
     back = {v: k for k, v in point_id.items()}
-    rows, top10 = [], {}
+    rows = []
     for batch_size in (64, BATCH):
         nodes = [TextNode(id_=point_id[d.id], text=d.text, embedding=vec.tolist())
                  for d, vec in zip(docs, vectors.data)]
@@ -97,12 +96,12 @@ def llamaindex_rows(docs, vectors, query_vectors) -> tuple[list[dict], dict]:
         queries = [q.tolist() for q in query_vectors]
         found, timing = _bench.timed_each(
             lambda q, store=store: store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=10)), queries)
-        label = f"LlamaIndex QdrantVectorStore.add (batch {batch_size})"
-        top10[label] = [[back[i] for i in result.ids] for result in found]
-        rows.append({"library": label, "engine": "qdrant-client local (:memory:)", "points": len(docs),
-                     "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing})
+        rows.append({"library": f"LlamaIndex QdrantVectorStore.add (batch {batch_size})",
+                     "engine": "qdrant-client local (:memory:)", "points": len(docs),
+                     "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing,
+                     "recall@10_vs_exact": _bench.recall_vs([[back[i] for i in r.ids] for r in found], truth)})
         store.client.close()
-    return rows, top10
+    return rows
 
 
 def main() -> None:
@@ -130,13 +129,8 @@ def main() -> None:
     truth = [[h.id for h in truth_retriever.search(q, k=10)] for q in queries]
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows, top10 = ragembed_rows(docs, vectors, queries, dense, Path(tmp))
-    more_rows, more_top10 = llamaindex_rows(docs, vectors, query_vectors)
-    rows += more_rows
-    top10.update(more_top10)
-    for row in rows:
-        found = (top10.get(row["library"]) or top10.get(row["engine"])) if "p50_ms" in row else None
-        row["recall@10_vs_exact"] = _bench.recall_vs(found, truth) if found else None
+        rows = ragembed_rows(docs, vectors, queries, truth, dense, Path(tmp))
+    rows += llamaindex_rows(docs, vectors, query_vectors, truth)
 
     print(f"\n{len(docs)} points (SciFact x{args.copies}), 384-dim float32, {_bench.machine()}")
     print(_bench.table(rows, [("library", "library", ""), ("engine", "engine", ""),

@@ -32,7 +32,7 @@ from pathlib import Path
 import _bench
 
 from ragembed import ColBERTEmbedder, DenseEmbedder, MemoryStore, Retriever
-from ragembed.evaluation import ir_metrics, load_beir, run_from_hits
+from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 from ragembed.types import Hit
 
@@ -43,12 +43,7 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def ndcg(qids: list[str], results: list[list[Hit]], qrels) -> float:
-    _, metrics = ir_metrics(run_from_hits(dict(zip(qids, results))), qrels, ["ndcg@10"])
-    return metrics["ndcg@10"]
-
-
-def ragembed_rows(data, qids, colbert, dense, tmp: Path) -> list[dict]:
+def ragembed_rows(data, qids, colbert, dense, token_bytes: int, tmp: Path) -> list[dict]:
     queries = [data.queries[q] for q in qids]
     setups = {
         "brute-force MaxSim (ragembed memory store)": (lambda: MemoryStore(), "colbert", None),
@@ -63,20 +58,16 @@ def ragembed_rows(data, qids, colbert, dense, tmp: Path) -> list[dict]:
         retriever.index(data.corpus)
         build_s = time.perf_counter() - started
         results, timing = _bench.timed_each(partial(retriever.search, k=10), queries)
-        if folder is None:  # in memory: the float32 token matrices
-            size = sum(m.nbytes for m in colbert.embed_documents([d.text for d in data.corpus]).vectors)
-        else:
-            size = folder_bytes(folder)
+        size = token_bytes if folder is None else folder_bytes(folder)  # in memory: the float32 tokens
         rows.append({"system": system, "build_s": build_s, "index_mb": size / 2**20,
-                     "ndcg@10": ndcg(qids, results, data.qrels), **timing})
+                     "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels), **timing})
         retriever.close()
     return rows
 
 
-def plaid_row(data, qids, colbert, tmp: Path) -> dict:
+def plaid_row(data, qids, colbert, docs: tuple, tmp: Path) -> dict:
     from pylate import indexes, retrieve
 
-    docs = colbert.embed_documents([d.text for d in data.corpus]).vectors
     query_vectors = colbert.embed_queries([data.queries[q] for q in qids]).vectors
     started = time.perf_counter()
     index = indexes.PLAID(index_folder=str(tmp / "plaid"), index_name="scifact", override=True,
@@ -93,7 +84,7 @@ def plaid_row(data, qids, colbert, tmp: Path) -> dict:
     size = folder_bytes(tmp / "plaid")
     shutil.rmtree(tmp / "plaid", ignore_errors=True)
     return {"system": "PyLate PLAID (fast-plaid, 4-bit)", "build_s": build_s, "index_mb": size / 2**20,
-            "ndcg@10": ndcg(qids, results, data.qrels), **timing}
+            "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels), **timing}
 
 
 def main() -> None:
@@ -107,11 +98,11 @@ def main() -> None:
     colbert = ColBERTEmbedder(args.model, show_progress=True)
     dense = DenseEmbedder(show_progress=True)
     texts = [d.text for d in data.corpus]
-    colbert.embed_documents(texts)  # warm the caches: builds measure indexes, not the models
+    tokens = colbert.embed_documents(texts).vectors  # warms the caches: builds measure indexes, not models
     dense.embed_documents(texts)
     with tempfile.TemporaryDirectory() as folder:
-        rows = ragembed_rows(data, qids, colbert, dense, Path(folder))
-        rows.append(plaid_row(data, qids, colbert, Path(folder)))
+        rows = ragembed_rows(data, qids, colbert, dense, sum(m.nbytes for m in tokens), Path(folder))
+        rows.append(plaid_row(data, qids, colbert, tokens, Path(folder)))
     print(f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=10, "
           f"ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}")
     print(_bench.table(rows, [("system", "system", ""), ("ndcg@10", "nDCG@10", ".4f"),
