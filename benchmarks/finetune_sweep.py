@@ -5,15 +5,15 @@ SciFact, each scored by nDCG@10 at 384/256/128/64/32 dimensions on the test spli
 
 Meant for a GPU (each run about 30 s on an H100; on 2 CPU cores 15-30 minutes each). Every run
 starts from the bundled MiniLM with the settings below (the rest are MatryoshkaTraining's
-defaults), mines its hard negatives at its training length, and is scored with the evaluation
-module at the base model's 256 tokens. docs/finetune.md holds the results.
+defaults) through ragembed's own training (negatives mined at the base model's 256 tokens, the
+model saved at 256), and is scored with the evaluation module. docs/finetune.md holds the results.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,9 +22,9 @@ import _bench
 from ragembed.embedders.dense import default_model_path
 from ragembed.evaluation import load_beir
 from ragembed.finetune.compare import dense_scores_by_dim
-from ragembed.finetune.data import mine_negatives, training_pairs
-from ragembed.finetune.dense import MatryoshkaTraining
-from ragembed.finetune.trainer import train_and_save
+from ragembed.finetune.data import training_pairs
+from ragembed.finetune.dense import MatryoshkaTraining, train_matryoshka
+from ragembed.finetune.trainer import TRAINING_RECORD
 
 DIMS = (384, 256, 128, 64, 32)
 W_SMALL = ((64, 3.0), (32, 2.0))
@@ -49,39 +49,24 @@ RUNS = {
 }
 
 
-def train(name: str, loss_kind: str, settings: dict, pairs, folder: Path) -> float:
+def train(loss_kind: str, settings: dict, pairs, folder: Path) -> float:
+    """Train one run with ragembed's own Matryoshka training; its training seconds."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import (
         CachedMultipleNegativesRankingLoss,
         GISTEmbedLoss,
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
     )
-    from sentence_transformers.training_args import BatchSamplers
-    from transformers import set_seed
 
-    base = default_model_path()
-    config = replace(MatryoshkaTraining(base_model=base), **settings)
-    set_seed(config.seed)
-    model = SentenceTransformer(base)
-    dataset = mine_negatives(model, base, pairs, config.hard_negatives, config.negative_rank_max,
-                             config.negative_margin, False)  # at the base model's length, as ragembed does
-    model.max_seq_length = config.max_seq_length
-    if loss_kind == "gist":
-        guide = SentenceTransformer(base)
-        guide.max_seq_length = config.max_seq_length
-        inner = GISTEmbedLoss(model, guide)
-    elif loss_kind == "cached":
-        inner = CachedMultipleNegativesRankingLoss(model, mini_batch_size=32)
-    else:
-        inner = MultipleNegativesRankingLoss(model)
-    weights = dict(config.dim_weights)
-    loss = MatryoshkaLoss(model, inner, matryoshka_dims=list(config.dims),
-                          matryoshka_weights=[weights.get(d, 1.0) for d in config.dims])
-    started = time.perf_counter()
-    train_and_save(model, dataset, loss, config, folder, {}, show_progress=False, saved_max_seq_length=256,
-                   batch_sampler=BatchSamplers.NO_DUPLICATES)
-    return time.perf_counter() - started
+    def gist(model):  # guided by the base model, cut to the same length
+        guide = SentenceTransformer(default_model_path())
+        guide.max_seq_length = model.max_seq_length
+        return GISTEmbedLoss(model, guide)
+
+    inner = {"mnrl": None, "gist": gist,
+             "cached": lambda model: CachedMultipleNegativesRankingLoss(model, mini_batch_size=32)}[loss_kind]
+    train_matryoshka(pairs, folder, replace(MatryoshkaTraining(), **settings), show_progress=False,
+                     inner_loss=inner)
+    return json.loads((folder / TRAINING_RECORD).read_text())["training_s"]
 
 
 def main() -> None:
@@ -99,7 +84,7 @@ def main() -> None:
         for name in chosen:
             loss_kind, settings = RUNS[name]
             folder = Path(tmp) / f"run{len(rows)}"
-            train_s = train(name, loss_kind, settings, pairs, folder)
+            train_s = train(loss_kind, settings, pairs, folder)
             scores = dense_scores_by_dim(test, {name: str(folder)}, DIMS, show_progress=False)[name]
             rows.append({"run": name, "train_s": train_s, **{str(d): scores[d]["ndcg@10"] for d in DIMS}})
             print(_bench.table(rows, COLUMNS), flush=True)

@@ -10,8 +10,10 @@ relevant documents in BEIR sets).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ragembed.embedders.dense import DEFAULT_MODEL, load_error, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError
@@ -62,8 +64,12 @@ class MatryoshkaTraining:
 
 def train_matryoshka(pairs: TrainingPairs, output_dir: str | Path,
                      config: MatryoshkaTraining = MatryoshkaTraining(), *,
-                     show_progress: bool = True) -> Path:
-    """Train, save the model folder (loadable with `DenseEmbedder(model=str(path))`) and return it."""
+                     show_progress: bool = True, inner_loss: Callable[[Any], Any] | None = None) -> Path:
+    """Train, save the model folder (loadable with `DenseEmbedder(model=str(path))`) and return it.
+
+    inner_loss: builds the loss MatryoshkaLoss wraps from the model being trained (called once
+    the model is cut to the training length); default MultipleNegativesRankingLoss. The
+    settings sweep (benchmarks/finetune_sweep.py) tries others through it."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
@@ -92,7 +98,8 @@ def train_matryoshka(pairs: TrainingPairs, output_dir: str | Path,
     model.max_seq_length = config.max_seq_length
 
     weights = dict(config.dim_weights)
-    loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=list(config.dims),
+    inner = (inner_loss or MultipleNegativesRankingLoss)(model)
+    loss = MatryoshkaLoss(model, inner, matryoshka_dims=list(config.dims),
                           matryoshka_weights=[weights.get(d, 1.0) for d in config.dims])
     return train_and_save(model, dataset, loss, config, output,
                           {"kind": "matryoshka", "train_pairs": len(pairs), "mining_s": round(mined_s, 1)},
