@@ -8,7 +8,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -35,23 +34,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` free port pairs' first ports (port and port + 1 both free), for the cluster ports."""
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            try:
-                with socket.socket() as b:
-                    b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            if port not in ports and port + 1 not in ports:
-                ports.append(port)
-    return ports
-
-
 @dataclass
 class ScriptServer:
     """A server run by scripts/weaviate.sh, stoppable and restartable on the same data."""
@@ -61,7 +43,9 @@ class ScriptServer:
 
     @classmethod
     def on_free_ports(cls, data: Path) -> "ScriptServer":
-        http, grpc, gossip, raft, profiling = free_ports(5)
+        from ragembed.stores.weaviate_connect import free_port_pairs
+
+        http, grpc, gossip, raft, profiling = free_port_pairs(5)
         env = {**os.environ, "WEAVIATE_HTTP_PORT": str(http), "WEAVIATE_GRPC_PORT": str(grpc),
                "WEAVIATE_GOSSIP_PORT": str(gossip), "WEAVIATE_RAFT_PORT": str(raft),
                "WEAVIATE_PROFILING_PORT": str(profiling)}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,35 +63,68 @@ def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = Non
     return client
 
 
-def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0) -> "weaviate.WeaviateClient":
-    """Start an embedded Weaviate with its data in `data_dir`; it stops when the client closes."""
-    from weaviate.embedded import get_random_port
+def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
+                     attempts: int = 3) -> "weaviate.WeaviateClient":
+    """Start an embedded Weaviate with its data in `data_dir`; it stops when the client closes.
 
+    Every port the server opens is chosen here, distinct and free when chosen. Another process
+    can still take one before the server binds it, so a failed start is retried on new ports
+    (`attempts` in all) before the error is raised."""
     data = Path(data_dir).expanduser()
     data.mkdir(parents=True, exist_ok=True)
     binary_dir = embedded_binary_dir()
+    failure = ""
+    for _ in range(attempts):
+        http, grpc, gossip, raft, profiling = free_port_pairs(5)
+        try:
+            return weaviate.connect_to_embedded(
+                hostname="127.0.0.1", port=http, grpc_port=grpc,
+                version=WEAVIATE_VERSION, persistence_data_path=str(data.resolve()),
+                binary_path=str(binary_dir),
+                environment_variables=_embedded_environment(gossip, raft, profiling),
+                additional_config=AdditionalConfig(timeout=Timeout(init=30, query=timeout_s, insert=timeout_s)),
+            )
+        except Exception as exc:  # noqa: BLE001 - start-up failures come in many classes
+            failure = f"{type(exc).__name__}: {str(exc)[:300]}"
+    raise StoreError(
+        f"the embedded Weaviate server did not start with data in {data} ({attempts} tries on fresh "
+        f"ports): {failure}. Is another embedded server using that folder? Close it first"
+    )
+
+
+def _embedded_environment(gossip_port: int, raft_port: int, profiling_port: int) -> dict[str, str]:
     # USE_INVERTED_SEARCHABLE=false, RAFT_TIMEOUTS_MULTIPLIER=1: see scripts/weaviate.sh (BM25 on
     # unflushed data in 1.35.2; start-up in 3 s, well inside the client's fixed 10 s wait).
-    try:
-        return weaviate.connect_to_embedded(
-            hostname="127.0.0.1", port=get_random_port(), grpc_port=get_random_port(),
-            version=WEAVIATE_VERSION, persistence_data_path=str(data.resolve()),
-            binary_path=str(binary_dir),
-            environment_variables={"CLUSTER_ADVERTISE_ADDR": "127.0.0.1", "DISABLE_TELEMETRY": "true",
-                                   "ENABLE_MODULES": "", "DEFAULT_VECTORIZER_MODULE": "none",
-                                   "LOG_LEVEL": "error", "USE_INVERTED_SEARCHABLE": "false",
-                                   "RAFT_TIMEOUTS_MULTIPLIER": "1",
-                                   # One node name for the folder: the client's default name
-                                   # follows its random port, and a restarted node with a new
-                                   # name finds no Raft quorum in the stored state.
-                                   "CLUSTER_HOSTNAME": EMBEDDED_NODE, "RAFT_JOIN": EMBEDDED_NODE},
-            additional_config=AdditionalConfig(timeout=Timeout(init=30, query=timeout_s, insert=timeout_s)),
-        )
-    except Exception as exc:  # noqa: BLE001 - start-up failures come in many classes
-        raise StoreError(
-            f"the embedded Weaviate server did not start with data in {data}: {type(exc).__name__}: "
-            f"{str(exc)[:300]}. Is another embedded server using that folder? Close it first"
-        ) from None
+    # The ports are set here because these variables win over the client's own choice, also
+    # when the caller's environment carries them (a PROFILING_PORT=6060 left set would collide).
+    return {"CLUSTER_ADVERTISE_ADDR": "127.0.0.1", "DISABLE_TELEMETRY": "true",
+            "ENABLE_MODULES": "", "DEFAULT_VECTORIZER_MODULE": "none",
+            "LOG_LEVEL": "error", "USE_INVERTED_SEARCHABLE": "false",
+            "RAFT_TIMEOUTS_MULTIPLIER": "1",
+            # The server needs data = gossip + 1, and dials Raft internal RPC at Raft + 1.
+            "CLUSTER_GOSSIP_BIND_PORT": str(gossip_port), "CLUSTER_DATA_BIND_PORT": str(gossip_port + 1),
+            "RAFT_PORT": str(raft_port), "RAFT_INTERNAL_RPC_PORT": str(raft_port + 1),
+            "PROFILING_PORT": str(profiling_port),
+            # One node name for the folder: the client's default name follows its random port,
+            # and a restarted node with a new name finds no Raft quorum in the stored state.
+            "CLUSTER_HOSTNAME": EMBEDDED_NODE, "RAFT_JOIN": EMBEDDED_NODE}
+
+
+def free_port_pairs(count: int) -> list[int]:
+    """`count` ports, each with its successor free too, all distinct: every socket stays bound
+    until all are chosen, so no two calls to the OS can hand out the same port."""
+    with ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                held.enter_context(socket.socket()).bind(("127.0.0.1", port + 1))
+            except (OSError, OverflowError):  # taken, or past port 65535
+                continue  # the first stays held, so the OS offers another next time
+            ports.append(port)
+        return ports
 
 
 def server_binary() -> Path:
