@@ -99,9 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_retriever(args: argparse.Namespace):
+    store = open_store(args.store, args.collection)
+    try:
+        return _retriever_on(store, args)
+    except BaseException:
+        store.close()  # a refused strategy or model must not leave the store open (or locked)
+        raise
+
+
+def _retriever_on(store, args: argparse.Namespace):
     from ragembed.retriever import Retriever
 
-    store = open_store(args.store, args.collection)
     embedders = {}
     # Use the models the collection was indexed with, unless the user names one.
     states = {f.kind: f.encoder_state or {} for f in (store.schema.fields if store.schema else ())}

@@ -21,7 +21,7 @@ from typing import Union
 from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
-from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, UnsupportedStrategyError
 from ragembed.stores.base import Schema, VectorField, VectorStore
 from ragembed.stores.filters import Filter
 from ragembed.stores.uri import open_store
@@ -111,7 +111,10 @@ class Retriever:
                   disable=not self.show_progress or len(docs) <= UPSERT_BATCH) as bar:
             for start in range(0, len(docs), UPSERT_BATCH):
                 rows = range(start, min(start + UPSERT_BATCH, len(docs)))
-                self.store.upsert(docs[start : rows.stop], {n: v.take(rows) for n, v in vectors.items()})
+                try:
+                    self.store.upsert(docs[start : rows.stop], {n: v.take(rows) for n, v in vectors.items()})
+                except StoreError as exc:
+                    raise unwritten(exc, docs, start, rows.stop) from exc
                 bar.update(len(rows))
         self.store.optimize()
         return len(docs)
@@ -200,6 +203,21 @@ class Retriever:
 
 _DEFAULTS = {EmbeddingKind.DENSE: "DenseEmbedder()", EmbeddingKind.SPARSE: "BM25Embedder()",
              EmbeddingKind.MULTIVECTOR: "ColBERTEmbedder()"}
+
+
+def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> PartialWriteError:
+    """The error for an index() that stopped at the batch docs[start:stop]: `failed` names every
+    document that is not, or not surely, written (what the store refused or could not confirm,
+    and every later batch), so the caller knows exactly what is missing."""
+    if isinstance(exc, PartialWriteError):
+        failed = dict(exc.failed)  # the store confirmed the rest of this batch
+    else:
+        failed = {d.id: f"not confirmed: {exc}"[:300] for d in docs[start:stop]}
+    failed.update({d.id: "not attempted: indexing stopped at an earlier batch" for d in docs[stop:]})
+    return PartialWriteError(
+        f"indexing stopped: {len(failed)} of {len(docs)} documents are not (or not surely) written "
+        f"(their ids are in this error's .failed); the others are stored. Cause: {exc}. Indexing "
+        "the same documents again is safe: upserts replace by id, so nothing is duplicated", failed)
 
 
 def _default_embedder(kind: EmbeddingKind, show_progress: bool) -> Embedder:

@@ -27,6 +27,9 @@ class BeirDataset:
 
 def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
     root = Path(folder).expanduser()
+    if not isinstance(split, str) or not split or split.startswith(".") or any(c in split for c in "/\\\0"):
+        # The split names a file inside qrels/; a path here could read outside the dataset.
+        raise InvalidInputError(f"split {split!r} is not a split name such as 'test' or 'train'")
     files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",
              "qrels": root / "qrels" / f"{split}.tsv"}
     for path in files.values():

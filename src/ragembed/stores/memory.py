@@ -66,8 +66,10 @@ class MemoryStore(VectorStore):
         self._rows: dict[str, int] = {}
         self._vectors: dict[str, list] = {}  # field -> one row per document, in _docs order
         self._matrices: dict[str, object] = {}  # field -> stacked form for search, rebuilt lazily
-        if self.path is not None and (self.path / "schema.json").exists():
-            self._load(self.path)
+        if self.path is not None:
+            _finish_interrupted_save(self.path)
+            if (self.path / "schema.json").exists():
+                self._load(self.path)
 
     def __repr__(self) -> str:
         return f"MemoryStore(path={str(self.path) if self.path else None!r}, count={self.count()})"
@@ -342,3 +344,11 @@ class MemoryStore(VectorStore):
         if f.kind is EmbeddingKind.MULTIVECTOR:
             return list(np.split(load(""), cuts))
         return list(zip(np.split(load(".indices"), cuts), np.split(load(".values"), cuts)))
+
+
+def _finish_interrupted_save(target: Path) -> None:
+    """save() swaps the new copy in with two renames; a process killed between them leaves only
+    the previous copy, under .<name>.old. Put it back rather than open an empty collection."""
+    old = target.with_name(f".{target.name}.old")
+    if not target.exists() and (old / "schema.json").exists():
+        os.replace(old, target)

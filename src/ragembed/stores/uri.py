@@ -8,8 +8,9 @@
     qdrant-local:DIR        qdrant-client's local mode, persisted in DIR
     qdrant://HOST[:PORT]    a Qdrant server over HTTP (qdrants:// for HTTPS); the API key comes
                             from $QDRANT_API_KEY, never from the URI, so it is not logged
-    weaviate://HOST[:PORT]  a Weaviate server over HTTP (weaviates:// for HTTPS), gRPC on 50051
-                            (443 with https); the API key comes from $WEAVIATE_API_KEY
+    weaviate://HOST[:PORT]  a Weaviate server over HTTP (weaviates:// for HTTPS), gRPC on
+                            $WEAVIATE_GRPC_PORT, else 50051 (443 with https); the API key comes
+                            from $WEAVIATE_API_KEY
     weaviate-embedded:DIR   an embedded Weaviate server with its data in DIR (started from the
                             binary scripts/weaviate.sh builds; stopped on close)
 """

@@ -33,11 +33,12 @@ from ragembed.stores.ranking import fetch_with_ties, ordered_hits
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
     from weaviate.classes.config import Configure, VectorDistances
     from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
-    from weaviate.exceptions import WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError
+    from weaviate.exceptions import (WeaviateConnectionError, WeaviateGRPCUnavailableError,
+                                     WeaviateInsertManyAllFailedError, WeaviateRetryError, WeaviateTimeoutError)
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("weaviate-client", "weaviate") from exc
 
@@ -54,9 +55,14 @@ from ragembed.stores.weaviate_properties import (
 COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,200}$")
 INSERT_CHUNK = 100
 ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/fetch
-# Transient faults worth retrying: upserts are idempotent (deterministic ids), so a retry after a
-# half-applied batch writes each document once.
-TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError)
+# Transient faults worth retrying (for retry_s seconds): upserts are idempotent (deterministic
+# ids), so a retry after a half-applied batch writes each document once.
+# So does the client giving up its own retries. A batch in which every object failed counts too: ragembed checks every object before sending
+# (dimensions, finite values, property types), so in practice that is a server whose cluster
+# is not ready yet (just restarted: "resolve node name ... to host"); a lasting cause still ends
+# in a PartialWriteError after retry_s.
+TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError,
+             WeaviateRetryError, WeaviateInsertManyAllFailedError)
 IndexType = Literal["hnsw", "flat"]
 Int8Compression = Literal["rq", "sq"]
 
@@ -83,7 +89,7 @@ class WeaviateStore(VectorStore):
                  api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0,
                  index: IndexType | None = None, muvera: bool | None = None,
                  int8_compression: Int8Compression | None = None, shards: int | None = None,
-                 replicas: int | None = None, client: Any = None) -> None:
+                 replicas: int | None = None, retry_s: float = 30.0, client: Any = None) -> None:
         """Index settings, fixed when the collection is created (None: the existing collection's,
         or the default for a new one): index "hnsw" (approximate, the default) or "flat" (exact
         brute force) for dense fields; muvera (default False): encode multi-vector fields with
@@ -92,6 +98,8 @@ class WeaviateStore(VectorStore):
         trained it). On a cluster: shards (default: Weaviate's, one per node) splits the
         collection across nodes; replicas (default 1) keeps that many copies of each shard, and
         needs at least as many nodes. Opening an existing collection with other settings raises.
+        retry_s: how long a write keeps retrying a server it cannot reach (a restart, a
+        failover) before it raises a PartialWriteError naming the documents not written.
         api_key: or $WEAVIATE_API_KEY. client: an already connected weaviate client to use."""
         if index not in (None, "hnsw", "flat"):
             raise StoreError(f"index must be 'hnsw' or 'flat', got {index!r}")
@@ -101,6 +109,9 @@ class WeaviateStore(VectorStore):
         for name, count in (("shards", shards), ("replicas", replicas)):
             if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
                 raise StoreError(f"{name} must be a whole number >= 1, got {count!r}")
+        if isinstance(retry_s, bool) or not isinstance(retry_s, (int, float)) or not 0 <= retry_s < float("inf"):
+            raise StoreError(f"retry_s must be a number of seconds >= 0, got {retry_s!r}")
+        self.retry_s = float(retry_s)
         self.name = class_name(collection)
         self.collection = collection
         self.url = url if client is None else None
@@ -210,7 +221,14 @@ class WeaviateStore(VectorStore):
             objects = [DataObject(properties=properties_of(doc), uuid=point_id(doc.id), vector={
                 f.name: self._values(f, vectors[f.name], start + i) for f in self._schema.fields
             }) for i, doc in enumerate(chunk)]
-            result = self._guard(lambda: self._insert(objects))
+            try:
+                result = self._guard(lambda: self._insert(objects))
+            except StoreError as exc:  # still failing after the retries: say what is not written
+                failed.update({d.id: f"not confirmed: {exc}"[:300] for d in documents[start:]})
+                raise PartialWriteError(
+                    f"Weaviate stopped accepting writes ({exc}); {len(failed)} of {len(documents)} documents "
+                    "are not (or not surely) written, the others are. Upsert them again once the "
+                    "server is back", failed) from exc
             failed.update({chunk[i].id: error.message for i, error in result.errors.items()})
         if failed:
             shown = "; ".join(f"{doc_id!r}: {message}" for doc_id, message in list(failed.items())[:10])
@@ -218,10 +236,11 @@ class WeaviateStore(VectorStore):
                 f"Weaviate refused {len(failed)} of {len(documents)} documents (the others are "
                 f"written): {shown}. Fix those documents and upsert them again", failed)
 
-    @retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_attempt(5),
-           wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
     def _insert(self, objects: list) -> Any:
-        return self._collection.data.insert_many(objects)
+        for attempt in Retrying(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(self.retry_s),
+                                wait=wait_exponential(multiplier=0.25, max=4), reraise=True):
+            with attempt:
+                return self._collection.data.insert_many(objects)
 
     @staticmethod
     def _values(f: VectorField, emb: Embeddings, row: int) -> list:

@@ -28,14 +28,16 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 # with multi-vector (1.29+) and MUVERA (1.31+).
 WEAVIATE_VERSION = "1.35.2"
 API_KEY_ENV = "WEAVIATE_API_KEY"
+GRPC_PORT_ENV = "WEAVIATE_GRPC_PORT"
 BINARY_ENV = "RAGEMBED_WEAVIATE_BINARY"
 EMBEDDED_NODE = "ragembed-embedded"
 
 
 def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = None,
             timeout_s: float = 60.0) -> "weaviate.WeaviateClient":
-    """A client for the server at `url` (http or https; gRPC on `grpc_port`, by default 50051
-    for http and 443 for https). The API key comes from `api_key` or $WEAVIATE_API_KEY."""
+    """A client for the server at `url` (http or https; gRPC on `grpc_port`, else
+    $WEAVIATE_GRPC_PORT, else 50051 for http and 443 for https). The API key comes from
+    `api_key` or $WEAVIATE_API_KEY. TLS certificates are verified (the client's default)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInputError(
@@ -44,11 +46,12 @@ def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = Non
         )
     secure = parts.scheme == "https"
     key = api_key or os.environ.get(API_KEY_ENV) or None
+    grpc_port = grpc_port or _port_from_environment() or (443 if secure else 50051)
     where = f"the Weaviate server at {parts.scheme}://{parts.netloc}"
     try:
         client = weaviate.connect_to_custom(
             http_host=parts.hostname, http_port=parts.port or (443 if secure else 80), http_secure=secure,
-            grpc_host=parts.hostname, grpc_port=grpc_port or (443 if secure else 50051), grpc_secure=secure,
+            grpc_host=parts.hostname, grpc_port=grpc_port, grpc_secure=secure,
             auth_credentials=Auth.api_key(key) if key else None,
             additional_config=AdditionalConfig(timeout=Timeout(init=min(timeout_s, 30), query=timeout_s,
                                                                insert=timeout_s)),
@@ -61,6 +64,15 @@ def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = Non
             "and API key"
         ) from None
     return client
+
+
+def _port_from_environment() -> int | None:
+    value = os.environ.get(GRPC_PORT_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise InvalidInputError(f"${GRPC_PORT_ENV}={value!r} is not a port number (1-65535)")
+    return int(value)
 
 
 def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,

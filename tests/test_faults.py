@@ -1,0 +1,218 @@
+"""Fault tests: `ragembed index` killed with SIGKILL at random points, then run again, must leave
+exactly the expected documents (none missing, none duplicated, none corrupted) in the embedded
+Qdrant engine, qdrant-client's local mode, the saved memory store and a Weaviate server; a
+Weaviate server restarted in the middle of an ingest must be survived by retrying, or reported
+with the ids that are not written.
+
+The kill points are random (seeded, printed on failure): the first run of each store is killed
+while it embeds (the embeddings cache is cold then), the others after their first upsert, within
+the time a clean run spends writing, optimizing and closing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from weaviate_server import ScriptServer, session_server, unavailable_reason
+
+from ragembed import Retriever
+from ragembed.embedders.cache import EmbeddingCache
+from ragembed.errors import PartialWriteError
+from ragembed.sources import read_jsonl_documents
+from ragembed.stores.uri import open_store
+
+CORPUS_SIZE = 2000
+KILLS_PER_STORE = 2
+WORDS = ("cell", "protein", "über", "naïve", "tumour", "ß-cell", "patients", "риск", "治療", "dose", "gene",
+         "insulin", "vitamin", "infection", "mice", "🧬", "trial", "outcome", "receptor", "pathway")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Short texts (cheap to embed) with odd unicode ids and metadata of several types."""
+    rng = random.Random(9)
+    path = tmp_path_factory.mktemp("faults") / "docs.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(CORPUS_SIZE):
+            out.write(json.dumps({"id": f"doc/{i:05d}·{rng.choice(WORDS)}",
+                                  "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 14))) + f" #{i}",
+                                  "metadata": {"n": i, "even": i % 2 == 0, "tag": rng.choice(WORDS)}},
+                                 ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("embeddings-cache")
+
+
+def index_command(corpus: Path, uri: str, collection: str) -> list[str]:
+    keyword = "keyword" if uri.startswith("weaviate") else "bm25"  # Weaviate's own BM25, or sparse vectors
+    return [sys.executable, "-m", "ragembed.cli", "index", str(corpus), "--store", uri,
+            "--collection", collection, "--strategy", "dense", "--strategy", keyword]
+
+
+def environment(cache_dir: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAGEMBED_CACHE_DIR": str(cache_dir), **extra}
+    if unavailable_reason() is None and not os.environ.get("WEAVIATE_URL"):
+        from ragembed.stores.weaviate_connect import server_binary
+
+        env["RAGEMBED_WEAVIATE_BINARY"] = str(server_binary())  # the cache folder moved above
+    return env
+
+
+def run(command: list[str], env: dict[str, str], *, kill_after: tuple[str, float] | None = None) -> tuple[int, float]:
+    """Run `command`; with kill_after=(marker, delay), SIGKILL it `delay` seconds after `marker`
+    first shows on its stderr (tqdm's progress bars). Returns (exit code, seconds from the
+    marker to the end, or 0.0)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker, delay = kill_after or ("upsert", None)
+    seen = threading.Event()
+    log = bytearray()
+
+    def read() -> None:
+        while chunk := process.stderr.read1(4096):
+            log.extend(chunk)
+            if marker.encode() in log:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen_at = None
+    while process.poll() is None:
+        if seen.wait(0.05):
+            seen_at = seen_at or time.perf_counter()
+            if delay is not None and time.perf_counter() - seen_at >= delay:
+                process.send_signal(signal.SIGKILL)
+                break
+    code = process.wait(timeout=600)
+    reader.join(timeout=10)
+    if delay is None and code != 0:
+        raise AssertionError(f"{' '.join(command[2:])} failed ({code}): {log.decode(errors='replace')[-2000:]}")
+    return code, (time.perf_counter() - seen_at) if seen_at else 0.0
+
+
+def assert_exactly_the_corpus(uri: str, collection: str, corpus: Path, cache_dir: Path, env: dict[str, str]) -> None:
+    """Every document once, with its text and metadata intact, and findable by its own text."""
+    from ragembed import DenseEmbedder
+
+    expected = list(read_jsonl_documents(corpus))
+    previous = {k: os.environ.get(k) for k in ("WEAVIATE_GRPC_PORT",)}
+    os.environ.update({k: env[k] for k in previous if k in env})
+    try:
+        store = open_store(uri, collection)
+        try:
+            assert store.count() == len(expected)  # none missing, none duplicated
+            stored = {d.id: d for d in store.get([d.id for d in expected])}
+            assert set(stored) == {d.id for d in expected}
+            for doc in expected:
+                got = stored[doc.id]
+                assert (got.text, dict(got.metadata)) == (doc.text, dict(doc.metadata)), doc.id
+            retriever = Retriever(store, "dense", embedder=DenseEmbedder(cache=EmbeddingCache(cache_dir)))
+            sample = random.Random(3).sample(expected, 25)
+            for doc, hits in zip(sample, retriever.search_many([d.text for d in sample], k=3)):
+                assert doc.id in [h.id for h in hits]  # its stored vector is its own
+        finally:
+            store.close()
+    finally:
+        for k, v in previous.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def kill_and_rerun(uri: str, corpus: Path, cache_dir: Path, env: dict[str, str], seed: int) -> list[str]:
+    """Kill the index command KILLS_PER_STORE times at random points, then run it to the end;
+    returns what happened, for the failure message."""
+    rng = random.Random(seed)
+    collection = f"faults_{uuid.uuid4().hex[:8]}"
+    command = index_command(corpus, uri, collection)
+    history = []
+    cold = not (cache_dir / "embeddings.sqlite").exists()
+    if cold:  # kill while embedding: the cache must survive a SIGKILL between its writes
+        delay = rng.uniform(2.0, 12.0)
+        code, _ = run(command, env, kill_after=("embed documents", delay))
+        history.append(f"killed {delay:.2f} s into embedding (exit {code})")
+    # A clean run elsewhere measures how long writing takes; the kills fall inside that window.
+    probe = f"{collection}_probe"
+    _, writing = run(index_command(corpus, uri, probe), env)
+    for _ in range(KILLS_PER_STORE):
+        delay = rng.uniform(0.0, writing)
+        code, _ = run(command, env, kill_after=("upsert", delay))
+        history.append(f"killed {delay:.2f} s of {writing:.2f} s into writing (exit {code})")
+    run(command, env)
+    history.append("ran to the end")
+    assert_exactly_the_corpus(uri, collection, corpus, cache_dir, env)
+    return history
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme, seed", [("qdrant-edge", 1), ("qdrant-local", 2), ("memory", 3)])
+def test_sigkill_during_indexing_then_rerun_leaves_exactly_the_documents(scheme, seed, corpus, cache_dir, tmp_path):
+    history = kill_and_rerun(f"{scheme}:{tmp_path / 'store'}", corpus, cache_dir, environment(cache_dir), seed)
+    print(scheme, history)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+def test_sigkill_during_indexing_into_a_weaviate_server(corpus, cache_dir):
+    url, grpc_port = session_server()
+    uri = url.replace("http://", "weaviate://").replace("https://", "weaviates://")
+    env = environment(cache_dir, WEAVIATE_GRPC_PORT=str(grpc_port))
+    print(kill_and_rerun(uri, corpus, cache_dir, env, seed=11))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+@pytest.mark.parametrize("downtime_s, retry_s", [(0.0, 30.0), (15.0, 3.0)])
+def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, corpus, cache_dir, downtime_s,
+                                                                     retry_s):
+    """A restart within retry_s is ridden out by the retries; a longer outage ends in a PartialWriteError
+    whose ids are exactly what is missing, and indexing those again completes the collection."""
+    from ragembed import DenseEmbedder
+    from ragembed.stores.weaviate import WeaviateStore
+
+    docs = list(read_jsonl_documents(corpus))
+    embedder = DenseEmbedder(cache=EmbeddingCache(cache_dir))
+    embedder.embed_documents([d.text for d in docs])  # warm: the ingest itself is what is timed
+    server = ScriptServer.on_free_ports(tmp_path / "data")
+    server.start()
+    try:
+        store = WeaviateStore(server.url, "Restarted", grpc_port=server.grpc_port, timeout_s=10,
+                              retry_s=retry_s)
+        retriever = Retriever(store, "dense", embedder=embedder)
+        retriever.index(docs[:1])  # the collection exists before the outage
+
+        def restart() -> None:
+            while store.count() < 400:  # mid-ingest
+                time.sleep(0.01)
+            server.stop()
+            time.sleep(downtime_s)
+            server.start()
+
+        restarter = threading.Thread(target=restart)
+        restarter.start()
+        try:
+            retriever.index(docs)
+            outcome = "retried"
+        except PartialWriteError as exc:
+            outcome = f"reported: {exc}"[:400]
+            restarter.join()
+            present = {d.id for d in store.get([d.id for d in docs])}
+            assert {d.id for d in docs} - present <= set(exc.failed)  # every missing id is named
+            retriever.index([d for d in docs if d.id in exc.failed])
+        restarter.join()
+        assert store.count() == len(docs)
+        assert {d.id for d in store.get([d.id for d in docs])} == {d.id for d in docs}
+        assert outcome.startswith("retried" if retry_s > downtime_s else "reported"), outcome
+        store.close()
+    finally:
+        server.stop()
