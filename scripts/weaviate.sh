@@ -9,6 +9,8 @@
 #
 # WEAVIATE_HTTP_PORT, WEAVIATE_GRPC_PORT, WEAVIATE_GOSSIP_PORT, WEAVIATE_RAFT_PORT and
 # WEAVIATE_PROFILING_PORT move the ports.
+# WEAVIATE_SERVER_API_KEY=KEY turns anonymous access off and requires that API key (clients pass
+# it as WEAVIATE_API_KEY or api_key=); the key is handed to the server in its environment only.
 # WEAVIATE_VERSION picks the version (default v1.35.2: multi-vector since 1.29, MUVERA since 1.31).
 # USE_INVERTED_SEARCHABLE=false: keyword (BM25) search uses the map index, not BlockMax WAND,
 # which in 1.35.2 drops recently written, not yet flushed documents from limited BM25 results
@@ -50,7 +52,13 @@ start() {
   if [ -f "$data/weaviate.pid" ] && kill -0 "$(cat "$data/weaviate.pid")" 2>/dev/null; then
     echo "weaviate already running (pid $(cat "$data/weaviate.pid"))" >&2; return
   fi
-  AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=true PERSISTENCE_DATA_PATH="$data" DEFAULT_VECTORIZER_MODULE=none \
+  local auth=(AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=true)
+  if [ -n "${WEAVIATE_SERVER_API_KEY:-}" ]; then
+    auth=(AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=false AUTHENTICATION_APIKEY_ENABLED=true
+          "AUTHENTICATION_APIKEY_ALLOWED_KEYS=$WEAVIATE_SERVER_API_KEY" AUTHENTICATION_APIKEY_USERS=ragembed
+          AUTHORIZATION_ADMINLIST_ENABLED=true AUTHORIZATION_ADMINLIST_USERS=ragembed)
+  fi
+  env "${auth[@]}" PERSISTENCE_DATA_PATH="$data" DEFAULT_VECTORIZER_MODULE=none \
   ENABLE_MODULES="" CLUSTER_HOSTNAME=node1 RAFT_BOOTSTRAP_EXPECT=1 GRPC_PORT="$GRPC_PORT" DISABLE_TELEMETRY=true \
   CLUSTER_ADVERTISE_ADDR=127.0.0.1 RAFT_JOIN=node1 CLUSTER_GOSSIP_BIND_PORT=$GOSSIP_PORT CLUSTER_DATA_BIND_PORT=$((GOSSIP_PORT + 1)) RAFT_PORT=$RAFT_PORT RAFT_INTERNAL_RPC_PORT=$((RAFT_PORT + 1)) PROFILING_PORT=$PROFILING_PORT \
   LOG_LEVEL=warning QUERY_DEFAULTS_LIMIT=25 USE_INVERTED_SEARCHABLE=${USE_INVERTED_SEARCHABLE:-false} RAFT_TIMEOUTS_MULTIPLIER=1 \
