@@ -5,8 +5,10 @@ works because Python puts a script's own folder first on sys.path)."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -88,3 +90,27 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=1, default=str) + "\n")
     print(f"\nwrote {path}")
+
+
+class WeaviateServer:
+    """$WEAVIATE_URL (gRPC on $WEAVIATE_GRPC_PORT, default 50051) if set, else a
+    scripts/weaviate.sh server on free loopback ports with its data in `folder`; stop() stops
+    only a server it started."""
+
+    def __init__(self, folder: Path) -> None:
+        self.data = None
+        self.url = os.environ.get("WEAVIATE_URL")
+        self.grpc_port = int(os.environ.get("WEAVIATE_GRPC_PORT", "50051"))
+        if not self.url:
+            from ragembed.stores.weaviate_connect import free_port_pairs
+
+            http, self.grpc_port, gossip, raft = free_port_pairs(4)
+            self.env = {**os.environ, "WEAVIATE_HTTP_PORT": str(http), "WEAVIATE_GRPC_PORT": str(self.grpc_port),
+                        "WEAVIATE_GOSSIP_PORT": str(gossip), "WEAVIATE_RAFT_PORT": str(raft)}
+            self.data, self.url = folder, f"http://127.0.0.1:{http}"
+            subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "start", str(folder)], env=self.env, check=True)
+
+    def stop(self) -> None:
+        if self.data is not None:
+            subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "stop", str(self.data)], env=self.env,
+                           check=False)

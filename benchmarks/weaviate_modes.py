@@ -6,7 +6,7 @@ then ColBERT with MUVERA against exact MaxSim.
         [--output runs/weaviate_modes.json] [--skip-colbert]
 
 Weaviate: $WEAVIATE_URL (gRPC on $WEAVIATE_GRPC_PORT, default 50051) if set, else a server this
-script starts with scripts/weaviate.sh on a temporary folder (build it once: scripts/weaviate.sh
+script starts with scripts/weaviate.sh on free ports and a temporary folder (build it once: scripts/weaviate.sh
 build), plus embedded mode. Embeddings come from ragembed's cache (the first run encodes the
 corpus: minutes on a CPU), so ingest measures the stores. Latency is one query at a time through
 Retriever.search, k=100, query embeddings cached. Keyword strategies are each engine's own BM25:
@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -36,28 +34,12 @@ VECTOR = ["dense", "int8", "binary", "funnel:64"]
 SPARSE_KEYWORD, ENGINE_KEYWORD = ["bm25", "hybrid"], ["keyword", "keyword-hybrid"]
 
 
-class Server:
-    """$WEAVIATE_URL, or a scripts/weaviate.sh server on default ports in a temporary folder."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.data = None
-        self.url = os.environ.get("WEAVIATE_URL")
-        self.grpc_port = int(os.environ.get("WEAVIATE_GRPC_PORT", "50051"))
-        if not self.url:
-            self.data, self.url = tmp / "weaviate", "http://127.0.0.1:8080"
-            subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "start", str(self.data)], check=True)
-
-    def stop(self) -> None:
-        if self.data is not None:
-            subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "stop", str(self.data)], check=False)
-
-
 def exact_of(strategy: str) -> str:
     """The exact search a strategy approximates: dense for vector strategies, colbert for MaxSim."""
     return "colbert" if strategy.startswith("colbert") else "dense" if strategy in VECTOR else strategy
 
 
-def dense_section(data, qids, tmp: Path, server: Server) -> list[dict]:
+def dense_section(data, qids, tmp: Path, server: _bench.WeaviateServer) -> list[dict]:
     dense, bm25 = DenseEmbedder(show_progress=True), BM25Embedder()
     dense.embed_documents([d.text for d in data.corpus])  # warm the cache
     modes = {
@@ -87,7 +69,7 @@ def dense_section(data, qids, tmp: Path, server: Server) -> list[dict]:
     return rows
 
 
-def colbert_section(data, qids, tmp: Path, server: Server) -> list[dict]:
+def colbert_section(data, qids, tmp: Path, server: _bench.WeaviateServer) -> list[dict]:
     from ragembed import ColBERTEmbedder
 
     colbert = ColBERTEmbedder(show_progress=True)
@@ -122,7 +104,7 @@ def main() -> None:
     qids = list(data.queries)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        server = Server(tmp)
+        server = _bench.WeaviateServer(tmp / "weaviate")
         try:
             rows = dense_section(data, qids, tmp, server)
             if not args.skip_colbert:

@@ -7,8 +7,12 @@
 #                                        access, no vectorizer modules; waits until it is ready
 #   scripts/weaviate.sh stop [DATA_DIR]  stop the server started with that DATA_DIR
 #
-# WEAVIATE_HTTP_PORT, WEAVIATE_GRPC_PORT, WEAVIATE_GOSSIP_PORT, WEAVIATE_RAFT_PORT and
-# WEAVIATE_PROFILING_PORT move the ports.
+# WEAVIATE_HTTP_PORT, WEAVIATE_GRPC_PORT, WEAVIATE_GOSSIP_PORT and WEAVIATE_RAFT_PORT move the ports.
+# HTTP, Raft and gossip listen on 127.0.0.1 only. Weaviate 1.35.2 has no setting for the address
+# of gRPC or of the cluster data port (gossip + 1), so those listen on every interface: the data
+# port gets a random basic-auth password per start (a single node never needs to share it), and
+# for gRPC set WEAVIATE_SERVER_API_KEY (below) on a shared network, or firewall the port.
+# Go profiling (pprof and debug endpoints, on every interface) is switched off.
 # WEAVIATE_SERVER_API_KEY=KEY turns anonymous access off and requires that API key (clients pass
 # it as WEAVIATE_API_KEY or api_key=); the key is handed to the server in its environment only.
 # WEAVIATE_VERSION picks the version (default v1.35.2: multi-vector since 1.29, MUVERA since 1.31).
@@ -29,7 +33,6 @@ GRPC_PORT=${WEAVIATE_GRPC_PORT:-50051}
 # the two above to run a second server beside the first.
 GOSSIP_PORT=${WEAVIATE_GOSSIP_PORT:-7946}
 RAFT_PORT=${WEAVIATE_RAFT_PORT:-8300}
-PROFILING_PORT=${WEAVIATE_PROFILING_PORT:-6060}
 
 build() {
   if [ -x "$BIN" ]; then return; fi
@@ -58,9 +61,13 @@ start() {
           "AUTHENTICATION_APIKEY_ALLOWED_KEYS=$WEAVIATE_SERVER_API_KEY" AUTHENTICATION_APIKEY_USERS=ragembed
           AUTHORIZATION_ADMINLIST_ENABLED=true AUTHORIZATION_ADMINLIST_USERS=ragembed)
   fi
-  env "${auth[@]}" PERSISTENCE_DATA_PATH="$data" DEFAULT_VECTORIZER_MODULE=none \
+  local cluster_password
+  cluster_password=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  env "${auth[@]}" CLUSTER_BASIC_AUTH_USERNAME=ragembed-node "CLUSTER_BASIC_AUTH_PASSWORD=$cluster_password" \
+  PERSISTENCE_DATA_PATH="$data" DEFAULT_VECTORIZER_MODULE=none \
   ENABLE_MODULES="" CLUSTER_HOSTNAME=node1 RAFT_BOOTSTRAP_EXPECT=1 GRPC_PORT="$GRPC_PORT" DISABLE_TELEMETRY=true \
-  CLUSTER_ADVERTISE_ADDR=127.0.0.1 RAFT_JOIN=node1 CLUSTER_GOSSIP_BIND_PORT=$GOSSIP_PORT CLUSTER_DATA_BIND_PORT=$((GOSSIP_PORT + 1)) RAFT_PORT=$RAFT_PORT RAFT_INTERNAL_RPC_PORT=$((RAFT_PORT + 1)) PROFILING_PORT=$PROFILING_PORT \
+  CLUSTER_ADVERTISE_ADDR=127.0.0.1 RAFT_JOIN=node1 CLUSTER_GOSSIP_BIND_PORT=$GOSSIP_PORT CLUSTER_DATA_BIND_PORT=$((GOSSIP_PORT + 1)) RAFT_PORT=$RAFT_PORT RAFT_INTERNAL_RPC_PORT=$((RAFT_PORT + 1)) \
+  CLUSTER_BIND_ADDR=127.0.0.1 GO_PROFILING_DISABLE=true \
   LOG_LEVEL=warning QUERY_DEFAULTS_LIMIT=25 USE_INVERTED_SEARCHABLE=${USE_INVERTED_SEARCHABLE:-false} RAFT_TIMEOUTS_MULTIPLIER=1 \
     nohup "$BIN" --host 127.0.0.1 --port "$HTTP_PORT" --scheme http >"$data/weaviate.log" 2>&1 &
   echo $! >"$data/weaviate.pid"

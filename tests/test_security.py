@@ -96,10 +96,42 @@ def test_a_weaviate_key_is_used_and_never_shown(tmp_path, small_beir, dense_embe
         assert json.loads(outputs[2])  # the search answered, so the key was sent
         reports = [p.read_text(errors="replace") for p in (tmp_path / "report").iterdir() if p.suffix in (".json", ".md")]
         assert len(reports) == 2 and all(KEY not in text for text in outputs + reports)
+        check_the_server_listens_where_it_should(server)
     finally:
         server.stop()
     log = (tmp_path / "data" / "weaviate.log").read_text(errors="replace")
     assert KEY not in log  # the start script hands it over in the environment, not the command line
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process `pid` listens on, from /proc."""
+    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+              if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                loopback = address in ("0100007F", "00000000000000000000000001000000")
+                found.add(("loopback" if loopback else "any" if set(address) == {"0"} else address, int(port, 16)))
+    return found
+
+
+def check_the_server_listens_where_it_should(server: ScriptServer) -> None:
+    """Loopback only, except what Weaviate cannot bind elsewhere: gRPC (which then needs the key)
+    and the cluster data port (which needs the per-start password). No profiling server."""
+    import urllib.error
+    import urllib.request
+
+    data_port = int(server.env["WEAVIATE_GOSSIP_PORT"]) + 1
+    sockets = listening(int((server.data / "weaviate.pid").read_text()))
+    assert ("loopback", int(server.url.rsplit(":", 1)[1])) in sockets  # the reading works: HTTP is found
+    wide = {port for where, port in sockets if where != "loopback"}
+    assert wide <= {server.grpc_port, data_port}, wide
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{data_port}/nodes/status", timeout=5)
+    assert refused.value.code == 401
 
 
 # --- TLS ---------------------------------------------------------------------------------------

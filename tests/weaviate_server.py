@@ -45,10 +45,9 @@ class ScriptServer:
     def on_free_ports(cls, data: Path) -> "ScriptServer":
         from ragembed.stores.weaviate_connect import free_port_pairs
 
-        http, grpc, gossip, raft, profiling = free_port_pairs(5)
+        http, grpc, gossip, raft = free_port_pairs(4)
         env = {**os.environ, "WEAVIATE_HTTP_PORT": str(http), "WEAVIATE_GRPC_PORT": str(grpc),
-               "WEAVIATE_GOSSIP_PORT": str(gossip), "WEAVIATE_RAFT_PORT": str(raft),
-               "WEAVIATE_PROFILING_PORT": str(profiling)}
+               "WEAVIATE_GOSSIP_PORT": str(gossip), "WEAVIATE_RAFT_PORT": str(raft)}
         return cls(data, env)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import socket
 from contextlib import ExitStack
 from pathlib import Path
@@ -87,13 +88,13 @@ def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
     binary_dir = embedded_binary_dir()
     failure = ""
     for _ in range(attempts):
-        http, grpc, gossip, raft, profiling = free_port_pairs(5)
+        http, grpc, gossip, raft = free_port_pairs(4)
         try:
             return weaviate.connect_to_embedded(
                 hostname="127.0.0.1", port=http, grpc_port=grpc,
                 version=WEAVIATE_VERSION, persistence_data_path=str(data.resolve()),
                 binary_path=str(binary_dir),
-                environment_variables=_embedded_environment(gossip, raft, profiling),
+                environment_variables=_embedded_environment(gossip, raft),
                 additional_config=AdditionalConfig(timeout=Timeout(init=30, query=timeout_s, insert=timeout_s)),
             )
         except Exception as exc:  # noqa: BLE001 - start-up failures come in many classes
@@ -104,11 +105,11 @@ def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
     )
 
 
-def _embedded_environment(gossip_port: int, raft_port: int, profiling_port: int) -> dict[str, str]:
+def _embedded_environment(gossip_port: int, raft_port: int) -> dict[str, str]:
     # USE_INVERTED_SEARCHABLE=false, RAFT_TIMEOUTS_MULTIPLIER=1: see scripts/weaviate.sh (BM25 on
     # unflushed data in 1.35.2; start-up in 3 s, well inside the client's fixed 10 s wait).
     # The ports are set here because these variables win over the client's own choice, also
-    # when the caller's environment carries them (a PROFILING_PORT=6060 left set would collide).
+    # when the caller's environment carries them.
     return {"CLUSTER_ADVERTISE_ADDR": "127.0.0.1", "DISABLE_TELEMETRY": "true",
             "ENABLE_MODULES": "", "DEFAULT_VECTORIZER_MODULE": "none",
             "LOG_LEVEL": "error", "USE_INVERTED_SEARCHABLE": "false",
@@ -116,7 +117,12 @@ def _embedded_environment(gossip_port: int, raft_port: int, profiling_port: int)
             # The server needs data = gossip + 1, and dials Raft internal RPC at Raft + 1.
             "CLUSTER_GOSSIP_BIND_PORT": str(gossip_port), "CLUSTER_DATA_BIND_PORT": str(gossip_port + 1),
             "RAFT_PORT": str(raft_port), "RAFT_INTERNAL_RPC_PORT": str(raft_port + 1),
-            "PROFILING_PORT": str(profiling_port),
+            # Loopback only, and no Go profiling server (it listens on every interface, on 6060
+            # unless told otherwise, so a second server collided with the first).
+            "CLUSTER_BIND_ADDR": "127.0.0.1", "GO_PROFILING_DISABLE": "true",
+            # The cluster data port listens on every interface whatever the bind address: lock
+            # it with a password nobody needs to know (one node talks to no other).
+            "CLUSTER_BASIC_AUTH_USERNAME": "ragembed-node", "CLUSTER_BASIC_AUTH_PASSWORD": secrets.token_hex(32),
             # One node name for the folder: the client's default name follows its random port,
             # and a restarted node with a new name finds no Raft quorum in the stored state.
             "CLUSTER_HOSTNAME": EMBEDDED_NODE, "RAFT_JOIN": EMBEDDED_NODE}

@@ -1,0 +1,173 @@
+"""Load: concurrent clients search one collection per backend for a fixed time, first as threads
+calling Retriever.search, then as asyncio tasks awaiting Retriever.asearch; per backend and mode
+the searches done, errors, answers that differ from a lone client's, queries/s and p50/p95/p99.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/load.py [--data data/scifact] [--clients 8]
+        [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,weaviate,weaviate-embedded]
+        [--output runs/load.json]
+
+Each backend holds the whole corpus with dense vectors (HNSW where the engine has it; Qdrant
+local mode and the memory store scan exactly). Queries are the dataset's, drawn at random by
+each client; their embeddings are cached first, so the load falls on the stores and the
+Retriever, not on the model. "differs" counts answers whose top-10 ids are not the ones the same
+query got from a single client before the load: concurrency must not change results.
+Weaviate: $WEAVIATE_URL, else a scripts/weaviate.sh server this script starts (build it once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import _bench
+
+from ragembed import DenseEmbedder, MemoryStore, Retriever
+from ragembed.evaluation import load_beir
+
+BACKENDS = ["memory", "qdrant-local", "qdrant-edge", "weaviate", "weaviate-embedded"]
+K = 10
+
+
+def open_store(backend: str, folder: Path, server: Callable[[], Any]) -> Any:
+    if backend == "memory":
+        return MemoryStore()
+    if backend == "qdrant-local":
+        from ragembed.stores.qdrant import QdrantStore
+
+        return QdrantStore("load", path=":memory:")
+    if backend == "qdrant-edge":
+        from ragembed.stores.qdrant_edge import QdrantEdgeStore
+
+        return QdrantEdgeStore(folder / "edge", "load")
+    from ragembed.stores.weaviate import WeaviateStore
+
+    if backend == "weaviate":
+        return WeaviateStore(server().url, "Load", grpc_port=server().grpc_port)
+    return WeaviateStore.embedded(folder / "weaviate-embedded", "Load")
+
+
+class Tally:
+    """What the clients of one run saw; appended to from many threads under one lock."""
+
+    def __init__(self, expected: list[list[str]]) -> None:
+        self.expected, self.lock = expected, threading.Lock()
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.differs = 0
+
+    def record(self, query: int, started: float, hits: Any = None, error: BaseException | None = None) -> None:
+        elapsed = 1000 * (time.perf_counter() - started)
+        with self.lock:
+            if error is not None:
+                self.errors.append(f"{type(error).__name__}: {str(error)[:200]}")
+                return
+            self.latencies.append(elapsed)
+            self.differs += [h.id for h in hits] != self.expected[query]
+
+    def row(self, backend: str, mode: str, clients: int, seconds: float) -> dict[str, Any]:
+        done = len(self.latencies)
+        return {"backend": backend, "mode": mode, "clients": clients, "searches": done,
+                "errors": len(self.errors), "differs": self.differs, "qps": done / seconds,
+                "p50_ms": _bench.percentile(self.latencies, 50) if done > 1 else None,
+                "p95_ms": _bench.percentile(self.latencies, 95) if done > 1 else None,
+                "p99_ms": _bench.percentile(self.latencies, 99) if done > 1 else None,
+                "first_errors": sorted(set(self.errors))[:3]}
+
+
+def threaded(retriever: Retriever, queries: list[str], tally: Tally, clients: int, seconds: float) -> float:
+    deadline = time.perf_counter() + seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.perf_counter() < deadline:
+            q, started = rng.randrange(len(queries)), time.perf_counter()
+            try:
+                tally.record(q, started, retriever.search(queries[q], k=K))
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                tally.record(q, started, error=exc)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - started
+
+
+def asynchronous(retriever: Retriever, queries: list[str], tally: Tally, clients: int, seconds: float) -> float:
+    async def client(seed: int, deadline: float) -> None:
+        rng = random.Random(seed)
+        while time.perf_counter() < deadline:
+            q, started = rng.randrange(len(queries)), time.perf_counter()
+            try:
+                tally.record(q, started, await retriever.asearch(queries[q], k=K))
+            except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                tally.record(q, started, error=exc)
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(seed, started + seconds) for seed in range(clients)))
+        return time.perf_counter() - started
+
+    return asyncio.run(run())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(_bench.SCIFACT))
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60.0, help="per backend and mode")
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--output", default="runs/load.json")
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+    unknown = set(backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
+
+    data = load_beir(args.data)
+    queries = list(data.queries.values())
+    embedder = DenseEmbedder()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ragembed-load-") as tmp:
+        servers: list[_bench.WeaviateServer] = []
+
+        def server() -> _bench.WeaviateServer:
+            if not servers:
+                servers.append(_bench.WeaviateServer(Path(tmp) / "weaviate-server"))
+            return servers[0]
+
+        try:
+            for backend in backends:
+                retriever = Retriever(open_store(backend, Path(tmp), server), "dense", embedder=embedder)
+                retriever.index(data.corpus)
+                expected = [[h.id for h in hits] for hits in retriever.search_many(queries, k=K)]
+                for mode, run in (("threads", threaded), ("asyncio", asynchronous)):
+                    tally = Tally(expected)
+                    elapsed = run(retriever, queries, tally, args.clients, args.seconds)
+                    rows.append(tally.row(backend, mode, args.clients, elapsed))
+                    print(rows[-1])
+                retriever.close()
+        finally:
+            for s in servers:
+                s.stop()
+
+    print(f"\n{args.clients} clients x {args.seconds:.0f} s per backend and mode, {len(data.corpus)} documents, "
+          f"{len(queries)} distinct queries, k={K}; {_bench.machine()}")
+    print(_bench.table(rows, [("backend", "backend", ""), ("mode", "mode", ""), ("searches", "searches", "d"),
+                              ("errors", "errors", "d"), ("differs", "differs", "d"), ("qps", "queries/s", ".0f"),
+                              ("p50_ms", "p50 ms", ".1f"), ("p95_ms", "p95 ms", ".1f"), ("p99_ms", "p99 ms", ".1f")]))
+    _bench.write_json(args.output, {"clients": args.clients, "seconds": args.seconds, "documents": len(data.corpus),
+                                    "queries": len(queries), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
