@@ -76,3 +76,16 @@ def test_qdrant_modes_scores_every_mode_alike(small_beir, tmp_path):
         by_strategy.setdefault(row["strategy"], set()).add(round(row["ndcg@10"], 4))
     # every engine gives each exact or rescored strategy the same quality
     assert all(len(by_strategy[s]) == 1 for s in ("dense", "int8", "binary", "bm25")), by_strategy
+
+
+def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir, tmp_path):
+    from weaviate_server import unavailable_reason
+
+    backends = "memory,qdrant-local,qdrant-edge" + ("" if unavailable_reason() else ",weaviate,weaviate-embedded")
+    result = run_benchmark("load", tmp_path, "--data", str(small_beir), "--seconds", "2", "--clients", "4",
+                           "--backends", backends)
+    rows = {(r["backend"], r["mode"]) for r in result["rows"]}
+    assert rows == {(b, m) for b in backends.split(",") for m in ("threads", "asyncio")}
+    for row in result["rows"]:
+        # concurrency changes nothing: no failures, every answer the one a lone client gets
+        assert row["searches"] > 0 and row["errors"] == 0 and row["differs"] == 0, row

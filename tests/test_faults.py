@@ -43,11 +43,10 @@ def corpus(tmp_path_factory) -> Path:
     rng = random.Random(9)
     path = tmp_path_factory.mktemp("faults") / "docs.jsonl"
     with open(path, "w", encoding="utf-8") as out:
-        for i in range(CORPUS_SIZE):
-            out.write(json.dumps({"id": f"doc/{i:05d}·{rng.choice(WORDS)}",
+        out.writelines(json.dumps({"id": f"doc/{i:05d}·{rng.choice(WORDS)}",
                                   "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 14))) + f" #{i}",
                                   "metadata": {"n": i, "even": i % 2 == 0, "tag": rng.choice(WORDS)}},
-                                 ensure_ascii=False) + "\n")
+                                 ensure_ascii=False) + "\n" for i in range(CORPUS_SIZE))
     return path
 
 

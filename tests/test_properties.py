@@ -4,13 +4,24 @@ crash, no corrupted collection."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragembed import DenseEmbeddings, Document, MemoryStore, Range, Schema, VectorField, VectorSearch
-from ragembed.errors import RagembedError
+from ragembed import (
+    DenseEmbeddings,
+    Document,
+    MemoryStore,
+    Range,
+    Schema,
+    VectorField,
+    VectorSearch,
+)
+from ragembed.errors import InvalidInputError, RagembedError
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 from ragembed.types import EmbeddingKind
 
@@ -33,13 +44,27 @@ def vectors(n: int, seed: int) -> dict:
     return {"dense": DenseEmbeddings(data)}
 
 
-@pytest.fixture(params=["memory", "qdrant-edge"])
+@pytest.fixture(params=["memory", "qdrant-edge", "qdrant-local", "weaviate"])
 def make_store(request, tmp_path):
     counter = iter(range(10**6))
+    if request.param == "weaviate":
+        from weaviate_server import embedded_client, unavailable_reason
+
+        if unavailable_reason():
+            pytest.skip(unavailable_reason())
+        from ragembed.stores.weaviate import WeaviateStore
+
+        client, prefix = embedded_client(), f"Prop{uuid.uuid4().hex[:8]}"
 
     def make():
         if request.param == "memory":
             return MemoryStore(tmp_path / f"m{next(counter)}")
+        if request.param == "qdrant-local":
+            from ragembed.stores.qdrant import QdrantStore
+
+            return QdrantStore(f"c{next(counter)}", path=":memory:")
+        if request.param == "weaviate":
+            return WeaviateStore(collection=f"{prefix}_{next(counter)}", client=client)
         return QdrantEdgeStore(tmp_path / "edge", f"c{next(counter)}")
 
     return make
@@ -100,3 +125,143 @@ def test_any_filter_is_a_result_or_a_ragembed_error(make_store, flt):
         return
     assert {h.id for h in hits} <= {d.id for d in docs}
     store.close()
+
+
+# --- files and the command line ----------------------------------------------------------------
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30)),
+                           lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                           max_leaves=8)
+corpus_records = st.dictionaries(
+    st.sampled_from(["_id", "id", "text", "title", "metadata", "other"]),
+    st.one_of(json_values, st.text(min_size=1, max_size=200)), max_size=6)
+corpus_lines = st.one_of(
+    corpus_records.map(lambda r: json.dumps(r, allow_nan=True)),  # NaN/Infinity too, as Python writes them
+    st.builds(lambda i, t: json.dumps({"_id": i, "text": t}), ids, texts),
+    st.builds(lambda i, t, m: json.dumps({"_id": i, "text": t, "metadata": m}), ids, texts, json_values),
+    st.text(max_size=300).filter(lambda s: "\n" not in s and "\r" not in s),  # not JSON at all
+    st.binary(max_size=200).filter(lambda b: b"\n" not in b and b"\r" not in b).map(lambda b: b.decode("latin-1")),
+)
+qrels_lines = st.one_of(
+    st.builds(lambda q, d, s: f"{q}\t{d}\t{s}", st.sampled_from(["q1", "q2", "qx"]), st.sampled_from(["d0", "d1"]),
+              st.one_of(st.integers(-2, 3), st.text(max_size=4))),
+    st.text(max_size=60).filter(lambda s: "\n" not in s and "\r" not in s),
+)
+
+
+def write_lines(path, lines, raw_bytes: bytes = b"") -> None:
+    path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + b"\n" + raw_bytes)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(corpus_lines, min_size=1, max_size=8), raw=st.sampled_from([b"", b"\xff\xfe\x00", b"\xc3("]))
+def test_any_corpus_file_loads_or_fails_naming_the_line(tmp_path_factory, lines, raw):
+    from ragembed.sources import load_documents
+
+    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
+    write_lines(path, lines, raw)
+    try:
+        docs = load_documents(path)
+    except InvalidInputError as exc:
+        assert str(path) in str(exc)  # the message names the file (and the line, where there is one)
+        return
+    assert all(isinstance(d.id, str) and d.id and isinstance(d.text, str) and d.text.strip() for d in docs)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(queries=st.lists(corpus_lines, min_size=0, max_size=5), qrels=st.lists(qrels_lines, min_size=0, max_size=6),
+       raw=st.sampled_from([b"", b"\xff\xfe", b"q1\td0\t1\x00"]))
+def test_any_beir_folder_loads_or_fails_naming_the_file(tmp_path_factory, queries, qrels, raw):
+    from ragembed.evaluation import load_beir
+
+    folder = tmp_path_factory.mktemp("beir")
+    (folder / "qrels").mkdir()
+    write_lines(folder / "corpus.jsonl", [json.dumps({"_id": f"d{i}", "text": f"text {i}"}) for i in range(2)])
+    write_lines(folder / "queries.jsonl", [json.dumps({"_id": "q1", "text": "a query"}), *queries])
+    write_lines(folder / "qrels" / "test.tsv", ["query-id\tcorpus-id\tscore", *qrels], raw)
+    try:
+        data = load_beir(folder)
+    except InvalidInputError as exc:
+        assert str(folder) in str(exc)
+        return
+    assert set(data.qrels) <= set(data.queries) and all(data.queries.values())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=3000), k=st.integers(-3, 10**9),
+       filter_args=st.lists(st.text(max_size=20).filter(lambda s: not s.startswith("-")), max_size=2))
+def test_the_search_command_answers_or_exits_2_with_a_message(indexed_folder, capsys, query, k, filter_args):
+    from ragembed.cli import main
+
+    argv = ["search", query, "-k", str(k), "--store", f"memory:{indexed_folder}", "--json"]
+    for f in filter_args:
+        argv += ["--filter", f]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusal (a query that looks like an option)
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code in (0, 2), err
+    if code == 0:
+        hits = json.loads(out)
+        assert len(hits) <= min(max(k, 0), 6) and all(h["id"].startswith("doc") for h in hits)
+    else:
+        assert err.startswith(("ragembed: error:", "usage:")) and "Traceback" not in err
+
+
+long_texts = texts.map(lambda s: (s + " ") * (40_000 // (len(s) + 1) + 1))  # 40,000+ characters
+
+
+@pytest.fixture(scope="module")
+def indexed_folder(tmp_path_factory, dense_embedder):
+    from ragembed import Retriever
+
+    folder = tmp_path_factory.mktemp("indexed")
+    retriever = Retriever(MemoryStore(folder / "default"), "dense", embedder=dense_embedder)
+    retriever.index([Document(f"doc{i}", f"text number {i} about cells", {"year": 2000 + i, "tag": "a"})
+                     for i in range(6)])
+    retriever.close()
+    return folder
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(st.builds(Document, ids, st.one_of(texts, long_texts)),
+                     min_size=1, max_size=4, unique_by=lambda d: d.id),
+       query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()))
+def test_any_text_indexes_and_searches_through_the_model(dense_embedder, docs, query):
+    """Control characters, any script, texts far past the model's 256 tokens: embedded (truncated),
+    stored and found; each document is its own best match."""
+    from ragembed import Retriever
+
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    assert retriever.index(docs) == len(docs) and retriever.count() == len(docs)
+    assert len(retriever.search(query, k=10)) == len(docs)
+    for doc, hits in zip(docs, retriever.search_many([d.text for d in docs], k=len(docs))):
+        own = next(h.score for h in hits if h.id == doc.id)
+        assert own >= hits[0].score - 1e-5  # first, or tied with a document of the same embedding
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(corpus_lines, min_size=1, max_size=5))
+def test_the_index_command_indexes_or_exits_2_keeping_what_was_stored(tmp_path_factory, capsys, lines):
+    from ragembed.cli import main
+    from ragembed.sources import load_documents
+
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "kept.jsonl").write_text(json.dumps({"_id": "kept", "text": "stored before"}) + "\n")
+    store = f"memory:{folder / 'store'}"
+    assert main(["index", str(folder / "kept.jsonl"), "--store", store]) == 0
+    write_lines(folder / "corpus.jsonl", lines)
+    try:
+        expected, valid = {d.id for d in load_documents(folder / "corpus.jsonl")} | {"kept"}, True
+    except InvalidInputError:
+        expected, valid = {"kept"}, False
+    capsys.readouterr()
+    code = main(["index", str(folder / "corpus.jsonl"), "--store", store, "--json"])
+    _, err = capsys.readouterr()
+    assert code == (0 if valid else 2), err
+    if not valid:
+        assert err.startswith("ragembed: error:") and "corpus.jsonl" in err
+    with MemoryStore(folder / "store" / "default") as reopened:
+        assert {d.id for d in reopened.get(sorted(expected))} == expected  # nothing stored is lost
+        assert reopened.count() == len(expected)

@@ -90,7 +90,7 @@ def test_a_weaviate_key_is_used_and_never_shown(tmp_path, small_beir, dense_embe
                         ["eval", str(small_beir), "--collection", "Evaluated", "--sample", "4", "--output",
                          str(tmp_path / "report")]):
             done = subprocess.run([sys.executable, "-m", "ragembed.cli", *command, "--store", uri], env=env,
-                                  capture_output=True, text=True, timeout=600)
+                                  capture_output=True, text=True, timeout=600, check=False)
             assert done.returncode == 0, done.stderr[-2000:]
             outputs += [done.stdout, done.stderr]
         assert json.loads(outputs[2])  # the search answered, so the key was sent
@@ -157,7 +157,7 @@ def self_signed_https_server(tmp_path):
                                                          serialization.NoEncryption()))
 
     class Answer(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the handler's required name
+        def do_GET(self):
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"{}")
@@ -174,7 +174,7 @@ def self_signed_https_server(tmp_path):
     server.shutdown()
 
 
-CERTIFICATE_REFUSED = re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|self.signed", re.I)
+CERTIFICATE_REFUSED = re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed|self.signed", re.IGNORECASE)
 
 
 def test_qdrant_verifies_tls_certificates_by_default(self_signed_https_server):

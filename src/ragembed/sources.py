@@ -45,7 +45,10 @@ def read_jsonl_documents(path: Path) -> Iterator[Document]:
         text = record.get("text")
         if not isinstance(text, str) or not isinstance(title, str):
             raise InvalidInputError(f"{path}:{number}: 'text' (and 'title', if given) must be strings")
-        metadata: dict[str, Any] = dict(record.get("metadata") or {})
+        given = record.get("metadata") or {}
+        if not isinstance(given, dict):
+            raise InvalidInputError(f"{path}:{number}: 'metadata' must be a JSON object, got {type(given).__name__}")
+        metadata: dict[str, Any] = dict(given)
         if title:
             metadata.setdefault("title", title)
         try:

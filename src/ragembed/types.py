@@ -8,6 +8,7 @@ matrix, it only scores differently.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -61,10 +62,17 @@ class Document:
 
 
 def _is_metadata_value(value: Any) -> bool:
-    # Flat values every engine stores as a payload/property and every filter can compare.
+    # Flat values every engine stores as a payload/property and every filter can compare; no
+    # NaN or infinity, which JSON payloads cannot carry and comparisons cannot order.
     if isinstance(value, (list, tuple)):
-        return all(v is None or isinstance(v, (str, int, float, bool)) for v in value)
-    return value is None or isinstance(value, (str, int, float, bool))
+        return all(_is_scalar(v) for v in value)
+    return _is_scalar(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (str, int, bool))
 
 
 @dataclass(frozen=True)

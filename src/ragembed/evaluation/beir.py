@@ -60,17 +60,23 @@ def read_queries(path: Path) -> dict[str, str]:
 
 def read_qrels(path: Path) -> Qrels:
     qrels: Qrels = {}
+    number = 0
     with open(path, encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or number == 1 and row[0] == "query-id":
-                continue
-            if len(row) != 3:
-                raise InvalidInputError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}")
-            try:
-                score = int(row[2])
-            except ValueError:
-                raise InvalidInputError(f"{path}:{number}: score {row[2]!r} is not an integer") from None
-            qrels.setdefault(row[0], {})[row[1]] = score
+        try:
+            for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+                if not row or number == 1 and row[0] == "query-id":
+                    continue
+                if len(row) != 3 or not row[0] or not row[1]:
+                    raise InvalidInputError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}")
+                try:
+                    score = int(row[2])
+                except ValueError:
+                    raise InvalidInputError(f"{path}:{number}: score {row[2]!r} is not an integer") from None
+                qrels.setdefault(row[0], {})[row[1]] = score
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{path}:{number + 1}: not UTF-8 text") from None
+        except csv.Error as exc:
+            raise InvalidInputError(f"{path}:{number + 1}: not a tab-separated line ({exc})") from None
     if not qrels:
         raise InvalidInputError(f"{path}: no judgments")
     return qrels
