@@ -154,7 +154,13 @@ def kill_and_rerun(uri: str, corpus: Path, cache_dir: Path, env: dict[str, str],
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme, seed", [("qdrant-edge", 1), ("qdrant-local", 2), ("memory", 3)])
+@pytest.mark.parametrize("scheme, seed", [
+    ("qdrant-edge", 1), ("qdrant-local", 2), ("memory", 3),
+    # A killed client leaves its embedded server running: the rerun must stop it, not start a
+    # second server on the same files.
+    pytest.param("weaviate-embedded", 4, marks=pytest.mark.skipif(unavailable_reason() is not None,
+                                                                  reason=str(unavailable_reason()))),
+])
 def test_sigkill_during_indexing_then_rerun_leaves_exactly_the_documents(scheme, seed, corpus, cache_dir, tmp_path):
     history = kill_and_rerun(f"{scheme}:{tmp_path / 'store'}", corpus, cache_dir, environment(cache_dir), seed)
     print(scheme, history)
@@ -215,3 +221,39 @@ def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, co
         store.close()
     finally:
         server.stop()
+
+
+def test_a_save_killed_between_its_two_renames_is_finished_on_open(tmp_path, dense_embedder):
+    """MemoryStore.save swaps copies with two renames; a kill between them leaves only
+    .<name>.old. Opening the store puts that copy back instead of starting empty."""
+    from ragembed import Document, MemoryStore
+
+    docs = [Document(f"d{i}", f"text {i}") for i in range(5)]
+    retriever = Retriever(MemoryStore(tmp_path / "saved"), "dense", embedder=dense_embedder)
+    retriever.index(docs)
+    retriever.close()  # saves
+    os.replace(tmp_path / "saved", tmp_path / ".saved.old")  # the first rename done, the second not
+    reopened = MemoryStore(tmp_path / "saved")
+    assert reopened.count() == 5 and reopened.get(["d3"]) == [docs[3]]
+    assert not (tmp_path / ".saved.old").exists()
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+def test_an_embedded_folder_in_use_by_a_live_process_is_refused(tmp_path):
+    from ragembed.errors import StoreError
+    from ragembed.stores.weaviate import WeaviateStore
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom ragembed.stores.weaviate import WeaviateStore\n"
+        f"s = WeaviateStore.embedded({str(tmp_path / 'wv')!r}, 'Docs')\nprint('up', flush=True)\ntime.sleep(120)")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        assert holder.stdout.readline().strip() == "up"
+        with pytest.raises(StoreError, match=f"belongs to process {holder.pid}, which is still running"):
+            WeaviateStore.embedded(tmp_path / "wv", "Docs")
+    finally:
+        holder.kill()
+        holder.wait()
+    store = WeaviateStore.embedded(tmp_path / "wv", "Docs")  # its orphaned server is stopped first
+    assert store.count() == 0
+    store.close()

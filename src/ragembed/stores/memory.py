@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,6 +67,9 @@ class MemoryStore(VectorStore):
         self._rows: dict[str, int] = {}
         self._vectors: dict[str, list] = {}  # field -> one row per document, in _docs order
         self._matrices: dict[str, object] = {}  # field -> stacked form for search, rebuilt lazily
+        # One scan at a time: each already uses every core through BLAS, and concurrent scans
+        # oversubscribe them (benchmarks/load.py, docs/reliability.md).
+        self._scan = threading.Lock()
         if self.path is not None:
             _finish_interrupted_save(self.path)
             if (self.path / "schema.json").exists():
@@ -131,7 +135,8 @@ class MemoryStore(VectorStore):
             candidates = np.flatnonzero([matches(d.metadata, filter) for d in self._docs])
         else:
             candidates = np.arange(len(self._docs))
-        rows, scores = self._run(plan, candidates)
+        with self._scan:
+            rows, scores = self._run(plan, candidates)
         return [Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
                 for r, s in zip(rows, scores)]
 

@@ -19,7 +19,9 @@ The ragembed schema (calibration, encoder state) is stored in the collection's m
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import nullcontext
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,6 +93,9 @@ class QdrantStore(VectorStore):
         self.shard_number, self.replication_factor = shard_number, replication_factor
         self.upload_parallel, self.upload_retries = upload_parallel, upload_retries
         self.indexing_threshold_kb = indexing_threshold_kb
+        # Local mode searches with numpy in this process: one at a time, as in the memory store
+        # (concurrent BLAS calls oversubscribe the cores); a server needs no such care.
+        self._one_search = threading.Lock() if path is not None else nullcontext()
         try:
             if self.local:
                 self.client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
@@ -219,9 +224,10 @@ class QdrantStore(VectorStore):
 
         def run(limit: int) -> list[Hit]:
             query, using, prefetch, params = self._translate(plan, qfilter)
-            response = self.client.query_points(
-                self.collection, query=query, using=using, prefetch=prefetch, query_filter=qfilter,
-                search_params=params, limit=limit, with_payload=True)
+            with self._one_search:
+                response = self.client.query_points(
+                    self.collection, query=query, using=using, prefetch=prefetch, query_filter=qfilter,
+                    search_params=params, limit=limit, with_payload=True)
             return [hit_of(p.payload, p.score) for p in response.points]
 
         return fetch_with_ties(run, plan.limit)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from ragembed.embedders.cache import default_cache_dir
 from ragembed.errors import InvalidInputError, MissingDependencyError, StoreError
+from ragembed.stores import embedded_owner
 
 try:
     import weaviate
@@ -86,11 +87,12 @@ def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
     data = Path(data_dir).expanduser()
     data.mkdir(parents=True, exist_ok=True)
     binary_dir = embedded_binary_dir()
+    embedded_owner.claim(data)  # a server left running by a killed process is stopped first
     failure = ""
     for _ in range(attempts):
         http, grpc, gossip, raft = free_port_pairs(4)
         try:
-            return weaviate.connect_to_embedded(
+            client = weaviate.connect_to_embedded(
                 hostname="127.0.0.1", port=http, grpc_port=grpc,
                 version=WEAVIATE_VERSION, persistence_data_path=str(data.resolve()),
                 binary_path=str(binary_dir),
@@ -99,6 +101,9 @@ def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
             )
         except Exception as exc:  # noqa: BLE001 - start-up failures come in many classes
             failure = f"{type(exc).__name__}: {str(exc)[:300]}"
+            continue
+        embedded_owner.record(data, client._connection.embedded_db.process.pid)
+        return client
     raise StoreError(
         f"the embedded Weaviate server did not start with data in {data} ({attempts} tries on fresh "
         f"ports): {failure}. Is another embedded server using that folder? Close it first"
