@@ -4,7 +4,7 @@ the searches done, errors, answers that differ from a lone client's, queries/s a
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/load.py [--data data/scifact] [--clients 8]
         [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,weaviate,weaviate-embedded]
-        [--output runs/load.json]
+        [--output runs/load.json]       # qdrant-server too, by default, when $QDRANT_URL is set
 
 Each backend holds the whole corpus with dense vectors (HNSW where the engine has it; Qdrant
 local mode and the memory store scan exactly). Queries are the dataset's, drawn at random by
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import threading
@@ -31,7 +32,9 @@ import _bench
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.evaluation import load_beir
 
-BACKENDS = ["memory", "qdrant-local", "qdrant-edge", "weaviate", "weaviate-embedded"]
+BACKENDS = ["memory", "qdrant-local", "qdrant-edge", "qdrant-server", "weaviate", "weaviate-embedded"]
+# No Qdrant server can run on the machine the figures come from: it joins when $QDRANT_URL names one.
+DEFAULT_BACKENDS = [b for b in BACKENDS if b != "qdrant-server" or os.environ.get("QDRANT_URL")]
 K = 10
 
 
@@ -46,6 +49,15 @@ def open_store(backend: str, folder: Path, server: Callable[[], Any]) -> Any:
         from ragembed.stores.qdrant_edge import QdrantEdgeStore
 
         return QdrantEdgeStore(folder / "edge", "load")
+    if backend == "qdrant-server":
+        from ragembed.stores.qdrant import QdrantStore
+
+        if not os.environ.get("QDRANT_URL"):
+            raise SystemExit("qdrant-server needs QDRANT_URL (docker compose up -d qdrant)")
+        store = QdrantStore("ragembed_load", url=os.environ["QDRANT_URL"],
+                            api_key=os.environ.get("QDRANT_API_KEY") or None)
+        store.drop()  # a fresh collection each run
+        return store
     from ragembed.stores.weaviate import WeaviateStore
 
     if backend == "weaviate":
@@ -125,7 +137,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(_bench.SCIFACT))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0, help="per backend and mode")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS))
     parser.add_argument("--output", default="runs/load.json")
     args = parser.parse_args()
     backends = args.backends.split(",")

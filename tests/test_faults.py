@@ -213,6 +213,8 @@ def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, co
             restarter.join()
             present = {d.id for d in store.get([d.id for d in docs])}
             assert {d.id for d in docs} - present <= set(exc.failed)  # every missing id is named
+            print(f"outage: {len(exc.failed)} of {len(docs)} ids reported not written, "
+                  f"{len(set(d.id for d in docs) - present)} missing")
             retriever.index([d for d in docs if d.id in exc.failed])
         restarter.join()
         assert store.count() == len(docs)
