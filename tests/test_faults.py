@@ -31,7 +31,7 @@ from ragembed.errors import PartialWriteError
 from ragembed.sources import read_jsonl_documents
 from ragembed.stores.uri import open_store
 
-CORPUS_SIZE = 2000
+CORPUS_SIZE = 1500  # two upsert batches of 1,000: the upsert progress bar shows, and marks the writes
 KILLS_PER_STORE = 2
 WORDS = ("cell", "protein", "über", "naïve", "tumour", "ß-cell", "patients", "риск", "治療", "dose", "gene",
          "insulin", "vitamin", "infection", "mice", "🧬", "trial", "outcome", "receptor", "pathway")
@@ -143,10 +143,16 @@ def kill_and_rerun(uri: str, corpus: Path, cache_dir: Path, env: dict[str, str],
     # A clean run elsewhere measures how long writing takes; the kills fall inside that window.
     probe = f"{collection}_probe"
     _, writing = run(index_command(corpus, uri, probe), env)
-    for _ in range(KILLS_PER_STORE):
+    assert writing > 0, "the upsert progress bar never showed: no kill point can be placed"
+    kills = 0
+    for _ in range(3 * KILLS_PER_STORE):  # a run that ends before its kill point is drawn again
         delay = rng.uniform(0.0, writing)
         code, _ = run(command, env, kill_after=("upsert", delay))
         history.append(f"killed {delay:.2f} s of {writing:.2f} s into writing (exit {code})")
+        kills += code == -signal.SIGKILL
+        if kills == KILLS_PER_STORE:
+            break
+    assert kills == KILLS_PER_STORE, history
     run(command, env)
     history.append("ran to the end")
     assert_exactly_the_corpus(uri, collection, corpus, cache_dir, env)

@@ -21,15 +21,21 @@ def load_documents(source: str | Path) -> list[Document]:
     """Documents from a BEIR folder (corpus.jsonl), a .jsonl file or a folder of text files."""
     path = Path(source).expanduser()
     if path.is_dir() and (path / "corpus.jsonl").is_file():
-        return list(read_jsonl_documents(path / "corpus.jsonl"))
+        return _not_empty(list(read_jsonl_documents(path / "corpus.jsonl")), path / "corpus.jsonl")
     if path.is_file() and path.suffix == ".jsonl":
-        return list(read_jsonl_documents(path))
+        return _not_empty(list(read_jsonl_documents(path)), path)
     if path.is_dir():
         return read_text_folder(path)
     raise InvalidInputError(
         f"{source}: not a BEIR folder (with corpus.jsonl), a .jsonl file or a folder of "
         f"{'/'.join(TEXT_SUFFIXES)} files" + ("" if path.exists() else " (it does not exist)")
     )
+
+
+def _not_empty(docs: list[Document], path: Path) -> list[Document]:
+    if not docs:
+        raise InvalidInputError(f"{path}: no documents (every line is blank)")
+    return docs
 
 
 def read_jsonl_documents(path: Path) -> Iterator[Document]:
