@@ -21,6 +21,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from unittest.mock import (
+    patch,  # patch.dict: a scoped environment variable, nothing mocked
+)
 
 import pytest
 from weaviate_server import ScriptServer, session_server, unavailable_reason
@@ -106,9 +109,7 @@ def assert_exactly_the_corpus(uri: str, collection: str, corpus: Path, cache_dir
     from ragembed import DenseEmbedder
 
     expected = list(read_jsonl_documents(corpus))
-    previous = {k: os.environ.get(k) for k in ("WEAVIATE_GRPC_PORT",)}
-    os.environ.update({k: env[k] for k in previous if k in env})
-    try:
+    with patch.dict(os.environ, {k: env[k] for k in ("WEAVIATE_GRPC_PORT",) if k in env}):
         store = open_store(uri, collection)
         try:
             assert store.count() == len(expected)  # none missing, none duplicated
@@ -123,9 +124,6 @@ def assert_exactly_the_corpus(uri: str, collection: str, corpus: Path, cache_dir
                 assert doc.id in [h.id for h in hits]  # its stored vector is its own
         finally:
             store.close()
-    finally:
-        for k, v in previous.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def kill_and_rerun(uri: str, corpus: Path, cache_dir: Path, env: dict[str, str], seed: int) -> list[str]:
@@ -220,7 +218,7 @@ def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, co
             present = {d.id for d in store.get([d.id for d in docs])}
             assert {d.id for d in docs} - present <= set(exc.failed)  # every missing id is named
             print(f"outage: {len(exc.failed)} of {len(docs)} ids reported not written, "
-                  f"{len(set(d.id for d in docs) - present)} missing")
+                  f"{len({d.id for d in docs} - present)} missing")
             retriever.index([d for d in docs if d.id in exc.failed])
         restarter.join()
         assert store.count() == len(docs)

@@ -61,6 +61,12 @@ class Document:
                 )
 
 
+def is_plain_name(name: Any) -> bool:
+    """A name that becomes one file or folder name (a collection, a BEIR split) and cannot
+    leave the folder it is joined to: non-empty, no separators, no NUL, no leading dot."""
+    return isinstance(name, str) and bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+
+
 def _is_metadata_value(value: Any) -> bool:
     # Flat values every engine stores as a payload/property and every filter can compare; no
     # NaN or infinity, which JSON payloads cannot carry and comparisons cannot order.

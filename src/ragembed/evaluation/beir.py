@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ragembed.errors import InvalidInputError
 from ragembed.sources import read_jsonl, read_jsonl_documents
-from ragembed.types import Document
+from ragembed.types import Document, is_plain_name
 
 Qrels = dict[str, dict[str, int]]  # query id -> {document id: relevance}
 
@@ -27,7 +27,7 @@ class BeirDataset:
 
 def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
     root = Path(folder).expanduser()
-    if not isinstance(split, str) or not split or split.startswith(".") or any(c in split for c in "/\\\0"):
+    if not is_plain_name(split):
         # The split names a file inside qrels/; a path here could read outside the dataset.
         raise InvalidInputError(f"split {split!r} is not a split name such as 'test' or 'train'")
     files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",

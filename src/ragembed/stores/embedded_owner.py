@@ -22,8 +22,8 @@ RECORD = "ragembed-embedded.json"
 
 
 def claim(data: Path) -> None:
-    """Make `data` free for a new embedded server: stop an orphaned one; refuse if a live
-    process other than this one still owns its server."""
+    """Make `data` free for a new embedded server: stop an orphaned one; refuse if its owner
+    is alive (this process too: a store it has not closed still uses that server)."""
     try:
         recorded = json.loads((data / RECORD).read_text())
         server, owner = int(recorded["server"]), int(recorded["owner"])
@@ -31,7 +31,7 @@ def claim(data: Path) -> None:
         return  # no record (or an unreadable one): nothing started here by ragembed
     if not _is_weaviate(server):
         return
-    if owner != os.getpid() and _alive(owner):
+    if _alive(owner):
         raise StoreError(
             f"the embedded Weaviate server with data in {data} belongs to process {owner}, which is "
             "still running; close its store first, or use another folder"

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import threading
 import warnings
-from contextlib import nullcontext
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from ragembed.errors import MissingDependencyError, StoreError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
-from ragembed.stores.ranking import fetch_with_ties
 from ragembed.stores.qdrant_common import (
     SCHEMA_KEY,
     FilterClasses,
@@ -40,6 +39,7 @@ from ragembed.stores.qdrant_common import (
     qdrant_filter,
     vector_values,
 )
+from ragembed.stores.ranking import fetch_with_ties
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:
@@ -95,7 +95,7 @@ class QdrantStore(VectorStore):
         self.indexing_threshold_kb = indexing_threshold_kb
         # Local mode searches with numpy in this process: one at a time, as in the memory store
         # (concurrent BLAS calls oversubscribe the cores); a server needs no such care.
-        self._one_search = threading.Lock() if path is not None else nullcontext()
+        self._one_search = threading.Lock() if self.local else nullcontext()
         try:
             if self.local:
                 self.client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)

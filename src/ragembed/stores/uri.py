@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ragembed.errors import InvalidInputError
 from ragembed.stores.base import VectorStore
+from ragembed.types import is_plain_name
 
 SCHEMES = ["memory", "memory:DIR", "qdrant-edge:DIR", "qdrant-local:[DIR]", "qdrant://HOST:PORT", "qdrants://HOST:PORT",
            "weaviate://HOST:PORT", "weaviates://HOST:PORT", "weaviate-embedded:DIR"]
@@ -73,7 +74,7 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
 
 def check_collection_name(name: str) -> None:
     # Collection names become folder names: no separators, no "..", nothing hidden.
-    if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+    if not is_plain_name(name):
         raise InvalidInputError(
             f"collection name {name!r} is not allowed; use letters, digits, '-' and '_'"
         )
