@@ -11,7 +11,10 @@ from ragembed import (
     EmbeddingKind,
     MatryoshkaEmbedder,
     MemoryStore,
+    Quantized,
     Retriever,
+    VectorField,
+    parse_strategy,
 )
 from ragembed.errors import (
     DimensionMismatchError,
@@ -115,6 +118,37 @@ def test_strategy_the_collection_cannot_serve(filled):
         filled.search("cell biology", strategy="binary")
     with pytest.raises(UnsupportedStrategyError, match="unknown strategy 'quantum'"):
         filled.search("cell biology", strategy="quantum")
+
+
+@pytest.mark.parametrize("spec", ["binary:fast", "binary:norescore:hamming", "int8:hamming", "binary:hamming:"])
+def test_unknown_binary_variants_are_refused(spec):
+    with pytest.raises(UnsupportedStrategyError, match="binary\\[:hamming\\]"):
+        parse_strategy(spec)
+
+
+def test_asymmetric_is_for_binary_only():
+    with pytest.raises(InvalidInputError, match="binary quantization only"):
+        Quantized("int8", asymmetric=True)
+    with pytest.raises(InvalidInputError, match="only binary fields can be asymmetric"):
+        VectorField("dense", EmbeddingKind.DENSE, 8, asymmetric=True)
+
+
+def test_a_hamming_collection_searched_as_binary_names_the_fix(tmp_path, scifact_docs, dense_embedder):
+    """Collections indexed before `binary` became asymmetric hold the field `dense_binary`."""
+    uri = f"memory:{tmp_path}"
+    with Retriever(uri, ["binary:hamming"], embedder=dense_embedder) as older:
+        older.index(scifact_docs[:30])
+        expected = [h.id for h in older.search("cell biology", k=10)]
+    with Retriever(uri, "dense", embedder=dense_embedder) as reopened:
+        with pytest.raises(UnsupportedStrategyError, match="search it with 'binary:hamming'"):
+            reopened.search("cell biology", strategy="binary")
+        assert [h.id for h in reopened.search("cell biology", k=10, strategy="binary:hamming")] == expected
+        assert reopened.count() == 30
+
+
+def test_schemas_saved_before_asymmetric_existed_read_as_hamming():
+    saved = {"name": "dense_binary", "kind": "dense", "dim": 384, "precision": "binary", "distance": "dot"}
+    assert VectorField.from_dict(saved).asymmetric is False
 
 
 def test_strategy_the_embedder_cannot_serve(dense_embedder):

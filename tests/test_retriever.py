@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ragembed import MemoryStore, Retriever
+from ragembed import MemoryStore, Quantized, Retriever, parse_strategy
 
 STRATEGIES = ["dense", "int8", "binary", "funnel:64", "matryoshka:64", "bm25", "hybrid"]
 QUERIES = ["vitamin D and bone health", "tumour growth in mice", "insulin resistance in obesity",
@@ -33,6 +33,14 @@ def test_quantized_and_funnel_strategies_agree_with_exact_dense(retriever):
         overlap = [len({h.id for h in retriever.search(q, k=10, strategy=strategy)}
                        & {h.id for h in retriever.search(q, k=10)}) / 10 for q in QUERIES]
         assert sum(overlap) / len(overlap) >= 0.9, (strategy, overlap)
+
+
+def test_binary_strategy_names_round_trip():
+    variants = [Quantized(), Quantized(rescore=False), Quantized(asymmetric=False),
+                Quantized(asymmetric=False, rescore=False)]
+    assert [v.name for v in variants] == ["binary", "binary:norescore", "binary:hamming", "binary:hamming:norescore"]
+    assert [v.field_names[1] for v in variants] == ["dense_binary_asym"] * 2 + ["dense_binary"] * 2
+    assert [parse_strategy(v.name) for v in variants] == variants
 
 
 def test_truncated_matryoshka_search_is_rougher_but_related(retriever):

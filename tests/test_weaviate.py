@@ -239,6 +239,17 @@ def test_settings_it_cannot_honour_are_refused(scifact_docs, dense_embedder):
     store.close()
 
 
+def test_an_asymmetric_binary_field_warns_that_bq_compares_bits(scifact_docs, dense_embedder):
+    store = weaviate(index="flat")
+    retriever = Retriever(store, ["binary", "binary:hamming"], embedder=dense_embedder)
+    with pytest.warns(UserWarning, match=r"\['dense_binary_asym'\] are searched as Hamming"):
+        retriever.index(scifact_docs[:20])
+    # Both fields are BQ here: the same candidates, rescored the same way.
+    assert top_ids(retriever, "binary") == top_ids(retriever, "binary:hamming")
+    store.drop()
+    store.close()
+
+
 def test_shards_split_the_collection_and_replicas_need_nodes(reference, scifact_docs, dense_embedder):
     store = weaviate(index="flat", shards=3)
     retriever = Retriever(store, "dense", embedder=dense_embedder)

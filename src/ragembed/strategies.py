@@ -14,7 +14,8 @@ data in every strategy ("dense" is always the full float32 vector), so strategie
 Names, as the CLI and `parse_strategy` take them:
   dense            exact float32 search
   int8             int8 search, rescored with float32        (int8:norescore to skip rescoring)
-  binary           Hamming search, rescored with float32     (binary:norescore)
+  binary           search of sign bits with the query's own values (asymmetric), rescored with
+                   float32 (binary:norescore; binary:hamming reduces the query to bits too)
   matryoshka:64    search with the first 64 dimensions only
   funnel:64        candidates at 64 dimensions, rescored at full dimension
   bm25             sparse BM25
@@ -122,12 +123,19 @@ class Quantized(Strategy):
 
     Default oversampling: 4 for int8, 10 for binary. Measured on 600 SciFact abstracts with
     MiniLM (384 bits), binary rescoring at 4x kept only 0.89 (memory store) / 0.95 (Qdrant)
-    recall@10 against exact search; 10x-16x reach 0.99.
+    recall@10 against exact search; 10x-16x reach 0.99. At 1M vectors the oversampling decides
+    recall (docs/benchmarks.md: 10x keeps 0.75 of the exact top-10, 60x 0.98).
+
+    asymmetric (binary only, the default): documents are stored as sign bits, the query keeps its
+    values (field "dense_binary_asym"); asymmetric=False reduces the query to bits as well and
+    ranks by Hamming distance (field "dense_binary", what "binary" stored before asymmetric
+    search became the default).
     """
 
     precision: Precision = Precision.BINARY
     oversampling: float | None = None
     rescore: bool = True
+    asymmetric: bool | None = None
     needs: ClassVar = frozenset({DENSE})
 
     def __post_init__(self) -> None:
@@ -137,18 +145,30 @@ class Quantized(Strategy):
         if self.oversampling is None:
             object.__setattr__(self, "oversampling", 10.0 if self.precision is Precision.BINARY else 4.0)
         _positive("oversampling", self.oversampling)
+        if self.asymmetric and self.precision is not Precision.BINARY:
+            raise InvalidInputError("asymmetric applies to binary quantization only (int8 queries are int8)")
+        object.__setattr__(self, "asymmetric", self.precision is Precision.BINARY and self.asymmetric is not False)
 
     @property
     def name(self) -> str:
-        return self.precision.value + ("" if self.rescore else ":norescore")
+        hamming = self.precision is Precision.BINARY and not self.asymmetric
+        return self.precision.value + (":hamming" if hamming else "") + ("" if self.rescore else ":norescore")
 
     @property
     def field_names(self) -> list[str]:
-        return ["dense", f"dense_{self.precision.value}"]
+        return ["dense", f"dense_{self.precision.value}" + ("_asym" if self.asymmetric else "")]
 
     @property
     def searched_fields(self) -> list[str]:
         return self.field_names[1:]
+
+    def fields_in(self, schema: Schema) -> list[VectorField]:
+        if self.asymmetric and "dense_binary_asym" not in schema and "dense_binary" in schema:
+            raise UnsupportedStrategyError(
+                "this collection holds Hamming binary codes (field 'dense_binary', indexed before "
+                "binary search became asymmetric); search it with 'binary:hamming' "
+                "(Quantized('binary', asymmetric=False)), or index the documents with 'binary' again")
+        return super().fields_in(schema)
 
     def fields(self, docs: Base) -> list[VectorField]:
         dense = docs[DENSE]
@@ -157,7 +177,8 @@ class Quantized(Strategy):
                 raise UnsupportedStrategyError(
                     f"binary quantization needs a dimension divisible by 8; this model has {dense.dim}"
                 )
-            quantized = VectorField("dense_binary", DENSE, dense.dim, Precision.BINARY, distance="dot")
+            quantized = VectorField(self.field_names[1], DENSE, dense.dim, Precision.BINARY, distance="dot",
+                                    asymmetric=self.asymmetric)
         else:
             calibration = Int8Calibration.fit(dense).to_dict()
             quantized = VectorField("dense_int8", DENSE, dense.dim, Precision.INT8, distance="dot",
@@ -332,7 +353,7 @@ class KeywordHybrid(Strategy):
                       weights=(1 - self.alpha, self.alpha))
 
 
-STRATEGY_NAMES = ["dense", "int8", "binary", "matryoshka:<dim>", "funnel:<dim>", "bm25", "hybrid",
+STRATEGY_NAMES = ["dense", "int8", "binary[:hamming]", "matryoshka:<dim>", "funnel:<dim>", "bm25", "hybrid",
                   "colbert", "colbert+dense", "keyword", "keyword-hybrid[:alpha]"]
 
 
@@ -348,8 +369,10 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
               "keyword-hybrid": KeywordHybrid}
     if name in simple and not arg:
         return simple[name]()
-    if name in ("int8", "binary") and arg in ("", "norescore"):
-        return Quantized(Precision(name), rescore=not arg)
+    if name == "int8" and arg in ("", "norescore"):
+        return Quantized(Precision.INT8, rescore=not arg)
+    if name == "binary" and arg in ("", "norescore", "hamming", "hamming:norescore"):
+        return Quantized(Precision.BINARY, rescore="norescore" not in arg, asymmetric="hamming" not in arg)
     if name == "keyword-hybrid" and re.fullmatch(r"\d+(\.\d*)?|\.\d+", arg):
         return KeywordHybrid(float(arg))
     if name in ("matryoshka", "funnel") and arg.isdigit():

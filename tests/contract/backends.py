@@ -6,6 +6,9 @@ searches a reopened one, so every contract test also checks persistence. `native
 the engine quantizes int8/binary fields its own way (so quantized stages are checked for recall
 against exact search, not for the memory store's exact ranking). `always_rescores`: the engine
 cannot search a quantized field without rescoring it, and must refuse such a search.
+`bits_against_bits`: the engine's binary quantization compares the query's bits with the
+documents' even for an asymmetric binary field (Weaviate's BQ, which warns when the field is
+created), so that field's recall is checked against Hamming search.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Backend:
     reopen: Factory | None = None
     native_quantization: bool = False
     always_rescores: bool = False
+    bits_against_bits: bool = False
     skip_reason: str | None = None
 
 
@@ -92,9 +96,11 @@ BACKENDS: dict[str, Backend] = {
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
     "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
-                               native_quantization=True, always_rescores=True, skip_reason=WEAVIATE_SKIP),
+                               native_quantization=True, always_rescores=True, bits_against_bits=True,
+                               skip_reason=WEAVIATE_SKIP),
     "weaviate-embedded": Backend(weaviate_embedded, lambda tmp: weaviate_embedded(tmp, fresh=False),
-                                 native_quantization=True, always_rescores=True, skip_reason=WEAVIATE_SKIP),
+                                 native_quantization=True, always_rescores=True, bits_against_bits=True,
+                                 skip_reason=WEAVIATE_SKIP),
 }
 
 

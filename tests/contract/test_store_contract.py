@@ -6,6 +6,7 @@ checks the memory store too. Rule for order: score descending, ties by document 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ from ragembed import (
     DenseEmbeddings,
     Document,
     Fusion,
+    MemoryStore,
     MultiVectorEmbeddings,
     Range,
     Schema,
@@ -53,6 +55,7 @@ SCHEMA = Schema((
     VectorField("dense_d8", EmbeddingKind.DENSE, 8),
     VectorField("dense_int8", EmbeddingKind.DENSE, DIM, Precision.INT8, "dot", calibration=CALIBRATION.to_dict()),
     VectorField("dense_binary", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot"),
+    VectorField("dense_binary_asym", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot", asymmetric=True),
     VectorField("colbert", EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot"),
     VectorField("bm25", EmbeddingKind.SPARSE, 0, distance="dot", idf=True),
 ))
@@ -76,6 +79,7 @@ def vectors_for(store, rows) -> dict:
         "dense_d8": DenseEmbeddings(unit(DENSE[rows, :8])),
         "dense_int8": dense,  # stores quantize int8 and binary fields themselves
         "dense_binary": dense,
+        "dense_binary_asym": dense,
         "colbert": MultiVectorEmbeddings(tuple(MULTI[r] for r in rows)),
         "bm25": SparseEmbeddings(tuple(SPARSE[r][0] for r in rows), tuple(SPARSE[r][1] for r in rows)),
     }
@@ -96,6 +100,7 @@ def store(request, tmp_path):
         store = backend.reopen(tmp_path)
     store.native_quantization = backend.native_quantization
     store.always_rescores = backend.always_rescores
+    store.bits_against_bits = backend.bits_against_bits
     yield store
     store.close()
 
@@ -122,6 +127,11 @@ def binary_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
     signs = np.where(DENSE > 0, 1, -1)
     qs = np.where(q > 0, 1, -1)
     return {r: float(signs[r] @ qs) for r in rows}
+
+
+def asymmetric_binary_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
+    signs = np.where(DENSE > 0, 1, -1)
+    return {r: float(signs[r] @ q) for r in rows}
 
 
 def maxsim_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
@@ -229,6 +239,27 @@ def test_int8_search_and_rescoring(store, seed):
 @pytest.mark.parametrize("seed", range(3))
 def test_binary_hamming_and_rescoring(store, seed):
     check_quantized(store, "dense_binary", binary_scores, query_vector(seed))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_asymmetric_binary_search_and_rescoring(store, seed):
+    reference = binary_scores if store.bits_against_bits else asymmetric_binary_scores
+    check_quantized(store, "dense_binary_asym", reference, query_vector(seed))
+
+
+def test_asymmetric_binary_ranks_closer_to_exact_than_hamming():
+    """The reason the field exists: with the same stored bits, the query's own values rank
+    documents closer to exact search than the query's sign bits do (20 queries, memory store)."""
+    store = MemoryStore()
+    store.ensure_schema(schema_for(store))
+    store.upsert(DOCS, vectors_for(store, range(N)))
+    overlap = {"dense_binary_asym": 0, "dense_binary": 0}
+    for seed in range(20):
+        q = DenseEmbeddings(query_vector(100 + seed)[None])
+        exact = set(ids(store.search(VectorSearch("dense", q, 10))))
+        for field in overlap:
+            overlap[field] += len(set(ids(store.search(VectorSearch(field, q, 10)))) & exact)
+    assert overlap["dense_binary_asym"] > overlap["dense_binary"] + 10, overlap
 
 
 # --- multi-vector and sparse --------------------------------------------------------------------
@@ -369,7 +400,7 @@ def test_get_returns_documents_in_the_order_asked(store):
 # --- schema and bad input ----------------------------------------------------------------------
 def test_ensure_schema_keeps_the_stored_calibration(store):
     other = Int8Calibration(CALIBRATION.lo - 1, CALIBRATION.hi + 1).to_dict()
-    fields = tuple(VectorField(f.name, f.kind, f.dim, f.precision, f.distance, f.idf, other if f.calibration else None)
+    fields = tuple(dataclasses.replace(f, calibration=other if f.calibration else None)
                    for f in schema_for(store).fields)
     schema = store.ensure_schema(Schema(fields))
     assert schema["dense_int8"].calibration["lo"] == pytest.approx(CALIBRATION.lo.tolist())

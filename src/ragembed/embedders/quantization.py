@@ -79,6 +79,30 @@ def hamming_similarity(query_bits: np.ndarray, doc_bits: np.ndarray) -> np.ndarr
     return (query_bits.shape[0] * 8 - 2 * distance).astype(np.float32)
 
 
+def int8_similarity(query: np.ndarray, doc_codes: np.ndarray, calibration: Int8Calibration,
+                    chunk_rows: int = 65_536) -> np.ndarray:
+    """dequantize(codes) . query for every document, without de-quantizing the whole matrix:
+    ((c + 128) * step + lo) . q = c . (step * q) + (128 * step + lo) . q, a chunk at a time."""
+    weights = (calibration.step * query).astype(np.float32)
+    offset = np.float32((128.0 * calibration.step + calibration.lo) @ query)
+    scores = np.empty(len(doc_codes), dtype=np.float32)
+    for start in range(0, len(doc_codes), chunk_rows):
+        scores[start : start + chunk_rows] = doc_codes[start : start + chunk_rows].astype(np.float32) @ weights + offset
+    return scores
+
+
+def asymmetric_binary_similarity(query: np.ndarray, doc_bits: np.ndarray,
+                                 chunk_rows: int = 65_536) -> np.ndarray:
+    """q . s for each document's +-1 vector s (its sign bits): 2 * (q . bits) - sum(q). The bits
+    are unpacked a chunk at a time, so the temporary float copy stays small (100 MB at 384 dims)."""
+    query = np.asarray(query, dtype=np.float32)
+    scores = np.empty(len(doc_bits), dtype=np.float32)
+    for start in range(0, len(doc_bits), chunk_rows):
+        bits = np.unpackbits(doc_bits[start : start + chunk_rows], axis=1).astype(np.float32)
+        scores[start : start + chunk_rows] = 2.0 * (bits @ query) - query.sum()
+    return scores
+
+
 def _check(embeddings: DenseEmbeddings, dim: int | None) -> None:
     if embeddings.precision is not Precision.FLOAT32:
         raise InvalidInputError(f"quantize float32 embeddings, got {embeddings.precision.value}")

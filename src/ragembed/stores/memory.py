@@ -9,7 +9,8 @@ Scores (higher is better):
   dense float32  cosine (vectors normalised on insert, as Qdrant does) or dot
   dense int8     dot of the de-quantized query and document, both quantized with the field's
                  calibration (vectors arrive as float32; the store quantizes, as engines do)
-  dense binary   dim - 2 * Hamming distance between sign bits (the dot of the +-1 vectors)
+  dense binary   dim - 2 * Hamming distance between sign bits (the dot of the +-1 vectors);
+                 asymmetric fields: the float32 query's dot with the documents' +-1 vectors
   multi-vector   MaxSim: sum over query tokens of the best dot with a document token
   sparse         dot, with query weights times IDF = ln(1 + (N - df + 0.5) / (df + 0.5)) when the
                  field has idf=True (Lucene's and Qdrant's formula; N, df over stored documents)
@@ -30,8 +31,10 @@ import scipy.sparse as sp
 
 from ragembed.embedders.quantization import (
     Int8Calibration,
+    asymmetric_binary_similarity,
     dequantize_int8,
     hamming_similarity,
+    int8_similarity,
     quantize_binary,
     quantize_int8,
 )
@@ -189,12 +192,14 @@ class MemoryStore(VectorStore):
         # Candidates are sorted, distinct rows, so as many as the matrix holds means all of them: read
         # it in place, since fancy-indexing every row would copy it per query (154 MB at 100k vectors).
         stored = matrix if len(rows) == len(matrix) else matrix[rows]
+        if f.precision is Precision.BINARY and f.asymmetric:
+            return asymmetric_binary_similarity(q, stored)
         if f.precision is Precision.BINARY:
             return hamming_similarity(self._quantize(f, query.data)[0], stored)
         if f.precision is Precision.INT8:
             calibration = Int8Calibration.from_dict(f.calibration)
             q_codes = self._quantize(f, query.data)[0]
-            return dequantize_int8(stored, calibration) @ dequantize_int8(q_codes, calibration)
+            return int8_similarity(dequantize_int8(q_codes, calibration), stored, calibration)
         if f.distance == "cosine":
             q = normalize_rows(q[None, :])[0]
         return stored @ q

@@ -4,7 +4,9 @@ Mapping (one named vector per ragembed field, all in one collection):
   dense float32      named vector, cosine or dot, HNSW
   int8 / binary      server: a named vector with Qdrant's scalar (int8) or binary quantization
                      kept in RAM, the float32 originals on disk; "quantized search rescored with
-                     float32" becomes one query with QuantizationSearchParams(rescore, oversampling)
+                     float32" becomes one query with QuantizationSearchParams(rescore, oversampling);
+                     an asymmetric binary field sets query_encoding=scalar8bits (the query at 8 bits
+                     against the 1-bit documents)
                      local mode: qdrant-client's local mode has no quantization (it is brute
                      force). ragembed warns and serves these fields client-side: it stores the
                      de-quantized vectors, so rankings equal the memory store's, without the
@@ -173,7 +175,9 @@ class QdrantStore(VectorStore):
         quantization = (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
                             type=models.ScalarType.INT8, always_ram=True))
                         if f.precision is Precision.INT8 else
-                        models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True)))
+                        models.BinaryQuantization(binary=models.BinaryQuantizationConfig(
+                            always_ram=True, query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS
+                            if f.asymmetric else None)))
         return models.VectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
@@ -257,7 +261,7 @@ class QdrantStore(VectorStore):
                                filter=qfilter)
 
     def _query_vector(self, f: VectorField, query: Embeddings) -> Any:
-        return vector_values(f, query, 0, self._sparse, self.local)
+        return vector_values(f, query, 0, self._sparse, self.local, query=True)
 
     @staticmethod
     def _sparse(indices: list, values: list) -> models.SparseVector:

@@ -126,10 +126,13 @@ def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
     return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
 
 
-def client_side_vectors(f: VectorField, dense: np.ndarray) -> np.ndarray:
+def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) -> np.ndarray:
     """For engines without native quantization (Qdrant local mode): vectors whose dot product
     ranks exactly like the memory store's quantized scores. int8: the de-quantized codes; binary:
-    +-1 per sign bit (their dot product is dim - 2 * Hamming distance)."""
+    +-1 per sign bit (their dot product is dim - 2 * Hamming distance); the query of an
+    asymmetric binary field stays float32."""
+    if query and f.asymmetric:
+        return dense
     if f.precision is Precision.INT8:
         calibration = Int8Calibration.from_dict(f.calibration)
         return dequantize_int8(quantize_int8(DenseEmbeddings(dense), calibration).data, calibration)
@@ -139,14 +142,14 @@ def client_side_vectors(f: VectorField, dense: np.ndarray) -> np.ndarray:
 
 
 def vector_values(f: VectorField, emb: Embeddings, row: int, sparse: Callable[[list, list], Any],
-                  client_side_quantization: bool) -> Any:
-    """One document's (or the query's) vector for `f`, as the Qdrant APIs take it."""
+                  client_side_quantization: bool, query: bool = False) -> Any:
+    """One document's (or, with query=True, the query's) vector for `f`, as the Qdrant APIs take it."""
     if f.kind is EmbeddingKind.SPARSE:
         return sparse(emb.indices[row].tolist(), emb.values[row].tolist())
     if f.kind is EmbeddingKind.MULTIVECTOR:
         return emb.vectors[row].tolist()
     data = emb.data[row : row + 1]
     if client_side_quantization:
-        data = client_side_vectors(f, data)
+        data = client_side_vectors(f, data, query)
     return data[0].tolist()
 

@@ -118,7 +118,9 @@ class QdrantEdgeStore(VectorStore):
         if f.precision is Precision.FLOAT32:
             return qe.EdgeVectorParams(size=f.dim, distance=distance)
         quantization = (qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
-                        if f.precision is Precision.INT8 else qe.BinaryQuantizationConfig(always_ram=True))
+                        if f.precision is Precision.INT8 else qe.BinaryQuantizationConfig(
+                            always_ram=True,
+                            query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits if f.asymmetric else None))
         return qe.EdgeVectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
@@ -192,5 +194,5 @@ class QdrantEdgeStore(VectorStore):
         return qe.Prefetch(limit=plan.limit, query=query, prefetches=prefetches, params=params, filter=qfilter)
 
     def _nearest(self, name: str, query: Embeddings) -> Any:
-        vector = vector_values(self._schema[name], query, 0, qe.SparseVector, False)
+        vector = vector_values(self._schema[name], query, 0, qe.SparseVector, False, query=True)
         return qe.Query.Nearest(vector, using=name)

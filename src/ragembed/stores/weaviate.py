@@ -4,7 +4,9 @@ Mapping (one Weaviate collection per ragembed collection; the class name is the 
 with its first letter upper-cased, as Weaviate requires):
   dense float32 field      named vector, HNSW (default) or flat (exact) index
   int8 field               named vector with 8-bit rotational quantization (RQ; or SQ), rescored
-  binary field             named vector with binary quantization (BQ), rescored
+  binary field             named vector with binary quantization (BQ), rescored; BQ compares the
+                           query's bits with the documents', so an asymmetric binary field is
+                           searched like a Hamming one here (recall as `binary:hamming`)
   multi-vector (ColBERT)   named multi-vector, MaxSim (HNSW over token vectors), optionally
                            MUVERA-encoded (one fixed-size vector per document, then MaxSim rescoring)
   sparse                   not stored: Weaviate has no user sparse vectors. Its own BM25 over the
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -175,6 +178,13 @@ class WeaviateStore(VectorStore):
         return self._schema
 
     def _create(self, schema: Schema) -> None:
+        asymmetric = [f.name for f in schema.fields if f.asymmetric]
+        if asymmetric:
+            warnings.warn(
+                f"Weaviate's binary quantization (BQ) compares the query's bits with the documents' bits: "
+                f"the asymmetric binary field(s) {asymmetric} are searched as Hamming, with the recall of "
+                "'binary:hamming' (rescoring is unchanged). Qdrant and the memory store score the query's "
+                "own values against the bits.", stacklevel=3)
         description = json.dumps({"ragembed_schema": schema.to_dict(), **self.settings})
         shards, replicas = self.settings["shards"], self.settings["replicas"]
         self._guard(lambda: self._client.collections.create(
