@@ -51,11 +51,14 @@ def test_dense_scale_measures_every_strategy_on_both_stores(small_beir, tmp_path
     result = run_benchmark("dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000",
                            "--queries", "8")
     rows = {(r["store"], r["strategy"]): r for r in result["rows"]}
-    assert len(rows) == 10 and result["vectors"] == "scifact-derived"
+    assert len(rows) == 18 and result["vectors"] == "scifact-derived"  # 9 strategies x 2 stores
     assert rows["memory", "dense"]["recall@10_vs_exact"] == 1.0
     assert rows["qdrant-edge", "dense"]["recall@10_vs_exact"] == 1.0  # under 10 MB: exact full scan
     assert rows["memory", "binary"]["bytes_per_vector"] == 48
     assert all(0 < r["recall@10_vs_exact"] <= 1 for r in rows.values())
+    memory_only = run_benchmark("dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000",
+                                "--queries", "8", "--memory-only")
+    assert {r["store"] for r in memory_only["rows"]} == {"memory"} and len(memory_only["rows"]) == 9
 
 
 @pytest.mark.colbert
