@@ -3,8 +3,9 @@ funnel at N = 10k and 100k vectors (1M opt-in), on ragembed's exact store and on
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/dense_scale.py [--sizes 10000,100000]
         [--queries 300] [--output runs/dense_scale.json]
-    ... --sizes 1000000 --queries 100   # opt-in: about 35 minutes on 2 cores (Edge's five HNSW
-                                        # builds most of it); Edge's mapped files count in the RSS
+    ... --sizes 1000000 --queries 100   # opt-in: 29 minutes on 2 cores (Edge's five HNSW builds:
+                                        # 20); Edge's mapped files count in the RSS
+    ... --memory-only                   # the exact memory store alone (1M: 5 minutes)
 
 Vectors: SciFact's own all-MiniLM-L6-v2 embeddings (5,183 abstracts) are the seeds; vector i is
 seed (i mod 5,183) plus Gaussian noise (sigma 0.03 per dimension, about 0.6 of the seed's norm),
@@ -21,7 +22,7 @@ Binary strategies: `binary` scores the query's own values against the documents'
 too. Both rescore 10 x k candidates with float32 by default; "x30/x60/x100" rescore more.
 
 Stores: `memory` is ragembed's exact numpy store (full scans: float32 matrix product, int8
-scan, binary Hamming scan then float32 rescoring); `qdrant-edge` is the Qdrant engine
+scan, binary scan of the unpacked bits or by Hamming distance, then float32 rescoring); `qdrant-edge` is the Qdrant engine
 in-process, which builds an HNSW graph per named vector once a segment passes 10 MB, and
 searches int8/binary with Qdrant's own quantization and rescoring. Bytes/vector is what the
 first stage scans; every rescoring strategy also keeps the float32 vector (1,536 bytes).

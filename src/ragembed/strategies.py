@@ -164,7 +164,8 @@ class Quantized(Strategy):
         return self.field_names[1:]
 
     def fields_in(self, schema: Schema) -> list[VectorField]:
-        if self.asymmetric and "dense_binary_asym" not in schema and "dense_binary" in schema:
+        hamming_field = "dense_binary"  # Quantized(asymmetric=False)'s field
+        if self.asymmetric and self.field_names[1] not in schema and hamming_field in schema:
             raise UnsupportedStrategyError(
                 "this collection holds Hamming binary codes (field 'dense_binary', indexed before "
                 "binary search became asymmetric); search it with 'binary:hamming' "

@@ -9,7 +9,7 @@ Both lose some ranking quality, which rescoring candidates with the float32 vect
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,27 +79,28 @@ def hamming_similarity(query_bits: np.ndarray, doc_bits: np.ndarray) -> np.ndarr
     return (query_bits.shape[0] * 8 - 2 * distance).astype(np.float32)
 
 
-def int8_similarity(query: np.ndarray, doc_codes: np.ndarray, calibration: Int8Calibration,
-                    chunk_rows: int = 65_536) -> np.ndarray:
+def int8_similarity(query: np.ndarray, doc_codes: np.ndarray, calibration: Int8Calibration) -> np.ndarray:
     """dequantize(codes) . query for every document, without de-quantizing the whole matrix:
-    ((c + 128) * step + lo) . q = c . (step * q) + (128 * step + lo) . q, a chunk at a time."""
+    ((c + 128) * step + lo) . q = c . (step * q) + (128 * step + lo) . q."""
     weights = (calibration.step * query).astype(np.float32)
     offset = np.float32((128.0 * calibration.step + calibration.lo) @ query)
-    scores = np.empty(len(doc_codes), dtype=np.float32)
-    for start in range(0, len(doc_codes), chunk_rows):
-        scores[start : start + chunk_rows] = doc_codes[start : start + chunk_rows].astype(np.float32) @ weights + offset
-    return scores
+    return _scan_in_chunks(doc_codes, lambda codes: codes.astype(np.float32) @ weights + offset)
 
 
-def asymmetric_binary_similarity(query: np.ndarray, doc_bits: np.ndarray,
-                                 chunk_rows: int = 65_536) -> np.ndarray:
-    """q . s for each document's +-1 vector s (its sign bits): 2 * (q . bits) - sum(q). The bits
-    are unpacked a chunk at a time, so the temporary float copy stays small (100 MB at 384 dims)."""
+def asymmetric_binary_similarity(query: np.ndarray, doc_bits: np.ndarray) -> np.ndarray:
+    """q . s for each document's +-1 vector s (its sign bits): 2 * (q . bits) - sum(q)."""
     query = np.asarray(query, dtype=np.float32)
-    scores = np.empty(len(doc_bits), dtype=np.float32)
-    for start in range(0, len(doc_bits), chunk_rows):
-        bits = np.unpackbits(doc_bits[start : start + chunk_rows], axis=1).astype(np.float32)
-        scores[start : start + chunk_rows] = 2.0 * (bits @ query) - query.sum()
+    total = query.sum()
+    return _scan_in_chunks(doc_bits, lambda bits: 2.0 * (np.unpackbits(bits, axis=1).astype(np.float32) @ query) - total)
+
+
+def _scan_in_chunks(rows: np.ndarray, score: Callable[[np.ndarray], np.ndarray],
+                    chunk_rows: int = 65_536) -> np.ndarray:
+    """score() over `rows` a chunk at a time, so its float32 temporary stays small (100 MB for
+    65,536 rows of 384 dims) however many documents the store holds."""
+    scores = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), chunk_rows):
+        scores[start : start + chunk_rows] = score(rows[start : start + chunk_rows])
     return scores
 
 
