@@ -100,11 +100,22 @@ def test_vector_dimension_that_does_not_match_the_collection(filled, dense_embed
         other.search("cell biology")
 
 
-def test_another_model_is_refused_for_an_indexed_collection(filled):
+def test_another_model_is_refused_for_an_indexed_collection(filled, tmp_path):
+    """Models are compared, not their names: the bundled model by its folder (or a copy of that
+    folder) is the same model; a model with other weights is not."""
+    import shutil
+
     from ragembed import default_model_path
 
+    Retriever(filled.store, "dense", embedder=DenseEmbedder(default_model_path(), cache=False))
+    copy = shutil.copytree(default_model_path(), tmp_path / "copy")
+    Retriever(filled.store, "dense", embedder=DenseEmbedder(str(copy), cache=False))
+    other = DenseEmbedder(str(copy), cache=False)
+    weights = next(iter(other.model.parameters()))
+    weights.data[0, 0] += 1.0  # another model: one weight differs
+    other.model.save(str(tmp_path / "other"))
     with pytest.raises(InvalidInputError, match="indexed with model 'bundled:all-MiniLM-L6-v2'"):
-        Retriever(filled.store, "dense", embedder=DenseEmbedder(default_model_path(), cache=False))
+        Retriever(filled.store, "dense", embedder=DenseEmbedder(str(tmp_path / "other"), cache=False))
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, "10", True])

@@ -229,21 +229,6 @@ def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, co
         server.stop()
 
 
-def test_a_save_killed_between_its_two_renames_is_finished_on_open(tmp_path, dense_embedder):
-    """MemoryStore.save swaps copies with two renames; a kill between them leaves only
-    .<name>.old. Opening the store puts that copy back instead of starting empty."""
-    from ragembed import Document, MemoryStore
-
-    docs = [Document(f"d{i}", f"text {i}") for i in range(5)]
-    retriever = Retriever(MemoryStore(tmp_path / "saved"), "dense", embedder=dense_embedder)
-    retriever.index(docs)
-    retriever.close()  # saves
-    os.replace(tmp_path / "saved", tmp_path / ".saved.old")  # the first rename done, the second not
-    reopened = MemoryStore(tmp_path / "saved")
-    assert reopened.count() == 5 and reopened.get(["d3"]) == [docs[3]]
-    assert not (tmp_path / ".saved.old").exists()
-
-
 @pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 def test_an_embedded_folder_in_use_by_a_live_process_is_refused(tmp_path):
     from ragembed.errors import StoreError

@@ -235,7 +235,7 @@ def test_a_saved_store_with_pickled_arrays_is_refused_not_loaded(tmp_path, dense
     retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
     retriever.index([Document("a", "one text"), Document("b", "another text")])
     retriever.store.save(tmp_path / "saved")
-    matrix = next((tmp_path / "saved").glob("field*.npy"))
+    matrix = next((tmp_path / "saved").glob("data-*/field*.npy"))
     np.save(matrix, np.array([{"evil": "object"}, None], dtype=object), allow_pickle=True)
     with pytest.raises(StoreError, match="pickle|object"):
         MemoryStore(tmp_path / "saved")

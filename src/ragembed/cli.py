@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ragembed.errors import InvalidInputError, RagembedError
-from ragembed.stores.filters import Range
+from ragembed.stores.filters import Range, combine
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import EmbeddingKind
@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except RagembedError as exc:
-        print(f"ragembed: error: {exc}", file=sys.stderr)
+        # Messages may quote input that is not valid Unicode (undecodable bytes from argv or a file).
+        message = f"ragembed: error: {exc}".encode("utf-8", "backslashreplace").decode("utf-8")
+        print(message, file=sys.stderr)
         return 2
 
 
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="embed and store documents")
     index.add_argument("source", help="a BEIR folder (corpus.jsonl), a .jsonl file, or a folder of .txt/.md files")
     index.add_argument("--limit", type=int, help="index only the first N documents")
+    index.add_argument("--recreate", action="store_true",
+                       help="drop the collection first and index into a new one (to change its strategies)")
     store_options(index)
     index.set_defaults(run=run_index)
 
@@ -98,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_retriever(args: argparse.Namespace):
+def open_retriever(args: argparse.Namespace, *, recreate: bool = False):
     store = open_store(args.store, args.collection)
     try:
+        if recreate and store.schema is not None:
+            store.drop()  # before the retriever reads the old collection's models and settings
         return _retriever_on(store, args)
     except BaseException:
         store.close()  # a refused strategy or model must not leave the store open (or locked)
@@ -135,7 +141,7 @@ def run_index(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--limit must be positive, got {args.limit}")
         documents = documents[: args.limit]
     started = time.perf_counter()
-    with open_retriever(args) as retriever:
+    with open_retriever(args, recreate=args.recreate) as retriever:
         written = retriever.index(documents)
         total = retriever.count()
         strategies = list(retriever.strategies)
@@ -222,7 +228,8 @@ def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]
 
 
 def parse_filters(specs: Sequence[str]) -> dict:
-    """key=value, key=a,b, key>=n, key>n, key<=n, key<n -> a ragembed filter."""
+    """key=value, key=a,b, key>=n, key>n, key<=n, key<n -> a ragembed filter; repeated keys
+    combine (AND): two bounds on one key make one range."""
     conditions: dict = {}
     bounds = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}
     for spec in specs:
@@ -230,14 +237,23 @@ def parse_filters(specs: Sequence[str]) -> dict:
         if not match:
             raise InvalidInputError(f"--filter {spec!r}: write key=value, key=a,b or key>=number")
         key, op, value = match.groups()
+        if value[:1] in ("=", "<", ">"):  # year=>2020, year==2020: not an equality with "=>2020"
+            raise InvalidInputError(
+                f"--filter {spec!r}: {op + value[0]!r} is not an operator; write {key}>=N, {key}<=N, {key}>N, "
+                f"{key}<N or {key}=VALUE")
         if op in bounds:
             try:
-                conditions[key] = Range(**{bounds[op]: float(value)})
+                number = float(value)
             except ValueError:
                 raise InvalidInputError(f"--filter {spec!r}: {value!r} is not a number") from None
+            condition = Range(**{bounds[op]: number})
         else:
             values = [parse_scalar(v) for v in value.split(",")]
-            conditions[key] = values if len(values) > 1 else values[0]
+            condition = values if len(values) > 1 else values[0]
+        try:
+            combine(conditions, key, condition)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"--filter {spec!r}: {exc}") from None
     return conditions
 
 

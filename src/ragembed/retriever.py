@@ -14,7 +14,7 @@ together, so one collection serves all its strategies.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Union
 
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
 from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, UnsupportedStrategyError
-from ragembed.stores.base import Schema, VectorField, VectorStore
+from ragembed.stores.base import Schema, VectorField, VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.filters import Filter
 from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
@@ -46,9 +46,19 @@ class Retriever:
         collection: str = "default",
         show_progress: bool = False,
     ) -> None:
-        specs = [strategy] if isinstance(strategy, (str, Strategy)) else list(strategy)
+        if isinstance(strategy, (str, Strategy)):
+            specs = [strategy]
+        elif isinstance(strategy, Iterable) and not isinstance(strategy, Mapping):
+            specs = list(strategy)
+        else:
+            raise InvalidInputError(
+                f"strategy must be a name such as 'dense', a Strategy, or a list of them; got {strategy!r}")
         if not specs:
             raise InvalidInputError("give at least one strategy, e.g. strategy='dense'")
+        if not isinstance(store, (str, VectorStore)):
+            raise InvalidInputError(
+                f"store must be a store URI such as 'memory' or 'qdrant-edge:./index', or a VectorStore; "
+                f"got {type(store).__name__}")
         self.strategies: dict[str, Strategy] = {}
         for spec in specs:
             parsed = parse_strategy(spec)
@@ -86,7 +96,12 @@ class Retriever:
         """
         docs = validate_documents(documents)
         texts = [d.text for d in docs]
+        self.store.check_writable()
         schema = self.store.schema
+        if schema is not None:  # refuse before anything is embedded
+            missing = [n for s in self.strategies.values() for n in s.field_names if n not in schema]
+            if missing and self.store.count():
+                raise fields_missing_error(self.store, list(dict.fromkeys(missing)))
         kinds = set().union(*(s.needs for s in self.strategies.values()))
         if schema is not None:
             kinds |= {f.kind for f in schema.fields}
@@ -121,6 +136,10 @@ class Retriever:
 
     def delete(self, ids: Sequence[str]) -> int:
         return self.store.delete(ids)
+
+    def drop(self) -> None:
+        """Delete the whole collection (documents, vectors, stored settings), to index it anew."""
+        self.store.drop()
 
     def delete_where(self, filter: Filter) -> int:
         return self.store.delete_where(filter)
@@ -169,7 +188,7 @@ class Retriever:
         self._check_servable(chosen)
         schema = self.store.schema
         if schema is None:
-            raise UnsupportedStrategyError("the collection is empty; index documents before searching")
+            raise StoreError(missing_collection_message(self.store))
         chosen.fields_in(schema)  # fails early, naming the missing fields
         return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}
 

@@ -41,8 +41,10 @@ def _not_empty(docs: list[Document], path: Path) -> list[Document]:
 def read_jsonl_documents(path: Path) -> Iterator[Document]:
     """One document per line: {"_id" or "id", "text", optional "title", optional "metadata"}.
 
-    As in BEIR and MTEB, a title is prepended to the text it belongs to ("title text").
+    As in BEIR and MTEB, a title is prepended to the text it belongs to ("title text"). An id
+    given twice is an error naming both lines.
     """
+    first_line: dict[str, int] = {}
     for number, record in read_jsonl(path):
         doc_id = record.get("_id", record.get("id"))
         if isinstance(doc_id, int) and not isinstance(doc_id, bool):
@@ -58,9 +60,14 @@ def read_jsonl_documents(path: Path) -> Iterator[Document]:
         if title:
             metadata.setdefault("title", title)
         try:
-            yield Document(doc_id, f"{title} {text}".strip(), metadata)
+            document = Document(doc_id, f"{title} {text}".strip(), metadata)
         except RagembedError as exc:
             raise InvalidInputError(f"{path}:{number}: {exc}") from None
+        if document.id in first_line:
+            raise InvalidInputError(f"{path}:{number}: id {document.id!r} is given again (first on line "
+                                    f"{first_line[document.id]}); give every document its own id")
+        first_line[document.id] = number
+        yield document
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

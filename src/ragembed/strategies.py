@@ -41,7 +41,7 @@ from ragembed.embedders.matryoshka import truncate
 from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch
-from ragembed.types import EmbeddingKind, Embeddings, Precision
+from ragembed.types import EmbeddingKind, Embeddings, Precision, check_positive, parse_enum
 
 DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
 Base = Mapping[EmbeddingKind, Embeddings]  # one Embeddings per embedder kind
@@ -49,11 +49,6 @@ Base = Mapping[EmbeddingKind, Embeddings]  # one Embeddings per embedder kind
 
 def _dense_field(dim: int) -> VectorField:
     return VectorField("dense", DENSE, dim)
-
-
-def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
 
 
 def derive(f: VectorField, base: Embeddings) -> Embeddings:
@@ -140,12 +135,12 @@ class Quantized(Strategy):
     needs: ClassVar = frozenset({DENSE})
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", Precision(self.precision))
+        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "Quantized precision"))
         if self.precision is Precision.FLOAT32:
             raise InvalidInputError("Quantized needs precision 'int8' or 'binary'; use Dense for float32")
         if self.oversampling is None:
             object.__setattr__(self, "oversampling", 10.0 if self.precision is Precision.BINARY else 4.0)
-        _positive("oversampling", self.oversampling)
+        check_positive("oversampling", self.oversampling)
         if self.asymmetric and self.precision is not Precision.BINARY:
             raise InvalidInputError("asymmetric applies to binary quantization only (int8 queries are int8)")
         object.__setattr__(self, "asymmetric", self.precision is Precision.BINARY and self.asymmetric is not False)
@@ -207,9 +202,9 @@ class Matryoshka(Strategy):
     needs: ClassVar = frozenset({DENSE})
 
     def __post_init__(self) -> None:
-        _positive("dim", self.dim)
-        _positive("candidates", self.candidates)
-        _positive("oversampling", self.oversampling)
+        check_positive("Matryoshka dim", self.dim, integer=True)
+        check_positive("candidates", self.candidates, integer=True)
+        check_positive("oversampling", self.oversampling)
 
     @property
     def name(self) -> str:
@@ -225,7 +220,7 @@ class Matryoshka(Strategy):
 
     def fields(self, docs: Base) -> list[VectorField]:
         full = docs[DENSE].dim
-        if not isinstance(self.dim, int) or self.dim > full:
+        if self.dim > full:
             raise UnsupportedStrategyError(
                 f"Matryoshka dimension {self.dim} exceeds the model's {full} dimensions; pick <= {full}"
             )
@@ -265,7 +260,9 @@ class Hybrid(Strategy):
     field_names: ClassVar[list[str]] = ["dense", "bm25"]
 
     def __post_init__(self) -> None:
-        _positive("candidates", self.candidates)
+        check_positive("candidates", self.candidates, integer=True)
+        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or self.rrf_k < 0:
+            raise InvalidInputError(f"rrf_k (the RRF constant) must be a whole number >= 0, got {self.rrf_k!r}")
 
     def fields(self, docs: Base) -> list[VectorField]:
         return Dense().fields(docs) + BM25().fields(docs)
@@ -286,7 +283,7 @@ class ColBERT(Strategy):
     def __post_init__(self) -> None:
         if self.first_stage not in (None, "dense"):
             raise InvalidInputError(f"ColBERT first_stage must be None or 'dense', got {self.first_stage!r}")
-        _positive("candidates", self.candidates)
+        check_positive("candidates", self.candidates, integer=True)
 
     @property
     def needs(self) -> frozenset[EmbeddingKind]:  # type: ignore[override]
@@ -379,6 +376,9 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
         return KeywordHybrid(float(arg))
     if name in ("matryoshka", "funnel") and arg.isdigit():
         return Matryoshka(int(arg), rescore=name == "funnel")
+    if name in ("matryoshka", "funnel"):
+        raise UnsupportedStrategyError(
+            f"strategy {spec!r}: {name} takes a whole number of dimensions, e.g. {name}:64")
     raise UnsupportedStrategyError(
         f"unknown strategy {spec!r}; choose one of {', '.join(STRATEGY_NAMES)}"
     )

@@ -20,6 +20,37 @@ from ragembed.errors import InvalidInputError
 MetadataValue = Union[str, int, float, bool, None]
 
 
+def check_unicode(text: str, what: str) -> None:
+    """Refuse a string that is not valid Unicode text: a lone surrogate ("\\ud800", which JSON
+    escapes and wrongly decoded bytes produce) cannot be written as UTF-8 anywhere downstream."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} is not valid Unicode text: it holds the lone surrogate {text[exc.start]!r} at position "
+            f"{exc.start} (wrongly decoded bytes, or a JSON '\\ud800' escape); decode the source with "
+            "errors='replace', or remove that character"
+        ) from None
+
+
+def parse_enum(cls: type[enum.Enum], value: Any, what: str) -> Any:
+    """cls(value), or an InvalidInputError naming the allowed values."""
+    try:
+        return cls(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"{what} {value!r} is not one of {', '.join(repr(m.value) for m in cls)}"  # type: ignore[attr-defined]
+        ) from None
+
+
+def check_positive(name: str, value: Any, *, integer: bool = False) -> None:
+    """Refuse anything but a positive (whole, with integer=True) number; bools are not numbers."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0 or not math.isfinite(value):
+        wanted = "a positive whole number" if integer else "a positive number"
+        raise InvalidInputError(f"{name} must be {wanted}, got {value!r}")
+
+
 class EmbeddingKind(str, enum.Enum):
     DENSE = "dense"
     MULTIVECTOR = "multivector"
@@ -48,7 +79,8 @@ class Document:
             )
         if "\x00" in self.id:
             raise InvalidInputError(f"Document id {self.id!r} contains a NUL character; remove it")
-        validate_texts([self.text], what=f"text of document {self.id!r}")
+        check_unicode(self.id, f"Document id {self.id!r}")
+        check_text(self.text, f"text of document {self.id!r}")
         if not isinstance(self.metadata, Mapping):
             raise InvalidInputError(
                 f"metadata of document {self.id!r} must be a mapping, got {type(self.metadata).__name__}"
@@ -59,12 +91,22 @@ class Document:
                     f"metadata of document {self.id!r}: {key!r}: {value!r:.60} is not allowed; metadata is "
                     "flat: string keys, values that are strings, numbers, booleans, None or lists of those"
                 )
+            check_unicode(key, f"metadata key {key!r} of document {self.id!r}")
+            for v in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(v, str):
+                    check_unicode(v, f"metadata {key!r} of document {self.id!r}")
 
 
 def is_plain_name(name: Any) -> bool:
     """A name that becomes one file or folder name (a collection, a BEIR split) and cannot
     leave the folder it is joined to: non-empty, no separators, no NUL, no leading dot."""
-    return isinstance(name, str) and bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+    if not isinstance(name, str) or not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_metadata_value(value: Any) -> bool:
@@ -97,25 +139,36 @@ def validate_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
         raise InvalidInputError(f"{what} must be a list of strings, not one string; wrap it: [text]")
     if texts is None:
         raise InvalidInputError(f"{what} is None; give a list of non-empty strings")
+    if not isinstance(texts, Iterable) or isinstance(texts, (bytes, Mapping)):
+        raise InvalidInputError(f"{what} must be a list of strings, got {type(texts).__name__}")
     texts = list(texts)
     if not texts:
         raise InvalidInputError(f"{what} is empty; give at least one non-empty string")
     for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(
-                f"{what}[{i}] is {type(text).__name__} ({text!r:.60}), not a string; convert it or drop it"
-            )
-        if not text.strip():
-            raise InvalidInputError(
-                f"{what}[{i}] is empty or whitespace only; drop it or give it some text"
-            )
+        check_text(text, f"{what}[{i}]")
     return texts
+
+
+def check_text(text: Any, what: str) -> None:
+    """A text to embed: a string with something besides whitespace, valid Unicode."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{what} is {type(text).__name__} ({text!r:.60}), not a string; convert it or drop it")
+    if not text.strip():
+        raise InvalidInputError(f"{what} is empty or whitespace only; drop it or give it some text")
+    check_unicode(text, what)
 
 
 def validate_documents(documents: Iterable[Document]) -> list[Document]:
     """Return documents as a list, or raise InvalidInputError (wrong type, duplicate ids)."""
     if documents is None:
         raise InvalidInputError("documents is None; give a list of ragembed.Document")
+    if isinstance(documents, Document):
+        raise InvalidInputError("give a list of documents, not one Document; wrap it: [document]")
+    if isinstance(documents, (str, bytes, Mapping)) or not isinstance(documents, Iterable):
+        raise InvalidInputError(
+            f"documents must be a list of ragembed.Document, got {type(documents).__name__}; build them "
+            "with Document(id=..., text=..., metadata={...})"
+        )
     docs = list(documents)
     if not docs:
         raise InvalidInputError("documents is empty; give at least one ragembed.Document")
@@ -149,7 +202,7 @@ class DenseEmbeddings:
 
     def __post_init__(self) -> None:
         expected = {Precision.FLOAT32: np.float32, Precision.INT8: np.int8, Precision.BINARY: np.uint8}
-        precision = Precision(self.precision)
+        precision = parse_enum(Precision, self.precision, "precision")
         object.__setattr__(self, "precision", precision)
         data = np.asarray(self.data)
         if data.ndim != 2:

@@ -22,6 +22,8 @@ import pytest
 
 from ragembed import MemoryStore, VectorStore
 
+from qdrant_server import session_server as qdrant_session_server
+from qdrant_server import unavailable_reason as qdrant_unavailable_reason
 from weaviate_server import embedded_client, session_server, unavailable_reason
 
 Factory = Callable[[Path], VectorStore]
@@ -49,13 +51,16 @@ def qdrant_edge(tmp_path: Path) -> VectorStore:
     return QdrantEdgeStore(tmp_path / "edge", "contract")
 
 
-def qdrant_server(tmp_path: Path) -> VectorStore:
+def qdrant_server(tmp_path: Path, fresh: bool = True, grpc: bool = False, shards: int | None = None) -> VectorStore:
     from ragembed.stores.qdrant import QdrantStore
 
-    store = QdrantStore(f"contract_{tmp_path.name[-40:]}", url=os.environ["QDRANT_URL"],
-                        api_key=os.environ.get("QDRANT_API_KEY"))
-    store.client.delete_collection(store.collection)
-    return QdrantStore(store.collection, url=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"))
+    url, grpc_port = qdrant_session_server()
+    name = f"contract_{'grpc_' if grpc else ''}{f'{shards}shards_' if shards else ''}{tmp_path.name[-40:]}"
+    store = QdrantStore(name, url=url, api_key=os.environ.get("QDRANT_API_KEY"), prefer_grpc=grpc,
+                        grpc_port=grpc_port, shard_number=shards)
+    if fresh:
+        store.drop()
+    return store
 
 
 def weaviate_collection(tmp_path: Path) -> str:
@@ -82,6 +87,7 @@ def weaviate_embedded(tmp_path: Path, fresh: bool = True) -> VectorStore:
 
 
 WEAVIATE_SKIP = unavailable_reason()
+QDRANT_SKIP = qdrant_unavailable_reason()
 
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(lambda tmp: MemoryStore()),
@@ -89,10 +95,17 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-local-memory": Backend(lambda tmp: qdrant_local(":memory:")),
     "qdrant-local-path": Backend(lambda tmp: qdrant_local(tmp / "local"), lambda tmp: qdrant_local(tmp / "local")),
     "qdrant-edge": Backend(qdrant_edge, qdrant_edge, native_quantization=True),
-    "qdrant-server": Backend(qdrant_server, native_quantization=True,
-                             skip_reason=None if os.environ.get("QDRANT_URL") else
-                             "QDRANT_URL is not set: start a server (docker compose up qdrant) and set "
-                             "QDRANT_URL=http://localhost:6333 to run the Qdrant server tests"),
+    # The server over HTTP and over gRPC (prefer_grpc=True); reopening = a new client.
+    "qdrant-server": Backend(qdrant_server, lambda tmp: qdrant_server(tmp, fresh=False), native_quantization=True,
+                             skip_reason=QDRANT_SKIP),
+    "qdrant-server-grpc": Backend(lambda tmp: qdrant_server(tmp, grpc=True),
+                                  lambda tmp: qdrant_server(tmp, fresh=False, grpc=True), native_quantization=True,
+                                  skip_reason=QDRANT_SKIP),
+    # Three shards on one server: every result must equal an unsharded collection's (BM25's IDF
+    # over the whole collection, not per shard).
+    "qdrant-server-sharded": Backend(lambda tmp: qdrant_server(tmp, shards=3),
+                                     lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
+                                     skip_reason=QDRANT_SKIP),
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
     "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),

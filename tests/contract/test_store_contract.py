@@ -317,6 +317,22 @@ def test_hybrid_rrf_fusion(store):
     assert hits[0].score == pytest.approx(fused[int(hits[0].id[4:])])
 
 
+@pytest.mark.parametrize("weights", [(3.0, 1.0), (0.0, 1.0)])
+def test_weighted_rrf_fusion(store, weights):
+    needs_sparse(store)
+    q = query_vector(8)
+    terms, ones = VOCAB[[3, 50, 100]], np.ones(3, np.float32)
+    plan = Fusion((VectorSearch("bm25", SparseEmbeddings((terms,), (ones,)), 20),
+                   VectorSearch("dense", DenseEmbeddings(q[None]), 20)), limit=10, k=60, weights=weights)
+    hits = store.search(plan)
+    fused: dict[int, float] = {}
+    for ranking, weight in zip((ranked(bm25_scores(terms, ones), 20), ranked(dense_scores(q), 20)), weights):
+        for rank, doc_id in enumerate(ranking, start=1):
+            fused[int(doc_id[4:])] = fused.get(int(doc_id[4:]), 0) + weight / (60 + rank)
+    assert ids(hits) == ranked(fused, 10)
+    assert [h.score for h in hits] == pytest.approx([fused[int(h.id[4:])] for h in hits])
+
+
 # --- filters --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("flt, keep", [
     ({"group": 1}, lambda d: d.metadata["group"] == 1),

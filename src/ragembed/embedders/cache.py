@@ -47,7 +47,7 @@ class EmbeddingCache:
                 "vector BLOB NOT NULL, PRIMARY KEY (embedder, role, text_sha256))"
             )
             self._conn.commit()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the embeddings cache at {self.path}: {exc}; set RAGEMBED_CACHE_DIR to a "
                 "writable folder, or pass cache=False to the embedder"

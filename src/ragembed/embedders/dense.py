@@ -6,6 +6,7 @@ so ragembed embeds offline out of the box. Any hub name or local path also works
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -56,9 +57,33 @@ def resolve_model_name(name: str) -> str:
     return str(Path(name).expanduser()) if looks_like_path(name) else name
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names load the same model: the bundled one by its name or its folder, a
+    local folder by any path to it or to a copy of it (same files, byte for byte), a hub model by
+    its name."""
+    a, b = resolve_model_name(a), resolve_model_name(b)
+    if a == b:
+        return True
+    first, second = Path(a).expanduser(), Path(b).expanduser()
+    if first.is_dir() and second.is_dir():
+        return first.resolve() == second.resolve() or folder_digest(first) == folder_digest(second)
+    return False
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every file's relative path and content (read only when two names differ)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
 def check_same_model(state: Mapping[str, Any], model_name: str, cls: str) -> None:
     """Refuse to embed for a collection that another model indexed: its vectors mean other things."""
-    if state.get("model") not in (None, model_name):
+    stored = state.get("model")
+    if stored is not None and not (isinstance(stored, str) and same_model(stored, model_name)):
         raise InvalidInputError(
             f"this collection was indexed with model {state['model']!r}, not {model_name!r}; "
             f"use {cls}({state['model']!r}) (CLI: --model), or index into a new collection"

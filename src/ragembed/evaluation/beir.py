@@ -6,23 +6,49 @@ Errors name the file and line of malformed input.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ragembed.errors import InvalidInputError
+from ragembed.evaluation.metrics import check_qrels
 from ragembed.sources import read_jsonl, read_jsonl_documents
-from ragembed.types import Document, is_plain_name
+from ragembed.types import Document, check_positive, is_plain_name, validate_documents
 
 Qrels = dict[str, dict[str, int]]  # query id -> {document id: relevance}
 
 
 @dataclass(frozen=True)
 class BeirDataset:
+    """A corpus, the queries judged in one split and their judgments; checked when built, so
+    evaluation never scores queries it cannot see or judgments on documents it cannot retrieve."""
+
     name: str
     split: str
     corpus: list[Document]
     queries: dict[str, str]  # only the queries judged in this split
     qrels: Qrels
+
+    def __post_init__(self) -> None:
+        corpus = validate_documents(self.corpus)
+        if not isinstance(self.queries, Mapping) or not all(
+                isinstance(q, str) and isinstance(t, str) and t.strip() for q, t in self.queries.items()):
+            raise InvalidInputError("queries must map query ids to non-empty query texts")
+        qrels = check_qrels(self.qrels)
+        absent = sorted(set(qrels) - set(self.queries))
+        if absent:
+            raise InvalidInputError(
+                f"the qrels judge {len(absent)} queries that are not in the query set (first: {absent[:3]}); "
+                "add their texts to the queries, or drop their judgments")
+        ids = {d.id for d in corpus}
+        unknown = sorted({d for judged in qrels.values() for d in judged} - ids)
+        if unknown:
+            raise InvalidInputError(
+                f"the qrels judge {len(unknown)} documents that are not in the corpus (first: {unknown[:3]}); "
+                "add them to the corpus, or drop those judgments")
+        object.__setattr__(self, "corpus", corpus)
+        object.__setattr__(self, "queries", {q: self.queries[q] for q in qrels})
+        object.__setattr__(self, "qrels", qrels)
 
 
 def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
@@ -44,6 +70,13 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
     if absent:
         raise InvalidInputError(
             f"{files['qrels']}: {len(absent)} query ids are not in {files['queries']} (first: {absent[:3]})"
+        )
+    ids = {d.id for d in corpus}
+    unknown = sorted({d for judged in qrels.values() for d in judged} - ids)
+    if unknown:
+        raise InvalidInputError(
+            f"{files['qrels']}: {len(unknown)} document ids are not in {files['corpus']} (first: {unknown[:3]}); "
+            "add the documents, or drop those judgments"
         )
     return BeirDataset(root.name, split, corpus, {q: all_queries[q] for q in qrels}, qrels)
 
@@ -86,8 +119,9 @@ def sample(dataset: BeirDataset, n_queries: int, distractors_per_query: int = 20
     """A quick-look subset: the first `n_queries` judged queries, every document judged for them,
     and the first `distractors_per_query * n_queries` other documents of the corpus. Scores on a
     sample are higher than on the full corpus (fewer distractors)."""
-    if n_queries <= 0:
-        raise InvalidInputError(f"the sample size must be a positive number of queries, got {n_queries}")
+    check_positive("the sample size (queries)", n_queries, integer=True)
+    if isinstance(distractors_per_query, bool) or not isinstance(distractors_per_query, int) or distractors_per_query < 0:
+        raise InvalidInputError(f"distractors_per_query must be a whole number >= 0, got {distractors_per_query!r}")
     qids = list(dataset.queries)[:n_queries]
     judged = {d for q in qids for d in dataset.qrels[q]}
     keep = judged.copy()

@@ -15,6 +15,8 @@ never reorders tied scores, such as reciprocal-rank-fusion ties. Queries without
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -26,6 +28,37 @@ Qrels = Mapping[str, Mapping[str, int]]
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100", "precision@10", "hit_rate@10")
 TREC_MEASURE = {"ndcg": "ndcg_cut", "recall": "recall", "precision": "P", "map": "map_cut", "hit_rate": "success"}
 METRIC_NAME = re.compile(r"^(ndcg|recall|precision|map|mrr|hit_rate)@([1-9][0-9]*)$")
+
+
+def check_qrels(qrels: Qrels) -> dict[str, dict[str, int]]:
+    """qrels as {query id: {document id: int grade}}: numpy integers and whole floats (what pandas
+    gives) become ints; anything else is an InvalidInputError naming the judgment."""
+    if not isinstance(qrels, Mapping):
+        raise InvalidInputError(f"qrels must be a mapping {{query id: {{document id: grade}}}}, got {type(qrels).__name__}")
+    checked: dict[str, dict[str, int]] = {}
+    for qid, judged in qrels.items():
+        if not isinstance(qid, str) or not isinstance(judged, Mapping) or not judged:
+            raise InvalidInputError(
+                f"qrels[{qid!r}] must map a string query id to a non-empty {{document id: grade}} mapping")
+        checked[qid] = {}
+        for doc_id, grade in judged.items():
+            if not isinstance(doc_id, str):
+                raise InvalidInputError(f"qrels[{qid!r}]: document id {doc_id!r} is not a string; use str(id)")
+            checked[qid][doc_id] = relevance_grade(grade, f"qrels[{qid!r}][{doc_id!r}]")
+    if not checked:
+        raise InvalidInputError("qrels is empty: give at least one judged query")
+    return checked
+
+
+def relevance_grade(grade: object, what: str) -> int:
+    if isinstance(grade, numbers.Integral) and not isinstance(grade, bool):
+        return int(grade)
+    if isinstance(grade, numbers.Real) and not isinstance(grade, bool) and math.isfinite(grade) and grade == int(grade):
+        return int(grade)
+    raise InvalidInputError(
+        f"{what}: relevance grade {grade!r} ({type(grade).__name__}) is not a whole number; grades are "
+        "integers, 0 for not relevant and 1, 2, ... for relevant (convert text with int(...))"
+    )
 
 
 def run_from_hits(results: Mapping[str, Sequence[Hit]]) -> Run:
@@ -40,7 +73,7 @@ def ir_metrics(run: Run, qrels: Qrels, metrics: Iterable[str] = DEFAULT_METRICS
     except ImportError as exc:
         raise MissingDependencyError.for_extra("pytrec-eval-terrier", "eval") from exc
     parsed = [(name, *_parse(name)) for name in metrics]
-    judged = {q: dict(d) for q, d in qrels.items()}
+    judged = check_qrels(qrels)
     full_run = {qid: run.get(qid) or {"__no_result__": 0.0} for qid in judged}
     per_query: dict[str, dict[str, float]] = {qid: {} for qid in judged}
 

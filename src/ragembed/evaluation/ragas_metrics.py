@@ -43,7 +43,8 @@ def ragas_context_metrics(results: Mapping[str, Sequence[Hit]], qrels: Mapping[s
     totals = {name: [] for name in metrics}
     for qid, judged in qrels.items():
         relevant = [d for d, grade in judged.items() if grade > 0]
-        retrieved = [h.id for h in results.get(qid, [])[:k]]
+        top = list(results.get(qid, []))[:k]
+        retrieved = [h.id for h in top]
         if not relevant:
             continue
         if not retrieved:  # nothing retrieved: no precision to speak of, and nothing recalled
@@ -51,7 +52,8 @@ def ragas_context_metrics(results: Mapping[str, Sequence[Hit]], qrels: Mapping[s
                 totals[name].append(0.0)
             continue
         ids = SingleTurnSample(retrieved_context_ids=retrieved, reference_context_ids=relevant)
-        contexts = SingleTurnSample(retrieved_contexts=[texts[d] for d in retrieved],
+        # A hit's own text: the store may hold documents the dataset's corpus does not.
+        contexts = SingleTurnSample(retrieved_contexts=[texts.get(h.id, h.text) for h in top],
                                     reference_contexts=[texts[d] for d in relevant if d in texts])
         for name, metric in metrics.items():
             value = metric.single_turn_score(ids if name in ("context_precision", "context_recall") else contexts)

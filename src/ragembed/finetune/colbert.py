@@ -11,35 +11,29 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from ragembed.embedders.dense import DEFAULT_MODEL, load_error, quiet_loading, resolve_model_name
-from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.embedders.dense import load_error, quiet_loading, resolve_model_name
+from ragembed.errors import MissingDependencyError
 from ragembed.finetune.data import TrainingPairs, mine_negatives
-from ragembed.finetune.trainer import refuse_non_empty, train_and_save
+from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
+from ragembed.types import check_positive
 
 
 @dataclass(frozen=True)
-class ColBERTTraining:
-    """Defaults: the run that reached nDCG@10 0.697 on SciFact (docs/finetune.md)."""
+class ColBERTTraining(TrainingOptions):
+    """Defaults: the run that reached nDCG@10 0.697 on SciFact (docs/finetune.md). Training takes
+    (query, positive, negative) triplets, so hard_negatives is at least 1."""
 
-    base_model: str = DEFAULT_MODEL
     epochs: int = 2
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    hard_negatives: int = 1
-    negative_rank_max: int = 30
-    negative_margin: float = 0.05
     document_length: int = 256
     query_length: int = 32
-    seed: int = 42
+    min_hard_negatives: ClassVar[int] = 1
 
-    def check(self) -> None:
-        for name in ("epochs", "batch_size", "document_length", "query_length", "hard_negatives"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 < self.learning_rate < 1:
-            raise InvalidInputError(f"learning_rate {self.learning_rate} is not in (0, 1); try 5e-5")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("document_length", self.document_length, integer=True)
+        check_positive("query_length", self.query_length, integer=True)
 
 
 def train_colbert(pairs: TrainingPairs, output_dir: str | Path, config: ColBERTTraining = ColBERTTraining(),
@@ -52,7 +46,6 @@ def train_colbert(pairs: TrainingPairs, output_dir: str | Path, config: ColBERTT
     from sentence_transformers import SentenceTransformer
     from transformers import set_seed
 
-    config.check()
     output = Path(output_dir).expanduser()
     refuse_non_empty(output)
     base_path = resolve_model_name(config.base_model)

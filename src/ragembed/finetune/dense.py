@@ -15,51 +15,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragembed.embedders.dense import DEFAULT_MODEL, load_error, quiet_loading, resolve_model_name
+from ragembed.embedders.dense import load_error, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError
 from ragembed.finetune.data import TrainingPairs, mine_negatives
-from ragembed.finetune.trainer import refuse_non_empty, train_and_save
+from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
+from ragembed.types import check_positive
 
 
 @dataclass(frozen=True)
-class MatryoshkaTraining:
+class MatryoshkaTraining(TrainingOptions):
     """Defaults: chosen by a sweep on SciFact (docs/finetune.md) for the best 64-dimension score
     that trains in under 20 minutes on 2 CPU cores: 0.714 nDCG@10 at 384 dims, 0.649 at 64
-    (base model 0.645 / 0.484), 18.6 minutes from a cold cache."""
+    (base model 0.645 / 0.484), 18.6 minutes from a cold cache. hard_negatives 0 trains on
+    in-batch negatives only."""
 
-    base_model: str = DEFAULT_MODEL
+    epochs: int = 4
+    learning_rate: float = 1e-4
     dims: tuple[int, ...] = (384, 256, 128, 64, 32)
     # (dimension, loss weight) pairs; dimensions not listed weigh 1, listed ones not trained are
     # ignored. Extra weight on 64 lifts the small prefixes (0.632 against 0.591 unweighted).
     dim_weights: tuple[tuple[int, float], ...] = ((64, 2.0),)
-    epochs: int = 4
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
-    hard_negatives: int = 1  # per pair; 0 trains on in-batch negatives only
-    negative_rank_max: int = 30  # negatives are sampled from the base model's top ranks ...
-    negative_margin: float = 0.05  # ... scoring at most (1 - margin) x the positive's score
     # Training truncates texts to this many tokens: half of MiniLM's 256 halves the cost, for
     # the same scores (docs/finetune.md). The saved model embeds with the base model's length.
     max_seq_length: int = 128
-    seed: int = 42
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("max_seq_length", self.max_seq_length, integer=True)
+        if not self.dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.dims) \
+                or len(set(self.dims)) != len(self.dims):
+            raise InvalidInputError(f"Matryoshka dimensions {list(self.dims)} must be distinct whole numbers >= 1, "
+                                    "for example 384,256,128,64,32")
+        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < float("inf")
+               for _, w in self.dim_weights):
+            raise InvalidInputError(f"dim_weights {dict(self.dim_weights)} must be positive")
 
     def check(self, full_dim: int) -> None:
-        dims = sorted(set(self.dims), reverse=True)
-        if not dims or len(dims) != len(self.dims) or dims[0] > full_dim or dims[-1] < 1:
+        """The dimensions against the base model's."""
+        if max(self.dims) > full_dim:
             raise InvalidInputError(
                 f"Matryoshka dimensions {list(self.dims)} must be distinct and lie in 1..{full_dim} (the base "
                 f"model's dimension); for example 384,256,128,64,32 for a 384-dimension model"
             )
-        for name in ("epochs", "batch_size", "max_seq_length"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.batch_size < 2:
-            raise InvalidInputError("batch_size must be at least 2: the loss ranks each query against the batch")
-        if any(w <= 0 for _, w in self.dim_weights):
-            raise InvalidInputError(f"dim_weights {dict(self.dim_weights)} must be positive")
-        if not 0 < self.learning_rate < 1:
-            raise InvalidInputError(f"learning_rate {self.learning_rate} is not in (0, 1); try 1e-4")
 
 
 def train_matryoshka(pairs: TrainingPairs, output_dir: str | Path,

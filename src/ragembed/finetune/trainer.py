@@ -7,13 +7,60 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ragembed.embedders.dense import DEFAULT_MODEL
 from ragembed.errors import InvalidInputError
+from ragembed.types import check_positive
 
 TRAINING_RECORD = "ragembed-finetune.json"
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What Matryoshka and ColBERT training share, checked when built (a bad value fails here,
+    not minutes later inside the trainer)."""
+
+    base_model: str = DEFAULT_MODEL
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    hard_negatives: int = 1  # mined negatives per (query, positive) pair
+    negative_rank_max: int = 30  # negatives are sampled from the base model's top ranks ...
+    negative_margin: float = 0.05  # ... scoring at most (1 - margin) x the positive's score
+    seed: int = 42
+    min_hard_negatives: ClassVar[int] = 0
+
+    def __post_init__(self) -> None:
+        check_positive("epochs", self.epochs, integer=True)
+        check_positive("batch_size", self.batch_size, integer=True)
+        if self.batch_size < 2:
+            raise InvalidInputError("batch_size must be at least 2: the loss ranks each query against the batch")
+        check_positive("learning_rate", self.learning_rate)
+        if not self.learning_rate < 1:
+            raise InvalidInputError(f"learning_rate {self.learning_rate} is not in (0, 1); try 1e-4")
+        _check_fraction("warmup_ratio", self.warmup_ratio)
+        _check_fraction("negative_margin", self.negative_margin)
+        if (isinstance(self.hard_negatives, bool) or not isinstance(self.hard_negatives, int)
+                or self.hard_negatives < self.min_hard_negatives):
+            raise InvalidInputError(
+                f"hard_negatives must be a whole number >= {self.min_hard_negatives}, got {self.hard_negatives!r}")
+        check_positive("negative_rank_max", self.negative_rank_max, integer=True)
+        if self.negative_rank_max < self.hard_negatives:
+            raise InvalidInputError(f"negative_rank_max ({self.negative_rank_max}) must be at least hard_negatives "
+                                    f"({self.hard_negatives}): negatives are drawn from that many top documents")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidInputError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if not isinstance(self.base_model, str) or not self.base_model.strip():
+            raise InvalidInputError(f"base_model must be a model name or folder, got {self.base_model!r}")
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InvalidInputError(f"{name} must be a number in [0, 1), got {value!r}")
 
 
 def refuse_non_empty(output: Path) -> None:

@@ -36,6 +36,7 @@ from ragembed.types import (
     Embeddings,
     Hit,
     Precision,
+    parse_enum,
     validate_documents,
 )
 
@@ -72,8 +73,8 @@ class VectorField:
     asymmetric: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", EmbeddingKind(self.kind))
-        object.__setattr__(self, "precision", Precision(self.precision))
+        object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
+        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, f"field {self.name!r}: precision"))
         if not self.name or not isinstance(self.name, str):
             raise InvalidInputError(f"vector field names must be non-empty strings, got {self.name!r}")
         if self.distance not in ("cosine", "dot"):
@@ -230,6 +231,11 @@ class VectorStore(ABC):
     def optimize(self) -> None:
         """Build indexes after a bulk load, where the engine does not do it in the background."""
 
+    def check_writable(self) -> None:
+        """Raise StoreError if this store cannot be written now (a read-only folder, a folder
+        another writer holds). Every write checks it first; Retriever.index checks it before it
+        embeds anything."""
+
     def close(self) -> None:
         """Release the engine (and persist, where the store persists on close)."""
 
@@ -254,16 +260,14 @@ class VectorStore(ABC):
             )
         current = self.schema
         if current is None:
+            self.check_writable()
             self._create(wanted)
             return wanted
         merged = current.merged_with(wanted)
         if merged.names != current.names:
             if self.count():
-                missing = [n for n in merged.names if n not in current]
-                raise SchemaMismatchError(
-                    f"the collection already holds {self.count()} documents without the fields "
-                    f"{missing}; index into a new collection, or re-index every document with all fields"
-                )
+                raise fields_missing_error(self, [n for n in merged.names if n not in current])
+            self.check_writable()
             self._update_schema(merged)
         return merged
 
@@ -279,6 +283,7 @@ class VectorStore(ABC):
             if len(emb) != len(docs):
                 raise InvalidInputError(f"field {name!r}: {len(emb)} vectors for {len(docs)} documents")
             check_embeddings(schema[name], emb)
+        self.check_writable()
         self._upsert(docs, dict(vectors))
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -288,14 +293,20 @@ class VectorStore(ABC):
         ids = list(ids)
         if not all(isinstance(i, str) for i in ids):
             raise InvalidInputError("document ids are strings; convert numbers with str()")
-        return self._delete(ids) if ids and self.schema is not None else 0
+        if not ids or self.schema is None:
+            return 0
+        self.check_writable()
+        return self._delete(ids)
 
     def delete_where(self, filter: Filter) -> int:
         """Delete every document whose metadata matches `filter`; returns how many."""
         checked = validate_filter(filter)
         if not checked:
             raise InvalidInputError("delete_where needs a non-empty filter; to empty a collection, delete it")
-        return self._delete_where(checked) if self.schema is not None else 0
+        if self.schema is None:
+            return 0
+        self.check_writable()
+        return self._delete_where(checked)
 
     def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
         schema = self._require_schema()
@@ -314,8 +325,29 @@ class VectorStore(ABC):
     def _require_schema(self) -> Schema:
         schema = self.schema
         if schema is None:
-            raise StoreError("the collection does not exist yet; index some documents first")
+            raise StoreError(missing_collection_message(self))
         return schema
+
+    def other_collections(self) -> list[str] | None:
+        """Names of the collections beside this one (for error messages); None where unknown."""
+        return None
+
+
+def missing_collection_message(store: VectorStore) -> str:
+    others = store.other_collections()
+    there = ("" if others is None else f"; collections there: {', '.join(sorted(others)[:10])}" if others
+             else "; there are no collections there")
+    return (f"{store!r}: the collection does not exist yet (nothing was indexed into it){there}. Check "
+            "the store URI and the collection name, or index documents first")
+
+
+def fields_missing_error(store: VectorStore, missing: Sequence[str]) -> SchemaMismatchError:
+    return SchemaMismatchError(
+        f"{store!r} already holds {store.count()} documents indexed without the vector fields {list(missing)}, "
+        "and fields can only be added to an empty collection. Index into a new collection "
+        "(collection=... / --collection NAME), or drop this one and index every document again with "
+        "all the strategies you want (Retriever.drop(); CLI: ragembed index ... --recreate)"
+    )
 
 
 def check_embeddings(f: VectorField, emb: Embeddings) -> None:
@@ -338,7 +370,9 @@ def uses_keyword(plan: Plan) -> bool:
 
 
 def check_plan(schema: Schema, plan: Plan) -> None:
-    if isinstance(plan, bool) or not isinstance(plan.limit, (int, np.integer)) or plan.limit <= 0:
+    if not isinstance(plan, (VectorSearch, Fusion, KeywordSearch)):
+        raise InvalidInputError(f"a search plan is a VectorSearch, Fusion or KeywordSearch, got {type(plan).__name__}")
+    if isinstance(plan.limit, bool) or not isinstance(plan.limit, (int, np.integer)) or plan.limit <= 0:
         raise InvalidInputError(f"limit (k) must be a positive integer, got {plan.limit!r}")
     if isinstance(plan, Fusion):
         if not plan.prefetch:

@@ -2,8 +2,20 @@
 
 It is the reference every other backend is tested against, so it favours exactness and a clear
 ranking rule over speed: scores are computed for every candidate, and ties are broken by
-document id (ascending). It can be saved to and loaded from a directory (JSON + .npy files,
-never pickle), atomically: a failed save leaves the previous copy whole.
+document id (ascending).
+
+Saved to a folder (`memory:DIR` is DIR/<collection>) as JSON + .npy files, never pickle:
+
+    ragembed-store.json   marker: {"store": "memory", "format": 2, "data": "data-<hex>"}
+    ragembed.lock         held while a store may write (one writer at a time)
+    data-<hex>/           schema.json, documents.jsonl, field<N>[.lengths|.indices|.values].npy
+
+A save writes a new data-<hex> folder, then points the marker at it (one atomic rename), then
+removes the old one: a save killed at any point leaves the previous copy or the new one whole.
+The store writes only in a folder that holds its marker (or is new), see stores/folders.py.
+A folder this process may read but not write opens read-only: searches work, writes are refused.
+Folders saved by ragembed before the marker existed (the data files directly in the folder) are
+read, and moved into the new layout by the next save.
 
 Scores (higher is better):
   dense float32  cosine (vectors normalised on insert, as Qdrant does) or dot
@@ -20,11 +32,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import tempfile
 import threading
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +53,8 @@ from ragembed.embedders.quantization import (
     quantize_binary,
     quantize_int8,
 )
-from ragembed.errors import StoreError
+from ragembed.errors import RagembedError, StoreError
+from ragembed.stores import folders
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition, matches
 from ragembed.types import (
@@ -52,7 +68,11 @@ from ragembed.types import (
     SparseEmbeddings,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of the files in a data folder
+LAYOUT_VERSION = 2  # of the store folder: marker + data-<hex>/ (1: the data files in the folder itself)
+STORE = "memory"
+DATA_FOLDER = re.compile(r"^data-[0-9a-f]{32}$")
+LEGACY_FILE = re.compile(r"^(schema\.json|documents\.jsonl|field\d+(\.(lengths|indices|values))?\.npy)$")
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
@@ -73,13 +93,51 @@ class MemoryStore(VectorStore):
         # One scan at a time: each already uses every core through BLAS, and concurrent scans
         # oversubscribe them (benchmarks/load.py, docs/reliability.md).
         self._scan = threading.Lock()
-        if self.path is not None:
-            _finish_interrupted_save(self.path)
-            if (self.path / "schema.json").exists():
-                self._load(self.path)
+        self._claim: folders.Claim | None = None
+        self._dirty = False  # changed since loaded or saved
+        self.read_only = False
+        if self.path is not None and folders.check_can_open(self.path, STORE):
+            self._open_saved()
 
     def __repr__(self) -> str:
         return f"MemoryStore(path={str(self.path) if self.path else None!r}, count={self.count()})"
+
+    def _open_saved(self) -> None:
+        try:
+            self._claim = folders.claim(self.path, STORE)
+        except PermissionError:
+            self.read_only = True  # a folder this process may only read: serve searches, refuse writes
+        try:
+            data = self._saved_data()
+            if data is not None:
+                self._load(data)
+            if self._claim is not None:
+                self._remove_stale(keep=data)
+        except BaseException:
+            self._release()
+            raise
+
+    def check_writable(self) -> None:
+        if self.path is None or self._claim is not None:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"the memory store at {self.path} is read-only for this process (it cannot write that "
+                "folder): searches work, writes do not. Copy the folder somewhere writable, or fix its "
+                "permissions"
+            )
+        try:
+            claim = folders.claim(self.path, STORE)
+        except PermissionError as exc:
+            raise StoreError(f"cannot write the memory store at {self.path}: {exc.strerror}; check the "
+                             "folder's permissions, or choose another folder") from exc
+        if self._saved_data() is not None:  # it was new when this store opened it
+            claim.release()
+            raise StoreError(
+                f"another store saved a collection at {self.path} after this one was opened there; "
+                "open it again to work on what is saved, or use another collection name"
+            )
+        self._claim = claim
 
     # --- VectorStore --------------------------------------------------------------------------
     @property
@@ -89,18 +147,28 @@ class MemoryStore(VectorStore):
     def _create(self, schema: Schema) -> None:
         self._schema = schema
         self._vectors = {f.name: [] for f in schema.fields}
+        self._dirty = True
 
     def _update_schema(self, schema: Schema) -> None:
         self._create(schema)
 
     def drop(self) -> None:
+        self.check_writable()
         self._schema, self._docs, self._rows, self._vectors = None, [], {}, {}
         self._matrices.clear()
+        self._dirty = False
         if self.path is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            old = self._saved_data()
+            folders.write_marker(self.path, STORE, format=LAYOUT_VERSION, data=None)
+            self._remove_data(old)
 
     def count(self) -> int:
         return len(self._docs)
+
+    def other_collections(self) -> list[str] | None:
+        if self.path is None:
+            return None
+        return [n for n in folders.collections_in(self.path.parent, STORE) if n != self.path.name]
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         return [self._docs[self._rows[i]] for i in ids if i in self._rows]
@@ -119,6 +187,7 @@ class MemoryStore(VectorStore):
                 for name, rows in prepared.items():
                     self._vectors[name][row] = rows[position]
         self._matrices.clear()
+        self._dirty = True
 
     def _delete(self, ids: list[str]) -> int:
         doomed = {self._rows[i] for i in ids if i in self._rows}
@@ -128,6 +197,7 @@ class MemoryStore(VectorStore):
             self._vectors = {n: [rows[r] for r in keep] for n, rows in self._vectors.items()}
             self._rows = {d.id: r for r, d in enumerate(self._docs)}
             self._matrices.clear()
+            self._dirty = True
         return len(doomed)
 
     def _delete_where(self, filter: dict[str, Condition]) -> int:
@@ -144,8 +214,17 @@ class MemoryStore(VectorStore):
                 for r, s in zip(rows, scores)]
 
     def close(self) -> None:
-        if self.path is not None and self._schema is not None:
-            self.save(self.path)
+        """Save what changed (to the store's folder) and release the folder."""
+        try:
+            if self.path is not None and self._schema is not None and self._dirty:
+                self.save()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     # --- plan execution -----------------------------------------------------------------------
     def _run(self, plan: Plan, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,69 +357,130 @@ class MemoryStore(VectorStore):
         return list(zip(emb.indices, emb.values))
 
     # --- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the collection to `path` (a directory), replacing any earlier copy atomically."""
+    def save(self, path: str | os.PathLike | None = None) -> None:
+        """Write the collection to its folder (or to `path`, a folder that is new, empty or
+        another saved memory store), replacing the earlier copy atomically."""
         if self._schema is None:
             raise StoreError("nothing to save: the collection does not exist yet")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        target = self.path if path is None else Path(path).expanduser()
+        if target is None:
+            raise StoreError("this memory store has no folder; pass save(path)")
+        if target == self.path:
+            self.check_writable()
+            self._save_into(target)
+            self._dirty = False
+            return
         try:
-            self._write(staging)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(staging, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(staging, target)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StoreError(f"cannot save the memory store to {target}: {exc}") from exc
+            claim = folders.claim(target, STORE)
+        except PermissionError as exc:
+            raise StoreError(f"cannot save the memory store to {target}: {exc.strerror}") from exc
+        try:
+            self._save_into(target)
+        finally:
+            claim.release()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MemoryStore":
-        if not (Path(path) / "schema.json").exists():
-            raise StoreError(f"no saved memory store at {path} (schema.json is missing)")
-        return cls(path)
+        store = cls(path)
+        if store.schema is None:
+            store.close()
+            raise StoreError(f"no saved memory store at {path}")
+        return store
+
+    def _save_into(self, folder: Path) -> None:
+        """New data folder, then the marker pointed at it (the commit), then the old one removed."""
+        old = self._saved_data(folder)
+        staging = folder / f"data-{uuid.uuid4().hex}"
+        try:
+            staging.mkdir()
+            self._write(staging)
+            folders.write_marker(folder, STORE, format=LAYOUT_VERSION, data=staging.name)
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot save the memory store to {folder}: {exc}") from exc
+            raise
+        self._remove_data(old, folder)
+
+    def _saved_data(self, folder: Path | None = None) -> Path | None:
+        """The folder holding the saved data: the one the marker names, the store folder itself
+        for a layout-1 save, or None when nothing is saved."""
+        folder = folder or self.path
+        marker = folders.read_marker(folder)
+        if marker is None:
+            return folder if (folder / "schema.json").is_file() else None
+        name = marker.get("data")
+        if name is None:
+            return None
+        if not isinstance(name, str) or not DATA_FOLDER.match(name) or not (folder / name).is_dir():
+            raise StoreError(
+                f"{folder / folders.MARKER} names the data folder {name!r}, which is not there; the store "
+                "is damaged (was the folder edited or partly copied?)"
+            )
+        return folder / name
+
+    def _remove_data(self, data: Path | None, folder: Path | None = None) -> None:
+        folder = folder or self.path
+        if data is None:
+            return
+        if data == folder:  # layout 1: only its own files, nothing else in the folder
+            for entry in folder.iterdir():
+                if LEGACY_FILE.match(entry.name):
+                    entry.unlink()
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+
+    def _remove_stale(self, keep: Path | None) -> None:
+        """Data folders of saves killed before their commit (never named by the marker)."""
+        for entry in self.path.iterdir():
+            if DATA_FOLDER.match(entry.name) and entry != keep:
+                shutil.rmtree(entry, ignore_errors=True)
 
     def _write(self, folder: Path) -> None:
-        (folder / "schema.json").write_text(json.dumps(
-            {"format": FORMAT_VERSION, "schema": self._schema.to_dict()}, indent=1))
-        with open(folder / "documents.jsonl", "w", encoding="utf-8") as out:
+        """The data files, each flushed to disk before the marker is pointed at them."""
+        with _durable(folder / "schema.json", "w") as out:
+            json.dump({"format": FORMAT_VERSION, "schema": self._schema.to_dict()}, out, indent=1)
+        with _durable(folder / "documents.jsonl", "w") as out:
             for d in self._docs:
                 out.write(json.dumps({"id": d.id, "text": d.text, "metadata": dict(d.metadata)},
                                      ensure_ascii=False) + "\n")
         for number, f in enumerate(self._schema.fields):
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
-                np.save(folder / f"field{number}.npy", self._matrix(f))
+                arrays = {"": self._matrix(f)}
             elif f.kind is EmbeddingKind.MULTIVECTOR:
                 tokens, _, lengths = self._matrix(f)
-                np.save(folder / f"field{number}.npy", tokens)
-                np.save(folder / f"field{number}.lengths.npy", lengths)
+                arrays = {"": tokens, ".lengths": lengths}
             else:
-                lengths = np.array([len(r[0]) for r in rows], dtype=np.int64)
-                np.save(folder / f"field{number}.indices.npy",
-                        np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32))
-                np.save(folder / f"field{number}.values.npy",
-                        np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32))
-                np.save(folder / f"field{number}.lengths.npy", lengths)
+                arrays = {".indices": np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32),
+                          ".values": np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32),
+                          ".lengths": np.array([len(r[0]) for r in rows], dtype=np.int64)}
+            for suffix, array in arrays.items():
+                with _durable(folder / f"field{number}{suffix}.npy", "wb") as out:
+                    np.save(out, array, allow_pickle=False)
 
     def _load(self, folder: Path) -> None:
         try:
-            meta = json.loads((folder / "schema.json").read_text())
-            if meta.get("format") != FORMAT_VERSION:
-                raise StoreError(f"{folder} was saved in format {meta.get('format')}; this ragembed reads {FORMAT_VERSION}")
+            meta = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+                raise StoreError(f"{folder / 'schema.json'} is not a ragembed memory store schema of format "
+                                 f"{FORMAT_VERSION}")
             self._create(Schema.from_dict(meta["schema"]))
             with open(folder / "documents.jsonl", encoding="utf-8") as lines:
                 self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in map(json.loads, lines)]
             self._rows = {d.id: r for r, d in enumerate(self._docs)}
             for number, f in enumerate(self._schema.fields):
                 self._vectors[f.name] = self._read_field(folder, number, f)
-        except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"cannot load the memory store at {folder}: {exc}") from exc
+                if len(self._vectors[f.name]) != len(self._docs):
+                    raise StoreError(f"field {f.name!r} holds {len(self._vectors[f.name])} vectors for "
+                                     f"{len(self._docs)} documents")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
+            self._schema, self._docs, self._rows, self._vectors = None, [], {}, {}
+            raise StoreError(
+                f"cannot load the memory store at {folder}: {exc}. The folder is damaged or was "
+                "written by another program; ragembed leaves it as it is"
+            ) from exc
+        self._dirty = False
 
     @staticmethod
     def _read_field(folder: Path, number: int, f: VectorField) -> list:
@@ -356,9 +496,10 @@ class MemoryStore(VectorStore):
         return list(zip(np.split(load(".indices"), cuts), np.split(load(".values"), cuts)))
 
 
-def _finish_interrupted_save(target: Path) -> None:
-    """save() swaps the new copy in with two renames; a process killed between them leaves only
-    the previous copy, under .<name>.old. Put it back rather than open an empty collection."""
-    old = target.with_name(f".{target.name}.old")
-    if not target.exists() and (old / "schema.json").exists():
-        os.replace(old, target)
+@contextmanager
+def _durable(path: Path, mode: str) -> Iterator[IO[Any]]:
+    """open() whose file is flushed to the disk (fsync) before it is closed."""
+    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
+        yield file
+        file.flush()
+        os.fsync(file.fileno())

@@ -13,21 +13,37 @@ Mapping (one named vector per ragembed field, all in one collection):
                      memory saving
   multi-vector       named multivector with the MAX_SIM comparator, HNSW off (m=0): it is scored
                      exactly, by full scan or as a rescoring stage, as Qdrant recommends
-  sparse             sparse vector with Modifier.IDF when the field asks for IDF (BM25)
+  sparse             sparse vector with Modifier.IDF when the field asks for IDF (BM25). Qdrant
+                     computes that IDF from each shard's own documents, so a sharded collection
+                     would rank differently from a single node: there ragembed keeps each
+                     document's terms in an indexed payload field and weights the query with
+                     IDF over the whole collection (exact counts: N and one df per query term),
+                     so every shard layout ranks exactly like one node
   plans              Query API: prefetch stages, RRF fusion (k passed so scores equal ragembed's)
   filters            payload filters on "metadata.<key>"
 The ragembed schema (calibration, encoder state) is stored in the collection's metadata.
+On a cluster: shard_number and replication_factor are fixed when the collection is created
+(opening it with others is refused); every write waits until write_consistency_factor replicas
+(default 1) have applied it, so writes go on while one replica's node is down (Qdrant marks that
+replica dead and copies an active one back to it when the node returns, reading only from active
+replicas meanwhile); reads use one active replica (Qdrant's default consistency).
+Every engine failure becomes a StoreError that says what happened: the server cannot be reached,
+refused the key, or answered with an error (a peer of the cluster being down, for instance).
 """
 
 from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from ragembed.errors import MissingDependencyError, StoreError
+import numpy as np
+
+from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
+from ragembed.stores import folders
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import (
@@ -36,20 +52,26 @@ from ragembed.stores.qdrant_common import (
     document_of,
     hit_of,
     native_rescore,
+    needs_stages,
     payload_of,
     point_id,
     qdrant_filter,
+    search_by_stage,
     vector_values,
 )
 from ragembed.stores.ranking import fetch_with_ties
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision, check_positive
 
 try:
+    import grpc
     from qdrant_client import QdrantClient, models
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("qdrant-client", "qdrant") from exc
 
+STORE_LOCAL = "qdrant-local"
+TERMS_PREFIX = "ragembed_terms_"  # payload key of a sparse field's terms, where ragembed computes the IDF
+T = TypeVar("T")
 FILTERS = FilterClasses(models.Filter, models.FieldCondition, models.MatchValue, models.MatchAny, models.Range)
 
 
@@ -71,8 +93,10 @@ class QdrantStore(VectorStore):
         https: bool | None = None,
         timeout: int | None = None,
         prefer_grpc: bool = False,
+        grpc_port: int | None = None,
         shard_number: int | None = None,
         replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
         upload_parallel: int = 1,
         upload_retries: int = 3,
         indexing_threshold_kb: int | None = None,
@@ -80,7 +104,9 @@ class QdrantStore(VectorStore):
         if (url is None) == (path is None):
             raise StoreError("give QdrantStore either url= (a server) or path= (local mode: ':memory:' or a folder)")
         server_only = {"api_key": api_key, "https": https, "timeout": timeout, "prefer_grpc": prefer_grpc or None,
+                       "grpc_port": grpc_port,
                        "shard_number": shard_number, "replication_factor": replication_factor,
+                       "write_consistency_factor": write_consistency_factor,
                        "indexing_threshold_kb": indexing_threshold_kb,
                        "upload_parallel": upload_parallel if upload_parallel != 1 else None}
         ignored = [name for name, value in server_only.items() if value is not None]
@@ -92,18 +118,28 @@ class QdrantStore(VectorStore):
         self.collection = collection
         self.local = path is not None
         self.location = url or path
+        for name, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
+                            ("write_consistency_factor", write_consistency_factor)):
+            if value is not None:
+                check_positive(name, value, integer=True)
         self.shard_number, self.replication_factor = shard_number, replication_factor
+        self.write_consistency_factor = write_consistency_factor
+        self._corpus_idf: set[str] = set()  # sparse fields whose IDF ragembed computes (sharded collections)
+        self._shards = 1
         self.upload_parallel, self.upload_retries = upload_parallel, upload_retries
         self.indexing_threshold_kb = indexing_threshold_kb
         # Local mode searches with numpy in this process: one at a time, as in the memory store
         # (concurrent BLAS calls oversubscribe the cores); a server needs no such care.
         self._one_search = threading.Lock() if self.local else nullcontext()
+        folder = Path(path).expanduser() if self.local and path != ":memory:" else None
+        if folder is not None:
+            folders.check_can_open(folder, STORE_LOCAL)  # qdrant-client would write into any folder
         try:
             if self.local:
                 self.client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
             else:
                 self.client = QdrantClient(url=url, api_key=api_key, https=https, timeout=timeout,
-                                           prefer_grpc=prefer_grpc)
+                                           prefer_grpc=prefer_grpc, grpc_port=grpc_port or 6334)
         except RuntimeError as exc:
             if "already accessed" in str(exc):
                 raise StoreError(
@@ -112,7 +148,20 @@ class QdrantStore(VectorStore):
                     "(docker compose up qdrant) for concurrent access"
                 ) from exc
             raise StoreError(f"cannot open Qdrant at {self.location}: {exc}") from exc
-        self._schema = self._read_schema()
+        except PermissionError as exc:
+            raise StoreError(
+                f"cannot write the Qdrant local-mode folder {path} ({exc.strerror}): local mode takes a lock "
+                "file in its folder even to search. Copy the folder somewhere writable, or fix its permissions"
+            ) from exc
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged meta.json, an unreadable folder
+            raise StoreError(f"cannot open the Qdrant local-mode folder {path}: {exc}") from exc
+        try:
+            if folder is not None and folders.read_marker(folder) is None:
+                folders.write_marker(folder, STORE_LOCAL, format=1)  # qdrant-client holds the folder's lock now
+            self._schema = self._read_schema()
+        except BaseException:
+            self.client.close()
+            raise
 
     def __repr__(self) -> str:  # never shows the API key
         return f"QdrantStore({'local' if self.local else 'server'}={self.location!r}, collection={self.collection!r})"
@@ -123,21 +172,44 @@ class QdrantStore(VectorStore):
         return self._schema
 
     def _read_schema(self) -> Schema | None:
-        try:
-            if not self.client.collection_exists(self.collection):
-                return None
-            metadata = self.client.get_collection(self.collection).config.metadata or {}
-        except (UnexpectedResponse, ResponseHandlingException, OSError) as exc:
-            raise StoreError(
-                f"cannot reach Qdrant at {self.location} ({exc}); start the server (docker compose up -d "
-                "qdrant), or check the URL and QDRANT_API_KEY"
-            ) from exc
+        if not self._call("check whether the collection exists", lambda: self.client.collection_exists(self.collection)):
+            return None
+        info = self._call("read the collection", lambda: self.client.get_collection(self.collection))
+        metadata = info.config.metadata or {}
         if SCHEMA_KEY not in metadata:
             raise StoreError(
                 f"Qdrant collection {self.collection!r} was not created by ragembed (no {SCHEMA_KEY} in its "
                 "metadata); pick another collection name"
             )
-        return Schema.from_dict(metadata[SCHEMA_KEY])
+        try:
+            schema = Schema.from_dict(metadata[SCHEMA_KEY])
+        except (ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
+            raise StoreError(
+                f"Qdrant collection {self.collection!r}: its {SCHEMA_KEY} metadata is not a ragembed schema "
+                f"({type(exc).__name__}: {exc}); it was changed by another program. ragembed leaves it as it is"
+            ) from exc
+        params = info.config.params
+        stored = {"shard_number": params.shard_number, "replication_factor": params.replication_factor,
+                  "write_consistency_factor": params.write_consistency_factor}
+        asked = {"shard_number": self.shard_number, "replication_factor": self.replication_factor,
+                 "write_consistency_factor": self.write_consistency_factor}
+        differing = {k: v for k, v in asked.items() if v is not None and v != stored[k]}
+        if differing and not self.local:
+            raise SchemaMismatchError(
+                f"Qdrant collection {self.collection!r} was created with "
+                f"{ {k: stored[k] for k in differing} }, not {differing}; open it without these settings, or "
+                "index into another collection"
+            )
+        self._corpus_idf = self._fields_with_corpus_idf(schema, info)
+        self._shards = params.shard_number or 1
+        return schema
+
+    @staticmethod
+    def _fields_with_corpus_idf(schema: Schema, info: Any) -> set[str]:
+        """IDF fields that Qdrant does not weight itself (created without its modifier, sharded)."""
+        sparse = info.config.params.sparse_vectors or {}
+        return {f.name for f in schema.fields if f.kind is EmbeddingKind.SPARSE and f.idf and f.name in sparse
+                and sparse[f.name].modifier != models.Modifier.IDF}
 
     def _create(self, schema: Schema) -> None:
         dense = {f.name: self._vector_params(f) for f in schema.fields if f.kind is not EmbeddingKind.SPARSE}
@@ -148,21 +220,42 @@ class QdrantStore(VectorStore):
                 "Qdrant local mode has no native quantization or HNSW: ragembed serves the int8/binary "
                 "fields client-side (same ranking, no memory saving). Use a Qdrant server or the "
                 "embedded engine (qdrant-edge:PATH) for native quantization.", stacklevel=3)
-        self.client.create_collection(
+        self._call("create the collection", lambda: self.client.create_collection(
             self.collection, vectors_config=dense, sparse_vectors_config=sparse or None,
             shard_number=self.shard_number, replication_factor=self.replication_factor,
+            write_consistency_factor=self.write_consistency_factor,
             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb)
             if self.indexing_threshold_kb is not None else None,
-            metadata={SCHEMA_KEY: schema.to_dict()})
+            metadata={SCHEMA_KEY: schema.to_dict()}))
+        if not self.local:
+            info = self._call("read the collection", lambda: self.client.get_collection(self.collection))
+            self._shards = info.config.params.shard_number or 1
+            idf_fields = [f.name for f in schema.fields if f.kind is EmbeddingKind.SPARSE and f.idf]
+            if idf_fields and self._shards > 1:
+                self._weight_idf_over_the_collection(idf_fields)
         self._schema = schema
+
+    def _weight_idf_over_the_collection(self, names: list[str]) -> None:
+        """Qdrant's IDF modifier counts each shard's documents on its own; switch it off and index
+        the terms instead, so that the query is weighted with counts over the whole collection."""
+        self._call("configure the sparse fields", lambda: self.client.update_collection(
+            self.collection, sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.NONE)
+                                                    for n in names}))
+        for name in names:
+            self._call("index the sparse terms", lambda: self.client.create_payload_index(
+                self.collection, TERMS_PREFIX + name, wait=True,
+                field_schema=models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER, lookup=True,
+                                                       range=False)))
+        self._corpus_idf = set(names)
 
     def _update_schema(self, schema: Schema) -> None:
         self.drop()  # only ever called on an empty collection
         self._create(schema)
 
     def drop(self) -> None:
-        self.client.delete_collection(self.collection)
+        self._call("delete the collection", lambda: self.client.delete_collection(self.collection))
         self._schema = None
+        self._corpus_idf = set()
 
     def _vector_params(self, f: VectorField) -> models.VectorParams:
         distance = models.Distance.COSINE if f.distance == "cosine" else models.Distance.DOT
@@ -182,42 +275,52 @@ class QdrantStore(VectorStore):
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
-        points = [models.PointStruct(id=point_id(doc.id), payload=payload_of(doc), vector={
+        points = [models.PointStruct(id=point_id(doc.id), payload=payload_of(doc) | {
+            TERMS_PREFIX + name: vectors[name].indices[row].tolist() for name in self._corpus_idf}, vector={
             f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local)
             for f in self._schema.fields}) for row, doc in enumerate(documents)]
-        try:
-            if self.local:
-                self.client.upsert(self.collection, points, wait=True)
-            else:  # batched, parallel, retried with backoff by qdrant-client
-                self.client.upload_points(self.collection, points, batch_size=128, parallel=self.upload_parallel,
-                                          max_retries=self.upload_retries, wait=True)
-        except (UnexpectedResponse, ResponseHandlingException, OSError) as exc:
-            raise StoreError(f"Qdrant refused the upsert into {self.collection!r}: {exc}") from exc
+        if self.local:
+            self._call("upsert", lambda: self.client.upsert(self.collection, points, wait=True))
+        else:  # batched, parallel, retried with backoff by qdrant-client
+            self._call("upsert", lambda: self.client.upload_points(
+                self.collection, points, batch_size=128, parallel=self.upload_parallel,
+                max_retries=self.upload_retries, wait=True))
 
     def _delete(self, ids: list[str]) -> int:
-        existing = self.client.retrieve(self.collection, [point_id(i) for i in ids], with_payload=False)
+        existing = self._call("find the documents to delete", lambda: self.client.retrieve(
+            self.collection, [point_id(i) for i in ids], with_payload=False))
         if existing:
-            self.client.delete(self.collection, models.PointIdsList(points=[p.id for p in existing]), wait=True)
+            self._call("delete", lambda: self.client.delete(
+                self.collection, models.PointIdsList(points=[p.id for p in existing]), wait=True))
         return len(existing)
 
     def _delete_where(self, filter: dict[str, Condition]) -> int:
         qfilter = qdrant_filter(filter, FILTERS)
-        matching = self.client.count(self.collection, count_filter=qfilter, exact=True).count
+        matching = self._count(qfilter)
         if matching:
-            self.client.delete(self.collection, models.FilterSelector(filter=qfilter), wait=True)
+            self._call("delete", lambda: self.client.delete(self.collection, models.FilterSelector(filter=qfilter),
+                                                            wait=True))
         return matching
 
     def count(self) -> int:
-        if self._schema is None:
-            return 0
-        return self.client.count(self.collection, exact=True).count
+        return self._count(None) if self._schema is not None else 0
+
+    def _count(self, qfilter: Any) -> int:
+        return self._call("count", lambda: self.client.count(self.collection, count_filter=qfilter, exact=True)).count
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         if self._schema is None:
             return []
-        found = {p.payload["doc_id"]: p.payload for p in
-                 self.client.retrieve(self.collection, [point_id(i) for i in ids], with_payload=True)}
+        points = self._call("read documents", lambda: self.client.retrieve(
+            self.collection, [point_id(i) for i in ids], with_payload=True))
+        found = {p.payload["doc_id"]: p.payload for p in points}
         return [document_of(found[i]) for i in ids if i in found]
+
+    def other_collections(self) -> list[str] | None:
+        try:
+            return [c.name for c in self.client.get_collections().collections if c.name != self.collection]
+        except Exception:  # noqa: BLE001 - only for an error message: unknown is fine
+            return None
 
     def close(self) -> None:
         self.client.close()
@@ -225,13 +328,23 @@ class QdrantStore(VectorStore):
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
+        if needs_stages(plan, self._schema, sharded=self._shards > 1):
+            return search_by_stage(plan, qfilter, self._query, self._restricted)
+        return self._query(plan, qfilter)
+
+    @staticmethod
+    def _restricted(qfilter: Any, ids: list[str]) -> Any:
+        only = models.HasIdCondition(has_id=[point_id(i) for i in ids])
+        return models.Filter(must=[only, qfilter] if qfilter is not None else [only])
+
+    def _query(self, plan: Plan, qfilter: Any) -> list[Hit]:
+        query, using, prefetch, params = self._translate(plan, qfilter)
 
         def run(limit: int) -> list[Hit]:
-            query, using, prefetch, params = self._translate(plan, qfilter)
             with self._one_search:
-                response = self.client.query_points(
+                response = self._call("search", lambda: self.client.query_points(
                     self.collection, query=query, using=using, prefetch=prefetch, query_filter=qfilter,
-                    search_params=params, limit=limit, with_payload=True)
+                    search_params=params, limit=limit, with_payload=True))
             return [hit_of(p.payload, p.score) for p in response.points]
 
         return fetch_with_ties(run, plan.limit)
@@ -241,6 +354,7 @@ class QdrantStore(VectorStore):
         if isinstance(plan, Fusion):
             # Qdrant's RRF scores 1 / (k + position) with positions from 0; ragembed's 1 / (k + rank)
             # with ranks from 1: k + 1 gives equal scores.
+            # (A weighted fusion never gets here: needs_stages sends it to search_by_stage.)
             return (models.RrfQuery(rrf=models.Rrf(k=plan.k + 1)), None,
                     [self._prefetch(p, qfilter) for p in plan.prefetch], None)
         rescore = None if self.local else native_rescore(plan, self._schema)
@@ -261,7 +375,51 @@ class QdrantStore(VectorStore):
                                filter=qfilter)
 
     def _query_vector(self, f: VectorField, query: Embeddings) -> Any:
+        if f.name in self._corpus_idf:
+            terms = query.indices[0]
+            return self._sparse(terms.tolist(), (query.values[0] * self._idf(f.name, terms)).tolist())
         return vector_values(f, query, 0, self._sparse, self.local, query=True)
+
+    def _idf(self, name: str, terms: np.ndarray) -> np.ndarray:
+        """Qdrant's (and the memory store's) IDF, ln(1 + (N - df + 0.5) / (df + 0.5)), with N and
+        every df counted exactly over the whole collection, across all its shards."""
+        n = self._count(None)
+        df = np.array([self._count(models.Filter(must=[models.FieldCondition(
+            key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))])) for t in terms.tolist()],
+            dtype=np.float64)
+        return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """Run a qdrant-client call; its failures become StoreErrors saying what happened."""
+        try:
+            return call()
+        except UnexpectedResponse as exc:
+            raise StoreError(self._refusal(what, exc.status_code, exc.content.decode(errors="replace"))) from exc
+        except grpc.RpcError as exc:
+            code = exc.code() if callable(getattr(exc, "code", None)) else None
+            details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise StoreError(self._unreachable(what, f"gRPC {code.name}: {details}")) from exc
+            status = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403,
+                      grpc.StatusCode.NOT_FOUND: 404}.get(code, 500)
+            raise StoreError(self._refusal(what, status, f"gRPC {code.name if code else '?'}: {details}")) from exc
+        except (ResponseHandlingException, OSError) as exc:
+            raise StoreError(self._unreachable(what, f"{type(exc).__name__}: {exc}")) from exc
+
+    def _unreachable(self, what: str, reason: str) -> str:
+        return (f"cannot reach the Qdrant server at {self.location} to {what} ({reason[:300]}); start it "
+                "(scripts/qdrant.sh start, or docker compose up -d qdrant), or check the URL")
+
+    def _refusal(self, what: str, status: int, reason: str) -> str:
+        if status in (401, 403):
+            hint = "; check the API key ($QDRANT_API_KEY or api_key=)"
+        elif "read operations failed" in reason or "No active replica" in reason or "peer" in reason.lower():
+            hint = ("; a peer of the cluster is down or unreachable, so the shards it holds cannot answer: "
+                    "restart it, or wait until it rejoins (GET /cluster lists the peers)")
+        else:
+            hint = ""
+        return (f"the Qdrant server at {self.location} could not {what} in collection {self.collection!r}: "
+                f"HTTP {status}: {reason[:300]}{hint}")
 
     @staticmethod
     def _sparse(indices: list, values: list) -> models.SparseVector:

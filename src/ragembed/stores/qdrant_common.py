@@ -12,15 +12,16 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, quantize_int8
 from ragembed.errors import InvalidInputError
-from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
 from ragembed.stores.filters import Condition, Range
+from ragembed.stores.ranking import reciprocal_rank_fusion
 from ragembed.types import DenseEmbeddings, Document, EmbeddingKind, Embeddings, Hit, Precision
 
 # Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
@@ -124,6 +125,38 @@ def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
     if not np.array_equal(inner.query.data, plan.query.data):
         return None
     return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
+
+
+def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
+    """Whether one Qdrant query would rank `plan` differently from ragembed's plan semantics
+    (the memory store's), so its stages must run one query each (search_by_stage):
+      - a weighted fusion: Qdrant's weighted RRF stretches ranks (1 / (rank / w + k)), where
+        ragembed's, like Elasticsearch's, scales scores (w / (k + rank));
+      - on a sharded collection, a stage with candidate stages under it: Qdrant runs it on each
+        shard apart, each rescoring its own top candidates (a quantized search rescored natively
+        is one search, and a fusion of plain stages is fused over the whole collection)."""
+    if isinstance(plan, Fusion):
+        return plan.weights is not None or any(
+            needs_stages(p, schema, sharded) or (sharded and bool(p.prefetch)) for p in plan.prefetch)
+    if isinstance(plan, VectorSearch) and plan.prefetch and native_rescore(plan, schema) is None:
+        return sharded or any(needs_stages(p, schema, sharded) for p in plan.prefetch)
+    return any(needs_stages(p, schema, sharded) for p in plan.prefetch)
+
+
+def search_by_stage(plan: Plan, qfilter: Any, query: Callable[[Plan, Any], list[Hit]],
+                    restrict: Callable[[Any, list[str]], Any]) -> list[Hit]:
+    """Run `plan` a stage at a time: each candidate stage ranks the whole collection in a query
+    of its own (`query(plan, filter)`), the stage above is restricted to its candidates by id
+    (`restrict(filter, ids)`), and fusions are fused here by ragembed's RRF."""
+    if isinstance(plan, Fusion):
+        return reciprocal_rank_fusion([search_by_stage(stage, qfilter, query, restrict) for stage in plan.prefetch],
+                                      plan.limit, plan.k, plan.weights)
+    if not plan.prefetch:
+        return query(plan, qfilter)
+    pool = sorted({h.id for stage in plan.prefetch for h in search_by_stage(stage, qfilter, query, restrict)})
+    if not pool:
+        return []
+    return query(replace(plan, prefetch=()), restrict(qfilter, pool))
 
 
 def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) -> np.ndarray:

@@ -1,7 +1,9 @@
 """The embedded Qdrant engine (qdrant-edge-py): the real Qdrant storage and search in-process,
 persisted to a directory. ragembed's default store for users who run no server.
 
-Layout: DIR/<collection>/shard (the Edge shard) and DIR/<collection>/ragembed-schema.json.
+Layout: DIR/<collection>/shard (the Edge shard), DIR/<collection>/ragembed-schema.json, and the
+folder's marker and lock (stores/folders.py): the store writes only in a folder it created, one
+writer at a time.
 The field mapping is the Qdrant server's (see stores/qdrant.py), quantization included: int8
 and binary fields are native Qdrant scalar/binary quantization, searched with rescoring and
 oversampling. `optimize()` (run by Retriever.index after a bulk load) builds the HNSW and
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.errors import MissingDependencyError, StoreError
+from ragembed.errors import MissingDependencyError, RagembedError, StoreError
+from ragembed.stores import folders
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.ranking import fetch_with_ties
@@ -28,9 +31,11 @@ from ragembed.stores.qdrant_common import (
     document_of,
     hit_of,
     native_rescore,
+    needs_stages,
     payload_of,
     point_id,
     qdrant_filter,
+    search_by_stage,
     vector_values,
 )
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
@@ -42,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 FILTERS = FilterClasses(qe.Filter, qe.FieldCondition, qe.MatchValue, qe.MatchAny, qe.RangeFloat, np.bool_)
 SCHEMA_FILE = "ragembed-schema.json"
+STORE = "qdrant-edge"
 
 
 class QdrantEdgeStore(VectorStore):
@@ -56,12 +62,44 @@ class QdrantEdgeStore(VectorStore):
         self.indexing_threshold_kb = indexing_threshold_kb
         self._shard: Any = None
         self._schema: Schema | None = None
-        if (self.root / SCHEMA_FILE).exists():
-            self._schema = Schema.from_dict(json.loads((self.root / SCHEMA_FILE).read_text())["schema"])
-            self._shard = self._open(lambda: qe.EdgeShard.load(str(self.root / "shard")))
+        self._claim: folders.Claim | None = None
+        if folders.check_can_open(self.root, STORE) and (self.root / SCHEMA_FILE).exists():
+            self.check_writable()  # the engine writes its shard even to search (its write-ahead log)
+            try:
+                self._schema = self._read_schema()
+                self._shard = self._open(lambda: qe.EdgeShard.load(str(self.root / "shard")))
+            except BaseException:
+                self.close()
+                raise
 
     def __repr__(self) -> str:
         return f"QdrantEdgeStore(path={str(self.root.parent)!r}, collection={self.collection!r})"
+
+    def check_writable(self) -> None:
+        if self._claim is not None:
+            return
+        try:
+            self._claim = folders.claim(self.root, STORE)
+        except PermissionError as exc:
+            raise StoreError(
+                f"cannot write {self.root}: {exc.strerror}. The Qdrant Edge engine opens its shard for "
+                "writing even to search it; copy the folder somewhere writable, or fix its permissions"
+            ) from exc
+        if folders.read_marker(self.root) is None:
+            folders.write_marker(self.root, STORE, format=1)
+
+    def _read_schema(self) -> Schema:
+        path = self.root / SCHEMA_FILE
+        try:
+            return Schema.from_dict(json.loads(path.read_text(encoding="utf-8"))["schema"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
+            raise StoreError(
+                f"cannot read {path} ({type(exc).__name__}: {exc}): it is damaged or was written by "
+                "another program; ragembed leaves the folder as it is"
+            ) from exc
+
+    def other_collections(self) -> list[str] | None:
+        return [n for n in folders.collections_in(self.root.parent, STORE) if n != self.collection]
 
     def _open(self, opener) -> Any:
         try:
@@ -86,7 +124,10 @@ class QdrantEdgeStore(VectorStore):
                             for f in schema.fields if f.kind is EmbeddingKind.SPARSE},
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
             if self.indexing_threshold_kb is not None else None)
-        (self.root / "shard").mkdir(parents=True, exist_ok=True)
+        # No schema file means no collection: a shard folder here is what a create killed before
+        # its schema file left behind, in a folder this store owns (check_writable holds it).
+        shutil.rmtree(self.root / "shard", ignore_errors=True)
+        (self.root / "shard").mkdir(parents=True)
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self.root / "shard"), config))
         # Written after the shard exists, so a schema file always names a real shard.
         staging = self.root / f".{SCHEMA_FILE}.tmp"
@@ -99,6 +140,7 @@ class QdrantEdgeStore(VectorStore):
         self._create(schema)
 
     def drop(self) -> None:
+        self.check_writable()
         if self._shard is not None:
             self._shard.close()
             self._shard = None
@@ -157,17 +199,32 @@ class QdrantEdgeStore(VectorStore):
             self._shard.optimize()
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
+        try:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+        finally:
+            if self._claim is not None:
+                self._claim.release()
+                self._claim = None
 
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
+        if needs_stages(plan, self._schema, sharded=False):
+            return search_by_stage(plan, qfilter, self._query, self._restricted)
+        return self._query(plan, qfilter)
+
+    @staticmethod
+    def _restricted(qfilter: Any, ids: list[str]) -> Any:
+        only = qe.HasIdCondition([point_id(i) for i in ids])
+        return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
+
+    def _query(self, plan: Plan, qfilter: Any) -> list[Hit]:
+        query, prefetches, params = self._translate(plan, qfilter)
 
         def run(limit: int) -> list[Hit]:
-            query, prefetches, params = self._translate(plan, qfilter)
             points = self._shard.query(qe.QueryRequest(limit=limit, query=query, prefetches=prefetches,
                                                        filter=qfilter, params=params, with_payload=True))
             return [hit_of(p.payload, p.score) for p in points]
@@ -178,6 +235,7 @@ class QdrantEdgeStore(VectorStore):
         """(query, prefetches, search params) of one plan node; the filter goes on every stage."""
         if isinstance(plan, Fusion):
             # k + 1: Qdrant counts positions from 0, ragembed's RRF ranks from 1 (equal scores).
+            # (A weighted fusion never gets here: needs_stages sends it to search_by_stage.)
             return qe.Fusion.Rrf(k=plan.k + 1), [self._prefetch(p, qfilter) for p in plan.prefetch], None
         rescore = native_rescore(plan, self._schema)
         if rescore is not None:

@@ -1,9 +1,10 @@
 """Result order shared by the engine adapters: score descending, ties by document id, the order
-the memory store defines, so every backend returns the same ranking for the same scores."""
+the memory store defines, so every backend returns the same ranking for the same scores; and
+reciprocal rank fusion for adapters that fuse stages themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ragembed.types import Hit
 
@@ -22,3 +23,16 @@ def fetch_with_ties(run: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
         if len(hits) < asked or len(hits) <= limit or hits[-1].score < hits[limit - 1].score:
             return ordered_hits(hits, limit)
         asked *= 4
+
+
+def reciprocal_rank_fusion(rankings: Sequence[list[Hit]], limit: int, k: int,
+                           weights: Sequence[float] | None = None) -> list[Hit]:
+    """score = sum over rankings of weight / (k + rank), rank from 1 (the memory store's RRF);
+    each fused hit keeps the text and metadata of its first appearance."""
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for ranking, weight in zip(rankings, weights or (1.0,) * len(rankings)):
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (k + rank)
+            first.setdefault(hit.id, hit)
+    return ordered_hits([Hit(i, s, first[i].text, first[i].metadata) for i, s in scores.items()], limit)

@@ -32,7 +32,7 @@ from ragembed.errors import (MissingDependencyError, PartialWriteError, SchemaMi
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
-from ragembed.stores.ranking import fetch_with_ties, ordered_hits
+from ragembed.stores.ranking import fetch_with_ties, ordered_hits, reciprocal_rank_fusion
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:
@@ -288,6 +288,12 @@ class WeaviateStore(VectorStore):
         found = {h.id: h for h in self._fetch(list(ids))}
         return [Document(i, found[i].text, found[i].metadata) for i in ids if i in found]
 
+    def other_collections(self) -> list[str] | None:
+        try:
+            return [name for name in self._client.collections.list_all(simple=True) if name != self.name]
+        except Exception:  # noqa: BLE001 - only for an error message: unknown is fine
+            return None
+
     def close(self) -> None:
         if self._owns_client:
             self._client.close()  # also stops an embedded server
@@ -337,11 +343,8 @@ class WeaviateStore(VectorStore):
             alpha = weights[1] / sum(weights) if sum(weights) else 0.5
             return fetch_with_ties(lambda n: self._hybrid(stages[0].text, stages[1], alpha, n, where, full),
                                    plan.limit)
-        fused: dict[str, float] = {}
-        for stage, weight in zip(stages, plan.weights or (1.0,) * len(stages)):
-            for rank, hit in enumerate(self._run(stage, where, full=False), start=1):
-                fused[hit.id] = fused.get(hit.id, 0.0) + weight / (plan.k + rank)
-        ranked = ordered_hits([Hit(i, s, "", {}) for i, s in fused.items()], plan.limit)
+        ranked = reciprocal_rank_fusion([self._run(stage, where, full=False) for stage in stages], plan.limit,
+                                        plan.k, plan.weights)
         return self._complete(ranked, full)
 
     def _near(self, field: str, query: Embeddings, limit: int, where: Any, full: bool) -> list[Hit]:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ragembed.embedders.cache import default_cache_dir
 from ragembed.errors import InvalidInputError, MissingDependencyError, StoreError
-from ragembed.stores import embedded_owner
+from ragembed.stores import embedded_owner, folders
 
 try:
     import weaviate
@@ -33,6 +33,7 @@ API_KEY_ENV = "WEAVIATE_API_KEY"
 GRPC_PORT_ENV = "WEAVIATE_GRPC_PORT"
 BINARY_ENV = "RAGEMBED_WEAVIATE_BINARY"
 EMBEDDED_NODE = "ragembed-embedded"
+EMBEDDED_STORE = "weaviate-embedded"
 
 
 def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = None,
@@ -85,8 +86,15 @@ def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
     can still take one before the server binds it, so a failed start is retried on new ports
     (`attempts` in all) before the error is raised."""
     data = Path(data_dir).expanduser()
-    data.mkdir(parents=True, exist_ok=True)
+    folders.check_can_open(data, EMBEDDED_STORE)  # Weaviate would write its files into any folder
     binary_dir = embedded_binary_dir()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        if folders.read_marker(data) is None:
+            folders.write_marker(data, EMBEDDED_STORE, format=1)
+    except OSError as exc:
+        raise StoreError(f"cannot write the embedded Weaviate folder {data}: {exc}; Weaviate needs a "
+                         "writable data folder") from exc
     embedded_owner.claim(data)  # a server left running by a killed process is stopped first
     failure = ""
     for _ in range(attempts):

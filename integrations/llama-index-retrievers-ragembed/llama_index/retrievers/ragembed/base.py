@@ -21,6 +21,7 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 
 from ragembed import DenseEmbedder, Document, Range, Retriever
 from ragembed.errors import InvalidInputError
+from ragembed.stores.filters import combine
 
 RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
 
@@ -83,6 +84,9 @@ def to_ragembed_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
     """LlamaIndex MetadataFilters (AND of ==, in, >, >=, <, <=, contains) as a ragembed filter."""
     if filters is None or not filters.filters:
         return None
+    if filters.condition is FilterCondition.NOT:
+        # A NOT of one condition would otherwise come back as that condition: exactly what was excluded.
+        raise InvalidInputError("ragembed filters cannot negate (NOT); filter on the values you want instead")
     if filters.condition not in (None, FilterCondition.AND) and len(filters.filters) > 1:
         raise InvalidInputError(
             f"ragembed filters combine conditions with AND; got {filters.condition.value.upper()}: "
@@ -93,17 +97,21 @@ def to_ragembed_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
         if isinstance(f, MetadataFilters):
             raise InvalidInputError("nested MetadataFilters are not supported; flatten them into one AND list")
         if f.operator in (FilterOperator.EQ, FilterOperator.CONTAINS):
-            result[f.key] = f.value
+            condition = f.value
         elif f.operator in (FilterOperator.IN, FilterOperator.ANY):
-            result[f.key] = list(f.value)
+            if not isinstance(f.value, (list, tuple)):
+                raise InvalidInputError(
+                    f"filter {f.key!r}: {f.operator.value!r} takes a list of values, got {f.value!r}; "
+                    f"write [{f.value!r}], or use '==' for one value")
+            condition = list(f.value)
         elif f.operator in RANGE_BOUNDS:
-            bounds = vars(result[f.key]) if isinstance(result.get(f.key), Range) else {}
-            result[f.key] = Range(**{**bounds, RANGE_BOUNDS[f.operator]: f.value})
+            condition = Range(**{RANGE_BOUNDS[f.operator]: f.value})
         else:
             raise InvalidInputError(
                 f"filter operator {f.operator.value!r} on {f.key!r} is not supported; ragembed filters "
                 "use ==, in, any, contains, >, >=, <, <="
             )
+        combine(result, f.key, condition)
     return result
 
 
