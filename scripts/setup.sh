@@ -4,6 +4,9 @@
 # constraints.txt. Safe to run again: an existing .venv is reused.
 #   --with-weaviate   also build the Weaviate server (scripts/weaviate.sh build: Go, about 10
 #                     minutes once, cached under ~/.cache/ragembed), so its tests run for real
+#   --with-qdrant     also get the Qdrant server (scripts/qdrant.sh build: the prebuilt binary in
+#                     ../shared/qdrant when its sha256 matches, else a cargo build of about an
+#                     hour), so the Qdrant server and cluster tests run for real
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,8 +14,14 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]" -e integrations/llama-index-retrievers-ragembed
 echo "ragembed is installed in .venv ($(.venv/bin/python -c 'import ragembed; print(ragembed.__version__)'))"
-if [ "${1:-}" = "--with-weaviate" ]; then
-  # A failed build must not stop the rest of the setup: the Weaviate tests then skip, and the
-  # test summary (-rs) says why.
-  ./scripts/weaviate.sh build || echo "WARNING: building Weaviate failed (see above); its tests will skip" >&2
-fi
+# A failed server build must not stop the rest of the setup: its tests then skip, and the test
+# summary (-rs) says why.
+for option in "$@"; do
+  case "$option" in
+    --with-weaviate) ./scripts/weaviate.sh build ||
+                       echo "WARNING: building Weaviate failed (see above); its tests will skip" >&2 ;;
+    --with-qdrant) ./scripts/qdrant.sh build >/dev/null ||
+                     echo "WARNING: getting the Qdrant server failed (see above); its tests will skip" >&2 ;;
+    *) echo "unknown option $option (use --with-weaviate, --with-qdrant)" >&2; exit 2 ;;
+  esac
+done

@@ -44,9 +44,16 @@ def vectors(n: int, seed: int) -> dict:
     return {"dense": DenseEmbeddings(data)}
 
 
-@pytest.fixture(params=["memory", "qdrant-edge", "qdrant-local", "weaviate"])
+@pytest.fixture(params=["memory", "qdrant-edge", "qdrant-local", "qdrant-server", "weaviate"])
 def make_store(request, tmp_path):
     counter = iter(range(10**6))
+    if request.param == "qdrant-server":
+        from qdrant_server import session_server
+        from qdrant_server import unavailable_reason as qdrant_unavailable
+
+        if qdrant_unavailable():
+            pytest.skip(qdrant_unavailable())
+        url, prefix = session_server()[0], f"prop_{uuid.uuid4().hex[:8]}"
     if request.param == "weaviate":
         from weaviate_server import embedded_client, unavailable_reason
 
@@ -59,9 +66,11 @@ def make_store(request, tmp_path):
     def make():
         if request.param == "memory":
             return MemoryStore(tmp_path / f"m{next(counter)}")
-        if request.param == "qdrant-local":
+        if request.param in ("qdrant-local", "qdrant-server"):
             from ragembed.stores.qdrant import QdrantStore
 
+            if request.param == "qdrant-server":
+                return QdrantStore(f"{prefix}_{next(counter)}", url=url)
             return QdrantStore(f"c{next(counter)}", path=":memory:")
         if request.param == "weaviate":
             return WeaviateStore(collection=f"{prefix}_{next(counter)}", client=client)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_server import ScriptServer as QdrantScriptServer
+from qdrant_server import unavailable_reason as qdrant_unavailable
 from weaviate_server import ScriptServer, unavailable_reason
 
 from ragembed import MemoryStore, Retriever
@@ -101,6 +103,54 @@ def test_a_weaviate_key_is_used_and_never_shown(tmp_path, small_beir, dense_embe
         server.stop()
     log = (tmp_path / "data" / "weaviate.log").read_text(errors="replace")
     assert KEY not in log  # the start script hands it over in the environment, not the command line
+
+
+@pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_unavailable()))
+@pytest.mark.parametrize("grpc", [False, True], ids=["http", "grpc"])
+def test_a_qdrant_key_is_used_and_never_shown(tmp_path, small_beir, dense_embedder, debug_logs, grpc):
+    """A Qdrant server that requires a key: the right key works (parameter and environment, API
+    and CLI, HTTP and gRPC), none or a wrong one is a clear error naming the key as the cause;
+    the key appears in no repr, error, log, output, report or server log."""
+    from ragembed.stores.qdrant import QdrantStore
+    from ragembed.sources import read_jsonl_documents
+
+    server = QdrantScriptServer(tmp_path / "data", {"QDRANT_SERVER_API_KEY": KEY}).start()
+    options = {"prefer_grpc": grpc, "grpc_port": server.grpc_port, "timeout": 10}
+    try:
+        with pytest.raises(StoreError, match="check the API key") as anonymous:
+            QdrantStore("secured", url=server.url, **options)
+        with pytest.raises(StoreError, match="check the API key") as wrong:
+            QdrantStore("secured", url=server.url, api_key=KEY[::-1], **options)
+        store = QdrantStore("secured", url=server.url, api_key=KEY, **options)
+        retriever = Retriever(store, ["dense", "hybrid"], embedder=dense_embedder)
+        retriever.index(list(read_jsonl_documents(small_beir / "corpus.jsonl"))[:20])
+        hits = retriever.search("cell biology", k=3, strategy="hybrid")
+        shown = "\n".join([repr(store), repr(retriever), repr(hits), everything_shown(anonymous.value),
+                           everything_shown(wrong.value).replace(KEY[::-1], ""), debug_logs.text])
+        assert len(hits) == 3 and KEY not in shown
+        retriever.close()
+
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "QDRANT_API_KEY": KEY}
+        uri = server.url.replace("http://", "qdrant://")
+        outputs = []
+        for command in (["index", str(small_beir), "--collection", "cli", "--strategy", "bm25"],
+                        ["search", "cell biology", "--collection", "cli", "--strategy", "bm25", "--json"],
+                        ["eval", str(small_beir), "--collection", "evaluated", "--strategy", "bm25", "--sample", "4",
+                         "--output", str(tmp_path / "report")]):
+            done = subprocess.run([sys.executable, "-m", "ragembed.cli", *command, "--store", uri], env=env,
+                                  capture_output=True, text=True, timeout=600, check=False)
+            assert done.returncode == 0, done.stderr[-2000:]
+            outputs += [done.stdout, done.stderr]
+        assert json.loads(outputs[2])  # the search answered, so the key was sent
+        reports = [p.read_text(errors="replace") for p in (tmp_path / "report").iterdir() if p.suffix in (".json", ".md")]
+        assert len(reports) == 2 and all(KEY not in text for text in outputs + reports)
+        sockets = listening(server.pid)
+        assert {port for _, port in sockets} >= {int(server.url.rsplit(":", 1)[1]), server.grpc_port}
+        assert {where for where, _ in sockets} == {"loopback"}, sockets  # HTTP, gRPC and p2p alike
+    finally:
+        server.stop()
+    assert KEY not in (tmp_path / "data" / "qdrant.log").read_text(errors="replace")
+    assert KEY not in (tmp_path / "data" / "ports").read_text()
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
