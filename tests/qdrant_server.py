@@ -92,3 +92,35 @@ def session_server() -> tuple[str, int]:
             atexit.register(lambda: (server.stop(), shutil.rmtree(data, ignore_errors=True)))
             _session = server.url, server.grpc_port
     return _session
+
+
+@dataclass
+class Cluster:
+    """A cluster from `scripts/qdrant.sh cluster N`, its nodes by number (1..N)."""
+
+    folder: Path
+    urls: dict[int, str] = field(default_factory=dict)
+    pids: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"RAGEMBED_QDRANT_DIR": str(self.folder)}
+
+    def _read(self, lines: str) -> None:
+        for line in lines.splitlines():
+            _, number, url, _, pid = line.split()
+            self.urls[int(number)], self.pids[int(number)] = url, int(pid)
+
+    def start(self, nodes: int = 3) -> "Cluster":
+        self._read(script("cluster", str(nodes), env=self.env, timeout=600))
+        return self
+
+    def kill(self, node: int) -> None:
+        kill_and_wait(self.pids[node])
+
+    def restart(self, node: int) -> None:
+        """Start a killed node again on its storage; returns once it sees every peer."""
+        self._read(script("node-start", str(node), env=self.env, timeout=600))
+
+    def stop(self) -> None:
+        script("cluster-stop", env=self.env)

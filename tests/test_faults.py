@@ -11,6 +11,7 @@ the time a clean run spends writing, optimizing and closing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -26,6 +27,9 @@ from unittest.mock import (
 )
 
 import pytest
+from qdrant_server import ScriptServer as QdrantServer
+from qdrant_server import session_server as qdrant_session_server
+from qdrant_server import unavailable_reason as qdrant_unavailable
 from weaviate_server import ScriptServer, session_server, unavailable_reason
 
 from ragembed import Retriever
@@ -177,6 +181,46 @@ def test_sigkill_during_indexing_into_a_weaviate_server(corpus, cache_dir):
     uri = url.replace("http://", "weaviate://").replace("https://", "weaviates://")
     env = environment(cache_dir, WEAVIATE_GRPC_PORT=str(grpc_port))
     print(kill_and_rerun(uri, corpus, cache_dir, env, seed=11))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_unavailable()))
+def test_sigkill_during_indexing_into_a_qdrant_server(corpus, cache_dir):
+    url, _ = qdrant_session_server()
+    print(kill_and_rerun(url.replace("http://", "qdrant://"), corpus, cache_dir, environment(cache_dir), seed=12))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_unavailable()))
+def test_a_qdrant_server_killed_mid_ingest_then_restarted_keeps_what_it_acknowledged(tmp_path, corpus, cache_dir):
+    """kill -9 of the server itself while `ragembed index` writes: the command completes (its
+    writes retried) or exits 2 naming the unwritten ids; the server restarted on the same storage
+    replays its write-ahead log, and running the command again leaves exactly the corpus."""
+    server = QdrantServer(tmp_path / "qdrant").start()
+    try:
+        uri, env = server.url.replace("http://", "qdrant://"), environment(cache_dir)
+        run(index_command(corpus, uri, "probe"), env)  # warms the embeddings cache
+        process = subprocess.Popen(index_command(corpus, uri, "killed"), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if open_store(uri, "killed").count() >= 300:  # mid-ingest
+                    break
+            time.sleep(0.05)
+        server.kill()
+        time.sleep(2)
+        server.start()  # same storage, same ports
+        _, stderr = process.communicate(timeout=600)
+        print(f"server killed at >= 300 of {CORPUS_SIZE} documents: the command exited {process.returncode}")
+        assert process.returncode in (0, 2), stderr[-2000:]
+        assert "Traceback" not in stderr
+        if process.returncode == 2:
+            assert "not (or not surely) written" in stderr
+        run(index_command(corpus, uri, "killed"), env)
+        assert_exactly_the_corpus(uri, "killed", corpus, cache_dir, env)
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

@@ -19,7 +19,9 @@ Mapping (one named vector per ragembed field, all in one collection):
                      document's terms in an indexed payload field and weights the query with
                      IDF over the whole collection (exact counts: N and one df per query term),
                      so every shard layout ranks exactly like one node
-  plans              Query API: prefetch stages, RRF fusion (k passed so scores equal ragembed's)
+  plans              Query API: prefetch stages and native rescoring in one query; fusions (and,
+                     on sharded collections, rescoring stages) one query per stage, fused and
+                     cut here by ragembed's own rules (see qdrant_common.needs_stages)
   filters            payload filters on "metadata.<key>"
 The ragembed schema (calibration, encoder state) is stored in the collection's metadata.
 On a cluster: shard_number and replication_factor are fixed when the collection is created
@@ -44,7 +46,7 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
+from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import (
     SCHEMA_KEY,
@@ -60,7 +62,8 @@ from ragembed.stores.qdrant_common import (
     vector_values,
 )
 from ragembed.stores.ranking import fetch_with_ties
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision, check_positive
+from ragembed.types import (Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision,
+                            SparseEmbeddings, check_positive)
 
 try:
     import grpc
@@ -73,6 +76,24 @@ STORE_LOCAL = "qdrant-local"
 TERMS_PREFIX = "ragembed_terms_"  # payload key of a sparse field's terms, where ragembed computes the IDF
 T = TypeVar("T")
 FILTERS = FilterClasses(models.Filter, models.FieldCondition, models.MatchValue, models.MatchAny, models.Range)
+
+
+REQUEST_BUDGET = 8 << 20  # bytes of JSON per upload request; Qdrant refuses requests over 32 MB
+
+
+def upload_batch_size(documents: list[Document], vectors: dict[str, Embeddings]) -> int:
+    """Points per upload request: 128, or fewer where the largest point's JSON (about 20 bytes a
+    float; ColBERT token vectors make a point 0.4 MB) would push a request past REQUEST_BUDGET."""
+    floats = 0
+    for emb in vectors.values():
+        if isinstance(emb, MultiVectorEmbeddings):
+            floats += max(v.size for v in emb.vectors)
+        elif isinstance(emb, SparseEmbeddings):
+            floats += 2 * max(len(i) for i in emb.indices)
+        else:
+            floats += emb.data.shape[1]
+    largest = 20 * floats + 4 * max(len(d.text) for d in documents) + 2048
+    return max(1, min(128, REQUEST_BUDGET // largest))
 
 
 class QdrantStore(VectorStore):
@@ -283,7 +304,7 @@ class QdrantStore(VectorStore):
             self._call("upsert", lambda: self.client.upsert(self.collection, points, wait=True))
         else:  # batched, parallel, retried with backoff by qdrant-client
             self._call("upsert", lambda: self.client.upload_points(
-                self.collection, points, batch_size=128, parallel=self.upload_parallel,
+                self.collection, points, batch_size=upload_batch_size(documents, vectors), parallel=self.upload_parallel,
                 max_retries=self.upload_retries, wait=True))
 
     def _delete(self, ids: list[str]) -> int:
@@ -351,12 +372,7 @@ class QdrantStore(VectorStore):
 
     def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, str | None, list | None, Any]:
         """(query, using, prefetch, search params) of one plan node; the filter goes on every stage."""
-        if isinstance(plan, Fusion):
-            # Qdrant's RRF scores 1 / (k + position) with positions from 0; ragembed's 1 / (k + rank)
-            # with ranks from 1: k + 1 gives equal scores.
-            # (A weighted fusion never gets here: needs_stages sends it to search_by_stage.)
-            return (models.RrfQuery(rrf=models.Rrf(k=plan.k + 1)), None,
-                    [self._prefetch(p, qfilter) for p in plan.prefetch], None)
+        # (A fusion never gets here: needs_stages sends it to search_by_stage, which fuses itself.)
         rescore = None if self.local else native_rescore(plan, self._schema)
         if rescore is not None:
             params = models.SearchParams(quantization=models.QuantizationSearchParams(

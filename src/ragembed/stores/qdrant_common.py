@@ -129,17 +129,18 @@ def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
 
 def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
     """Whether one Qdrant query would rank `plan` differently from ragembed's plan semantics
-    (the memory store's), so its stages must run one query each (search_by_stage):
-      - a weighted fusion: Qdrant's weighted RRF stretches ranks (1 / (rank / w + k)), where
-        ragembed's, like Elasticsearch's, scales scores (w / (k + rank));
+    (the memory store's), so that its stages must run one query each (search_by_stage):
+      - any fusion: Qdrant cuts each stage at its limit with ties in no set order (BM25 scores
+        tie often, so a tied document at the cut-off is in or out at random) and its RRF breaks
+        no ties, while ragembed decides every tie by document id; its weighted RRF also stretches
+        ranks (1 / (rank / w + k)) where ragembed's, like Elasticsearch's, scales scores (w / (k + rank));
       - on a sharded collection, a stage with candidate stages under it: Qdrant runs it on each
         shard apart, each rescoring its own top candidates (a quantized search rescored natively
-        is one search, and a fusion of plain stages is fused over the whole collection)."""
+        is one search, and is left to the engine)."""
     if isinstance(plan, Fusion):
-        return plan.weights is not None or any(
-            needs_stages(p, schema, sharded) or (sharded and bool(p.prefetch)) for p in plan.prefetch)
-    if isinstance(plan, VectorSearch) and plan.prefetch and native_rescore(plan, schema) is None:
-        return sharded or any(needs_stages(p, schema, sharded) for p in plan.prefetch)
+        return True
+    if isinstance(plan, VectorSearch) and plan.prefetch and native_rescore(plan, schema) is None and sharded:
+        return True
     return any(needs_stages(p, schema, sharded) for p in plan.prefetch)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, StoreError
 from ragembed.stores import folders
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
+from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.ranking import fetch_with_ties
 from ragembed.stores.qdrant_common import (
@@ -233,10 +233,7 @@ class QdrantEdgeStore(VectorStore):
 
     def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, list | None, Any]:
         """(query, prefetches, search params) of one plan node; the filter goes on every stage."""
-        if isinstance(plan, Fusion):
-            # k + 1: Qdrant counts positions from 0, ragembed's RRF ranks from 1 (equal scores).
-            # (A weighted fusion never gets here: needs_stages sends it to search_by_stage.)
-            return qe.Fusion.Rrf(k=plan.k + 1), [self._prefetch(p, qfilter) for p in plan.prefetch], None
+        # (A fusion never gets here: needs_stages sends it to search_by_stage, which fuses itself.)
         rescore = native_rescore(plan, self._schema)
         if rescore is not None:
             params = qe.SearchParams(quantization=qe.QuantizationSearchParams(
