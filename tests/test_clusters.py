@@ -17,14 +17,20 @@ from pathlib import Path
 import pytest
 from qdrant_server import Cluster, session_server
 from qdrant_server import unavailable_reason as qdrant_unavailable
+from weaviate_server import Cluster as WeaviateCluster
+from weaviate_server import session_server as weaviate_session_server
+from weaviate_server import unavailable_reason as weaviate_unavailable
 
 from ragembed import Retriever
+from ragembed.errors import UnsupportedStrategyError
 from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant import QdrantStore
 
 pytestmark = [pytest.mark.cluster, pytest.mark.server]
 QDRANT = pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_unavailable()))
 CORPUS, QUERIES = 1000, 50
+WEAVIATE = pytest.mark.skipif(weaviate_unavailable() is not None, reason=str(weaviate_unavailable()))
+WEAVIATE_STRATEGIES = ["dense", "int8", "binary", "matryoshka:64", "funnel:64", "colbert", "colbert+dense"]
 QDRANT_STRATEGIES = ["dense", "int8", "binary", "binary:hamming", "matryoshka:64", "funnel:64", "bm25", "hybrid",
                      "colbert", "colbert+dense"]
 
@@ -43,6 +49,21 @@ def qdrant_cluster():
     cluster = Cluster(folder).start(3)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def weaviate_cluster():
+    if weaviate_unavailable():
+        pytest.skip(weaviate_unavailable())
+    cluster = WeaviateCluster(Path(tempfile.mkdtemp(prefix="ragembed-weaviate-cluster-"))).start(3)
+    yield cluster
+    cluster.stop()
+
+
+def weaviate_store(url: str, grpc_port: int, collection: str, **settings):
+    from ragembed.stores.weaviate import WeaviateStore
+
+    return WeaviateStore(url, collection, grpc_port=grpc_port, **settings)
 
 
 def embedders(dense_embedder, bm25_embedder, colbert_embedder) -> dict:
@@ -93,7 +114,8 @@ def test_a_sharded_replicated_collection_answers_exactly_like_one_node(qdrant_cl
             elif differences(got, expected):
                 differing[(strategy, node)] = differences(got, expected)
     print(f"binary:hamming: {hamming} of {len(queries)} queries differ per node (all never worse)")
-    assert not differing, differing
+    summary = "; ".join(f"{s} via node {n}: {len(q)} of {len(queries)} queries" for (s, n), q in differing.items())
+    assert not differing, summary
 
 
 def write_corpus(docs, path: Path) -> Path:
@@ -139,96 +161,203 @@ def assert_holds_exactly(url: str, collection: str, docs) -> None:
         store.close()
 
 
-@QDRANT
-def test_a_node_killed_during_ragembed_index_costs_no_document(qdrant_cluster, scifact, tmp_path, dense_embedder,
-                                                              bm25_embedder):
-    """kill -9 of a node (not the one the command talks to) while `ragembed index` writes into a
-    collection of 6 shards x 2 replicas: the command completes (the surviving replicas take the
-    writes) or names every unwritten id; once the node is back and its replicas recovered, the
-    collection holds exactly the corpus, read through every node."""
-    docs, _ = scifact
-    collection = "cluster_ingest"
-    store = QdrantStore(collection, url=qdrant_cluster.urls[1], shard_number=6, replication_factor=2)
-    store.drop()
-    Retriever(store, ["dense", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder).index(docs[:10])
-    corpus = write_corpus(docs, tmp_path / "corpus.jsonl")
-    command = [sys.executable, "-m", "ragembed.cli", "index", str(corpus), "--store",
-               qdrant_cluster.urls[1].replace("http://", "qdrant://"), "--collection", collection,
-               "--strategy", "dense", "--strategy", "bm25"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    while store.count() < 300 and process.poll() is None:  # mid-ingest
+def index_through_a_node_failure(cluster, uri: str, collection: str, docs, tmp_path: Path, count,
+                                 downtime_s: float | None) -> int:
+    """`ragembed index` into `uri` while node 3 is killed (at >= 300 documents written) and, if
+    downtime_s is given, started again that long after; returns the command's exit status."""
+    command = [sys.executable, "-m", "ragembed.cli", "index", str(write_corpus(docs, tmp_path / "corpus.jsonl")),
+               "--store", uri, "--collection", collection, "--strategy", "dense"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    while count() < 300 and process.poll() is None:  # mid-ingest
         time.sleep(0.02)
-    written_at_kill = store.count()
-    qdrant_cluster.kill(3)
+    at = count()
+    cluster.kill(3)
+    if downtime_s is not None:
+        time.sleep(downtime_s)
+        cluster.restart(3)
     _, stderr = process.communicate(timeout=900)
-    print(f"node 3 killed at {written_at_kill} of {len(docs)} documents; the command exited {process.returncode}")
+    print(f"node 3 killed at {at} of {len(docs)} documents; the command exited {process.returncode}")
     assert process.returncode in (0, 2) and "Traceback" not in stderr, stderr[-2000:]
     if process.returncode == 2:
         assert "not (or not surely) written" in stderr
-    qdrant_cluster.restart(3)
-    print(f"replicas active again {wait_until_active(qdrant_cluster, collection):.1f} s after the restart")
-    if process.returncode == 2:
-        subprocess.run(command, check=True, capture_output=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    for url in qdrant_cluster.urls.values():
-        assert_holds_exactly(url, collection, docs)
+        if downtime_s is None:
+            cluster.restart(3)
+        subprocess.run(command, check=True, capture_output=True, timeout=900, env=env)  # the documented fix
+    elif downtime_s is None:
+        cluster.restart(3)
+    return process.returncode
 
 
-@QDRANT
-def test_a_node_killed_under_search_load_fails_no_query(qdrant_cluster, scifact, dense_embedder, bm25_embedder):
-    """8 clients search (dense and hybrid) through nodes 1 and 2 while node 3 is killed and
-    restarted: with replication 2 no query fails and no answer differs from the healthy cluster's."""
-    docs, queries = scifact
-    collection = "cluster_load"
-    strategies = ["dense", "hybrid"]
-    store = QdrantStore(collection, url=qdrant_cluster.urls[1], shard_number=6, replication_factor=2)
-    store.drop()
-    Retriever(store, strategies, embedder=dense_embedder, sparse_embedder=bm25_embedder).index(docs)
-    wait_until_active(qdrant_cluster, collection)
-    healthy = {s: [[h.id for h in hits] for hits in Retriever(store, strategies, embedder=dense_embedder,
-                                                                sparse_embedder=bm25_embedder).search_many(queries, k=10, strategy=s)]
+def search_through_a_node_failure(cluster, make_retriever, strategies: list[str], queries: list[str],
+                                  wait_rejoined, min_recall: float = 1.0) -> None:
+    """8 clients (threads, each its own client) search through nodes 1 and 2 while node 3 is
+    killed, then started again: no query may fail, and the answers must hold `min_recall` of the
+    healthy cluster's top 10 (1.0: every answer equal to the healthy one). Prints p50/p95 and the
+    answers that differ, per phase."""
+    reference = make_retriever(1)
+    healthy = {s: [[h.id for h in hits] for hits in reference.search_many(queries, k=10, strategy=s)]
                for s in strategies}
     phase = ["healthy"]
     latencies: dict[str, list[float]] = {"healthy": [], "node down": [], "rejoined": []}
-    errors, differing = [], []
+    errors, differing, kept = [], [], []
     stop = threading.Event()
 
     def client(number: int) -> None:
-        retriever = Retriever(QdrantStore(collection, url=qdrant_cluster.urls[1 + number % 2]), strategies,
-                              embedder=dense_embedder, sparse_embedder=bm25_embedder)
-        turn = number
+        retriever, turn = make_retriever(1 + number % 2), number
         while not stop.is_set():
-            strategy, q = strategies[turn % 2], turn % len(queries)
+            strategy, q, now = strategies[turn % len(strategies)], turn % len(queries), phase[0]
             turn += 1
-            started, now = time.perf_counter(), phase[0]
+            started = time.perf_counter()
             try:
                 hits = retriever.search(queries[q], k=10, strategy=strategy)
             except Exception as exc:  # noqa: BLE001 - any failure is what this test counts
                 errors.append(f"{now}: {type(exc).__name__}: {exc}"[:300])
                 continue
             latencies[now].append(1000 * (time.perf_counter() - started))
+            kept.append(len(set(healthy[strategy][q]) & {h.id for h in hits}))
             if [h.id for h in hits] != healthy[strategy][q]:
-                differing.append((now, strategy, q))
+                missing = len(set(healthy[strategy][q]) - {h.id for h in hits})
+                differing.append((now, strategy, q, f"{len(hits)} hits, {missing} of the healthy top 10 missing"))
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
     time.sleep(5)
-    qdrant_cluster.kill(3)
+    cluster.kill(3)
     phase[0] = "node down"
     time.sleep(10)
-    qdrant_cluster.restart(3)
-    wait_until_active(qdrant_cluster, collection)
+    cluster.restart(3)
+    wait_rejoined()
     phase[0] = "rejoined"
     time.sleep(5)
     stop.set()
     for t in threads:
         t.join()
     for name, values in latencies.items():
+        values.sort()
         if values:
-            values.sort()
-            print(f"{name}: {len(values)} searches, p50 {statistics.median(values):.1f} ms, "
-                  f"p95 {values[int(0.95 * (len(values) - 1))]:.1f} ms")
+            print(f"{name}: {len(values)} searches, {len(values) / (5 if name != 'node down' else 10):.0f}/s, "
+                  f"p50 {statistics.median(values):.1f} ms, p95 {values[int(0.95 * (len(values) - 1))]:.1f} ms")
+    total = sum(len(v) for v in latencies.values())
+    print(f"answers differing from the healthy cluster's: {len(differing)} of {total} "
+          f"({sorted({(p, s) for p, s, _, _ in differing})}); recall of its top 10: {sum(kept) / (10 * total):.4f}")
     assert not errors, errors[:5]
-    assert not differing, differing[:5]
     assert all(latencies.values())
+    if min_recall == 1.0:
+        assert not differing, differing[:5]
+    assert sum(kept) / (10 * total) >= min_recall
+
+
+@QDRANT
+def test_a_qdrant_node_killed_during_ragembed_index_costs_no_document(qdrant_cluster, scifact, tmp_path,
+                                                                     dense_embedder):
+    """kill -9 of a node (not the one the command talks to) while `ragembed index` writes into a
+    collection of 6 shards x 2 replicas: the surviving replicas take the writes (write
+    consistency factor 1); once the node is back and its replicas recovered, the collection holds
+    exactly the corpus, read through every node."""
+    docs, _ = scifact
+    collection = "cluster_ingest"
+    store = QdrantStore(collection, url=qdrant_cluster.urls[1], shard_number=6, replication_factor=2)
+    store.drop()
+    Retriever(store, "dense", embedder=dense_embedder).index(docs[:10])
+    code = index_through_a_node_failure(qdrant_cluster, qdrant_cluster.urls[1].replace("http://", "qdrant://"),
+                                        collection, docs, tmp_path, store.count, downtime_s=None)
+    assert code == 0  # what write_consistency_factor=1 promises: writes go on with one replica down
+    print(f"replicas active again {wait_until_active(qdrant_cluster, collection):.1f} s after the restart")
+    for url in qdrant_cluster.urls.values():
+        assert_holds_exactly(url, collection, docs)
+
+
+@QDRANT
+def test_a_qdrant_node_killed_under_search_load_fails_no_query(qdrant_cluster, scifact, dense_embedder,
+                                                              bm25_embedder):
+    docs, queries = scifact
+    collection, strategies = "cluster_load", ["dense", "hybrid"]
+    store = QdrantStore(collection, url=qdrant_cluster.urls[1], shard_number=6, replication_factor=2)
+    store.drop()
+    Retriever(store, strategies, embedder=dense_embedder, sparse_embedder=bm25_embedder).index(docs)
+    wait_until_active(qdrant_cluster, collection)
+    search_through_a_node_failure(
+        qdrant_cluster, lambda node: Retriever(QdrantStore(collection, url=qdrant_cluster.urls[node]), strategies,
+                                               embedder=dense_embedder, sparse_embedder=bm25_embedder),
+        strategies, queries, lambda: wait_until_active(qdrant_cluster, collection))
+
+
+@WEAVIATE
+def test_a_weaviate_node_killed_during_ragembed_index_costs_no_document(weaviate_cluster, scifact, tmp_path,
+                                                                       dense_embedder, monkeypatch):
+    """The same on Weaviate (3 shards x 2 replicas): writes wait for every replica (ALL), so while
+    the node is down they are retried (retry_s) and go through once it is back; the collection
+    then holds exactly the corpus, read through every node."""
+    docs, _ = scifact
+    collection = "ClusterIngest"
+    store = weaviate_store(weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], collection, shards=3, replicas=2)
+    store.drop()
+    Retriever(store, "dense", embedder=dense_embedder).index(docs[:10])
+    monkeypatch.setenv("WEAVIATE_GRPC_PORT", str(weaviate_cluster.grpc_ports[1]))  # for the command
+    index_through_a_node_failure(weaviate_cluster, weaviate_cluster.urls[1].replace("http://", "weaviate://"),
+                                 collection, docs, tmp_path, store.count, downtime_s=5)
+    for node, url in weaviate_cluster.urls.items():
+        through = weaviate_store(url, weaviate_cluster.grpc_ports[node], collection)
+        assert through.count() == len(docs)
+        stored = {d.id: d for d in through.get([d.id for d in docs])}
+        assert all((stored[d.id].text, dict(stored[d.id].metadata)) == (d.text, dict(d.metadata)) for d in docs)
+        through.close()
+
+
+@WEAVIATE
+def test_a_weaviate_node_killed_under_search_load_fails_no_query(weaviate_cluster, scifact, dense_embedder):
+    """Exact dense search (flat index). No query fails; the answers are not all equal to the
+    healthy cluster's, and this test says so rather than hide it (docs/weaviate.md): under 8
+    concurrent clients with a node down, Weaviate 1.35.2 answered some queries with one of the
+    ten documents swapped (never seen one query at a time, nor on Qdrant). With HNSW every replica
+    builds its own graph and 8-bit RQ draws its own rotation, so those differ between replicas too."""
+    docs, queries = scifact
+    collection, strategies = "ClusterLoad", ["dense"]
+    store = weaviate_store(weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], collection, shards=3, replicas=2,
+                           index="flat")
+    store.drop()
+    Retriever(store, strategies, embedder=dense_embedder).index(docs)
+    search_through_a_node_failure(
+        weaviate_cluster, lambda node: Retriever(weaviate_store(weaviate_cluster.urls[node],
+                                                                weaviate_cluster.grpc_ports[node], collection),
+                                                 strategies, embedder=dense_embedder),
+        strategies, queries, lambda: None, min_recall=0.99)
+
+
+@WEAVIATE
+def test_a_sharded_replicated_weaviate_collection_answers_like_one_node(weaviate_cluster, scifact, dense_embedder,
+                                                                       colbert_embedder):
+    """3 shards x 2 replicas on 3 nodes against one unsharded collection (both flat, exact
+    indexes), queried through each node. binary: Weaviate's BQ compares bits with bits, so it
+    ties like binary:hamming on Qdrant and is held to the same rule (never worse). Keyword
+    strategies are refused on a sharded collection: Weaviate's BM25 uses per-shard statistics."""
+    docs, queries = scifact
+    kinds = {"embedder": dense_embedder, "multivector_embedder": colbert_embedder}
+    url, grpc_port = weaviate_session_server()
+    single = weaviate_store(url, grpc_port, "ClusterReference", index="flat")
+    single.drop()
+    single = Retriever(single, WEAVIATE_STRATEGIES + ["keyword"], **kinds)
+    single.index(docs)
+    sharded = weaviate_store(weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], "ClusterSharded", index="flat",
+                             shards=3, replicas=2)
+    sharded.drop()
+    Retriever(sharded, WEAVIATE_STRATEGIES + ["keyword"], **kinds).index(docs)
+    differing, ties = {}, []
+    for strategy in WEAVIATE_STRATEGIES:
+        expected = answers(single, queries, strategy)
+        for node, url in weaviate_cluster.urls.items():
+            through = weaviate_store(url, weaviate_cluster.grpc_ports[node], "ClusterSharded")
+            got = answers(Retriever(through, WEAVIATE_STRATEGIES, **kinds), queries, strategy)
+            if strategy == "binary":
+                assert never_worse(got, expected), node
+                ties.append(len(differences(got, expected)))
+            elif differences(got, expected):
+                differing[(strategy, node)] = differences(got, expected)
+            through.close()
+    print(f"binary (BQ): {ties} of {len(queries)} queries differ per node (all never worse)")
+    summary = "; ".join(f"{s} via node {n}: {len(q)} of {len(queries)} queries" for (s, n), q in differing.items())
+    assert not differing, summary
+    with pytest.raises(UnsupportedStrategyError, match="has 3 shards.*shards=1"):
+        Retriever(sharded, "keyword").search(queries[0])

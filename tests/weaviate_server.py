@@ -98,3 +98,42 @@ def embedded_client():
         _embedded = connect_embedded(data)
         atexit.register(lambda: (_embedded.close(), shutil.rmtree(data, ignore_errors=True)))
     return _embedded
+
+
+@dataclass
+class Cluster:
+    """A cluster from `scripts/weaviate.sh cluster N`, its nodes by number (1..N)."""
+
+    folder: Path
+    urls: dict = None  # node -> HTTP URL
+    grpc_ports: dict = None
+    pids: dict = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "RAGEMBED_WEAVIATE_DIR": str(self.folder)}
+
+    def _script(self, *args: str) -> None:
+        done = subprocess.run(["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"scripts/weaviate.sh {' '.join(args)} failed: {done.stderr[-2000:]}")
+        for line in done.stdout.splitlines():
+            _, number, url, _, grpc, _, pid = line.split()
+            self.urls[int(number)], self.grpc_ports[int(number)], self.pids[int(number)] = url, int(grpc), int(pid)
+
+    def start(self, nodes: int = 3) -> "Cluster":
+        self.urls, self.grpc_ports, self.pids = {}, {}, {}
+        self._script("cluster", str(nodes))
+        return self
+
+    def kill(self, node: int) -> None:
+        from qdrant_server import kill_and_wait
+
+        kill_and_wait(self.pids[node])
+
+    def restart(self, node: int) -> None:
+        self._script("node-start", str(node))
+
+    def stop(self) -> None:
+        self._script("cluster-stop")

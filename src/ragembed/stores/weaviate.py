@@ -23,21 +23,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from ragembed.errors import (MissingDependencyError, PartialWriteError, SchemaMismatchError, StoreError,
                              UnsupportedStrategyError)
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import (Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore,
+                                  uses_keyword)
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
 from ragembed.stores.ranking import fetch_with_ties, ordered_hits, reciprocal_rank_fusion
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision
 
 try:
     from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
-    from weaviate.classes.config import Configure, VectorDistances
+    from weaviate.classes.config import ConsistencyLevel, Configure, VectorDistances
     from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
     from weaviate.exceptions import (WeaviateConnectionError, WeaviateGRPCUnavailableError,
@@ -57,6 +59,11 @@ from ragembed.stores.weaviate_properties import (
 
 COLLECTION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,200}$")
 INSERT_CHUNK = 100
+INSERT_BUDGET = 2 << 20  # bytes of vectors per insert call: replicas must confirm a call in time
+# Per-object failures worth sending again: a replica that did not answer in time, a node that
+# could not be reached for a moment. Anything else (a wrong value) is reported at once.
+PASSING_OBJECT_ERROR = re.compile(r"timeout|deadline|connect|unavailable|resolve node|not ready|broken pipe",
+                                  re.IGNORECASE)
 ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/fetch
 # Transient faults worth retrying (for retry_s seconds): upserts are idempotent (deterministic
 # ids), so a retry after a half-applied batch writes each document once.
@@ -68,6 +75,20 @@ TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTime
              WeaviateRetryError, WeaviateInsertManyAllFailedError)
 IndexType = Literal["hnsw", "flat"]
 Int8Compression = Literal["rq", "sq"]
+
+
+def insert_chunk_size(vectors: dict[str, Embeddings]) -> int:
+    """Objects per insert call: 100, or fewer where their vectors (ColBERT tokens: about 80 kB a
+    document) would pass INSERT_BUDGET; on a replicated collection every replica writes the
+    whole call before it answers."""
+    floats = sum(max(v.size for v in emb.vectors) if isinstance(emb, MultiVectorEmbeddings) else emb.data.shape[1]
+                 for emb in vectors.values())
+    return max(1, min(INSERT_CHUNK, INSERT_BUDGET // (4 * max(floats, 1))))
+
+
+def shard_count(config: Any) -> int:
+    sharding = getattr(config, "sharding_config", None)
+    return int(getattr(sharding, "actual_count", None) or getattr(sharding, "desired_count", None) or 1)
 
 
 def class_name(collection: str) -> str:
@@ -126,6 +147,7 @@ class WeaviateStore(VectorStore):
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
         self._schema: Schema | None = None
         self._properties: set[str] = set()
+        self._shards = 1
         self._load(asked)
 
     @classmethod
@@ -150,6 +172,22 @@ class WeaviateStore(VectorStore):
     def _collection(self) -> Any:
         return self._client.collections.use(self.name)
 
+    # Consistency on a replicated collection (replicas > 1): every write waits for ALL replicas,
+    # every read asks ONE. Reads then always see every acknowledged write (1 + all > replicas) and
+    # keep answering while a replica's node is down; writes during that time fail, and name the
+    # documents not written (PartialWriteError), until the node is back.
+    @property
+    def _reading(self) -> Any:
+        if self.settings["replicas"] > 1:
+            return self._collection.with_consistency_level(ConsistencyLevel.ONE)
+        return self._collection
+
+    @property
+    def _writing(self) -> Any:
+        if self.settings["replicas"] > 1:
+            return self._collection.with_consistency_level(ConsistencyLevel.ALL)
+        return self._collection
+
     def _load(self, asked: dict[str, Any]) -> None:
         if not self._client.collections.exists(self.name):
             return
@@ -171,6 +209,7 @@ class WeaviateStore(VectorStore):
                 "change: open it without them, or index into another collection"
             )
         self._properties = {p.name for p in config.properties}
+        self._shards = shard_count(config)
 
     # --- schema -------------------------------------------------------------------------------
     @property
@@ -194,6 +233,7 @@ class WeaviateStore(VectorStore):
             replication_config=Configure.replication(factor=replicas) if replicas > 1 else None))
         self._schema = schema
         self._properties = {p.name for p in BASE_PROPERTIES}
+        self._shards = shard_count(self._guard(lambda: self._collection.config.get()))
 
     def _update_schema(self, schema: Schema) -> None:
         self.drop()  # only ever called on an empty collection
@@ -226,31 +266,46 @@ class WeaviateStore(VectorStore):
             self._guard(lambda: self._collection.config.add_property(prop))
             self._properties.add(prop.name)
         failed: dict[str, str] = {}
-        for start in range(0, len(documents), INSERT_CHUNK):
-            chunk = documents[start : start + INSERT_CHUNK]
+        chunk_size = insert_chunk_size(vectors)
+        for start in range(0, len(documents), chunk_size):
+            chunk = documents[start : start + chunk_size]
             objects = [DataObject(properties=properties_of(doc), uuid=point_id(doc.id), vector={
                 f.name: self._values(f, vectors[f.name], start + i) for f in self._schema.fields
             }) for i, doc in enumerate(chunk)]
             try:
-                result = self._guard(lambda: self._insert(objects))
+                errors = self._guard(lambda: self._insert(objects))
             except StoreError as exc:  # still failing after the retries: say what is not written
                 failed.update({d.id: f"not confirmed: {exc}"[:300] for d in documents[start:]})
                 raise PartialWriteError(
                     f"Weaviate stopped accepting writes ({exc}); {len(failed)} of {len(documents)} documents "
                     "are not (or not surely) written, the others are. Upsert them again once the "
                     "server is back", failed) from exc
-            failed.update({chunk[i].id: error.message for i, error in result.errors.items()})
+            failed.update({chunk[i].id: message for i, message in errors.items()})
         if failed:
             shown = "; ".join(f"{doc_id!r}: {message}" for doc_id, message in list(failed.items())[:10])
             raise PartialWriteError(
                 f"Weaviate refused {len(failed)} of {len(documents)} documents (the others are "
                 f"written): {shown}. Fix those documents and upsert them again", failed)
 
-    def _insert(self, objects: list) -> Any:
-        for attempt in Retrying(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(self.retry_s),
-                                wait=wait_exponential(multiplier=0.25, max=4), reraise=True):
-            with attempt:
-                return self._collection.data.insert_many(objects)
+    def _insert(self, objects: list) -> dict[int, str]:
+        """Insert `objects`; returns {position: reason} of those not written. For retry_s, a failed
+        call is retried, and so are single objects that failed for a passing reason (a replica
+        that did not confirm in time, a node not reachable for a moment)."""
+        deadline = time.monotonic() + self.retry_s
+        pending, pause = list(range(len(objects))), 0.25
+        while True:
+            for attempt in Retrying(retry=retry_if_exception_type(TRANSIENT),
+                                    stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
+                                    wait=wait_exponential(multiplier=0.25, max=4), reraise=True):
+                with attempt:
+                    result = self._writing.data.insert_many([objects[i] for i in pending])
+            errors = {pending[i]: error.message for i, error in result.errors.items()}
+            passing = [i for i, message in errors.items() if PASSING_OBJECT_ERROR.search(message)]
+            if not passing or time.monotonic() + pause > deadline:
+                return errors
+            time.sleep(pause)
+            pause = min(4.0, 2 * pause)
+            pending = passing
 
     @staticmethod
     def _values(f: VectorField, emb: Embeddings, row: int) -> list:
@@ -262,7 +317,7 @@ class WeaviateStore(VectorStore):
         deleted = 0
         for start in range(0, len(ids), ID_CHUNK):
             where = Filter.by_id().contains_any([point_id(i) for i in ids[start : start + ID_CHUNK]])
-            deleted += self._guard(lambda: self._collection.data.delete_many(where=where)).successful
+            deleted += self._guard(lambda: self._writing.data.delete_many(where=where)).successful
         return deleted
 
     def _delete_where(self, filter: dict[str, Condition]) -> int:
@@ -272,7 +327,7 @@ class WeaviateStore(VectorStore):
             return 0
         deleted = 0
         while True:  # one call deletes at most QUERY_MAXIMUM_RESULTS objects
-            result = self._guard(lambda: self._collection.data.delete_many(where=where))
+            result = self._guard(lambda: self._writing.data.delete_many(where=where))
             deleted += result.successful
             if result.matches == 0 or result.successful == 0:
                 return deleted
@@ -280,7 +335,7 @@ class WeaviateStore(VectorStore):
     def count(self) -> int:
         if self._schema is None:
             return 0
-        return int(self._guard(lambda: self._collection.aggregate.over_all(total_count=True)).total_count)
+        return int(self._guard(lambda: self._reading.aggregate.over_all(total_count=True)).total_count)
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         if self._schema is None:
@@ -300,6 +355,15 @@ class WeaviateStore(VectorStore):
 
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        if self._shards > 1 and uses_keyword(plan):
+            # Weaviate scores BM25 with each shard's own term statistics and offers no collection-
+            # wide ones, so a sharded collection would rank (and score) unlike one node.
+            raise UnsupportedStrategyError(
+                f"Weaviate collection {self.name!r} has {self._shards} shards, and Weaviate's BM25 scores each "
+                "shard with its own statistics: keyword search would rank differently from one shard. Use a "
+                "collection with shards=1 (replicas still spread it over the nodes), or a dense strategy; "
+                "on Qdrant, 'bm25' and 'hybrid' are exact on any shard layout"
+            )
         try:
             where = weaviate_filter(filter, self._properties)
         except Impossible:
@@ -350,7 +414,7 @@ class WeaviateStore(VectorStore):
     def _near(self, field: str, query: Embeddings, limit: int, where: Any, full: bool) -> list[Hit]:
         f = self._schema[field]
         vector = query.vectors[0].tolist() if f.kind is EmbeddingKind.MULTIVECTOR else query.data[0].tolist()
-        result = self._collection.query.near_vector(
+        result = self._reading.query.near_vector(
             near_vector=vector, target_vector=field, limit=limit, filters=where,
             return_metadata=MetadataQuery(distance=True), return_properties=RETURNED if full else ["doc_id"])
         # Weaviate returns distances: 1 - cosine, or -dot (also -MaxSim for multi-vectors).
@@ -358,14 +422,14 @@ class WeaviateStore(VectorStore):
         return [hit_of(o, to_score(o.metadata.distance), full) for o in result.objects]
 
     def _keyword(self, text: str, limit: int, where: Any, full: bool) -> list[Hit]:
-        result = self._collection.query.bm25(
+        result = self._reading.query.bm25(
             query=text, query_properties=["text"], limit=limit, filters=where,
             return_metadata=MetadataQuery(score=True), return_properties=RETURNED if full else ["doc_id"])
         return [hit_of(o, o.metadata.score, full) for o in result.objects]
 
     def _hybrid(self, text: str, stage: VectorSearch, alpha: float, limit: int, where: Any,
                 full: bool) -> list[Hit]:
-        result = self._collection.query.hybrid(
+        result = self._reading.query.hybrid(
             query=text, vector=stage.query.data[0].tolist(), target_vector=stage.field, alpha=alpha,
             fusion_type=HybridFusion.RANKED, query_properties=["text"], limit=limit, filters=where,
             return_metadata=MetadataQuery(score=True), return_properties=RETURNED if full else ["doc_id"])
@@ -382,7 +446,7 @@ class WeaviateStore(VectorStore):
         hits = []
         for start in range(0, len(ids), ID_CHUNK):
             chunk = [point_id(i) for i in ids[start : start + ID_CHUNK]]
-            result = self._guard(lambda: self._collection.query.fetch_objects(
+            result = self._guard(lambda: self._reading.query.fetch_objects(
                 filters=Filter.by_id().contains_any(chunk), limit=len(chunk), return_properties=RETURNED))
             hits += [hit_of(o, 0.0, True) for o in result.objects]
         return hits
