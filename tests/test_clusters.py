@@ -361,3 +361,26 @@ def test_a_sharded_replicated_weaviate_collection_answers_like_one_node(weaviate
     assert not differing, summary
     with pytest.raises(UnsupportedStrategyError, match="has 3 shards.*shards=1"):
         Retriever(sharded, "keyword").search(queries[0])
+
+
+@QDRANT
+def test_a_peer_down_is_named_as_the_cause(qdrant_cluster, dense_embedder):
+    """A collection with one replica per shard: with a node down its shards there cannot answer,
+    and the error says so (not "start the server"); a collection that does not exist is still
+    reported as not existing."""
+    from ragembed import Document
+    from ragembed.errors import StoreError
+
+    store = QdrantStore("cluster_unreplicated", url=qdrant_cluster.urls[1], shard_number=3, replication_factor=1)
+    store.drop()
+    Retriever(store, "dense", embedder=dense_embedder).index([Document(str(i), f"text number {i}") for i in range(30)])
+    qdrant_cluster.kill(3)
+    try:
+        with pytest.raises(StoreError, match="a peer of the cluster is down or unreachable") as caught:
+            QdrantStore("cluster_unreplicated", url=qdrant_cluster.urls[1]).count()
+        assert "cannot reach" not in str(caught.value)
+        with pytest.raises(StoreError, match="does not exist yet"):
+            Retriever(QdrantStore("cluster_no_such", url=qdrant_cluster.urls[1]), "dense",
+                      embedder=dense_embedder).search("text")
+    finally:
+        qdrant_cluster.restart(3)

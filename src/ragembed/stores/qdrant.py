@@ -434,7 +434,7 @@ class QdrantStore(VectorStore):
                     "restart it, or wait until it rejoins (GET /cluster lists the peers)")
         else:
             hint = ""
-        return (f"the Qdrant server at {self.location} could not {what} in collection {self.collection!r}: "
+        return (f"the Qdrant server at {self.location} could not {what} (collection {self.collection!r}): "
                 f"HTTP {status}: {reason[:300]}{hint}")
 
     @staticmethod
