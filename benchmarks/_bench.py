@@ -117,3 +117,47 @@ class WeaviateServer:
         if self.data is not None:
             subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "stop", str(self.data)], env=self.env,
                            check=False)
+
+
+def script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run scripts/<name>.sh; its stdout (the servers it started)."""
+    return subprocess.run(["bash", str(REPO / "scripts" / f"{name}.sh"), *args], env={**os.environ, **(env or {})},
+                          check=True, capture_output=True, text=True).stdout
+
+
+class QdrantServer:
+    """$QDRANT_URL (gRPC on $QDRANT_GRPC_PORT, default 6334) if set, else a scripts/qdrant.sh
+    server on free loopback ports with its storage in `folder`; stop() stops only a server it
+    started."""
+
+    def __init__(self, folder: Path) -> None:
+        self.data = None
+        self.url = os.environ.get("QDRANT_URL")
+        self.grpc_port = int(os.environ.get("QDRANT_GRPC_PORT", "6334"))
+        if not self.url:
+            self.data = folder
+            self.url, _, grpc, _, _ = script("qdrant", "start", str(folder)).split()
+            self.grpc_port = int(grpc)
+
+    def stop(self) -> None:
+        if self.data is not None:
+            script("qdrant", "stop", str(self.data))
+
+
+class Cluster:
+    """A 3-node cluster of `engine` ("qdrant" or "weaviate") from its script, in `folder`:
+    urls[k] and (Weaviate) grpc_ports[k] of node k."""
+
+    def __init__(self, engine: str, folder: Path, nodes: int = 3) -> None:
+        self.engine = engine
+        self.env = {"RAGEMBED_QDRANT_DIR" if engine == "qdrant" else "RAGEMBED_WEAVIATE_DIR": str(folder)}
+        self.urls: dict[int, str] = {}
+        self.grpc_ports: dict[int, int] = {}
+        for line in script(engine, "cluster", str(nodes), env=self.env).splitlines():
+            fields = line.split()
+            self.urls[int(fields[1])] = fields[2]
+            if engine == "weaviate":
+                self.grpc_ports[int(fields[1])] = int(fields[4])
+
+    def stop(self) -> None:
+        script(self.engine, "cluster-stop", env=self.env)

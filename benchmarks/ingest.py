@@ -1,6 +1,8 @@
-"""Ingestion: ragembed into Qdrant (qdrant-client local mode, and the Qdrant Edge engine)
-against LlamaIndex's QdrantVectorStore (llama-index-vector-stores-qdrant), with the same
-precomputed vectors; then the same 300 queries against each, to show they hold the same data.
+"""Ingestion: ragembed into Qdrant (a Qdrant server over HTTP and over gRPC, qdrant-client local
+mode, the Qdrant Edge engine) against LlamaIndex's QdrantVectorStore (llama-index-vector-stores-
+qdrant) into the same server and local mode, with the same precomputed vectors; then the same
+300 queries against each, to show they hold the same data. The server is $QDRANT_URL, else one
+this script starts with scripts/qdrant.sh.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ingest.py [--copies 4] [--output runs/ingest.json]
 
@@ -49,9 +51,17 @@ def upsert_all(store, docs, vectors, dense) -> float:
     return time.perf_counter() - started
 
 
-def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path) -> list[dict]:
+def on_server(server, name: str, grpc: bool) -> QdrantStore:
+    store = QdrantStore(name, url=server.url, prefer_grpc=grpc, grpc_port=server.grpc_port)
+    store.drop()
+    return store
+
+
+def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path, server) -> list[dict]:
     rows = []
-    makers = {"qdrant-client local (:memory:)": lambda tag: QdrantStore(f"bench_{tag}", path=":memory:"),
+    makers = {"Qdrant server, HTTP": lambda tag: on_server(server, f"bench_http_{tag}", grpc=False),
+              "Qdrant server, gRPC": lambda tag: on_server(server, f"bench_grpc_{tag}", grpc=True),
+              "qdrant-client local (:memory:)": lambda tag: QdrantStore(f"bench_{tag}", path=":memory:"),
               "Qdrant Edge (HNSW built)": lambda tag: QdrantEdgeStore(tmp / f"edge-{tag}", "bench")}
     for engine, make in makers.items():
         # The user path; its vectors come from the embeddings cache, so copies are exact duplicates
@@ -75,7 +85,7 @@ def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path) -> list[dict]
     return rows
 
 
-def llamaindex_rows(docs, vectors, query_vectors, truth) -> list[dict]:
+def llamaindex_rows(docs, vectors, query_vectors, truth, server) -> list[dict]:
     from llama_index.core.schema import TextNode
     from llama_index.core.vector_stores.types import VectorStoreQuery
     from llama_index.vector_stores.qdrant import QdrantVectorStore
@@ -85,11 +95,17 @@ def llamaindex_rows(docs, vectors, query_vectors, truth) -> list[dict]:
     point_id = {d.id: str(uuid.uuid5(uuid.NAMESPACE_URL, d.id)) for d in docs}
     back = {v: k for k, v in point_id.items()}
     rows = []
-    for batch_size in (64, BATCH):
+    clients = {"Qdrant server, HTTP": lambda: QdrantClient(url=server.url),
+               "Qdrant server, gRPC": lambda: QdrantClient(url=server.url, prefer_grpc=True, grpc_port=server.grpc_port),
+               "qdrant-client local (:memory:)": lambda: QdrantClient(location=":memory:")}
+    for (engine, client), batch_size in ((c, b) for c in clients.items() for b in (64, BATCH)):
         nodes = [TextNode(id_=point_id[d.id], text=d.text, embedding=vec.tolist())
                  for d, vec in zip(docs, vectors.data)]
-        store = QdrantVectorStore(client=QdrantClient(location=":memory:"), collection_name="bench",
-                                  batch_size=batch_size)
+        collection = f"llamaindex_{batch_size}_{'grpc' if 'gRPC' in engine else 'http'}"
+        made = client()
+        if made.collection_exists(collection):
+            made.delete_collection(collection)
+        store = QdrantVectorStore(client=made, collection_name=collection, batch_size=batch_size)
         started = time.perf_counter()
         store.add(nodes)
         elapsed = time.perf_counter() - started
@@ -97,7 +113,7 @@ def llamaindex_rows(docs, vectors, query_vectors, truth) -> list[dict]:
         found, timing = _bench.timed_each(
             lambda q, store=store: store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=10)), queries)
         rows.append({"library": f"LlamaIndex QdrantVectorStore.add (batch {batch_size})",
-                     "engine": "qdrant-client local (:memory:)", "points": len(docs),
+                     "engine": engine, "points": len(docs),
                      "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing,
                      "recall@10_vs_exact": _bench.recall_vs([[back[i] for i in r.ids] for r in found], truth)})
         store.client.close()
@@ -129,8 +145,12 @@ def main() -> None:
     truth = [[h.id for h in truth_retriever.search(q, k=10)] for q in queries]
 
     with tempfile.TemporaryDirectory() as tmp:
-        rows = ragembed_rows(docs, vectors, queries, truth, dense, Path(tmp))
-    rows += llamaindex_rows(docs, vectors, query_vectors, truth)
+        server = _bench.QdrantServer(Path(tmp) / "qdrant-server")
+        try:
+            rows = ragembed_rows(docs, vectors, queries, truth, dense, Path(tmp), server)
+            rows += llamaindex_rows(docs, vectors, query_vectors, truth, server)
+        finally:
+            server.stop()
 
     print(f"\n{len(docs)} points (SciFact x{args.copies}), 384-dim float32, {_bench.machine()}")
     print(_bench.table(rows, [("library", "library", ""), ("engine", "engine", ""),

@@ -3,15 +3,17 @@ calling Retriever.search, then as asyncio tasks awaiting Retriever.asearch; per 
 the searches done, errors, answers that differ from a lone client's, queries/s and p50/p95/p99.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/load.py [--data data/scifact] [--clients 8]
-        [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,weaviate,weaviate-embedded]
-        [--output runs/load.json]       # qdrant-server too, by default, when $QDRANT_URL is set
+        [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,qdrant-server,qdrant-cluster,
+        weaviate,weaviate-embedded,weaviate-cluster] [--output runs/load.json]
 
 Each backend holds the whole corpus with dense vectors (HNSW where the engine has it; Qdrant
 local mode and the memory store scan exactly). Queries are the dataset's, drawn at random by
 each client; their embeddings are cached first, so the load falls on the stores and the
 Retriever, not on the model. "differs" counts answers whose top-10 ids are not the ones the same
 query got from a single client before the load: concurrency must not change results.
-Weaviate: $WEAVIATE_URL, else a scripts/weaviate.sh server this script starts (build it once).
+Servers: $QDRANT_URL / $WEAVIATE_URL, else servers this script starts with scripts/qdrant.sh and
+scripts/weaviate.sh (build them once). Clusters: 3 nodes on loopback started by the same scripts;
+the collection has 6 shards x 2 replicas on Qdrant, 3 x 2 on Weaviate, searched through node 1.
 """
 
 from __future__ import annotations
@@ -32,13 +34,12 @@ import _bench
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.evaluation import load_beir
 
-BACKENDS = ["memory", "qdrant-local", "qdrant-edge", "qdrant-server", "weaviate", "weaviate-embedded"]
-# No Qdrant server can run on the machine the figures come from: it joins when $QDRANT_URL names one.
-DEFAULT_BACKENDS = [b for b in BACKENDS if b != "qdrant-server" or os.environ.get("QDRANT_URL")]
+BACKENDS = ["memory", "qdrant-local", "qdrant-edge", "qdrant-server", "qdrant-cluster", "weaviate",
+            "weaviate-embedded", "weaviate-cluster"]
 K = 10
 
 
-def open_store(backend: str, folder: Path, server: Callable[[], Any]) -> Any:
+def open_store(backend: str, folder: Path, server: Callable[[str], Any]) -> Any:
     if backend == "memory":
         return MemoryStore()
     if backend == "qdrant-local":
@@ -49,19 +50,25 @@ def open_store(backend: str, folder: Path, server: Callable[[], Any]) -> Any:
         from ragembed.stores.qdrant_edge import QdrantEdgeStore
 
         return QdrantEdgeStore(folder / "edge", "load")
-    if backend == "qdrant-server":
+    if backend in ("qdrant-server", "qdrant-cluster"):
         from ragembed.stores.qdrant import QdrantStore
 
-        if not os.environ.get("QDRANT_URL"):
-            raise SystemExit("qdrant-server needs QDRANT_URL (docker compose up -d qdrant)")
-        store = QdrantStore("ragembed_load", url=os.environ["QDRANT_URL"],
-                            api_key=os.environ.get("QDRANT_API_KEY") or None)
+        if backend == "qdrant-server":
+            store = QdrantStore("ragembed_load", url=server("qdrant").url, api_key=os.environ.get("QDRANT_API_KEY") or None)
+        else:
+            store = QdrantStore("ragembed_load", url=server("qdrant-cluster").urls[1], shard_number=6,
+                                replication_factor=2)
         store.drop()  # a fresh collection each run
         return store
     from ragembed.stores.weaviate import WeaviateStore
 
     if backend == "weaviate":
-        return WeaviateStore(server().url, "Load", grpc_port=server().grpc_port)
+        return WeaviateStore(server("weaviate").url, "Load", grpc_port=server("weaviate").grpc_port)
+    if backend == "weaviate-cluster":
+        cluster = server("weaviate-cluster")
+        store = WeaviateStore(cluster.urls[1], "Load", grpc_port=cluster.grpc_ports[1], shards=3, replicas=2)
+        store.drop()
+        return store
     return WeaviateStore.embedded(folder / "weaviate-embedded", "Load")
 
 
@@ -137,7 +144,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(_bench.SCIFACT))
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0, help="per backend and mode")
-    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS))
+    parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--output", default="runs/load.json")
     args = parser.parse_args()
     backends = args.backends.split(",")
@@ -150,12 +157,16 @@ def main() -> None:
     embedder = DenseEmbedder()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ragembed-load-") as tmp:
-        servers: list[_bench.WeaviateServer] = []
+        servers: dict[str, Any] = {}
+        makers = {"weaviate": lambda: _bench.WeaviateServer(Path(tmp) / "weaviate-server"),
+                  "qdrant": lambda: _bench.QdrantServer(Path(tmp) / "qdrant-server"),
+                  "qdrant-cluster": lambda: _bench.Cluster("qdrant", Path(tmp) / "qdrant-cluster"),
+                  "weaviate-cluster": lambda: _bench.Cluster("weaviate", Path(tmp) / "weaviate-cluster")}
 
-        def server() -> _bench.WeaviateServer:
-            if not servers:
-                servers.append(_bench.WeaviateServer(Path(tmp) / "weaviate-server"))
-            return servers[0]
+        def server(kind: str) -> Any:
+            if kind not in servers:
+                servers[kind] = makers[kind]()
+            return servers[kind]
 
         try:
             for backend in backends:
@@ -169,7 +180,7 @@ def main() -> None:
                     print(rows[-1])
                 retriever.close()
         finally:
-            for s in servers:
+            for s in servers.values():
                 s.stop()
 
     print(f"\n{args.clients} clients x {args.seconds:.0f} s per backend and mode, {len(data.corpus)} documents, "

@@ -4,7 +4,10 @@
 
 Modes: the exact memory store (the reference), qdrant-client local mode, the embedded Qdrant
 Edge engine (default thresholds: exact full scans at this size), Qdrant Edge with HNSW and
-quantized indexes forced (indexing threshold 64 KB), and a Qdrant server when $QDRANT_URL is set.
+quantized indexes forced (indexing threshold 64 KB), and a Qdrant server ($QDRANT_URL, else one
+this script starts with scripts/qdrant.sh) over HTTP, over gRPC, and with the collection in 3
+shards (bm25 and hybrid weighted with collection-wide IDF by ragembed, fusion and rescoring
+stages run one query each: exact, at the cost shown).
 Embeddings come from ragembed's cache (the first run encodes the corpus: minutes on a CPU), so
 ingest measures the store, not the model. Latency is per query, one query at a time, end to end
 through Retriever.search (query embeddings cached; add the model's own query encoding time,
@@ -30,17 +33,36 @@ from ragembed.stores.qdrant_edge import QdrantEdgeStore
 STRATEGIES = ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"]
 
 
-def modes(tmp: Path) -> dict:
-    found = {
+def modes(tmp: Path, server: _bench.QdrantServer) -> dict:
+    def on_server(name: str, **options) -> QdrantStore:
+        store = QdrantStore(name, url=server.url, api_key=os.environ.get("QDRANT_API_KEY"), grpc_port=server.grpc_port,
+                            **options)
+        store.drop()  # a fresh collection each run
+        return store
+
+    return {
         "memory": lambda: MemoryStore(),
         "qdrant-local": lambda: QdrantStore("bench", path=":memory:"),
         "qdrant-edge": lambda: QdrantEdgeStore(tmp / "edge", "bench"),
         "qdrant-edge-hnsw": lambda: QdrantEdgeStore(tmp / "edge-hnsw", "bench", indexing_threshold_kb=64),
+        "qdrant-server": lambda: on_server("ragembed_bench"),
+        "qdrant-server-grpc": lambda: on_server("ragembed_bench_grpc", prefer_grpc=True),
+        "qdrant-server-3-shards": lambda: on_server("ragembed_bench_sharded", shard_number=3),
     }
-    if os.environ.get("QDRANT_URL"):
-        found["qdrant-server"] = lambda: QdrantStore("ragembed_bench", url=os.environ["QDRANT_URL"],
-                                                     api_key=os.environ.get("QDRANT_API_KEY"))
-    return found
+
+
+def run_modes(makers: dict, strategies: list[str], dense, bm25, data, qids) -> list[dict]:
+    truth, rows = None, []
+    for mode, make in makers.items():
+        retriever = Retriever(make(), strategies, embedder=dense, sparse_embedder=bm25)
+        started = time.perf_counter()
+        retriever.index(data.corpus)
+        found = _bench.measure_strategies(retriever, strategies, data, qids, truth, mode,
+                                          time.perf_counter() - started)
+        truth = truth or {r["strategy"]: r["top10"] for r in found}  # the memory store: exact
+        rows += found
+        retriever.close()
+    return rows
 
 
 def main() -> None:
@@ -58,17 +80,13 @@ def main() -> None:
     DenseEmbedder(cache=False).embed_queries(queries[:50])
     encode_ms = 1000 * (time.perf_counter() - started) / 50
 
-    truth, rows = None, []
     with tempfile.TemporaryDirectory() as tmp:
-        for mode, make in modes(Path(tmp)).items():
-            retriever = Retriever(make(), STRATEGIES, embedder=dense, sparse_embedder=bm25)
-            started = time.perf_counter()
-            retriever.index(data.corpus)
-            found = _bench.measure_strategies(retriever, STRATEGIES, data, qids, truth, mode,
-                                              time.perf_counter() - started)
-            truth = truth or {r["strategy"]: r["top10"] for r in found}  # the memory store: exact
-            rows += found
-            retriever.close()
+        server = _bench.QdrantServer(Path(tmp) / "qdrant-server")
+        try:
+            rows = run_modes(modes(Path(tmp), server), STRATEGIES, dense, bm25, data, qids)
+        finally:
+            server.stop()
+
 
     print(f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=100; cold query encoding {encode_ms:.1f} ms")
     print(_bench.table(rows, [("mode", "mode", ""), ("strategy", "strategy", ""),

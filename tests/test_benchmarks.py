@@ -40,9 +40,11 @@ def test_ingest_holds_the_same_points_in_every_library(small_beir, tmp_path):
     result = run_benchmark("ingest", tmp_path, "--data", str(small_beir), "--copies", "2")
     libraries = {(r["library"], r["engine"]) for r in result["rows"]}
     assert ("LlamaIndex QdrantVectorStore.add (batch 64)", "qdrant-client local (:memory:)") in libraries
-    assert len(libraries) == 6
+    assert ("LlamaIndex QdrantVectorStore.add (batch 1000)", "Qdrant server, gRPC") in libraries
+    assert ("ragembed store.upsert", "Qdrant server, HTTP") in libraries
+    assert len(libraries) == 14  # ragembed 2 ways x 4 engines, LlamaIndex 2 batch sizes x 3 engines
     searched = [r for r in result["rows"] if r.get("p50_ms") is not None]
-    assert len(searched) == 4
+    assert len(searched) == 10
     # exact engines at this size: every library returns the exact top-10 of the same vectors
     assert all(r["recall@10_vs_exact"] == 1.0 for r in searched), searched
 
@@ -84,7 +86,10 @@ def test_qdrant_modes_scores_every_mode_alike(small_beir, tmp_path):
 def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir, tmp_path):
     from weaviate_server import unavailable_reason
 
-    backends = "memory,qdrant-local,qdrant-edge" + ("" if unavailable_reason() else ",weaviate,weaviate-embedded")
+    from qdrant_server import unavailable_reason as qdrant_unavailable
+
+    backends = ("memory,qdrant-local,qdrant-edge" + ("" if qdrant_unavailable() else ",qdrant-server")
+                + ("" if unavailable_reason() else ",weaviate,weaviate-embedded"))
     result = run_benchmark("load", tmp_path, "--data", str(small_beir), "--seconds", "2", "--clients", "4",
                            "--backends", backends)
     rows = {(r["backend"], r["mode"]) for r in result["rows"]}

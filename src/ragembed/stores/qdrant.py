@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -147,6 +148,7 @@ class QdrantStore(VectorStore):
         self.write_consistency_factor = write_consistency_factor
         self._corpus_idf: set[str] = set()  # sparse fields whose IDF ragembed computes (sharded collections)
         self._shards = 1
+        self._counter: ThreadPoolExecutor | None = None  # sends the IDF counts of a query at once
         self.upload_parallel, self.upload_retries = upload_parallel, upload_retries
         self.indexing_threshold_kb = indexing_threshold_kb
         # Local mode searches with numpy in this process: one at a time, as in the memory store
@@ -344,6 +346,8 @@ class QdrantStore(VectorStore):
             return None
 
     def close(self) -> None:
+        if self._counter is not None:
+            self._counter.shutdown()
         self.client.close()
 
     # --- search -------------------------------------------------------------------------------
@@ -398,11 +402,14 @@ class QdrantStore(VectorStore):
 
     def _idf(self, name: str, terms: np.ndarray) -> np.ndarray:
         """Qdrant's (and the memory store's) IDF, ln(1 + (N - df + 0.5) / (df + 0.5)), with N and
-        every df counted exactly over the whole collection, across all its shards."""
-        n = self._count(None)
-        df = np.array([self._count(models.Filter(must=[models.FieldCondition(
-            key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))])) for t in terms.tolist()],
-            dtype=np.float64)
+        every df counted exactly over the whole collection, across all its shards. The counts
+        are independent requests, sent at once (Qdrant has no batch count)."""
+        filters = [None] + [models.Filter(must=[models.FieldCondition(
+            key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))]) for t in terms.tolist()]
+        if self._counter is None:
+            self._counter = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ragembed-idf")
+        n, *df = self._counter.map(self._count, filters)
+        df = np.array(df, dtype=np.float64)
         return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
