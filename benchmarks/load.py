@@ -1,9 +1,12 @@
-"""Load: concurrent clients search one collection per backend for a fixed time, first as threads
-calling Retriever.search, then as asyncio tasks awaiting Retriever.asearch; per backend and mode
-the searches done, errors, answers that differ from a lone client's, queries/s and p50/p95/p99.
+"""Load: concurrent clients search one collection per backend for a fixed time, in three modes:
+"threads" (--clients threads calling Retriever.search), "asyncio-threads" (--async-clients asyncio
+tasks each awaiting asyncio.to_thread(Retriever.search), how async code calls a blocking client)
+and "asyncio" (as many tasks awaiting Retriever.asearch, natively async where the store is:
+store.native_async); per backend and mode the searches done, errors, answers that differ from a
+lone client's, queries/s and p50/p95/p99.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/load.py [--data data/scifact] [--clients 8]
-        [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,qdrant-server,qdrant-cluster,
+        [--async-clients 64] [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,qdrant-server,qdrant-cluster,
         weaviate,weaviate-embedded,weaviate-cluster] [--output runs/load.json]
 
 Each backend holds the whole corpus with dense vectors (HNSW where the engine has it; Qdrant
@@ -121,28 +124,41 @@ def threaded(retriever: Retriever, queries: list[str], tally: Tally, clients: in
     return time.perf_counter() - started
 
 
-def asynchronous(retriever: Retriever, queries: list[str], tally: Tally, clients: int, seconds: float) -> float:
-    async def client(seed: int, deadline: float) -> None:
-        rng = random.Random(seed)
-        while time.perf_counter() < deadline:
-            q, started = rng.randrange(len(queries)), time.perf_counter()
-            try:
-                tally.record(q, started, await retriever.asearch(queries[q], k=K))
-            except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
-                tally.record(q, started, error=exc)
+def asynchronous(search: Callable[[Retriever, str], Any]) -> Callable[..., float]:
+    """A load of asyncio tasks, each awaiting `search(retriever, query)` in turn."""
 
-    async def run() -> float:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(seed, started + seconds) for seed in range(clients)))
-        return time.perf_counter() - started
+    def load(retriever: Retriever, queries: list[str], tally: Tally, clients: int, seconds: float) -> float:
+        async def client(seed: int, deadline: float) -> None:
+            rng = random.Random(seed)
+            while time.perf_counter() < deadline:
+                q, started = rng.randrange(len(queries)), time.perf_counter()
+                try:
+                    tally.record(q, started, await search(retriever, queries[q]))
+                except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                    tally.record(q, started, error=exc)
 
-    return asyncio.run(run())
+        async def run() -> float:
+            started = time.perf_counter()
+            await asyncio.gather(*(client(seed, started + seconds) for seed in range(clients)))
+            return time.perf_counter() - started
+
+        return asyncio.run(run())
+
+    return load
+
+
+MODES = {
+    "threads": threaded,
+    "asyncio-threads": asynchronous(lambda r, q: asyncio.to_thread(r.search, q, k=K)),
+    "asyncio": asynchronous(lambda r, q: r.asearch(q, k=K)),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(_bench.SCIFACT))
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=8, help="threads")
+    parser.add_argument("--async-clients", type=int, default=64, help="asyncio tasks")
     parser.add_argument("--seconds", type=float, default=60.0, help="per backend and mode")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--output", default="runs/load.json")
@@ -173,22 +189,26 @@ def main() -> None:
                 retriever = Retriever(open_store(backend, Path(tmp), server), "dense", embedder=embedder)
                 retriever.index(data.corpus)
                 expected = [[h.id for h in hits] for hits in retriever.search_many(queries, k=K)]
-                for mode, run in (("threads", threaded), ("asyncio", asynchronous)):
+                for mode, load in MODES.items():
+                    clients = args.clients if mode == "threads" else args.async_clients
                     tally = Tally(expected)
-                    elapsed = run(retriever, queries, tally, args.clients, args.seconds)
-                    rows.append(tally.row(backend, mode, args.clients, elapsed))
+                    elapsed = load(retriever, queries, tally, clients, args.seconds)
+                    rows.append(tally.row(backend, mode, clients, elapsed))
                     print(rows[-1])
                 retriever.close()
         finally:
             for s in servers.values():
                 s.stop()
 
-    print(f"\n{args.clients} clients x {args.seconds:.0f} s per backend and mode, {len(data.corpus)} documents, "
+    print(f"\n{args.clients} threads or {args.async_clients} asyncio tasks x {args.seconds:.0f} s per backend and mode, "
+          f"{len(data.corpus)} documents, "
           f"{len(queries)} distinct queries, k={K}; {_bench.machine()}")
-    print(_bench.table(rows, [("backend", "backend", ""), ("mode", "mode", ""), ("searches", "searches", "d"),
+    print(_bench.table(rows, [("backend", "backend", ""), ("mode", "mode", ""), ("clients", "clients", "d"),
+                              ("searches", "searches", "d"),
                               ("errors", "errors", "d"), ("differs", "differs", "d"), ("qps", "queries/s", ".0f"),
                               ("p50_ms", "p50 ms", ".1f"), ("p95_ms", "p95 ms", ".1f"), ("p99_ms", "p99 ms", ".1f")]))
-    _bench.write_json(args.output, {"clients": args.clients, "seconds": args.seconds, "documents": len(data.corpus),
+    _bench.write_json(args.output, {"clients": args.clients, "async_clients": args.async_clients,
+                                    "seconds": args.seconds, "documents": len(data.corpus),
                                     "queries": len(queries), "rows": rows})
 
 

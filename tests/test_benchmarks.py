@@ -91,9 +91,9 @@ def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir
     backends = ("memory,qdrant-local,qdrant-edge" + ("" if qdrant_unavailable() else ",qdrant-server")
                 + ("" if unavailable_reason() else ",weaviate,weaviate-embedded"))
     result = run_benchmark("load", tmp_path, "--data", str(small_beir), "--seconds", "2", "--clients", "4",
-                           "--backends", backends)
+                           "--async-clients", "16", "--backends", backends)
     rows = {(r["backend"], r["mode"]) for r in result["rows"]}
-    assert rows == {(b, m) for b in backends.split(",") for m in ("threads", "asyncio")}
+    assert rows == {(b, m) for b in backends.split(",") for m in ("threads", "asyncio-threads", "asyncio")}
     for row in result["rows"]:
         # concurrency changes nothing: no failures, every answer the one a lone client gets
         assert row["searches"] > 0 and row["errors"] == 0 and row["differs"] == 0, row

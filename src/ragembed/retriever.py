@@ -4,7 +4,8 @@
     retriever.index(documents)
     hits = retriever.search("what causes scurvy?", k=10)                # first strategy
     hits = retriever.search("what causes scurvy?", k=10, strategy="binary")
-    hits = await retriever.asearch("what causes scurvy?")
+    async with Retriever("qdrant://localhost:6333") as retriever:   # the async twins
+        hits = await retriever.asearch("what causes scurvy?")
 
 Indexing embeds each text once per embedder kind the strategies need (dense, sparse,
 multi-vector), derives every strategy's fields from those (truncated, quantized) and upserts them
@@ -163,12 +164,35 @@ class Retriever:
 
     async def asearch(self, query: str, k: int = 10, filter: Filter | None = None,
                       strategy: StrategySpec | None = None) -> list[Hit]:
-        """Async twin of `search`: the model runs in a worker thread, the store natively async."""
-        chosen, base = await asyncio.to_thread(self._prepare, [_one_query(query)], k, strategy)
-        return await self.store.asearch(chosen.plan(base, self.store.schema, k, query), filter)
+        """Async twin of `search`: the model runs in a worker thread; the store's search awaits
+        its engine's async client where it has one (`store.native_async`: the Qdrant server),
+        else runs in a worker thread too."""
+        return (await self.asearch_many([_one_query(query)], k, filter, strategy))[0]
+
+    async def asearch_many(self, queries: Sequence[str], k: int = 10, filter: Filter | None = None,
+                           strategy: StrategySpec | None = None) -> list[list[Hit]]:
+        """Async twin of `search_many`: the queries are embedded together, then searched at once."""
+        chosen, base = await asyncio.to_thread(self._prepare, queries, k, strategy)
+        schema = self.store.schema
+        return list(await asyncio.gather(*(self.store.asearch(chosen.plan(_row(base, i), schema, k, text), filter)
+                                           for i, text in enumerate(queries))))
+
+    async def aindex(self, documents: Iterable[Document]) -> int:
+        """Async twin of `index`, run in a worker thread: embedding is the whole cost of indexing on
+        a CPU, and it does not yield to the event loop."""
+        return await asyncio.to_thread(self.index, documents)
 
     def close(self) -> None:
         self.store.close()
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+    async def __aenter__(self) -> "Retriever":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> "Retriever":
         return self

@@ -8,11 +8,15 @@ against exact search, not for the memory store's exact ranking). `always_rescore
 cannot search a quantized field without rescoring it, and must refuse such a search.
 `bits_against_bits`: the engine's binary quantization compares the query's bits with the
 documents' even for an asymmetric binary field (Weaviate's BQ, which warns when the field is
-created), so that field's recall is checked against Hamming search.
+created), so that field's recall is checked against Hamming search. `drive_async`: every search
+goes through the store's async API (`asearch`, awaited on an event loop of the test's own), so
+the search cases also run the async path: natively async on the Qdrant server (HTTP with
+shards, and gRPC), a worker thread on the memory store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +40,28 @@ class Backend:
     native_quantization: bool = False
     always_rescores: bool = False
     bits_against_bits: bool = False
+    drive_async: bool = False
     skip_reason: str | None = None
+
+
+class AsyncDriven:
+    """The store under test with `search` running its `asearch` to completion on one event loop
+    (the loop an async application would hold); everything else is the store's own."""
+
+    def __init__(self, store: VectorStore) -> None:
+        self.store, self.loop = store, asyncio.new_event_loop()
+
+    def search(self, plan, filter=None):
+        return self.loop.run_until_complete(self.store.asearch(plan, filter))
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(self.store.aclose())
+        finally:
+            self.loop.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
 
 
 def qdrant_local(path: str | Path) -> VectorStore:
@@ -106,6 +131,13 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-server-sharded": Backend(lambda tmp: qdrant_server(tmp, shards=3),
                                      lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
                                      skip_reason=QDRANT_SKIP),
+    "qdrant-server-async": Backend(lambda tmp: qdrant_server(tmp, shards=3),
+                                   lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
+                                   drive_async=True, skip_reason=QDRANT_SKIP),
+    "qdrant-server-grpc-async": Backend(lambda tmp: qdrant_server(tmp, grpc=True),
+                                        lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
+                                        native_quantization=True, drive_async=True, skip_reason=QDRANT_SKIP),
+    "memory-async": Backend(lambda tmp: MemoryStore(), drive_async=True),
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
     "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),

@@ -28,7 +28,7 @@ from ragembed.embedders.quantization import Int8Calibration, quantize_binary, qu
 from ragembed.errors import DimensionMismatchError, InvalidInputError, SchemaMismatchError, UnsupportedStrategyError
 from ragembed.types import EmbeddingKind, Precision
 
-from .backends import BACKENDS, backend_params
+from .backends import BACKENDS, AsyncDriven, backend_params
 
 N, DIM, TOKEN_DIM = 200, 32, 16
 RNG = np.random.default_rng(7)
@@ -98,6 +98,8 @@ def store(request, tmp_path):
     if backend.reopen is not None:
         store.close()
         store = backend.reopen(tmp_path)
+    if backend.drive_async:
+        store = AsyncDriven(store)
     store.native_quantization = backend.native_quantization
     store.always_rescores = backend.always_rescores
     store.bits_against_bits = backend.bits_against_bits

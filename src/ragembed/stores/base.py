@@ -191,6 +191,8 @@ class VectorStore(ABC):
     supported_kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
     # Whether the engine searches the document text itself (KeywordSearch plans).
     supports_keyword: bool = False
+    # Whether asearch awaits the engine's own async client (else a worker thread runs search).
+    native_async: bool = False
 
     # --- what adapters implement ------------------------------------------------------------
     @property
@@ -217,6 +219,10 @@ class VectorStore(ABC):
     @abstractmethod
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]: ...
 
+    async def _asearch(self, plan: Plan, filter: Filter | None) -> list[Hit]:
+        """Adapters with an async engine client (native_async) override this."""
+        return await asyncio.to_thread(self._search, plan, filter)
+
     @abstractmethod
     def drop(self) -> None:
         """Delete the whole collection: documents, vectors and schema."""
@@ -238,6 +244,16 @@ class VectorStore(ABC):
 
     def close(self) -> None:
         """Release the engine (and persist, where the store persists on close)."""
+
+    async def aclose(self) -> None:
+        """Async twin of close: also closes the async client of the running event loop, if any."""
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> "VectorStore":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> "VectorStore":
         return self
@@ -309,6 +325,15 @@ class VectorStore(ABC):
         return self._delete_where(checked)
 
     def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
+        return self._search(plan, self._checked_search(plan, filter))
+
+    async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
+        """Async twin of search: awaits the engine's async client where the store has one
+        (native_async), else runs the search in a worker thread."""
+        return await self._asearch(plan, self._checked_search(plan, filter))
+
+    def _checked_search(self, plan: Plan, filter: Filter | None) -> Filter | None:
+        """Validate a search; returns the validated filter."""
         schema = self._require_schema()
         check_plan(schema, plan)
         if uses_keyword(plan) and not self.supports_keyword:
@@ -316,11 +341,7 @@ class VectorStore(ABC):
                 f"{type(self).__name__} has no keyword (BM25 over text) search of its own; search a "
                 "sparse BM25 field instead (strategy 'bm25')"
             )
-        return self._search(plan, validate_filter(filter))
-
-    async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
-        """Async twin of search; adapters with a native async client override it."""
-        return await asyncio.to_thread(self.search, plan, filter)
+        return validate_filter(filter)
 
     def _require_schema(self) -> Schema:
         schema = self.schema

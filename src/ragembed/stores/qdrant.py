@@ -35,10 +35,12 @@ refused the key, or answered with an error (a peer of the cluster being down, fo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import warnings
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,8 +48,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
-from ragembed.stores import folders
-from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
+from ragembed.stores import folders, steps
+from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import (
     SCHEMA_KEY,
@@ -59,22 +61,23 @@ from ragembed.stores.qdrant_common import (
     payload_of,
     point_id,
     qdrant_filter,
-    search_by_stage,
     vector_values,
 )
-from ragembed.stores.ranking import fetch_with_ties
 from ragembed.types import (Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision,
                             SparseEmbeddings, check_positive)
 
 try:
     import grpc
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import AsyncQdrantClient, QdrantClient, models
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("qdrant-client", "qdrant") from exc
 
 STORE_LOCAL = "qdrant-local"
 TERMS_PREFIX = "ragembed_terms_"  # payload key of a sparse field's terms, where ragembed computes the IDF
+# IDF weights of a search's sparse queries, by (field, the query's terms as bytes), computed before
+# its queries are sent (the counts are requests of their own)
+Weights = dict[tuple[str, bytes], np.ndarray]
 T = TypeVar("T")
 FILTERS = FilterClasses(models.Filter, models.FieldCondition, models.MatchValue, models.MatchAny, models.Range)
 
@@ -139,6 +142,7 @@ class QdrantStore(VectorStore):
             )
         self.collection = collection
         self.local = path is not None
+        self.native_async = not self.local  # a server through AsyncQdrantClient; local mode in a thread
         self.location = url or path
         for name, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
                             ("write_consistency_factor", write_consistency_factor)):
@@ -154,6 +158,11 @@ class QdrantStore(VectorStore):
         # Local mode searches with numpy in this process: one at a time, as in the memory store
         # (concurrent BLAS calls oversubscribe the cores); a server needs no such care.
         self._one_search = threading.Lock() if self.local else nullcontext()
+        self._server_options = {"url": url, "api_key": api_key, "https": https, "timeout": timeout,
+                                "prefer_grpc": prefer_grpc, "grpc_port": grpc_port or 6334}
+        # One AsyncQdrantClient per event loop (its connections belong to the loop that opened them).
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncQdrantClient] = (
+            weakref.WeakKeyDictionary())
         folder = Path(path).expanduser() if self.local and path != ":memory:" else None
         if folder is not None:
             folders.check_can_open(folder, STORE_LOCAL)  # qdrant-client would write into any folder
@@ -161,8 +170,7 @@ class QdrantStore(VectorStore):
             if self.local:
                 self.client = QdrantClient(location=":memory:") if path == ":memory:" else QdrantClient(path=path)
             else:
-                self.client = QdrantClient(url=url, api_key=api_key, https=https, timeout=timeout,
-                                           prefer_grpc=prefer_grpc, grpc_port=grpc_port or 6334)
+                self.client = QdrantClient(**self._server_options)
         except RuntimeError as exc:
             if "already accessed" in str(exc):
                 raise StoreError(
@@ -346,88 +354,170 @@ class QdrantStore(VectorStore):
             return None
 
     def close(self) -> None:
+        # Async clients of other event loops cannot be closed from here; their connections close
+        # when those loops are gone.
+        self._async_clients.clear()
         if self._counter is not None:
             self._counter.shutdown()
         self.client.close()
 
+    async def aclose(self) -> None:
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+        self.close()
+
+    def _async_client(self) -> AsyncQdrantClient:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = AsyncQdrantClient(**self._server_options)
+        return client
+
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
+        weights = {key: self._idf(key[0], terms) for key, terms in self._idf_terms(plan).items()}
+        return steps.run(self._steps(plan, qfilter), lambda asks: self._send(asks, weights))
+
+    async def _asearch(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        if self.local:
+            return await super()._asearch(plan, filter)
+        client = self._async_client()
+        qfilter = qdrant_filter(filter, FILTERS)
+        terms = self._idf_terms(plan)
+        counted = await asyncio.gather(*(self._aidf(client, key[0], t) for key, t in terms.items()))
+        weights = dict(zip(terms, counted))
+
+        async def send(asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+            requests = [self._request(ask, weights) for ask in asks]
+            responses = await self._acall("search", lambda: client.query_batch_points(self.collection, requests))
+            return [[hit_of(p.payload, p.score) for p in r.points] for r in responses]
+
+        return await steps.arun(self._steps(plan, qfilter), send)
+
+    def _steps(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
         if needs_stages(plan, self._schema, sharded=self._shards > 1):
-            return search_by_stage(plan, qfilter, self._query, self._restricted)
+            return steps.by_stage(plan, qfilter, self._query, self._restricted)
         return self._query(plan, qfilter)
+
+    @staticmethod
+    def _query(plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
+        return steps.with_ties((plan, qfilter), plan.limit)
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:
         only = models.HasIdCondition(has_id=[point_id(i) for i in ids])
         return models.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
-    def _query(self, plan: Plan, qfilter: Any) -> list[Hit]:
-        query, using, prefetch, params = self._translate(plan, qfilter)
+    def _send(self, asks: list[steps.Ask[Any]], weights: Weights) -> list[list[Hit]]:
+        """A batch of queries in one request (Qdrant's batch query API)."""
+        requests = [self._request(ask, weights) for ask in asks]
+        with self._one_search:
+            responses = self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
+        return [[hit_of(p.payload, p.score) for p in r.points] for r in responses]
 
-        def run(limit: int) -> list[Hit]:
-            with self._one_search:
-                response = self._call("search", lambda: self.client.query_points(
-                    self.collection, query=query, using=using, prefetch=prefetch, query_filter=qfilter,
-                    search_params=params, limit=limit, with_payload=True))
-            return [hit_of(p.payload, p.score) for p in response.points]
+    def _request(self, ask: steps.Ask[Any], weights: Weights) -> models.QueryRequest:
+        plan, qfilter = ask.request
+        query, using, prefetch, params = self._translate(plan, qfilter, weights)
+        return models.QueryRequest(query=query, using=using, prefetch=prefetch, filter=qfilter, params=params,
+                                   limit=ask.limit, with_payload=True)
 
-        return fetch_with_ties(run, plan.limit)
-
-    def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, str | None, list | None, Any]:
+    def _translate(self, plan: Plan, qfilter: Any, weights: Weights) -> tuple[Any, str | None, list | None, Any]:
         """(query, using, prefetch, search params) of one plan node; the filter goes on every stage."""
-        # (A fusion never gets here: needs_stages sends it to search_by_stage, which fuses itself.)
+        # (A fusion never gets here: needs_stages sends it to steps.by_stage, which fuses itself.)
         rescore = None if self.local else native_rescore(plan, self._schema)
         if rescore is not None:
             params = models.SearchParams(quantization=models.QuantizationSearchParams(
                 rescore=True, oversampling=rescore.oversampling))
-            return self._query_vector(self._schema[rescore.field], rescore.query), rescore.field, None, params
+            return self._query_vector(self._schema[rescore.field], rescore.query, weights), rescore.field, None, params
         f = self._schema[plan.field]
         params = None
         if f.precision is not Precision.FLOAT32 and not self.local:
             params = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=False))
-        prefetch = [self._prefetch(p, qfilter) for p in plan.prefetch] or None
-        return self._query_vector(f, plan.query), plan.field, prefetch, params
+        prefetch = [self._prefetch(p, qfilter, weights) for p in plan.prefetch] or None
+        return self._query_vector(f, plan.query, weights), plan.field, prefetch, params
 
-    def _prefetch(self, plan: Plan, qfilter: Any) -> models.Prefetch:
-        query, using, prefetch, params = self._translate(plan, qfilter)
+    def _prefetch(self, plan: Plan, qfilter: Any, weights: Weights) -> models.Prefetch:
+        query, using, prefetch, params = self._translate(plan, qfilter, weights)
         return models.Prefetch(query=query, using=using, prefetch=prefetch, params=params, limit=plan.limit,
                                filter=qfilter)
 
-    def _query_vector(self, f: VectorField, query: Embeddings) -> Any:
+    def _query_vector(self, f: VectorField, query: Embeddings, weights: Weights) -> Any:
         if f.name in self._corpus_idf:
             terms = query.indices[0]
-            return self._sparse(terms.tolist(), (query.values[0] * self._idf(f.name, terms)).tolist())
+            idf = weights[(f.name, terms.tobytes())]
+            return self._sparse(terms.tolist(), (query.values[0] * idf).tolist())
         return vector_values(f, query, 0, self._sparse, self.local, query=True)
 
+    def _idf_terms(self, plan: Plan) -> dict[tuple[str, bytes], np.ndarray]:
+        """The query terms of every stage of `plan` on a field whose IDF ragembed computes."""
+        found = {}
+        if isinstance(plan, VectorSearch) and plan.field in self._corpus_idf:
+            terms = plan.query.indices[0]
+            found[(plan.field, terms.tobytes())] = terms
+        for stage in plan.prefetch:
+            found |= self._idf_terms(stage)
+        return found
+
     def _idf(self, name: str, terms: np.ndarray) -> np.ndarray:
-        """Qdrant's (and the memory store's) IDF, ln(1 + (N - df + 0.5) / (df + 0.5)), with N and
-        every df counted exactly over the whole collection, across all its shards. The counts
-        are independent requests, sent at once (Qdrant has no batch count)."""
-        filters = [None] + [models.Filter(must=[models.FieldCondition(
-            key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))]) for t in terms.tolist()]
+        """Qdrant's (and the memory store's) IDF with N and every df counted exactly over the whole
+        collection, across all its shards. The counts are independent requests, sent at once
+        (Qdrant has no batch count)."""
         if self._counter is None:
             self._counter = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ragembed-idf")
-        n, *df = self._counter.map(self._count, filters)
-        df = np.array(df, dtype=np.float64)
-        return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        n, *df = self._counter.map(self._count, self._idf_filters(name, terms))
+        return corpus_idf(n, df)
+
+    async def _aidf(self, client: AsyncQdrantClient, name: str, terms: np.ndarray) -> np.ndarray:
+        async def count(qfilter: Any) -> int:
+            answer = await self._acall("count", lambda: client.count(self.collection, count_filter=qfilter, exact=True))
+            return answer.count
+
+        n, *df = await asyncio.gather(*(count(f) for f in self._idf_filters(name, terms)))
+        return corpus_idf(n, df)
+
+    @staticmethod
+    def _idf_filters(name: str, terms: np.ndarray) -> list[Any]:
+        """The whole collection, then the documents holding each term."""
+        return [None] + [models.Filter(must=[models.FieldCondition(
+            key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))]) for t in terms.tolist()]
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         """Run a qdrant-client call; its failures become StoreErrors saying what happened."""
         try:
             return call()
-        except UnexpectedResponse as exc:
-            raise StoreError(self._refusal(what, exc.status_code, exc.content.decode(errors="replace"))) from exc
-        except grpc.RpcError as exc:
+        except Exception as exc:
+            failure = self._failure(what, exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    async def _acall(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """_call for an AsyncQdrantClient call."""
+        try:
+            return await call()
+        except Exception as exc:
+            failure = self._failure(what, exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def _failure(self, what: str, exc: Exception) -> StoreError | None:
+        """The StoreError a failed qdrant-client call means, or None for an error that is not the engine's."""
+        if isinstance(exc, UnexpectedResponse):
+            return StoreError(self._refusal(what, exc.status_code, exc.content.decode(errors="replace")))
+        if isinstance(exc, grpc.RpcError):
             code = exc.code() if callable(getattr(exc, "code", None)) else None
             details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise StoreError(self._unreachable(what, f"gRPC {code.name}: {details}")) from exc
+                return StoreError(self._unreachable(what, f"gRPC {code.name}: {details}"))
             status = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403,
                       grpc.StatusCode.NOT_FOUND: 404}.get(code, 500)
-            raise StoreError(self._refusal(what, status, f"gRPC {code.name if code else '?'}: {details}")) from exc
-        except (ResponseHandlingException, OSError) as exc:
-            raise StoreError(self._unreachable(what, f"{type(exc).__name__}: {exc}")) from exc
+            return StoreError(self._refusal(what, status, f"gRPC {code.name if code else '?'}: {details}"))
+        if isinstance(exc, (ResponseHandlingException, OSError)):
+            return StoreError(self._unreachable(what, f"{type(exc).__name__}: {exc}"))
+        return None
 
     def _unreachable(self, what: str, reason: str) -> str:
         return (f"cannot reach the Qdrant server at {self.location} to {what} ({reason[:300]}); start it "
@@ -447,4 +537,10 @@ class QdrantStore(VectorStore):
     @staticmethod
     def _sparse(indices: list, values: list) -> models.SparseVector:
         return models.SparseVector(indices=indices, values=values)
+
+
+def corpus_idf(n: int, df: Sequence[int]) -> np.ndarray:
+    """Qdrant's (and the memory store's) IDF, ln(1 + (N - df + 0.5) / (df + 0.5))."""
+    counts = np.array(df, dtype=np.float64)
+    return np.log(1.0 + (n - counts + 0.5) / (counts + 0.5))
 

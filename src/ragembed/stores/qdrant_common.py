@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,6 @@ from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, qu
 from ragembed.errors import InvalidInputError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
 from ragembed.stores.filters import Condition, Range
-from ragembed.stores.ranking import reciprocal_rank_fusion
 from ragembed.types import DenseEmbeddings, Document, EmbeddingKind, Embeddings, Hit, Precision
 
 # Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
@@ -129,7 +128,7 @@ def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
 
 def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
     """Whether one Qdrant query would rank `plan` differently from ragembed's plan semantics
-    (the memory store's), so that its stages must run one query each (search_by_stage):
+    (the memory store's), so that its stages must run one query each (steps.by_stage):
       - any fusion: Qdrant cuts each stage at its limit with ties in no set order (BM25 scores
         tie often, so a tied document at the cut-off is in or out at random) and its RRF breaks
         no ties, while ragembed decides every tie by document id; its weighted RRF also stretches
@@ -142,22 +141,6 @@ def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
     if isinstance(plan, VectorSearch) and plan.prefetch and native_rescore(plan, schema) is None and sharded:
         return True
     return any(needs_stages(p, schema, sharded) for p in plan.prefetch)
-
-
-def search_by_stage(plan: Plan, qfilter: Any, query: Callable[[Plan, Any], list[Hit]],
-                    restrict: Callable[[Any, list[str]], Any]) -> list[Hit]:
-    """Run `plan` a stage at a time: each candidate stage ranks the whole collection in a query
-    of its own (`query(plan, filter)`), the stage above is restricted to its candidates by id
-    (`restrict(filter, ids)`), and fusions are fused here by ragembed's RRF."""
-    if isinstance(plan, Fusion):
-        return reciprocal_rank_fusion([search_by_stage(stage, qfilter, query, restrict) for stage in plan.prefetch],
-                                      plan.limit, plan.k, plan.weights)
-    if not plan.prefetch:
-        return query(plan, qfilter)
-    pool = sorted({h.id for stage in plan.prefetch for h in search_by_stage(stage, qfilter, query, restrict)})
-    if not pool:
-        return []
-    return query(replace(plan, prefetch=()), restrict(qfilter, pool))
 
 
 def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) -> np.ndarray:

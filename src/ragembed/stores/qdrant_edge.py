@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, StoreError
-from ragembed.stores import folders
+from ragembed.stores import folders, steps
 from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Condition
-from ragembed.stores.ranking import fetch_with_ties
 from ragembed.stores.qdrant_common import (
     FilterClasses,
     document_of,
@@ -35,7 +34,6 @@ from ragembed.stores.qdrant_common import (
     payload_of,
     point_id,
     qdrant_filter,
-    search_by_stage,
     vector_values,
 )
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
@@ -212,24 +210,28 @@ class QdrantEdgeStore(VectorStore):
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
-        if needs_stages(plan, self._schema, sharded=False):
-            return search_by_stage(plan, qfilter, self._query, self._restricted)
-        return self._query(plan, qfilter)
+        query = steps.by_stage(plan, qfilter, self._query, self._restricted) if needs_stages(
+            plan, self._schema, sharded=False) else self._query(plan, qfilter)
+        return steps.run(query, self._send)
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:
         only = qe.HasIdCondition([point_id(i) for i in ids])
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
-    def _query(self, plan: Plan, qfilter: Any) -> list[Hit]:
+    def _query(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
         query, prefetches, params = self._translate(plan, qfilter)
+        return steps.with_ties((query, prefetches, qfilter, params), plan.limit)
 
-        def run(limit: int) -> list[Hit]:
-            points = self._shard.query(qe.QueryRequest(limit=limit, query=query, prefetches=prefetches,
+    def _send(self, asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+        """The engine runs in this process: one query after another."""
+        answers = []
+        for ask in asks:
+            query, prefetches, qfilter, params = ask.request
+            points = self._shard.query(qe.QueryRequest(limit=ask.limit, query=query, prefetches=prefetches,
                                                        filter=qfilter, params=params, with_payload=True))
-            return [hit_of(p.payload, p.score) for p in points]
-
-        return fetch_with_ties(run, plan.limit)
+            answers.append([hit_of(p.payload, p.score) for p in points])
+        return answers
 
     def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, list | None, Any]:
         """(query, prefetches, search params) of one plan node; the filter goes on every stage."""

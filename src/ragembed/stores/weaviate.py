@@ -34,7 +34,8 @@ from ragembed.stores.base import (Fusion, KeywordSearch, Plan, Schema, VectorFie
                                   uses_keyword)
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
-from ragembed.stores.ranking import fetch_with_ties, ordered_hits, reciprocal_rank_fusion
+from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
+from ragembed.stores.steps import fetch_with_ties
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision
 
 try:
