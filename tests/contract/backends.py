@@ -11,7 +11,7 @@ documents' even for an asymmetric binary field (Weaviate's BQ, which warns when 
 created), so that field's recall is checked against Hamming search. `drive_async`: every search
 goes through the store's async API (`asearch`, awaited on an event loop of the test's own), so
 the search cases also run the async path: natively async on the Qdrant server (HTTP with
-shards, and gRPC), a worker thread on the memory store.
+shards, and gRPC) and the Weaviate server, a worker thread on the memory store.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class AsyncDriven:
 
     def __getattr__(self, name: str):
         return getattr(self.store, name)
+
+    def __repr__(self) -> str:
+        return f"{self.store!r} (searched through asearch)"
 
 
 def qdrant_local(path: str | Path) -> VectorStore:
@@ -143,6 +146,9 @@ BACKENDS: dict[str, Backend] = {
     "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
                                native_quantization=True, always_rescores=True, bits_against_bits=True,
                                skip_reason=WEAVIATE_SKIP),
+    "weaviate-server-async": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
+                                     native_quantization=True, always_rescores=True, bits_against_bits=True,
+                                     drive_async=True, skip_reason=WEAVIATE_SKIP),
     "weaviate-embedded": Backend(weaviate_embedded, lambda tmp: weaviate_embedded(tmp, fresh=False),
                                  native_quantization=True, always_rescores=True, bits_against_bits=True,
                                  skip_reason=WEAVIATE_SKIP),

@@ -68,7 +68,7 @@ def schema_for(store) -> Schema:
 
 def needs_sparse(store) -> None:
     if EmbeddingKind.SPARSE not in store.supported_kinds:
-        pytest.skip(f"{type(store).__name__} stores no sparse vectors")
+        pytest.skip(f"{store!r} stores no sparse vectors")
 
 
 def vectors_for(store, rows) -> dict:

@@ -20,22 +20,25 @@ Weaviate object ids are uuid5 of the document ids, so upserting a document again
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import re
 import time
 import warnings
-from collections.abc import Sequence
-from typing import Any, Literal
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from ragembed.errors import (MissingDependencyError, PartialWriteError, SchemaMismatchError, StoreError,
                              UnsupportedStrategyError)
 from ragembed.stores.base import (Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore,
                                   uses_keyword)
+from ragembed.stores import steps
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
-from ragembed.stores.steps import fetch_with_ties
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision
 
 try:
@@ -48,7 +51,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("weaviate-client", "weaviate") from exc
 
-from ragembed.stores.weaviate_connect import connect, connect_embedded
+from ragembed.stores.weaviate_connect import connect, connect_async, connect_embedded
 from ragembed.stores.weaviate_properties import (
     BASE_PROPERTIES,
     RETURNED,
@@ -74,6 +77,7 @@ ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/f
 # in a PartialWriteError after retry_s.
 TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError,
              WeaviateRetryError, WeaviateInsertManyAllFailedError)
+T = TypeVar("T")
 IndexType = Literal["hnsw", "flat"]
 Int8Compression = Literal["rq", "sq"]
 
@@ -146,6 +150,13 @@ class WeaviateStore(VectorStore):
                          "replicas": 1} | {k: v for k, v in asked.items() if v is not None}
         self._owns_client = client is None  # a client passed in stays open for its owner
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
+        # A server by URL is searched through weaviate's async client too, one per event loop
+        # (its connections belong to the loop that opened them); a client passed in (embedded
+        # mode) leaves no URL to open one with, so its async searches run in a worker thread.
+        self._connection = {"url": url, "api_key": api_key, "grpc_port": grpc_port, "timeout_s": timeout_s}
+        self.native_async = client is None
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+            weakref.WeakKeyDictionary())
         self._schema: Schema | None = None
         self._properties: set[str] = set()
         self._shards = 1
@@ -179,15 +190,25 @@ class WeaviateStore(VectorStore):
     # documents not written (PartialWriteError), until the node is back.
     @property
     def _reading(self) -> Any:
-        if self.settings["replicas"] > 1:
-            return self._collection.with_consistency_level(ConsistencyLevel.ONE)
-        return self._collection
+        return self._consistent(self._collection, ConsistencyLevel.ONE)
 
     @property
     def _writing(self) -> Any:
-        if self.settings["replicas"] > 1:
-            return self._collection.with_consistency_level(ConsistencyLevel.ALL)
-        return self._collection
+        return self._consistent(self._collection, ConsistencyLevel.ALL)
+
+    def _consistent(self, collection: Any, level: ConsistencyLevel) -> Any:
+        return collection.with_consistency_level(level) if self.settings["replicas"] > 1 else collection
+
+    async def _async_collection(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop not in self._async_clients:  # the first search of this loop connects, the others wait for it
+            self._async_clients[loop] = loop.create_task(connect_async(**self._connection))
+        try:
+            client = await self._async_clients[loop]
+        except BaseException:
+            self._async_clients.pop(loop, None)  # the next search tries again
+            raise
+        return client.collections.use(self.name)
 
     def _load(self, asked: dict[str, Any]) -> None:
         if not self._client.collections.exists(self.name):
@@ -341,7 +362,7 @@ class WeaviateStore(VectorStore):
     def get(self, ids: Sequence[str]) -> list[Document]:
         if self._schema is None:
             return []
-        found = {h.id: h for h in self._fetch(list(ids))}
+        found = {h.id: h for h in steps.run(self._fetch(list(ids)), self._send)}
         return [Document(i, found[i].text, found[i].metadata) for i in ids if i in found]
 
     def other_collections(self) -> list[str] | None:
@@ -351,11 +372,33 @@ class WeaviateStore(VectorStore):
             return None
 
     def close(self) -> None:
+        # Async clients of other event loops cannot be closed from here; their connections close
+        # when those loops are gone.
+        self._async_clients.clear()
         if self._owns_client:
             self._client.close()  # also stops an embedded server
 
+    async def aclose(self) -> None:
+        connecting = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if connecting is not None and connecting.done() and connecting.exception() is None:
+            await connecting.result().close()
+        await asyncio.to_thread(self.close)  # an embedded server takes a moment to stop
+
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        return steps.run(self._search_steps(plan, filter), self._send)
+
+    async def _asearch(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+        if not self.native_async:
+            return await super()._asearch(plan, filter)
+        reading = self._consistent(await self._async_collection(), ConsistencyLevel.ONE)
+
+        async def send(asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+            return list(await asyncio.gather(*(self._aguard(lambda a=a: self._ask(reading.query, a)) for a in asks)))
+
+        return await steps.arun(self._search_steps(plan, filter), send)
+
+    def _search_steps(self, plan: Plan, filter: dict[str, Condition] | None) -> steps.Steps[list[Hit]]:
         if self._shards > 1 and uses_keyword(plan):
             # Weaviate scores BM25 with each shard's own term statistics and offers no collection-
             # wide ones, so a sharded collection would rank (and score) unlike one node.
@@ -369,21 +412,24 @@ class WeaviateStore(VectorStore):
             where = weaviate_filter(filter, self._properties)
         except Impossible:
             return []
-        return self._guard(lambda: self._run(plan, where, full=True))
+        return (yield from self._run(plan, where, full=True))
 
-    def _run(self, plan: Plan, where: Any, full: bool) -> list[Hit]:
+    # Each engine query is an Ask whose request is a tuple naming the query API to call:
+    # ("near", field, query, where, full), ("bm25", text, where, full),
+    # ("hybrid", text, vector stage, alpha, where, full) or ("fetch", ids); `_ask` calls it.
+    def _run(self, plan: Plan, where: Any, full: bool) -> steps.Steps[list[Hit]]:
         """The plan's top `limit` hits; with full=False only ids and scores (candidate stages)."""
         if isinstance(plan, Fusion):
-            return self._fusion(plan, where, full)
+            return (yield from self._fusion(plan, where, full))
         if isinstance(plan, KeywordSearch):
-            return fetch_with_ties(lambda n: self._keyword(plan.text, n, where, full), plan.limit)
+            return (yield from steps.with_ties(("bm25", plan.text, where, full), plan.limit))
         rescore = native_rescore(plan, self._schema)
         if rescore is not None:
             # The quantized index, rescored by Weaviate with the original vectors: ask it for
             # the oversampled candidate count, keep the best `limit` of the rescored scores.
-            candidates = self._near(rescore.field, rescore.query, int(rescore.limit * rescore.oversampling),
-                                    where, full=False)
-            return self._complete(ordered_hits(candidates, plan.limit), full)
+            (candidates,) = yield [steps.Ask(("near", rescore.field, rescore.query, where, False),
+                                             int(rescore.limit * rescore.oversampling))]
+            return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
         if self._schema[plan.field].precision is not Precision.FLOAT32:
             # Weaviate rescores compressed candidates with the originals on every query; a search
             # "on the quantized vectors alone" would silently come back rescored.
@@ -393,76 +439,107 @@ class WeaviateStore(VectorStore):
                 "('int8' or 'binary', not ':norescore')"
             )
         if plan.prefetch:
-            pool = {h.id for stage in plan.prefetch for h in self._run(stage, where, full=False)}
+            stages = yield from steps.together([self._run(stage, where, full=False) for stage in plan.prefetch])
+            pool = {h.id for stage in stages for h in stage}
             if not pool:
                 return []
             only = Filter.by_id().contains_any([point_id(i) for i in sorted(pool)])
             where = only if where is None else Filter.all_of([where, only])
-        return fetch_with_ties(lambda n: self._near(plan.field, plan.query, n, where, full), plan.limit)
+        return (yield from steps.with_ties(("near", plan.field, plan.query, where, full), plan.limit))
 
-    def _fusion(self, plan: Fusion, where: Any, full: bool) -> list[Hit]:
+    def _fusion(self, plan: Fusion, where: Any, full: bool) -> steps.Steps[list[Hit]]:
         stages = plan.prefetch
         if (len(stages) == 2 and isinstance(stages[0], KeywordSearch) and isinstance(stages[1], VectorSearch)
                 and not stages[1].prefetch and self._schema[stages[1].field].precision is Precision.FLOAT32):
             weights = plan.weights or (1.0, 1.0)
             alpha = weights[1] / sum(weights) if sum(weights) else 0.5
-            return fetch_with_ties(lambda n: self._hybrid(stages[0].text, stages[1], alpha, n, where, full),
-                                   plan.limit)
-        ranked = reciprocal_rank_fusion([self._run(stage, where, full=False) for stage in stages], plan.limit,
-                                        plan.k, plan.weights)
-        return self._complete(ranked, full)
+            return (yield from steps.with_ties(("hybrid", stages[0].text, stages[1], alpha, where, full), plan.limit))
+        rankings = yield from steps.together([self._run(stage, where, full=False) for stage in stages])
+        return (yield from self._complete(reciprocal_rank_fusion(rankings, plan.limit, plan.k, plan.weights), full))
 
-    def _near(self, field: str, query: Embeddings, limit: int, where: Any, full: bool) -> list[Hit]:
-        f = self._schema[field]
-        vector = query.vectors[0].tolist() if f.kind is EmbeddingKind.MULTIVECTOR else query.data[0].tolist()
-        result = self._reading.query.near_vector(
-            near_vector=vector, target_vector=field, limit=limit, filters=where,
-            return_metadata=MetadataQuery(distance=True), return_properties=RETURNED if full else ["doc_id"])
-        # Weaviate returns distances: 1 - cosine, or -dot (also -MaxSim for multi-vectors).
-        to_score = (lambda d: 1.0 - d) if f.distance == "cosine" else (lambda d: -d)
-        return [hit_of(o, to_score(o.metadata.distance), full) for o in result.objects]
-
-    def _keyword(self, text: str, limit: int, where: Any, full: bool) -> list[Hit]:
-        result = self._reading.query.bm25(
-            query=text, query_properties=["text"], limit=limit, filters=where,
-            return_metadata=MetadataQuery(score=True), return_properties=RETURNED if full else ["doc_id"])
-        return [hit_of(o, o.metadata.score, full) for o in result.objects]
-
-    def _hybrid(self, text: str, stage: VectorSearch, alpha: float, limit: int, where: Any,
-                full: bool) -> list[Hit]:
-        result = self._reading.query.hybrid(
-            query=text, vector=stage.query.data[0].tolist(), target_vector=stage.field, alpha=alpha,
-            fusion_type=HybridFusion.RANKED, query_properties=["text"], limit=limit, filters=where,
-            return_metadata=MetadataQuery(score=True), return_properties=RETURNED if full else ["doc_id"])
-        return [hit_of(o, o.metadata.score, full) for o in result.objects]
-
-    def _complete(self, hits: list[Hit], full: bool) -> list[Hit]:
+    def _complete(self, hits: list[Hit], full: bool) -> steps.Steps[list[Hit]]:
         """Fill in text and metadata of id-only hits (final results of client-side stages)."""
         if not full or not hits:
             return hits
-        found = {h.id: h for h in self._fetch([h.id for h in hits])}
+        found = {h.id: h for h in (yield from self._fetch([h.id for h in hits]))}
         return [Hit(h.id, h.score, found[h.id].text, found[h.id].metadata) for h in hits if h.id in found]
 
-    def _fetch(self, ids: list[str]) -> list[Hit]:
-        hits = []
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = [point_id(i) for i in ids[start : start + ID_CHUNK]]
-            result = self._guard(lambda: self._reading.query.fetch_objects(
-                filters=Filter.by_id().contains_any(chunk), limit=len(chunk), return_properties=RETURNED))
-            hits += [hit_of(o, 0.0, True) for o in result.objects]
-        return hits
+    @staticmethod
+    def _fetch(ids: list[str]) -> steps.Steps[list[Hit]]:
+        chunks = [ids[start : start + ID_CHUNK] for start in range(0, len(ids), ID_CHUNK)]
+        found = yield [steps.Ask(("fetch", chunk), len(chunk)) for chunk in chunks]
+        return [hit for chunk in found for hit in chunk]
 
-    def _guard(self, call):
+    def _send(self, asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+        reading = self._reading
+        return [self._guard(lambda: self._ask(reading.query, ask)) for ask in asks]
+
+    def _ask(self, query: Any, ask: steps.Ask[Any]) -> Any:
+        """Call the query API (`collection.query`, sync or async) for one Ask; returns its hits,
+        or, from an async collection, an awaitable of them."""
+        kind, *args = ask.request
+        if kind == "fetch":
+            (ids,) = args
+            result = query.fetch_objects(filters=Filter.by_id().contains_any([point_id(i) for i in ids]),
+                                         limit=len(ids), return_properties=RETURNED)
+            return then(result, lambda r: [hit_of(o, 0.0, True) for o in r.objects])
+        *args, where, full = args
+        returned = RETURNED if full else ["doc_id"]
+        if kind == "near":
+            field, vectors = args
+            f = self._schema[field]
+            vector = vectors.vectors[0].tolist() if f.kind is EmbeddingKind.MULTIVECTOR else vectors.data[0].tolist()
+            result = query.near_vector(near_vector=vector, target_vector=field, limit=ask.limit, filters=where,
+                                       return_metadata=MetadataQuery(distance=True), return_properties=returned)
+            # Weaviate returns distances: 1 - cosine, or -dot (also -MaxSim for multi-vectors).
+            to_score = (lambda d: 1.0 - d) if f.distance == "cosine" else (lambda d: -d)
+            return then(result, lambda r: [hit_of(o, to_score(o.metadata.distance), full) for o in r.objects])
+        if kind == "bm25":
+            (text,) = args
+            result = query.bm25(query=text, query_properties=["text"], limit=ask.limit, filters=where,
+                                return_metadata=MetadataQuery(score=True), return_properties=returned)
+        else:
+            text, stage, alpha = args
+            result = query.hybrid(
+                query=text, vector=stage.query.data[0].tolist(), target_vector=stage.field, alpha=alpha,
+                fusion_type=HybridFusion.RANKED, query_properties=["text"], limit=ask.limit, filters=where,
+                return_metadata=MetadataQuery(score=True), return_properties=returned)
+        return then(result, lambda r: [hit_of(o, o.metadata.score, full) for o in r.objects])
+
+    def _guard(self, call: Callable[[], T]) -> T:
         """Run a Weaviate call; its failures become StoreErrors that say what failed."""
         try:
             return call()
-        except StoreError:
-            raise
         except Exception as exc:  # noqa: BLE001 - the client raises many unrelated classes
-            if type(exc).__module__.startswith(("weaviate", "grpc", "httpx")):
-                raise StoreError(f"Weaviate ({self.url}, collection {self.name}): "
-                                 f"{type(exc).__name__}: {str(exc)[:500]}") from exc
-            raise
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    async def _aguard(self, call: Callable[[], Awaitable[T]]) -> T:
+        """_guard for an async client's call."""
+        try:
+            return await call()
+        except Exception as exc:  # noqa: BLE001 - the client raises many unrelated classes
+            failure = self._failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def _failure(self, exc: Exception) -> StoreError | None:
+        if isinstance(exc, StoreError) or not type(exc).__module__.startswith(("weaviate", "grpc", "httpx")):
+            return None
+        return StoreError(f"Weaviate ({self.url}, collection {self.name}): {type(exc).__name__}: {str(exc)[:500]}")
+
+
+def then(result: Any, convert: Callable[[Any], T]) -> T | Awaitable[T]:
+    """convert(result), or for an awaitable result (an async client's), an awaitable of it."""
+    if inspect.isawaitable(result):
+        async def converted() -> T:
+            return convert(await result)
+
+        return converted()
+    return convert(result)
 
 
 def hit_of(obj: Any, score: float, full: bool) -> Hit:

@@ -41,6 +41,28 @@ def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = Non
     """A client for the server at `url` (http or https; gRPC on `grpc_port`, else
     $WEAVIATE_GRPC_PORT, else 50051 for http and 443 for https). The API key comes from
     `api_key` or $WEAVIATE_API_KEY. TLS certificates are verified (the client's default)."""
+    options, where = _server_options(url, api_key, grpc_port, timeout_s)
+    try:
+        return weaviate.connect_to_custom(**options)
+    except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
+        raise _unreachable(where, exc) from None
+
+
+async def connect_async(url: str, *, api_key: str | None = None, grpc_port: int | None = None,
+                        timeout_s: float = 60.0) -> "weaviate.WeaviateAsyncClient":
+    """`connect`'s async twin: a connected WeaviateAsyncClient for the same server."""
+    options, where = _server_options(url, api_key, grpc_port, timeout_s)
+    client = weaviate.use_async_with_custom(**options)
+    try:
+        await client.connect()
+    except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
+        await client.close()
+        raise _unreachable(where, exc) from None
+    return client
+
+
+def _server_options(url: str, api_key: str | None, grpc_port: int | None, timeout_s: float) -> tuple[dict, str]:
+    """The weaviate-client connection arguments for `url`, and the server's name for errors."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInputError(
@@ -50,23 +72,21 @@ def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = Non
     secure = parts.scheme == "https"
     key = api_key or os.environ.get(API_KEY_ENV) or None
     grpc_port = grpc_port or _port_from_environment() or (443 if secure else 50051)
-    where = f"the Weaviate server at {parts.scheme}://{parts.netloc}"
-    try:
-        client = weaviate.connect_to_custom(
-            http_host=parts.hostname, http_port=parts.port or (443 if secure else 80), http_secure=secure,
-            grpc_host=parts.hostname, grpc_port=grpc_port, grpc_secure=secure,
-            auth_credentials=Auth.api_key(key) if key else None,
-            additional_config=AdditionalConfig(timeout=Timeout(init=min(timeout_s, 30), query=timeout_s,
-                                                               insert=timeout_s)),
-        )
-    except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
-        # Only the class and message: the key is in the client's arguments, never in these.
-        raise StoreError(
-            f"cannot reach {where}: {type(exc).__name__}: {str(exc)[:300]}. Start one with "
-            "scripts/weaviate.sh start (or docker compose up weaviate), or check the URL, gRPC port "
-            "and API key"
-        ) from None
-    return client
+    options = {"http_host": parts.hostname, "http_port": parts.port or (443 if secure else 80), "http_secure": secure,
+               "grpc_host": parts.hostname, "grpc_port": grpc_port, "grpc_secure": secure,
+               "auth_credentials": Auth.api_key(key) if key else None,
+               "additional_config": AdditionalConfig(timeout=Timeout(init=min(timeout_s, 30), query=timeout_s,
+                                                                     insert=timeout_s))}
+    return options, f"the Weaviate server at {parts.scheme}://{parts.netloc}"
+
+
+def _unreachable(where: str, exc: Exception) -> StoreError:
+    # Only the class and message: the key is in the client's arguments, never in these.
+    return StoreError(
+        f"cannot reach {where}: {type(exc).__name__}: {str(exc)[:300]}. Start one with "
+        "scripts/weaviate.sh start (or docker compose up weaviate), or check the URL, gRPC port "
+        "and API key"
+    )
 
 
 def _port_from_environment() -> int | None:
