@@ -68,7 +68,7 @@ def schema_for(store) -> Schema:
 
 def needs_sparse(store) -> None:
     if EmbeddingKind.SPARSE not in store.supported_kinds:
-        pytest.skip(f"{store!r} stores no sparse vectors")
+        pytest.skip(f"{type(getattr(store, 'store', store)).__name__} stores no sparse vectors")  # unwrap AsyncDriven
 
 
 def vectors_for(store, rows) -> dict:
