@@ -1,6 +1,7 @@
 """Ingest throughput, query latency and quality per store mode and strategy on BEIR SciFact.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/qdrant_modes.py [--data data/scifact] [--output runs/qdrant_modes.json]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/qdrant_modes.py [--data data/scifact] [--modes memory,qdrant-edge,...]
+        [--output runs/qdrant_modes.json]
 
 Modes: the exact memory store (the reference), qdrant-client local mode, the embedded Qdrant
 Edge engine (default thresholds: exact full scans at this size), Qdrant Edge with HNSW and
@@ -68,8 +69,11 @@ def run_modes(makers: dict, strategies: list[str], dense, bm25, data, qids) -> l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(_bench.SCIFACT))
+    parser.add_argument("--modes", default=None, help="comma-separated (default: all); memory, the exact "
+                        "reference, always runs first")
     parser.add_argument("--output", default="runs/qdrant_modes.json")
     args = parser.parse_args()
+    wanted = ["memory"] + [m for m in (args.modes or "").split(",") if m and m != "memory"]
     data = load_beir(args.data, "test")
     qids = list(data.queries)
     queries = [data.queries[q] for q in qids]
@@ -83,7 +87,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = _bench.QdrantServer(Path(tmp) / "qdrant-server")
         try:
-            rows = run_modes(modes(Path(tmp), server), STRATEGIES, dense, bm25, data, qids)
+            every = modes(Path(tmp), server)
+            unknown = set(wanted) - set(every)
+            if unknown:
+                parser.error(f"unknown modes {sorted(unknown)}; choose from {list(every)}")
+            chosen = every if args.modes is None else {m: every[m] for m in wanted}
+            rows = run_modes(chosen, STRATEGIES, dense, bm25, data, qids)
         finally:
             server.stop()
 
