@@ -40,7 +40,6 @@ import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -152,7 +151,6 @@ class QdrantStore(VectorStore):
         self.write_consistency_factor = write_consistency_factor
         self._corpus_idf: set[str] = set()  # sparse fields whose IDF ragembed computes (sharded collections)
         self._shards = 1
-        self._counter: ThreadPoolExecutor | None = None  # sends the IDF counts of a query at once
         self.upload_parallel, self.upload_retries = upload_parallel, upload_retries
         self.indexing_threshold_kb = indexing_threshold_kb
         # Local mode searches with numpy in this process: one at a time, as in the memory store
@@ -357,8 +355,6 @@ class QdrantStore(VectorStore):
         # Async clients of other event loops cannot be closed from here; their connections close
         # when those loops are gone.
         self._async_clients.clear()
-        if self._counter is not None:
-            self._counter.shutdown()
         self.client.close()
 
     async def aclose(self) -> None:
@@ -462,11 +458,10 @@ class QdrantStore(VectorStore):
 
     def _idf(self, name: str, terms: np.ndarray) -> np.ndarray:
         """Qdrant's (and the memory store's) IDF with N and every df counted exactly over the whole
-        collection, across all its shards. The counts are independent requests, sent at once
-        (Qdrant has no batch count)."""
-        if self._counter is None:
-            self._counter = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ragembed-idf")
-        n, *df = self._counter.map(self._count, self._idf_filters(name, terms))
+        collection, across all its shards: one count request each (Qdrant has no batch count).
+        One after another: the sync client fails under concurrent requests from threads
+        ("Bad file descriptor", qdrant-client#614); the async path sends them at once."""
+        n, *df = [self._count(f) for f in self._idf_filters(name, terms)]
         return corpus_idf(n, df)
 
     async def _aidf(self, client: AsyncQdrantClient, name: str, terms: np.ndarray) -> np.ndarray:
