@@ -6,6 +6,8 @@ funnel at N = 10k and 100k vectors (1M opt-in), on ragembed's exact store and on
     ... --sizes 1000000 --queries 100   # opt-in: 29 minutes on 2 cores (Edge's five HNSW builds:
                                         # 20); Edge's mapped files count in the RSS
     ... --memory-only                   # the exact memory store alone (1M: 5 minutes)
+    ... --qdrant-server                 # also a Qdrant server ($QDRANT_URL, else one started by
+                                        # scripts/qdrant.sh), searched once its indexes are built
 
 Vectors: SciFact's own all-MiniLM-L6-v2 embeddings (5,183 abstracts) are the seeds; vector i is
 seed (i mod 5,183) plus Gaussian noise (sigma 0.03 per dimension, about 0.6 of the seed's norm),
@@ -24,13 +26,16 @@ too. Both rescore 10 x k candidates with float32 by default; "x30/x60/x100" resc
 Stores: `memory` is ragembed's exact numpy store (full scans: float32 matrix product, int8
 scan, binary scan of the unpacked bits or by Hamming distance, then float32 rescoring); `qdrant-edge` is the Qdrant engine
 in-process, which builds an HNSW graph per named vector once a segment passes 10 MB, and
-searches int8/binary with Qdrant's own quantization and rescoring. Bytes/vector is what the
+searches int8/binary with Qdrant's own quantization and rescoring; `qdrant-server` the same
+engine as a server over HTTP (it builds its indexes in the background; the benchmark waits until
+the collection reports green before it searches). Bytes/vector is what the
 first stage scans; every rescoring strategy also keeps the float32 vector (1,536 bytes).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from functools import partial
@@ -38,10 +43,12 @@ from pathlib import Path
 
 import _bench
 import numpy as np
+from qdrant_client import models
 
 from ragembed import DenseEmbedder, Document, MemoryStore, Retriever
 from ragembed.embedders.base import Embedder
 from ragembed.evaluation import load_beir
+from ragembed.stores.qdrant import QdrantStore
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 from ragembed.strategies import Quantized
 from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision
@@ -86,7 +93,23 @@ def make_vectors(seeds: np.ndarray, n: int, random: bool, rng: np.random.Generat
     return out
 
 
-def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tmp: Path) -> list[dict]:
+def server_store(server: _bench.QdrantServer, n: int) -> QdrantStore:
+    store = QdrantStore(f"ragembed_scale_{n}", url=server.url, api_key=os.environ.get("QDRANT_API_KEY"))
+    store.drop()  # a fresh collection each run
+    return store
+
+
+def wait_until_indexed(store: QdrantStore, timeout_s: float = 3600) -> None:
+    """Until the server's optimizers have built every index (collection status green)."""
+    deadline = time.monotonic() + timeout_s
+    while store.client.get_collection(store.collection).status != models.CollectionStatus.GREEN:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{store!r} still indexing after {timeout_s:.0f} s")
+        time.sleep(1)
+
+
+def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tmp: Path,
+             server: _bench.QdrantServer | None) -> list[dict]:
     vectors = make_vectors(seeds, n, args.random, np.random.default_rng(n))
     embedder = LookupEmbedder(vectors, queries)
     docs = [Document(f"v{i}", f"v{i}") for i in range(n)]
@@ -95,15 +118,19 @@ def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tm
     stores = [("memory", MemoryStore())]  # first: the exact reference every recall is against
     if not args.memory_only:
         stores.append(("qdrant-edge", QdrantEdgeStore(tmp / f"edge-{n}", "bench")))
+    if server is not None:
+        stores.append(("qdrant-server", server_store(server, n)))
     for mode, store in stores:
         retriever = Retriever(store, STRATEGIES, embedder=embedder)
         started = time.perf_counter()
         retriever.index(docs)
+        if mode == "qdrant-server":
+            wait_until_indexed(store)
         ingest_s = time.perf_counter() - started
         print(f"N={n} {mode}: indexed in {ingest_s:.1f} s", flush=True)
         for strategy in [*STRATEGIES, *VARIANTS]:
             search = partial(retriever.search, k=10, strategy=VARIANTS.get(strategy, strategy))
-            hits, timing = _bench.timed_each(search, texts, warm_all=mode == "qdrant-edge")
+            hits, timing = _bench.timed_each(search, texts, warm_all=mode != "memory")
             top10 = [[h.id for h in found] for found in hits]
             truth = truth or top10  # the memory store's exact float32: the first measured
             rows.append({"N": n, "store": mode, "strategy": strategy, "index_s": ingest_s,
@@ -130,6 +157,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--random", action="store_true", help="random unit vectors instead of SciFact-derived")
     parser.add_argument("--memory-only", action="store_true", help="skip Qdrant Edge (its HNSW builds take most of the time)")
+    parser.add_argument("--qdrant-server", action="store_true", help="also a Qdrant server")
     parser.add_argument("--output", default="runs/dense_scale.json")
     args = parser.parse_args()
     data = load_beir(args.data, "test")
@@ -139,8 +167,13 @@ def main() -> None:
     queries = dict(zip(texts, dense.embed_queries(texts).data))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
-            rows += run_size(n, seeds, queries, args, Path(tmp))
+        server = _bench.QdrantServer(Path(tmp) / "qdrant-server") if args.qdrant_server else None
+        try:
+            for n in (int(s) for s in args.sizes.split(",")):
+                rows += run_size(n, seeds, queries, args, Path(tmp), server)
+        finally:
+            if server is not None:
+                server.stop()
     print(f"\n{len(queries)} SciFact queries, k=10, {'random' if args.random else 'SciFact-derived'} "
           f"384-dim vectors, {_bench.machine()}")
     print(_bench.table(rows, COLUMNS))
