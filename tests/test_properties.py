@@ -76,7 +76,20 @@ def make_store(request, tmp_path):
             return WeaviateStore(collection=f"{prefix}_{next(counter)}", client=client)
         return QdrantEdgeStore(tmp_path / "edge", f"c{next(counter)}")
 
-    return make
+    yield make
+    # Hypothesis makes a collection per example: drop them from the shared servers.
+    if request.param == "qdrant-server":
+        from qdrant_client import QdrantClient
+
+        admin = QdrantClient(url=url)
+        for c in admin.get_collections().collections:
+            if c.name.startswith(prefix):
+                admin.delete_collection(c.name)
+        admin.close()
+    if request.param == "weaviate":
+        for name in client.collections.list_all(simple=True):
+            if name.startswith(prefix):
+                client.collections.delete(name)
 
 
 @SETTINGS

@@ -41,6 +41,7 @@ class Backend:
     always_rescores: bool = False
     bits_against_bits: bool = False
     drive_async: bool = False
+    on_shared_server: bool = False  # the session's server: the collection is dropped after the test
     skip_reason: str | None = None
 
 
@@ -125,33 +126,33 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-edge": Backend(qdrant_edge, qdrant_edge, native_quantization=True),
     # The server over HTTP and over gRPC (prefer_grpc=True); reopening = a new client.
     "qdrant-server": Backend(qdrant_server, lambda tmp: qdrant_server(tmp, fresh=False), native_quantization=True,
-                             skip_reason=QDRANT_SKIP),
+                             on_shared_server=True, skip_reason=QDRANT_SKIP),
     "qdrant-server-grpc": Backend(lambda tmp: qdrant_server(tmp, grpc=True),
                                   lambda tmp: qdrant_server(tmp, fresh=False, grpc=True), native_quantization=True,
-                                  skip_reason=QDRANT_SKIP),
+                                  on_shared_server=True, skip_reason=QDRANT_SKIP),
     # Three shards on one server: every result must equal an unsharded collection's (BM25's IDF
     # over the whole collection, not per shard).
     "qdrant-server-sharded": Backend(lambda tmp: qdrant_server(tmp, shards=3),
                                      lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
-                                     skip_reason=QDRANT_SKIP),
+                                     on_shared_server=True, skip_reason=QDRANT_SKIP),
     "qdrant-server-async": Backend(lambda tmp: qdrant_server(tmp, shards=3),
                                    lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
-                                   drive_async=True, skip_reason=QDRANT_SKIP),
+                                   drive_async=True, on_shared_server=True, skip_reason=QDRANT_SKIP),
     "qdrant-server-grpc-async": Backend(lambda tmp: qdrant_server(tmp, grpc=True),
                                         lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
-                                        native_quantization=True, drive_async=True, skip_reason=QDRANT_SKIP),
+                                        native_quantization=True, drive_async=True, on_shared_server=True, skip_reason=QDRANT_SKIP),
     "memory-async": Backend(lambda tmp: MemoryStore(), drive_async=True),
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
     "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
                                native_quantization=True, always_rescores=True, bits_against_bits=True,
-                               skip_reason=WEAVIATE_SKIP),
+                               on_shared_server=True, skip_reason=WEAVIATE_SKIP),
     "weaviate-server-async": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
                                      native_quantization=True, always_rescores=True, bits_against_bits=True,
-                                     drive_async=True, skip_reason=WEAVIATE_SKIP),
+                                     drive_async=True, on_shared_server=True, skip_reason=WEAVIATE_SKIP),
     "weaviate-embedded": Backend(weaviate_embedded, lambda tmp: weaviate_embedded(tmp, fresh=False),
                                  native_quantization=True, always_rescores=True, bits_against_bits=True,
-                                 skip_reason=WEAVIATE_SKIP),
+                                 on_shared_server=True, skip_reason=WEAVIATE_SKIP),
 }
 
 

@@ -104,6 +104,8 @@ def store(request, tmp_path):
     store.always_rescores = backend.always_rescores
     store.bits_against_bits = backend.bits_against_bits
     yield store
+    if backend.on_shared_server:
+        store.drop()
     store.close()
 
 
