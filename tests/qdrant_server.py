@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,18 @@ def kill_and_wait(pid: int, timeout_s: float = 30.0) -> None:
 _session: tuple[str, int] | None = None
 
 
+def _stop_session_server(server: ScriptServer) -> None:
+    """Stop the session's server and remove its storage; a server that died during the run
+    leaves the end of its log on stderr first, so the cause is not lost with the folder."""
+    if not Path(f"/proc/{server.pid}").exists():
+        log = server.data / "qdrant.log"
+        tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+        print("the session's Qdrant server died during the run; the end of its log:", *tail, sep="\n",
+              file=sys.stderr)
+    server.stop()
+    shutil.rmtree(server.data, ignore_errors=True)
+
+
 def session_server() -> tuple[str, int]:
     """(URL, gRPC port) of the session's Qdrant server, started on first use."""
     global _session
@@ -89,7 +102,7 @@ def session_server() -> tuple[str, int]:
         else:
             data = Path(tempfile.mkdtemp(prefix="ragembed-qdrant-"))
             server = ScriptServer(data).start()
-            atexit.register(lambda: (server.stop(), shutil.rmtree(data, ignore_errors=True)))
+            atexit.register(_stop_session_server, server)
             _session = server.url, server.grpc_port
     return _session
 
