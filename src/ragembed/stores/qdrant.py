@@ -388,7 +388,7 @@ class QdrantStore(VectorStore):
         async def send(asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
             requests = [self._request(ask, weights) for ask in asks]
             responses = await self._acall("search", lambda: client.query_batch_points(self.collection, requests))
-            return [[hit_of(p.payload, p.score) for p in r.points] for r in responses]
+            return hits_of(responses)
 
         return await steps.arun(self._steps(plan, qfilter), send)
 
@@ -411,7 +411,7 @@ class QdrantStore(VectorStore):
         requests = [self._request(ask, weights) for ask in asks]
         with self._one_search:
             responses = self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
-        return [[hit_of(p.payload, p.score) for p in r.points] for r in responses]
+        return hits_of(responses)
 
     def _request(self, ask: steps.Ask[Any], weights: Weights) -> models.QueryRequest:
         plan, qfilter = ask.request
@@ -532,6 +532,11 @@ class QdrantStore(VectorStore):
     @staticmethod
     def _sparse(indices: list, values: list) -> models.SparseVector:
         return models.SparseVector(indices=indices, values=values)
+
+
+def hits_of(responses: Sequence[Any]) -> list[list[Hit]]:
+    """The hits of each response of a batch query, in order."""
+    return [[hit_of(p.payload, p.score) for p in r.points] for r in responses]
 
 
 def corpus_idf(n: int, df: Sequence[int]) -> np.ndarray:
