@@ -23,8 +23,9 @@ def percentile(values: Sequence[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def timed_each(run: Callable[[Any], Any], items: Iterable[Any],
-               warm_all: bool = False) -> tuple[list[Any], dict[str, float]]:
+def timed_each(
+    run: Callable[[Any], Any], items: Iterable[Any], warm_all: bool = False
+) -> tuple[list[Any], dict[str, float]]:
     """Run `run` on each item after one warm-up call (a whole untimed pass with warm_all: steady
     state for engines that read from memory-mapped files); the results, p50/p95 ms, queries/s."""
     items = list(items)
@@ -37,8 +38,11 @@ def timed_each(run: Callable[[Any], Any], items: Iterable[Any],
         results.append(run(item))
         latencies.append(1000 * (time.perf_counter() - t0))
     total = time.perf_counter() - started
-    return results, {"p50_ms": statistics.median(latencies), "p95_ms": percentile(latencies, 95),
-                     "qps": len(items) / total}
+    return results, {
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": percentile(latencies, 95),
+        "qps": len(items) / total,
+    }
 
 
 def recall_vs(found: Sequence[Iterable[str]], truth: Sequence[Iterable[str]], k: int = 10) -> float:
@@ -54,9 +58,16 @@ def ndcg_at_10(qids: Sequence[str], results: Sequence[Sequence[Any]], qrels: Any
     return metrics["ndcg@10"]
 
 
-def measure_strategies(retriever: Any, strategies: Sequence[str], data: Any, qids: Sequence[str],
-                       truth: dict[str, list] | None, mode: str, ingest_s: float,
-                       exact_of: Callable[[str], str] = lambda s: "dense") -> list[dict[str, Any]]:
+def measure_strategies(
+    retriever: Any,
+    strategies: Sequence[str],
+    data: Any,
+    qids: Sequence[str],
+    truth: dict[str, list] | None,
+    mode: str,
+    ingest_s: float,
+    exact_of: Callable[[str], str] = lambda s: "dense",
+) -> list[dict[str, Any]]:
     """Per strategy: every query of `data` one at a time through Retriever.search (k=100),
     p50/p95 ms, nDCG@10, and recall@10 against truth[exact_of(strategy)] (top-10 id sets of
     the exact search, from an earlier call's rows: {strategy: row["top10"]})."""
@@ -66,10 +77,18 @@ def measure_strategies(retriever: Any, strategies: Sequence[str], data: Any, qid
         results, timing = timed_each(partial(retriever.search, k=100, strategy=strategy), queries)
         top10 = [{h.id for h in hits[:10]} for hits in results]
         reference = (truth or {}).get(exact_of(strategy))
-        rows.append({"mode": mode, "strategy": strategy, "ingest_s": round(ingest_s, 2),
-                     "ingest_docs_per_s": len(data.corpus) / ingest_s, **timing, "ndcg@10": ndcg_at_10(qids, results, data.qrels),
-                     "recall@10_vs_exact": None if reference is None else recall_vs(top10, reference),
-                     "top10": top10})
+        rows.append(
+            {
+                "mode": mode,
+                "strategy": strategy,
+                "ingest_s": round(ingest_s, 2),
+                "ingest_docs_per_s": len(data.corpus) / ingest_s,
+                **timing,
+                "ndcg@10": ndcg_at_10(qids, results, data.qrels),
+                "recall@10_vs_exact": None if reference is None else recall_vs(top10, reference),
+                "top10": top10,
+            }
+        )
     return rows
 
 
@@ -82,10 +101,12 @@ def machine() -> str:
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
     """Plain-text table: columns are (key, header, format spec); missing values print as '-'."""
     cells = [[h for _, h, _ in columns]] + [
-        ["-" if r.get(key) is None else format(r[key], spec) for key, _, spec in columns] for r in rows]
+        ["-" if r.get(key) is None else format(r[key], spec) for key, _, spec in columns] for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in cells)
+    return "\n".join(
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells
+    )
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
@@ -108,21 +129,32 @@ class WeaviateServer:
             from ragembed.stores.weaviate_connect import free_port_pairs
 
             http, self.grpc_port, gossip, raft = free_port_pairs(4)
-            self.env = {**os.environ, "WEAVIATE_HTTP_PORT": str(http), "WEAVIATE_GRPC_PORT": str(self.grpc_port),
-                        "WEAVIATE_GOSSIP_PORT": str(gossip), "WEAVIATE_RAFT_PORT": str(raft)}
+            self.env = {
+                **os.environ,
+                "WEAVIATE_HTTP_PORT": str(http),
+                "WEAVIATE_GRPC_PORT": str(self.grpc_port),
+                "WEAVIATE_GOSSIP_PORT": str(gossip),
+                "WEAVIATE_RAFT_PORT": str(raft),
+            }
             self.data, self.url = folder, f"http://127.0.0.1:{http}"
             subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "start", str(folder)], env=self.env, check=True)
 
     def stop(self) -> None:
         if self.data is not None:
-            subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "stop", str(self.data)], env=self.env,
-                           check=False)
+            subprocess.run(
+                ["bash", str(REPO / "scripts/weaviate.sh"), "stop", str(self.data)], env=self.env, check=False
+            )
 
 
 def script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
     """Run scripts/<name>.sh; its stdout (the servers it started)."""
-    return subprocess.run(["bash", str(REPO / "scripts" / f"{name}.sh"), *args], env={**os.environ, **(env or {})},
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / f"{name}.sh"), *args],
+        env={**os.environ, **(env or {})},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 class QdrantServer:

@@ -9,27 +9,28 @@ funnel at N = 10k and 100k vectors (1M opt-in), on ragembed's exact store and on
     ... --qdrant-server                 # also a Qdrant server ($QDRANT_URL, else one started by
                                         # scripts/qdrant.sh), searched once its indexes are built
 
-Vectors: SciFact's own all-MiniLM-L6-v2 embeddings (5,183 abstracts) are the seeds; vector i is
-seed (i mod 5,183) plus Gaussian noise (sigma 0.03 per dimension, about 0.6 of the seed's norm),
-renormalised: clusters like those of text embeddings, though at 1M each abstract has about
-193 near-copies, more alike than a real corpus (`--random` uses random unit vectors instead). Queries: SciFact's test queries, embedded by the
-same model. Recall@10 is against exact float32 search over the same vectors (the memory store's
-`dense`). Latency: one query at a time through Retriever.search (the query vector looked up,
-not encoded), k=10; qps = queries / total time. Warm-up: one query on the memory store; on Qdrant
-Edge one untimed pass over all queries, since its rescoring reads float32 originals from
-memory-mapped files and the first pass measures the disk (steady state is what a server sees).
+Vectors: SciFact's own all-MiniLM-L6-v2 embeddings (5,183 abstracts) are the seeds; vector i is seed
+(i mod 5,183) plus Gaussian noise (sigma 0.03 per dimension, about 0.6 of the seed's norm),
+renormalised: clusters like those of text embeddings, though at 1M each abstract has about 193
+near-copies, more alike than a real corpus (`--random` uses random unit vectors instead). Queries:
+SciFact's test queries, embedded by the same model. Recall@10 is against exact float32 search over
+the same vectors (the memory store's `dense`). Latency: one query at a time through Retriever.search
+(the query vector looked up, not encoded), k=10; qps = queries / total time. Warm-up: one query on
+the memory store; on Qdrant Edge one untimed pass over all queries, since its rescoring reads
+float32 originals from memory-mapped files and the first pass measures the disk (steady state is
+what a server sees).
 
 Binary strategies: `binary` scores the query's own values against the documents' sign bits
 (asymmetric; Qdrant's query_encoding scalar8bits), `binary:hamming` reduces the query to bits
 too. Both rescore 10 x k candidates with float32 by default; "x30/x60/x100" rescore more.
 
 Stores: `memory` is ragembed's exact numpy store (full scans: float32 matrix product, int8
-scan, binary scan of the unpacked bits or by Hamming distance, then float32 rescoring); `qdrant-edge` is the Qdrant engine
-in-process, which builds an HNSW graph per named vector once a segment passes 10 MB, and
-searches int8/binary with Qdrant's own quantization and rescoring; `qdrant-server` the same
-engine as a server over HTTP (it builds its indexes in the background; the benchmark waits until
-the collection reports green before it searches). Bytes/vector is what the
-first stage scans; every rescoring strategy also keeps the float32 vector (1,536 bytes).
+scan, binary scan of the unpacked bits or by Hamming distance, then float32 rescoring);
+`qdrant-edge` is the Qdrant engine in-process, which builds an HNSW graph per named vector once
+a segment passes 10 MB, and searches int8/binary with Qdrant's own quantization and rescoring;
+`qdrant-server` the same engine as a server over HTTP (it builds its indexes in the background;
+the benchmark waits until the collection reports green before it searches). Bytes/vector is what
+the first stage scans; every rescoring strategy also keeps the float32 vector (1,536 bytes).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ STRATEGIES = ["dense", "int8", "binary", "binary:hamming", "funnel:64"]
 # Measured as well: binary with more oversampling (30, 60, 100 x k candidates rescored; default 10).
 VARIANTS = {f"binary x{n}": Quantized(Precision.BINARY, oversampling=n) for n in (30, 60, 100)}
 VARIANTS["binary:hamming x30"] = Quantized(Precision.BINARY, oversampling=30, asymmetric=False)
-SCANNED_BYTES = {"dense": 1536, "int8": 384, "funnel:64": 256} | {s: 48 for s in ["binary", "binary:hamming", *VARIANTS]}
+SCANNED_BYTES = {"dense": 1536, "int8": 384, "funnel:64": 256} | {
+    s: 48 for s in ["binary", "binary:hamming", *VARIANTS]
+}
 
 
 class LookupEmbedder(Embedder):
@@ -108,8 +111,9 @@ def wait_until_indexed(store: QdrantStore, timeout_s: float = 3600) -> None:
         time.sleep(1)
 
 
-def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tmp: Path,
-             server: _bench.QdrantServer | None) -> list[dict]:
+def run_size(
+    n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tmp: Path, server: _bench.QdrantServer | None
+) -> list[dict]:
     vectors = make_vectors(seeds, n, args.random, np.random.default_rng(n))
     embedder = LookupEmbedder(vectors, queries)
     docs = [Document(f"v{i}", f"v{i}") for i in range(n)]
@@ -133,9 +137,17 @@ def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tm
             hits, timing = _bench.timed_each(search, texts, warm_all=mode != "memory")
             top10 = [[h.id for h in found] for found in hits]
             truth = truth or top10  # the memory store's exact float32: the first measured
-            rows.append({"N": n, "store": mode, "strategy": strategy, "index_s": ingest_s,
-                         "bytes_per_vector": SCANNED_BYTES[strategy], **timing,
-                         "recall@10_vs_exact": _bench.recall_vs(top10, truth)})
+            rows.append(
+                {
+                    "N": n,
+                    "store": mode,
+                    "strategy": strategy,
+                    "index_s": ingest_s,
+                    "bytes_per_vector": SCANNED_BYTES[strategy],
+                    **timing,
+                    "recall@10_vs_exact": _bench.recall_vs(top10, truth),
+                }
+            )
             print(_bench.table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
         retriever.close()
     exact_ms = next(r["p50_ms"] for r in rows if r["store"] == "memory" and r["strategy"] == "dense")
@@ -144,10 +156,18 @@ def run_size(n: int, seeds: np.ndarray, queries: dict[str, np.ndarray], args, tm
     return rows
 
 
-COLUMNS = [("N", "N", ","), ("store", "store", ""), ("strategy", "strategy", ""), ("index_s", "index s", ".1f"),
-           ("bytes_per_vector", "bytes/vec", "d"), ("p50_ms", "p50 ms", ".2f"), ("p95_ms", "p95 ms", ".2f"),
-           ("qps", "qps", ".0f"), ("recall@10_vs_exact", "R@10 vs exact", ".3f"),
-           ("speedup_vs_exact_p50", "x exact", ".1f")]
+COLUMNS = [
+    ("N", "N", ","),
+    ("store", "store", ""),
+    ("strategy", "strategy", ""),
+    ("index_s", "index s", ".1f"),
+    ("bytes_per_vector", "bytes/vec", "d"),
+    ("p50_ms", "p50 ms", ".2f"),
+    ("p95_ms", "p95 ms", ".2f"),
+    ("qps", "qps", ".0f"),
+    ("recall@10_vs_exact", "R@10 vs exact", ".3f"),
+    ("speedup_vs_exact_p50", "x exact", ".1f"),
+]
 
 
 def main() -> None:
@@ -156,7 +176,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated N (1000000 is opt-in)")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--random", action="store_true", help="random unit vectors instead of SciFact-derived")
-    parser.add_argument("--memory-only", action="store_true", help="skip Qdrant Edge (its HNSW builds take most of the time)")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="skip Qdrant Edge (its HNSW builds take most of the time)"
+    )
     parser.add_argument("--qdrant-server", action="store_true", help="also a Qdrant server")
     parser.add_argument("--output", default="runs/dense_scale.json")
     args = parser.parse_args()
@@ -174,8 +196,10 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    print(f"\n{len(queries)} SciFact queries, k=10, {'random' if args.random else 'SciFact-derived'} "
-          f"384-dim vectors, {_bench.machine()}")
+    print(
+        f"\n{len(queries)} SciFact queries, k=10, {'random' if args.random else 'SciFact-derived'} "
+        f"384-dim vectors, {_bench.machine()}"
+    )
     print(_bench.table(rows, COLUMNS))
     _bench.write_json(args.output, {"vectors": "random" if args.random else "scifact-derived", "rows": rows})
 

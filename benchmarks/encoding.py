@@ -39,11 +39,15 @@ def main() -> None:
     raw_model = plain.model  # the same loaded weights: only the code around encode differs
 
     def raw() -> None:
-        raw_model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                         show_progress_bar=False)
+        raw_model.encode(
+            texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
-    best = {"raw SentenceTransformer.encode": float("inf"), "ragembed, cache off": float("inf"),
-            "ragembed, cold cache": float("inf")}
+    best = {
+        "raw SentenceTransformer.encode": float("inf"),
+        "ragembed, cache off": float("inf"),
+        "ragembed, cold cache": float("inf"),
+    }
     warm_s = float("inf")
     with tempfile.TemporaryDirectory() as folder:
         raw_model.encode(texts[:64], batch_size=args.batch_size)  # warm-up: first-call allocations
@@ -51,9 +55,11 @@ def main() -> None:
             cache = EmbeddingCache(f"{folder}/cache-{round_no}")
             cached = DenseEmbedder(batch_size=args.batch_size, cache=cache, device=args.device)
             this_round: dict[str, float] = {}
-            for label, run in (("raw SentenceTransformer.encode", raw),
-                               ("ragembed, cache off", partial(plain.embed_documents, texts)),
-                               ("ragembed, cold cache", partial(cached.embed_documents, texts))):
+            for label, run in (
+                ("raw SentenceTransformer.encode", raw),
+                ("ragembed, cache off", partial(plain.embed_documents, texts)),
+                ("ragembed, cold cache", partial(cached.embed_documents, texts)),
+            ):
                 started = time.perf_counter()
                 run()
                 this_round[label] = time.perf_counter() - started
@@ -64,16 +70,43 @@ def main() -> None:
             print(f"round {round_no + 1}/{args.rounds}: " + ", ".join(f"{k} {v:.1f} s" for k, v in this_round.items()))
 
     raw_s = best["raw SentenceTransformer.encode"]
-    rows = [{"encoder": label, "docs_per_s": len(texts) / s, "ms_per_doc": 1000 * s / len(texts),
-             "ratio": raw_s / s} for label, s in best.items()]
-    rows.append({"encoder": "ragembed, warm cache", "docs_per_s": len(texts) / warm_s,
-                 "ms_per_doc": 1000 * warm_s / len(texts), "ratio": raw_s / warm_s})
-    print(f"\n{len(texts)} SciFact documents, batch {args.batch_size}, model all-MiniLM-L6-v2 "
-          f"(max {raw_model.max_seq_length} tokens) on {raw_model.device}, {_bench.machine()}")
-    print(_bench.table(rows, [("encoder", "encoder", ""), ("docs_per_s", "docs/s", ".1f"),
-                              ("ms_per_doc", "ms/doc", ".2f"), ("ratio", "throughput vs raw", ".3f")]))
-    _bench.write_json(args.output, {"docs": len(texts), "batch_size": args.batch_size, "rounds": args.rounds,
-                                    "device": str(raw_model.device), "rows": rows})
+    rows = [
+        {"encoder": label, "docs_per_s": len(texts) / s, "ms_per_doc": 1000 * s / len(texts), "ratio": raw_s / s}
+        for label, s in best.items()
+    ]
+    rows.append(
+        {
+            "encoder": "ragembed, warm cache",
+            "docs_per_s": len(texts) / warm_s,
+            "ms_per_doc": 1000 * warm_s / len(texts),
+            "ratio": raw_s / warm_s,
+        }
+    )
+    print(
+        f"\n{len(texts)} SciFact documents, batch {args.batch_size}, model all-MiniLM-L6-v2 "
+        f"(max {raw_model.max_seq_length} tokens) on {raw_model.device}, {_bench.machine()}"
+    )
+    print(
+        _bench.table(
+            rows,
+            [
+                ("encoder", "encoder", ""),
+                ("docs_per_s", "docs/s", ".1f"),
+                ("ms_per_doc", "ms/doc", ".2f"),
+                ("ratio", "throughput vs raw", ".3f"),
+            ],
+        )
+    )
+    _bench.write_json(
+        args.output,
+        {
+            "docs": len(texts),
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            "device": str(raw_model.device),
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

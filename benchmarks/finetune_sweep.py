@@ -1,7 +1,8 @@
 """The sweep that chose `ragembed finetune dense`'s defaults: Matryoshka training settings on
 SciFact, each scored by nDCG@10 at 384/256/128/64/32 dimensions on the test split.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune_sweep.py [--only NAME,NAME] [--output runs/finetune_sweep.json]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/finetune_sweep.py [--only NAME,NAME]
+        [--output runs/finetune_sweep.json]
 
 Meant for a GPU (each run about 30 s on an H100; on 2 CPU cores 15-30 minutes each). Every run
 starts from the bundled MiniLM with the settings below (the rest are MatryoshkaTraining's
@@ -62,10 +63,12 @@ def train(loss_kind: str, settings: dict, pairs, folder: Path) -> float:
         guide.max_seq_length = model.max_seq_length
         return GISTEmbedLoss(model, guide)
 
-    inner = {"mnrl": None, "gist": gist,
-             "cached": lambda model: CachedMultipleNegativesRankingLoss(model, mini_batch_size=32)}[loss_kind]
-    train_matryoshka(pairs, folder, replace(MatryoshkaTraining(), **settings), show_progress=False,
-                     inner_loss=inner)
+    inner = {
+        "mnrl": None,
+        "gist": gist,
+        "cached": lambda model: CachedMultipleNegativesRankingLoss(model, mini_batch_size=32),
+    }[loss_kind]
+    train_matryoshka(pairs, folder, replace(MatryoshkaTraining(), **settings), show_progress=False, inner_loss=inner)
     return json.loads((folder / TRAINING_RECORD).read_text())["training_s"]
 
 
@@ -78,8 +81,17 @@ def main() -> None:
     test = load_beir(args.data, "test")
     pairs = training_pairs(args.data, "train")
     chosen = [n for n in RUNS if not args.only or n in args.only.split(",")]
-    rows = [{"run": "base model", **{str(d): s["ndcg@10"] for d, s in dense_scores_by_dim(
-        test, {"base": default_model_path()}, DIMS, show_progress=False)["base"].items()}}]
+    rows = [
+        {
+            "run": "base model",
+            **{
+                str(d): s["ndcg@10"]
+                for d, s in dense_scores_by_dim(test, {"base": default_model_path()}, DIMS, show_progress=False)[
+                    "base"
+                ].items()
+            },
+        }
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for name in chosen:
             loss_kind, settings = RUNS[name]

@@ -6,16 +6,16 @@ this script starts with scripts/qdrant.sh.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/ingest.py [--copies 4] [--output runs/ingest.json]
 
-Points: the SciFact corpus (5,183 abstracts, all-MiniLM-L6-v2, 384 dims) --copies times under
-new ids (20,732 points by default; copies carry slight noise so no scores tie), so each run
-lasts seconds, not milliseconds. Vectors are computed once beforehand (ragembed's embeddings cache) and documents/nodes are built before the
-clock starts: the timings hold only the library and the engine. ragembed is measured two ways:
-`Retriever.index` (the user path: vectors read back from the embeddings cache, upserted in
-batches of 1,000, then `optimize`, which on Qdrant Edge builds the HNSW index; copies are exact
-duplicates there) and `store.upsert` with the same vectors as LlamaIndex, in the same batches,
-then `optimize`. Queries: top-10 for SciFact's 300 test queries with query vectors precomputed,
-against exact search over the same points (recall@10). LlamaIndex: `QdrantVectorStore.add(nodes)` with each
-node's embedding set, at its default batch size (64) and at 1,000.
+Points: the SciFact corpus (5,183 abstracts, all-MiniLM-L6-v2, 384 dims) --copies times under new
+ids (20,732 points by default; copies carry slight noise so no scores tie), so each run lasts
+seconds, not milliseconds. Vectors are computed once beforehand (ragembed's embeddings cache) and
+documents/nodes are built before the clock starts: the timings hold only the library and the engine.
+ragembed is measured two ways: `Retriever.index` (the user path: vectors read back from the
+embeddings cache, upserted in batches of 1,000, then `optimize`, which on Qdrant Edge builds the
+HNSW index; copies are exact duplicates there) and `store.upsert` with the same vectors as
+LlamaIndex, in the same batches, then `optimize`. Queries: top-10 for SciFact's 300 test queries
+with query vectors precomputed, against exact search over the same points (recall@10).
+LlamaIndex: `QdrantVectorStore.add(nodes)` with each node's embedding set, at its default batch size (64) and at 1,000.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def upsert_all(store, docs, vectors, dense) -> float:
     started = time.perf_counter()
     for start in range(0, len(docs), BATCH):
         rows = range(start, min(start + BATCH, len(docs)))
-        store.upsert(docs[start: rows.stop], {"dense": vectors.take(rows)})
+        store.upsert(docs[start : rows.stop], {"dense": vectors.take(rows)})
     store.optimize()
     return time.perf_counter() - started
 
@@ -59,10 +59,12 @@ def on_server(server, name: str, grpc: bool) -> QdrantStore:
 
 def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path, server) -> list[dict]:
     rows = []
-    makers = {"Qdrant server, HTTP": lambda tag: on_server(server, f"bench_http_{tag}", grpc=False),
-              "Qdrant server, gRPC": lambda tag: on_server(server, f"bench_grpc_{tag}", grpc=True),
-              "qdrant-client local (:memory:)": lambda tag: QdrantStore(f"bench_{tag}", path=":memory:"),
-              "Qdrant Edge (HNSW built)": lambda tag: QdrantEdgeStore(tmp / f"edge-{tag}", "bench")}
+    makers = {
+        "Qdrant server, HTTP": lambda tag: on_server(server, f"bench_http_{tag}", grpc=False),
+        "Qdrant server, gRPC": lambda tag: on_server(server, f"bench_grpc_{tag}", grpc=True),
+        "qdrant-client local (:memory:)": lambda tag: QdrantStore(f"bench_{tag}", path=":memory:"),
+        "Qdrant Edge (HNSW built)": lambda tag: QdrantEdgeStore(tmp / f"edge-{tag}", "bench"),
+    }
     for engine, make in makers.items():
         # The user path; its vectors come from the embeddings cache, so copies are exact duplicates
         # there: timed for ingest only.
@@ -70,17 +72,32 @@ def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path, server) -> li
         started = time.perf_counter()
         retriever.index(docs)
         elapsed = time.perf_counter() - started
-        rows.append({"library": "ragembed Retriever.index", "engine": engine, "points": len(docs),
-                     "seconds": elapsed, "points_per_s": len(docs) / elapsed})
+        rows.append(
+            {
+                "library": "ragembed Retriever.index",
+                "engine": engine,
+                "points": len(docs),
+                "seconds": elapsed,
+                "points_per_s": len(docs) / elapsed,
+            }
+        )
         retriever.close()
 
         store = make("upsert")
         elapsed = upsert_all(store, docs, vectors, dense)
         searcher = Retriever(store, "dense", embedder=dense)  # query vectors from the cache
         hits, timing = _bench.timed_each(partial(searcher.search, k=10), queries)
-        rows.append({"library": "ragembed store.upsert", "engine": engine, "points": len(docs),
-                     "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing,
-                     "recall@10_vs_exact": _bench.recall_vs([[h.id for h in found] for found in hits], truth)})
+        rows.append(
+            {
+                "library": "ragembed store.upsert",
+                "engine": engine,
+                "points": len(docs),
+                "seconds": elapsed,
+                "points_per_s": len(docs) / elapsed,
+                **timing,
+                "recall@10_vs_exact": _bench.recall_vs([[h.id for h in found] for found in hits], truth),
+            }
+        )
         searcher.close()
     return rows
 
@@ -95,12 +112,15 @@ def llamaindex_rows(docs, vectors, query_vectors, truth, server) -> list[dict]:
     point_id = {d.id: str(uuid.uuid5(uuid.NAMESPACE_URL, d.id)) for d in docs}
     back = {v: k for k, v in point_id.items()}
     rows = []
-    clients = {"Qdrant server, HTTP": lambda: QdrantClient(url=server.url),
-               "Qdrant server, gRPC": lambda: QdrantClient(url=server.url, prefer_grpc=True, grpc_port=server.grpc_port),
-               "qdrant-client local (:memory:)": lambda: QdrantClient(location=":memory:")}
+    clients = {
+        "Qdrant server, HTTP": lambda: QdrantClient(url=server.url),
+        "Qdrant server, gRPC": lambda: QdrantClient(url=server.url, prefer_grpc=True, grpc_port=server.grpc_port),
+        "qdrant-client local (:memory:)": lambda: QdrantClient(location=":memory:"),
+    }
     for (engine, client), batch_size in ((c, b) for c in clients.items() for b in (64, BATCH)):
-        nodes = [TextNode(id_=point_id[d.id], text=d.text, embedding=vec.tolist())
-                 for d, vec in zip(docs, vectors.data)]
+        nodes = [
+            TextNode(id_=point_id[d.id], text=d.text, embedding=vec.tolist()) for d, vec in zip(docs, vectors.data)
+        ]
         collection = f"llamaindex_{batch_size}_{'grpc' if 'gRPC' in engine else 'http'}"
         made = client()
         if made.collection_exists(collection):
@@ -111,11 +131,19 @@ def llamaindex_rows(docs, vectors, query_vectors, truth, server) -> list[dict]:
         elapsed = time.perf_counter() - started
         queries = [q.tolist() for q in query_vectors]
         found, timing = _bench.timed_each(
-            lambda q, store=store: store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=10)), queries)
-        rows.append({"library": f"LlamaIndex QdrantVectorStore.add (batch {batch_size})",
-                     "engine": engine, "points": len(docs),
-                     "seconds": elapsed, "points_per_s": len(docs) / elapsed, **timing,
-                     "recall@10_vs_exact": _bench.recall_vs([[back[i] for i in r.ids] for r in found], truth)})
+            lambda q, store=store: store.query(VectorStoreQuery(query_embedding=q, similarity_top_k=10)), queries
+        )
+        rows.append(
+            {
+                "library": f"LlamaIndex QdrantVectorStore.add (batch {batch_size})",
+                "engine": engine,
+                "points": len(docs),
+                "seconds": elapsed,
+                "points_per_s": len(docs) / elapsed,
+                **timing,
+                "recall@10_vs_exact": _bench.recall_vs([[back[i] for i in r.ids] for r in found], truth),
+            }
+        )
         store.client.close()
     return rows
 
@@ -133,8 +161,9 @@ def main() -> None:
     # Copies get a little noise (sigma 0.002 per dimension), so no two points tie: with exact ties
     # the engines' order among equal scores, not their data, would decide recall.
     tiled = np.tile(base.data, (args.copies, 1))
-    tiled[len(base.data):] += 0.002 * np.random.default_rng(0).standard_normal(tiled[len(base.data):].shape,
-                                                                               dtype=np.float32)
+    tiled[len(base.data) :] += 0.002 * np.random.default_rng(0).standard_normal(
+        tiled[len(base.data) :].shape, dtype=np.float32
+    )
     vectors = DenseEmbeddings(tiled / np.linalg.norm(tiled, axis=1, keepdims=True))
     queries = list(data.queries.values())
     query_vectors = dense.embed_queries(queries).data
@@ -153,10 +182,20 @@ def main() -> None:
             server.stop()
 
     print(f"\n{len(docs)} points (SciFact x{args.copies}), 384-dim float32, {_bench.machine()}")
-    print(_bench.table(rows, [("library", "library", ""), ("engine", "engine", ""),
-                              ("points_per_s", "points/s", ".0f"), ("seconds", "s", ".2f"),
-                              ("p50_ms", "query p50 ms", ".2f"), ("p95_ms", "p95 ms", ".2f"),
-                              ("recall@10_vs_exact", "R@10 vs exact", ".3f")]))
+    print(
+        _bench.table(
+            rows,
+            [
+                ("library", "library", ""),
+                ("engine", "engine", ""),
+                ("points_per_s", "points/s", ".0f"),
+                ("seconds", "s", ".2f"),
+                ("p50_ms", "query p50 ms", ".2f"),
+                ("p95_ms", "p95 ms", ".2f"),
+                ("recall@10_vs_exact", "R@10 vs exact", ".3f"),
+            ],
+        )
+    )
     _bench.write_json(args.output, {"points": len(docs), "rows": rows})
 
 

@@ -37,8 +37,16 @@ import _bench
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.evaluation import load_beir
 
-BACKENDS = ["memory", "qdrant-local", "qdrant-edge", "qdrant-server", "qdrant-cluster", "weaviate",
-            "weaviate-embedded", "weaviate-cluster"]
+BACKENDS = [
+    "memory",
+    "qdrant-local",
+    "qdrant-edge",
+    "qdrant-server",
+    "qdrant-cluster",
+    "weaviate",
+    "weaviate-embedded",
+    "weaviate-cluster",
+]
 K = 10
 
 
@@ -57,10 +65,13 @@ def open_store(backend: str, folder: Path, server: Callable[[str], Any]) -> Any:
         from ragembed.stores.qdrant import QdrantStore
 
         if backend == "qdrant-server":
-            store = QdrantStore("ragembed_load", url=server("qdrant").url, api_key=os.environ.get("QDRANT_API_KEY") or None)
+            store = QdrantStore(
+                "ragembed_load", url=server("qdrant").url, api_key=os.environ.get("QDRANT_API_KEY") or None
+            )
         else:
-            store = QdrantStore("ragembed_load", url=server("qdrant-cluster").urls[1], shard_number=6,
-                                replication_factor=2)
+            store = QdrantStore(
+                "ragembed_load", url=server("qdrant-cluster").urls[1], shard_number=6, replication_factor=2
+            )
         store.drop()  # a fresh collection each run
         return store
     from ragembed.stores.weaviate import WeaviateStore
@@ -95,12 +106,19 @@ class Tally:
 
     def row(self, backend: str, mode: str, clients: int, seconds: float) -> dict[str, Any]:
         done = len(self.latencies)
-        return {"backend": backend, "mode": mode, "clients": clients, "searches": done,
-                "errors": len(self.errors), "differs": self.differs, "qps": done / seconds,
-                "p50_ms": _bench.percentile(self.latencies, 50) if done > 1 else None,
-                "p95_ms": _bench.percentile(self.latencies, 95) if done > 1 else None,
-                "p99_ms": _bench.percentile(self.latencies, 99) if done > 1 else None,
-                "first_errors": sorted(set(self.errors))[:3]}
+        return {
+            "backend": backend,
+            "mode": mode,
+            "clients": clients,
+            "searches": done,
+            "errors": len(self.errors),
+            "differs": self.differs,
+            "qps": done / seconds,
+            "p50_ms": _bench.percentile(self.latencies, 50) if done > 1 else None,
+            "p95_ms": _bench.percentile(self.latencies, 95) if done > 1 else None,
+            "p99_ms": _bench.percentile(self.latencies, 99) if done > 1 else None,
+            "first_errors": sorted(set(self.errors))[:3],
+        }
 
 
 def threaded(retriever: Retriever, queries: list[str], tally: Tally, clients: int, seconds: float) -> float:
@@ -112,7 +130,7 @@ def threaded(retriever: Retriever, queries: list[str], tally: Tally, clients: in
             q, started = rng.randrange(len(queries)), time.perf_counter()
             try:
                 tally.record(q, started, retriever.search(queries[q], k=K))
-            except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            except Exception as exc:
                 tally.record(q, started, error=exc)
 
     started = time.perf_counter()
@@ -134,7 +152,7 @@ def asynchronous(search: Callable[[Retriever, str], Any]) -> Callable[..., float
                 q, started = rng.randrange(len(queries)), time.perf_counter()
                 try:
                     tally.record(q, started, await search(retriever, queries[q]))
-                except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                except Exception as exc:
                     tally.record(q, started, error=exc)
 
         async def run() -> float:
@@ -174,10 +192,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ragembed-load-") as tmp:
         servers: dict[str, Any] = {}
-        makers = {"weaviate": lambda: _bench.WeaviateServer(Path(tmp) / "weaviate-server"),
-                  "qdrant": lambda: _bench.QdrantServer(Path(tmp) / "qdrant-server"),
-                  "qdrant-cluster": lambda: _bench.Cluster("qdrant", Path(tmp) / "qdrant-cluster"),
-                  "weaviate-cluster": lambda: _bench.Cluster("weaviate", Path(tmp) / "weaviate-cluster")}
+        makers = {
+            "weaviate": lambda: _bench.WeaviateServer(Path(tmp) / "weaviate-server"),
+            "qdrant": lambda: _bench.QdrantServer(Path(tmp) / "qdrant-server"),
+            "qdrant-cluster": lambda: _bench.Cluster("qdrant", Path(tmp) / "qdrant-cluster"),
+            "weaviate-cluster": lambda: _bench.Cluster("weaviate", Path(tmp) / "weaviate-cluster"),
+        }
 
         def server(kind: str) -> Any:
             if kind not in servers:
@@ -200,16 +220,39 @@ def main() -> None:
             for s in servers.values():
                 s.stop()
 
-    print(f"\n{args.clients} threads or {args.async_clients} asyncio tasks x {args.seconds:.0f} s per backend and mode, "
-          f"{len(data.corpus)} documents, "
-          f"{len(queries)} distinct queries, k={K}; {_bench.machine()}")
-    print(_bench.table(rows, [("backend", "backend", ""), ("mode", "mode", ""), ("clients", "clients", "d"),
-                              ("searches", "searches", "d"),
-                              ("errors", "errors", "d"), ("differs", "differs", "d"), ("qps", "queries/s", ".0f"),
-                              ("p50_ms", "p50 ms", ".1f"), ("p95_ms", "p95 ms", ".1f"), ("p99_ms", "p99 ms", ".1f")]))
-    _bench.write_json(args.output, {"clients": args.clients, "async_clients": args.async_clients,
-                                    "seconds": args.seconds, "documents": len(data.corpus),
-                                    "queries": len(queries), "rows": rows})
+    print(
+        f"\n{args.clients} threads or {args.async_clients} asyncio tasks x {args.seconds:.0f} s per backend and mode, "
+        f"{len(data.corpus)} documents, "
+        f"{len(queries)} distinct queries, k={K}; {_bench.machine()}"
+    )
+    print(
+        _bench.table(
+            rows,
+            [
+                ("backend", "backend", ""),
+                ("mode", "mode", ""),
+                ("clients", "clients", "d"),
+                ("searches", "searches", "d"),
+                ("errors", "errors", "d"),
+                ("differs", "differs", "d"),
+                ("qps", "queries/s", ".0f"),
+                ("p50_ms", "p50 ms", ".1f"),
+                ("p95_ms", "p95 ms", ".1f"),
+                ("p99_ms", "p99 ms", ".1f"),
+            ],
+        )
+    )
+    _bench.write_json(
+        args.output,
+        {
+            "clients": args.clients,
+            "async_clients": args.async_clients,
+            "seconds": args.seconds,
+            "documents": len(data.corpus),
+            "queries": len(queries),
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,11 @@ def ragembed_rows(data, qids, colbert, dense, token_bytes: int, tmp: Path) -> li
     setups = {
         "brute-force MaxSim (ragembed memory store)": (lambda: MemoryStore(), "colbert", None),
         "ragembed + Qdrant Edge: colbert": (lambda: QdrantEdgeStore(tmp / "edge", "bench"), "colbert", tmp / "edge"),
-        "ragembed + Qdrant Edge: colbert+dense": (lambda: QdrantEdgeStore(tmp / "edge-2", "bench"), "colbert+dense",
-                                                  tmp / "edge-2"),
+        "ragembed + Qdrant Edge: colbert+dense": (
+            lambda: QdrantEdgeStore(tmp / "edge-2", "bench"),
+            "colbert+dense",
+            tmp / "edge-2",
+        ),
     }
     rows = []
     for system, (make, strategy, folder) in setups.items():
@@ -59,8 +62,15 @@ def ragembed_rows(data, qids, colbert, dense, token_bytes: int, tmp: Path) -> li
         build_s = time.perf_counter() - started
         results, timing = _bench.timed_each(partial(retriever.search, k=10), queries)
         size = token_bytes if folder is None else folder_bytes(folder)  # in memory: the float32 tokens
-        rows.append({"system": system, "build_s": build_s, "index_mb": size / 2**20,
-                     "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels), **timing})
+        rows.append(
+            {
+                "system": system,
+                "build_s": build_s,
+                "index_mb": size / 2**20,
+                "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
+                **timing,
+            }
+        )
         retriever.close()
     return rows
 
@@ -70,21 +80,26 @@ def plaid_row(data, qids, colbert, docs: tuple, tmp: Path) -> dict:
 
     query_vectors = colbert.embed_queries([data.queries[q] for q in qids]).vectors
     started = time.perf_counter()
-    index = indexes.PLAID(index_folder=str(tmp / "plaid"), index_name="scifact", override=True,
-                          show_progress=False)
+    index = indexes.PLAID(index_folder=str(tmp / "plaid"), index_name="scifact", override=True, show_progress=False)
     index.add_documents(documents_ids=[d.id for d in data.corpus], documents_embeddings=list(docs))
     build_s = time.perf_counter() - started
     searcher = retrieve.ColBERT(index=index)
     # On a CPU fast-plaid takes over a second per query: quality from one batched call over all
     # queries, latency from the first LATENCY_QUERIES one at a time (keeps the script < 30 min).
     found = searcher.retrieve(queries_embeddings=list(query_vectors), k=10)
-    _, timing = _bench.timed_each(lambda q: searcher.retrieve(queries_embeddings=[q], k=10),
-                                  list(query_vectors)[:LATENCY_QUERIES])
+    _, timing = _bench.timed_each(
+        lambda q: searcher.retrieve(queries_embeddings=[q], k=10), list(query_vectors)[:LATENCY_QUERIES]
+    )
     results = [[Hit(str(r["id"]), float(r["score"])) for r in top] for top in found]
     size = folder_bytes(tmp / "plaid")
     shutil.rmtree(tmp / "plaid", ignore_errors=True)
-    return {"system": "PyLate PLAID (fast-plaid, 4-bit)", "build_s": build_s, "index_mb": size / 2**20,
-            "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels), **timing}
+    return {
+        "system": "PyLate PLAID (fast-plaid, 4-bit)",
+        "build_s": build_s,
+        "index_mb": size / 2**20,
+        "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
+        **timing,
+    }
 
 
 def main() -> None:
@@ -103,11 +118,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         rows = ragembed_rows(data, qids, colbert, dense, sum(m.nbytes for m in tokens), Path(folder))
         rows.append(plaid_row(data, qids, colbert, tokens, Path(folder)))
-    print(f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=10, "
-          f"ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}")
-    print(_bench.table(rows, [("system", "system", ""), ("ndcg@10", "nDCG@10", ".4f"),
-                              ("p50_ms", "p50 ms", ".1f"), ("p95_ms", "p95 ms", ".1f"),
-                              ("index_mb", "index MB", ".1f"), ("build_s", "build s", ".1f")]))
+    print(
+        f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=10, "
+        f"ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}"
+    )
+    print(
+        _bench.table(
+            rows,
+            [
+                ("system", "system", ""),
+                ("ndcg@10", "nDCG@10", ".4f"),
+                ("p50_ms", "p50 ms", ".1f"),
+                ("p95_ms", "p95 ms", ".1f"),
+                ("index_mb", "index MB", ".1f"),
+                ("build_s", "build s", ".1f"),
+            ],
+        )
+    )
     _bench.write_json(args.output, {"model": args.model or "bundled MiniLM + untrained ColBERT head", "rows": rows})
 
 

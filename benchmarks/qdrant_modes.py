@@ -36,8 +36,9 @@ STRATEGIES = ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"]
 
 def modes(tmp: Path, server: _bench.QdrantServer) -> dict:
     def on_server(name: str, **options) -> QdrantStore:
-        store = QdrantStore(name, url=server.url, api_key=os.environ.get("QDRANT_API_KEY"), grpc_port=server.grpc_port,
-                            **options)
+        store = QdrantStore(
+            name, url=server.url, api_key=os.environ.get("QDRANT_API_KEY"), grpc_port=server.grpc_port, **options
+        )
         store.drop()  # a fresh collection each run
         return store
 
@@ -58,8 +59,7 @@ def run_modes(makers: dict, strategies: list[str], dense, bm25, data, qids) -> l
         retriever = Retriever(make(), strategies, embedder=dense, sparse_embedder=bm25)
         started = time.perf_counter()
         retriever.index(data.corpus)
-        found = _bench.measure_strategies(retriever, strategies, data, qids, truth, mode,
-                                          time.perf_counter() - started)
+        found = _bench.measure_strategies(retriever, strategies, data, qids, truth, mode, time.perf_counter() - started)
         truth = truth or {r["strategy"]: r["top10"] for r in found}  # the memory store: exact
         rows += found
         retriever.close()
@@ -69,8 +69,9 @@ def run_modes(makers: dict, strategies: list[str], dense, bm25, data, qids) -> l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(_bench.SCIFACT))
-    parser.add_argument("--modes", default=None, help="comma-separated (default: all); memory, the exact "
-                        "reference, always runs first")
+    parser.add_argument(
+        "--modes", default=None, help="comma-separated (default: all); memory, the exact reference, always runs first"
+    )
     parser.add_argument("--output", default="runs/qdrant_modes.json")
     args = parser.parse_args()
     wanted = ["memory"] + [m for m in (args.modes or "").split(",") if m and m != "memory"]
@@ -96,14 +97,27 @@ def main() -> None:
         finally:
             server.stop()
 
-
-    print(f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=100; cold query encoding {encode_ms:.1f} ms")
-    print(_bench.table(rows, [("mode", "mode", ""), ("strategy", "strategy", ""),
-                              ("ingest_docs_per_s", "ingest docs/s", ".0f"), ("p50_ms", "p50 ms", ".2f"),
-                              ("p95_ms", "p95 ms", ".2f"), ("ndcg@10", "nDCG@10", ".4f"),
-                              ("recall@10_vs_exact", "R@10/exact", ".3f")]))
-    _bench.write_json(args.output, {"query_encoding_ms": encode_ms,
-                                    "runs": [{k: v for k, v in r.items() if k != "top10"} for r in rows]})
+    print(
+        f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=100; cold query encoding {encode_ms:.1f} ms"
+    )
+    print(
+        _bench.table(
+            rows,
+            [
+                ("mode", "mode", ""),
+                ("strategy", "strategy", ""),
+                ("ingest_docs_per_s", "ingest docs/s", ".0f"),
+                ("p50_ms", "p50 ms", ".2f"),
+                ("p95_ms", "p95 ms", ".2f"),
+                ("ndcg@10", "nDCG@10", ".4f"),
+                ("recall@10_vs_exact", "R@10/exact", ".3f"),
+            ],
+        )
+    )
+    _bench.write_json(
+        args.output,
+        {"query_encoding_ms": encode_ms, "runs": [{k: v for k, v in r.items() if k != "top10"} for r in rows]},
+    )
 
 
 if __name__ == "__main__":

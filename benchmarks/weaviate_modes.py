@@ -45,10 +45,14 @@ def dense_section(data, qids, tmp: Path, server: _bench.WeaviateServer) -> list[
     modes = {
         "memory": (lambda: MemoryStore(), VECTOR + SPARSE_KEYWORD),
         "qdrant-edge": (lambda: QdrantEdgeStore(tmp / "edge", "bench"), VECTOR + SPARSE_KEYWORD),
-        "weaviate-hnsw": (lambda: WeaviateStore(server.url, "BenchHnsw", grpc_port=server.grpc_port),
-                          VECTOR + ENGINE_KEYWORD),
-        "weaviate-flat": (lambda: WeaviateStore(server.url, "BenchFlat", grpc_port=server.grpc_port, index="flat"),
-                          VECTOR + ENGINE_KEYWORD),
+        "weaviate-hnsw": (
+            lambda: WeaviateStore(server.url, "BenchHnsw", grpc_port=server.grpc_port),
+            VECTOR + ENGINE_KEYWORD,
+        ),
+        "weaviate-flat": (
+            lambda: WeaviateStore(server.url, "BenchFlat", grpc_port=server.grpc_port, index="flat"),
+            VECTOR + ENGINE_KEYWORD,
+        ),
         "weaviate-embedded": (lambda: WeaviateStore.embedded(tmp / "embedded", "Bench"), VECTOR + ENGINE_KEYWORD),
     }
     rows, truth = [], None
@@ -75,17 +79,19 @@ def colbert_section(data, qids, tmp: Path, server: _bench.WeaviateServer) -> lis
     colbert = ColBERTEmbedder(show_progress=True)
     colbert.embed_documents([d.text for d in data.corpus])  # warm the cache
     rows, truth = [], None
-    for mode, make in {"memory": lambda: MemoryStore(),
-                       "qdrant-edge": lambda: QdrantEdgeStore(tmp / "edge-colbert", "bench"),
-                       "weaviate-muvera": lambda: WeaviateStore(server.url, "BenchMuvera", grpc_port=server.grpc_port,
-                                                                muvera=True)}.items():
+    for mode, make in {
+        "memory": lambda: MemoryStore(),
+        "qdrant-edge": lambda: QdrantEdgeStore(tmp / "edge-colbert", "bench"),
+        "weaviate-muvera": lambda: WeaviateStore(server.url, "BenchMuvera", grpc_port=server.grpc_port, muvera=True),
+    }.items():
         store = make()
         store.drop()
         retriever = Retriever(store, "colbert", multivector_embedder=colbert)
         started = time.perf_counter()
         retriever.index(data.corpus)
-        found = _bench.measure_strategies(retriever, ["colbert"], data, qids, truth, mode,
-                                          time.perf_counter() - started, exact_of)
+        found = _bench.measure_strategies(
+            retriever, ["colbert"], data, qids, truth, mode, time.perf_counter() - started, exact_of
+        )
         truth = truth or {"colbert": found[0]["top10"]}
         rows += found
         if mode.startswith("weaviate"):
@@ -112,12 +118,15 @@ def main() -> None:
         finally:
             server.stop()
     print(f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=100")
-    print(f"{'mode':<19}{'strategy':<16}{'ingest docs/s':>14}{'p50 ms':>9}{'p95 ms':>9}{'nDCG@10':>9}"
-          f"{'R@10/exact':>11}")
+    print(
+        f"{'mode':<19}{'strategy':<16}{'ingest docs/s':>14}{'p50 ms':>9}{'p95 ms':>9}{'nDCG@10':>9}{'R@10/exact':>11}"
+    )
     for r in rows:
         recall = "" if r["recall@10_vs_exact"] is None else f"{r['recall@10_vs_exact']:.3f}"
-        print(f"{r['mode']:<19}{r['strategy']:<16}{r['ingest_docs_per_s']:>14.0f}{r['p50_ms']:>9.2f}"
-              f"{r['p95_ms']:>9.2f}{r['ndcg@10']:>9.4f}{recall:>11}")
+        print(
+            f"{r['mode']:<19}{r['strategy']:<16}{r['ingest_docs_per_s']:>14.0f}{r['p50_ms']:>9.2f}"
+            f"{r['p95_ms']:>9.2f}{r['ndcg@10']:>9.4f}{recall:>11}"
+        )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps([{k: v for k, v in r.items() if k != "top10"} for r in rows], indent=1))
 

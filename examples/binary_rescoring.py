@@ -20,8 +20,9 @@ parser.add_argument("--queries", type=int, default=50)
 args = parser.parse_args()
 
 docs, queries, _ = scifact_slice(args.docs, args.queries)
-retriever = Retriever("qdrant-edge:./example-index", ["dense", "binary", "binary:norescore", "binary:hamming"],
-                      collection="binary")
+retriever = Retriever(
+    "qdrant-edge:./example-index", ["dense", "binary", "binary:norescore", "binary:hamming"], collection="binary"
+)
 retriever.store.drop()
 retriever.index(docs)
 texts = list(queries.values())

@@ -21,8 +21,12 @@ parser.add_argument("--model", help="a PyLate ColBERT model folder")
 args = parser.parse_args()
 
 docs, queries, qrels = scifact_slice(args.docs, args.queries)
-retriever = Retriever("qdrant-edge:./example-index", ["colbert", "colbert+dense"],
-                      multivector_embedder=ColBERTEmbedder(args.model, show_progress=True), collection="colbert")
+retriever = Retriever(
+    "qdrant-edge:./example-index",
+    ["colbert", "colbert+dense"],
+    multivector_embedder=ColBERTEmbedder(args.model, show_progress=True),
+    collection="colbert",
+)
 retriever.store.drop()
 retriever.index(docs)
 for qid, text in queries.items():

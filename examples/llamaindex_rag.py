@@ -42,12 +42,17 @@ class ChatEndpoint(CustomLLM):
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         messages = [{"role": "user", "content": prompt}]
         if self.ollama:
-            reply = httpx.post(f"{self.url}/api/chat", json={"model": self.model, "messages": messages,
-                                                              "stream": False}, timeout=120)
+            reply = httpx.post(
+                f"{self.url}/api/chat", json={"model": self.model, "messages": messages, "stream": False}, timeout=120
+            )
             reply.raise_for_status()
             return CompletionResponse(text=reply.json()["message"]["content"])
-        reply = httpx.post(f"{self.url}/chat/completions", json={"model": self.model, "messages": messages},
-                           headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}, timeout=120)
+        reply = httpx.post(
+            f"{self.url}/chat/completions",
+            json={"model": self.model, "messages": messages},
+            headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+            timeout=120,
+        )
         reply.raise_for_status()
         return CompletionResponse(text=reply.json()["choices"][0]["message"]["content"])
 
@@ -58,12 +63,18 @@ class ChatEndpoint(CustomLLM):
 
 def configured_llm() -> ChatEndpoint | None:
     if os.environ.get("OPENAI_BASE_URL"):
-        return ChatEndpoint(url=os.environ["OPENAI_BASE_URL"].rstrip("/"),
-                            model=os.environ.get("RAG_MODEL", "gpt-4o-mini"), api_key=os.environ.get("OPENAI_API_KEY", ""))
+        return ChatEndpoint(
+            url=os.environ["OPENAI_BASE_URL"].rstrip("/"),
+            model=os.environ.get("RAG_MODEL", "gpt-4o-mini"),
+            api_key=os.environ.get("OPENAI_API_KEY", ""),
+        )
     if os.environ.get("OLLAMA_HOST"):
         host = os.environ["OLLAMA_HOST"]
-        return ChatEndpoint(url=(host if host.startswith("http") else f"http://{host}").rstrip("/"),
-                            model=os.environ.get("RAG_MODEL", "llama3.2"), ollama=True)
+        return ChatEndpoint(
+            url=(host if host.startswith("http") else f"http://{host}").rstrip("/"),
+            model=os.environ.get("RAG_MODEL", "llama3.2"),
+            ollama=True,
+        )
     return None
 
 
@@ -82,7 +93,11 @@ def main() -> None:
     docs, _, _ = scifact_slice(args.docs, 0)
     retriever = RagembedRetriever.from_documents(
         [LlamaDocument(id_=d.id, text=d.text, metadata=dict(d.metadata)) for d in docs],
-        store="qdrant-edge:./example-index", strategy="hybrid", collection="llamaindex-rag", similarity_top_k=3)
+        store="qdrant-edge:./example-index",
+        strategy="hybrid",
+        collection="llamaindex-rag",
+        similarity_top_k=3,
+    )
     llm = configured_llm()
     if llm is None:
         nodes = retriever.retrieve(args.question)

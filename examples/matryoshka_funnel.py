@@ -21,8 +21,9 @@ args = parser.parse_args()
 
 docs, queries, qrels = scifact_slice(args.docs, args.queries)
 strategies = ["dense", "matryoshka:64", "funnel:64"]
-retriever = Retriever("qdrant-edge:./example-index", strategies, embedder=DenseEmbedder(args.model),
-                      collection="matryoshka-funnel")
+retriever = Retriever(
+    "qdrant-edge:./example-index", strategies, embedder=DenseEmbedder(args.model), collection="matryoshka-funnel"
+)
 retriever.store.drop()
 retriever.index(docs)
 print(f"{len(docs)} abstracts, {len(queries)} queries (SciFact test)")

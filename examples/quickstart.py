@@ -15,11 +15,13 @@ print("shape:", embeddings.shape)
 print(ragembed.similarity(embeddings).round(4))
 
 retriever = Retriever("memory", strategy=["dense", "binary"], embedder=embedder)
-retriever.index([
-    Document("bees-1", "Bees pollinate flowering plants.", {"year": 2019}),
-    Document("bees-2", "Bees make honey from nectar.", {"year": 2022}),
-    Document("rust-1", "Rust has ownership and borrowing.", {"year": 2022}),
-])
+retriever.index(
+    [
+        Document("bees-1", "Bees pollinate flowering plants.", {"year": 2019}),
+        Document("bees-2", "Bees make honey from nectar.", {"year": 2022}),
+        Document("rust-1", "Rust has ownership and borrowing.", {"year": 2022}),
+    ]
+)
 for hit in retriever.search("how is honey made?", k=2):
     print(f"{hit.score:.3f}  {hit.id}  {hit.text}")
 print("filtered:", [h.id for h in retriever.search("bees", k=3, filter={"year": Range(gte=2020)})])

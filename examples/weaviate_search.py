@@ -1,8 +1,8 @@
 """Weaviate: dense, binary-quantized and Weaviate's own BM25 hybrid search, embedded by default.
 
-    scripts/weaviate.sh build                                   # once: builds the server with Go
-    .venv/bin/python examples/weaviate_search.py [--docs 500]   # embedded Weaviate in ./example-weaviate
-    .venv/bin/python examples/weaviate_search.py --url http://127.0.0.1:8080   # a running server
+scripts/weaviate.sh build                                   # once: builds the server with Go
+.venv/bin/python examples/weaviate_search.py [--docs 500]   # embedded Weaviate in ./example-weaviate
+.venv/bin/python examples/weaviate_search.py --url http://127.0.0.1:8080   # a running server
 """
 
 import argparse

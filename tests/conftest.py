@@ -69,8 +69,16 @@ def small_beir(scifact_dir, tmp_path_factory):
     with open(folder / "corpus.jsonl", "w") as f:
         for d in train.corpus:
             if d.id in keep:
-                f.write(json.dumps({"_id": d.id, "title": d.metadata.get("title", ""),
-                                    "text": d.text[len(d.metadata.get("title", "")):].strip()}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "_id": d.id,
+                            "title": d.metadata.get("title", ""),
+                            "text": d.text[len(d.metadata.get("title", "")) :].strip(),
+                        }
+                    )
+                    + "\n"
+                )
     with open(folder / "queries.jsonl", "w") as f:
         for q in train_q:
             f.write(json.dumps({"_id": q, "text": train.queries[q]}) + "\n")

@@ -23,8 +23,9 @@ SCRIPT = REPO / "scripts" / "qdrant.sh"
 
 
 def script(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    done = subprocess.run(["bash", str(SCRIPT), *args], env={**os.environ, **(env or {})}, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
         raise RuntimeError(f"scripts/qdrant.sh {' '.join(args)} failed: {done.stderr[-2000:]}")
     return done.stdout
@@ -51,7 +52,7 @@ class ScriptServer:
     grpc_port: int = 0
     pid: int = 0
 
-    def start(self) -> "ScriptServer":
+    def start(self) -> ScriptServer:
         url, _, grpc, _, pid = script("start", str(self.data), env=self.env).split()
         self.url, self.grpc_port, self.pid = url, int(grpc), int(pid)
         return self
@@ -87,8 +88,7 @@ def _stop_session_server(server: ScriptServer) -> None:
     if not Path(f"/proc/{server.pid}").exists():
         log = server.data / "qdrant.log"
         tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
-        print("the session's Qdrant server died during the run; the end of its log:", *tail, sep="\n",
-              file=sys.stderr)
+        print("the session's Qdrant server died during the run; the end of its log:", *tail, sep="\n", file=sys.stderr)
     server.stop()
     shutil.rmtree(server.data, ignore_errors=True)
 
@@ -124,7 +124,7 @@ class Cluster:
             _, number, url, _, pid = line.split()
             self.urls[int(number)], self.pids[int(number)] = url, int(pid)
 
-    def start(self, nodes: int = 3) -> "Cluster":
+    def start(self, nodes: int = 3) -> Cluster:
         self._read(script("cluster", str(nodes), env=self.env, timeout=600))
         return self
 

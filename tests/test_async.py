@@ -17,17 +17,22 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from ragembed import MemoryStore, Retriever
-from ragembed.errors import StoreError
-
 from qdrant_server import session_server
 from qdrant_server import unavailable_reason as qdrant_unavailable_reason
 from weaviate_server import session_server as weaviate_session_server
 from weaviate_server import unavailable_reason as weaviate_unavailable_reason
 
-QUERIES = ["vitamin D and bone health", "tumour growth in mice", "insulin resistance in obesity",
-           "antibiotic resistance of bacteria", "DNA repair mechanisms", "gene expression in yeast"]
+from ragembed import MemoryStore, Retriever
+from ragembed.errors import StoreError
+
+QUERIES = [
+    "vitamin D and bone health",
+    "tumour growth in mice",
+    "insulin resistance in obesity",
+    "antibiotic resistance of bacteria",
+    "DNA repair mechanisms",
+    "gene expression in yeast",
+]
 STRATEGIES = ["dense", "int8", "bm25", "hybrid"]
 WEAVIATE_STRATEGIES = ["dense", "int8", "keyword", "keyword-hybrid"]  # Weaviate has no sparse vectors
 QDRANT_SKIP = qdrant_unavailable_reason()
@@ -62,8 +67,14 @@ def qdrant_server_store(shards: int | None = None, grpc: bool = False):
     from ragembed.stores.qdrant import QdrantStore
 
     url, grpc_port = session_server()
-    return QdrantStore(f"async_{uuid.uuid4().hex[:10]}", url=url, api_key=os.environ.get("QDRANT_API_KEY"),
-                       shard_number=shards, prefer_grpc=grpc, grpc_port=grpc_port)
+    return QdrantStore(
+        f"async_{uuid.uuid4().hex[:10]}",
+        url=url,
+        api_key=os.environ.get("QDRANT_API_KEY"),
+        shard_number=shards,
+        prefer_grpc=grpc,
+        grpc_port=grpc_port,
+    )
 
 
 def weaviate_server_store():
@@ -77,16 +88,22 @@ def on_server(skip: str | None) -> list:
     return [pytest.mark.server, pytest.mark.skipif(skip is not None, reason=skip or "")]
 
 
-@pytest.fixture(scope="module", params=[
-    "memory",
-    pytest.param("qdrant-server-3-shards", marks=on_server(QDRANT_SKIP)),
-    pytest.param("qdrant-server-grpc", marks=on_server(QDRANT_SKIP)),
-    pytest.param("weaviate-server", marks=on_server(WEAVIATE_SKIP)),
-])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "memory",
+        pytest.param("qdrant-server-3-shards", marks=on_server(QDRANT_SKIP)),
+        pytest.param("qdrant-server-grpc", marks=on_server(QDRANT_SKIP)),
+        pytest.param("weaviate-server", marks=on_server(WEAVIATE_SKIP)),
+    ],
+)
 def retriever(request, scifact_docs, dense_embedder, bm25_embedder):
-    store = {"memory": MemoryStore, "qdrant-server-3-shards": lambda: qdrant_server_store(shards=3),
-             "qdrant-server-grpc": lambda: qdrant_server_store(grpc=True),
-             "weaviate-server": weaviate_server_store}[request.param]()
+    store = {
+        "memory": MemoryStore,
+        "qdrant-server-3-shards": lambda: qdrant_server_store(shards=3),
+        "qdrant-server-grpc": lambda: qdrant_server_store(grpc=True),
+        "weaviate-server": weaviate_server_store,
+    }[request.param]()
     strategies = WEAVIATE_STRATEGIES if request.param.startswith("weaviate") else STRATEGIES
     r = Retriever(store, strategies, embedder=dense_embedder, sparse_embedder=bm25_embedder)
     r.index(scifact_docs)

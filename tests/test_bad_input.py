@@ -193,6 +193,11 @@ def test_bad_store_uri_and_collection_name():
 
 
 def test_every_error_is_a_ragembed_error():
-    for cls in (InvalidInputError, DimensionMismatchError, ModelLoadError, SchemaMismatchError,
-                UnsupportedStrategyError):
+    for cls in (
+        InvalidInputError,
+        DimensionMismatchError,
+        ModelLoadError,
+        SchemaMismatchError,
+        UnsupportedStrategyError,
+    ):
         assert issubclass(cls, RagembedError)

@@ -18,9 +18,13 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def run_benchmark(name: str, tmp_path: Path, *args: str) -> dict:
     output = tmp_path / f"{name}.json"
-    done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args, "--output", str(output)],
-                          capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *args, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(output.read_text())
     assert result["machine"] and result["rows" if "rows" in result else "runs"]
@@ -30,8 +34,12 @@ def run_benchmark(name: str, tmp_path: Path, *args: str) -> dict:
 def test_encoding_compares_ragembed_with_raw_sentence_transformers(small_beir, tmp_path):
     result = run_benchmark("encoding", tmp_path, "--data", str(small_beir), "--docs", "40", "--rounds", "1")
     rows = {r["encoder"]: r for r in result["rows"]}
-    assert set(rows) == {"raw SentenceTransformer.encode", "ragembed, cache off", "ragembed, cold cache",
-                         "ragembed, warm cache"}
+    assert set(rows) == {
+        "raw SentenceTransformer.encode",
+        "ragembed, cache off",
+        "ragembed, cold cache",
+        "ragembed, warm cache",
+    }
     assert rows["raw SentenceTransformer.encode"]["ratio"] == 1.0
     assert all(r["docs_per_s"] > 0 for r in rows.values()) and result["docs"] == 40
 
@@ -50,16 +58,16 @@ def test_ingest_holds_the_same_points_in_every_library(small_beir, tmp_path):
 
 
 def test_dense_scale_measures_every_strategy_on_both_stores(small_beir, tmp_path):
-    result = run_benchmark("dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000",
-                           "--queries", "8")
+    result = run_benchmark("dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000", "--queries", "8")
     rows = {(r["store"], r["strategy"]): r for r in result["rows"]}
     assert len(rows) == 18 and result["vectors"] == "scifact-derived"  # 9 strategies x 2 stores
     assert rows["memory", "dense"]["recall@10_vs_exact"] == 1.0
     assert rows["qdrant-edge", "dense"]["recall@10_vs_exact"] == 1.0  # under 10 MB: exact full scan
     assert rows["memory", "binary"]["bytes_per_vector"] == 48
     assert all(0 < r["recall@10_vs_exact"] <= 1 for r in rows.values())
-    memory_only = run_benchmark("dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000",
-                                "--queries", "8", "--memory-only")
+    memory_only = run_benchmark(
+        "dense_scale", tmp_path, "--data", str(small_beir), "--sizes", "3000", "--queries", "8", "--memory-only"
+    )
     assert {r["store"] for r in memory_only["rows"]} == {"memory"} and len(memory_only["rows"]) == 9
 
 
@@ -84,14 +92,28 @@ def test_qdrant_modes_scores_every_mode_alike(small_beir, tmp_path):
 
 
 def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir, tmp_path):
+    from qdrant_server import unavailable_reason as qdrant_unavailable
     from weaviate_server import unavailable_reason
 
-    from qdrant_server import unavailable_reason as qdrant_unavailable
-
-    backends = ("memory,qdrant-local,qdrant-edge" + ("" if qdrant_unavailable() else ",qdrant-server")
-                + ("" if unavailable_reason() else ",weaviate,weaviate-embedded"))
-    result = run_benchmark("load", tmp_path, "--data", str(small_beir), "--seconds", "2", "--clients", "4",
-                           "--async-clients", "16", "--backends", backends)
+    backends = (
+        "memory,qdrant-local,qdrant-edge"
+        + ("" if qdrant_unavailable() else ",qdrant-server")
+        + ("" if unavailable_reason() else ",weaviate,weaviate-embedded")
+    )
+    result = run_benchmark(
+        "load",
+        tmp_path,
+        "--data",
+        str(small_beir),
+        "--seconds",
+        "2",
+        "--clients",
+        "4",
+        "--async-clients",
+        "16",
+        "--backends",
+        backends,
+    )
     rows = {(r["backend"], r["mode"]) for r in result["rows"]}
     assert rows == {(b, m) for b in backends.split(",") for m in ("threads", "asyncio-threads", "asyncio")}
     for row in result["rows"]:

@@ -13,8 +13,9 @@ import pytest
 
 def ragembed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "ragembed.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ragembed.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture()
@@ -32,13 +33,24 @@ def small_beir(tmp_path, scifact_dir):
 
 
 def test_index_then_search_a_beir_folder(tmp_path, small_beir):
-    done = ragembed("index", str(small_beir), "--store", "memory:./idx", "--strategy", "hybrid",
-                    "--strategy", "binary", "--json", cwd=tmp_path)
+    done = ragembed(
+        "index",
+        str(small_beir),
+        "--store",
+        "memory:./idx",
+        "--strategy",
+        "hybrid",
+        "--strategy",
+        "binary",
+        "--json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["indexed"] == 40
     title = json.loads((small_beir / "corpus.jsonl").read_text().splitlines()[7])
-    found = ragembed("search", title["title"], "--store", "memory:./idx", "--strategy", "hybrid", "-k", "3",
-                     "--json", cwd=tmp_path)
+    found = ragembed(
+        "search", title["title"], "--store", "memory:./idx", "--strategy", "hybrid", "-k", "3", "--json", cwd=tmp_path
+    )
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert len(hits) == 3 and hits[0]["id"] == str(title["_id"])
@@ -47,21 +59,31 @@ def test_index_then_search_a_beir_folder(tmp_path, small_beir):
 
 
 def test_index_a_jsonl_file_and_a_text_folder_with_filters(tmp_path):
-    (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps(d) for d in [
-        {"id": "a", "text": "Bees pollinate flowering plants.", "metadata": {"year": 2019}},
-        {"id": "b", "text": "Bees make honey from nectar.", "metadata": {"year": 2022}},
-    ]) + "\n")
+    (tmp_path / "docs.jsonl").write_text(
+        "\n".join(
+            json.dumps(d)
+            for d in [
+                {"id": "a", "text": "Bees pollinate flowering plants.", "metadata": {"year": 2019}},
+                {"id": "b", "text": "Bees make honey from nectar.", "metadata": {"year": 2022}},
+            ]
+        )
+        + "\n"
+    )
     notes = tmp_path / "notes"
     (notes / "sub").mkdir(parents=True)
     (notes / "sub" / "rust.md").write_text("Rust has ownership and borrowing.")
     (notes / "go.txt").write_text("Go has goroutines and channels.")
     assert ragembed("index", "docs.jsonl", "--store", "memory:./idx", cwd=tmp_path).returncode == 0
-    hits = json.loads(ragembed("search", "bees", "--store", "memory:./idx", "--filter", "year>=2020", "--json",
-                               cwd=tmp_path).stdout)
+    hits = json.loads(
+        ragembed("search", "bees", "--store", "memory:./idx", "--filter", "year>=2020", "--json", cwd=tmp_path).stdout
+    )
     assert [h["id"] for h in hits] == ["b"]
     assert ragembed("index", "notes", "--store", "memory:./idx", "--collection", "notes", cwd=tmp_path).returncode == 0
-    hits = json.loads(ragembed("search", "memory safety", "--store", "memory:./idx", "--collection", "notes",
-                               "--json", cwd=tmp_path).stdout)
+    hits = json.loads(
+        ragembed(
+            "search", "memory safety", "--store", "memory:./idx", "--collection", "notes", "--json", cwd=tmp_path
+        ).stdout
+    )
     assert hits[0]["id"] == "sub/rust.md"
 
 

@@ -31,8 +31,18 @@ QDRANT = pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_
 CORPUS, QUERIES = 1000, 50
 WEAVIATE = pytest.mark.skipif(weaviate_unavailable() is not None, reason=str(weaviate_unavailable()))
 WEAVIATE_STRATEGIES = ["dense", "int8", "binary", "matryoshka:64", "funnel:64", "colbert", "colbert+dense"]
-QDRANT_STRATEGIES = ["dense", "int8", "binary", "binary:hamming", "matryoshka:64", "funnel:64", "bm25", "hybrid",
-                     "colbert", "colbert+dense"]
+QDRANT_STRATEGIES = [
+    "dense",
+    "int8",
+    "binary",
+    "binary:hamming",
+    "matryoshka:64",
+    "funnel:64",
+    "bm25",
+    "hybrid",
+    "colbert",
+    "colbert+dense",
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +86,26 @@ def answers(retriever: Retriever, queries: list[str], strategy: str) -> list[lis
 
 def differences(got, expected) -> list[int]:
     """The queries whose ids, order or scores (within 1e-5) differ."""
-    return [q for q, (mine, reference) in enumerate(zip(got, expected))
-            if [i for i, _ in mine] != [i for i, _ in reference]
-            or any(abs(a - b) > 1e-5 * max(1.0, abs(b)) for (_, a), (_, b) in zip(mine, reference))]
+    return [
+        q
+        for q, (mine, reference) in enumerate(zip(got, expected))
+        if [i for i, _ in mine] != [i for i, _ in reference]
+        or any(abs(a - b) > 1e-5 * max(1.0, abs(b)) for (_, a), (_, b) in zip(mine, reference))
+    ]
 
 
 def never_worse(got, expected) -> bool:
     """Each rank's score at least the reference's: what rescoring a superset of its candidates gives."""
-    return all(len(mine) == len(reference) and all(a >= b - 1e-6 for (_, a), (_, b) in zip(mine, reference))
-               for mine, reference in zip(got, expected))
+    return all(
+        len(mine) == len(reference) and all(a >= b - 1e-6 for (_, a), (_, b) in zip(mine, reference))
+        for mine, reference in zip(got, expected)
+    )
 
 
 @QDRANT
-def test_a_sharded_replicated_collection_answers_exactly_like_one_node(qdrant_cluster, scifact, dense_embedder,
-                                                                      bm25_embedder, colbert_embedder):
+def test_a_sharded_replicated_collection_answers_exactly_like_one_node(
+    qdrant_cluster, scifact, dense_embedder, bm25_embedder, colbert_embedder
+):
     """6 shards x 2 replicas on 3 nodes against one unsharded collection, queried through each node.
     binary:hamming is the one exception, and says so in docs/qdrant.md: Hamming scores tie often,
     and at a tie on the oversampled candidate cut-off each shard keeps its own tied candidates, so
@@ -106,8 +122,9 @@ def test_a_sharded_replicated_collection_answers_exactly_like_one_node(qdrant_cl
     for strategy in QDRANT_STRATEGIES:
         expected = answers(single, queries, strategy)
         for node, url in qdrant_cluster.urls.items():
-            got = answers(Retriever(QdrantStore("cluster_sharded", url=url), QDRANT_STRATEGIES, **kinds), queries,
-                          strategy)
+            got = answers(
+                Retriever(QdrantStore("cluster_sharded", url=url), QDRANT_STRATEGIES, **kinds), queries, strategy
+            )
             if strategy == "binary:hamming":
                 assert never_worse(got, expected), node
                 hamming.append(len(differences(got, expected)))
@@ -161,12 +178,24 @@ def assert_holds_exactly(url: str, collection: str, docs) -> None:
         store.close()
 
 
-def index_through_a_node_failure(cluster, uri: str, collection: str, docs, tmp_path: Path, count,
-                                 downtime_s: float | None) -> int:
+def index_through_a_node_failure(
+    cluster, uri: str, collection: str, docs, tmp_path: Path, count, downtime_s: float | None
+) -> int:
     """`ragembed index` into `uri` while node 3 is killed (at >= 300 documents written) and, if
     downtime_s is given, started again that long after; returns the command's exit status."""
-    command = [sys.executable, "-m", "ragembed.cli", "index", str(write_corpus(docs, tmp_path / "corpus.jsonl")),
-               "--store", uri, "--collection", collection, "--strategy", "dense"]
+    command = [
+        sys.executable,
+        "-m",
+        "ragembed.cli",
+        "index",
+        str(write_corpus(docs, tmp_path / "corpus.jsonl")),
+        "--store",
+        uri,
+        "--collection",
+        collection,
+        "--strategy",
+        "dense",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     while count() < 300 and process.poll() is None:  # mid-ingest
@@ -189,15 +218,17 @@ def index_through_a_node_failure(cluster, uri: str, collection: str, docs, tmp_p
     return process.returncode
 
 
-def search_through_a_node_failure(cluster, make_retriever, strategies: list[str], queries: list[str],
-                                  wait_rejoined, min_recall: float = 1.0) -> None:
+def search_through_a_node_failure(
+    cluster, make_retriever, strategies: list[str], queries: list[str], wait_rejoined, min_recall: float = 1.0
+) -> None:
     """8 clients (threads, each its own client) search through nodes 1 and 2 while node 3 is
     killed, then started again: no query may fail, and the answers must hold `min_recall` of the
     healthy cluster's top 10 (1.0: every answer equal to the healthy one). Prints p50/p95 and the
     answers that differ, per phase."""
     reference = make_retriever(1)
-    healthy = {s: [[h.id for h in hits] for hits in reference.search_many(queries, k=10, strategy=s)]
-               for s in strategies}
+    healthy = {
+        s: [[h.id for h in hits] for hits in reference.search_many(queries, k=10, strategy=s)] for s in strategies
+    }
     phase = ["healthy"]
     latencies: dict[str, list[float]] = {"healthy": [], "node down": [], "rejoined": []}
     errors, differing, kept = [], [], []
@@ -211,7 +242,7 @@ def search_through_a_node_failure(cluster, make_retriever, strategies: list[str]
             started = time.perf_counter()
             try:
                 hits = retriever.search(queries[q], k=10, strategy=strategy)
-            except Exception as exc:  # noqa: BLE001 - any failure is what this test counts
+            except Exception as exc:
                 errors.append(f"{now}: {type(exc).__name__}: {exc}"[:300])
                 continue
             latencies[now].append(1000 * (time.perf_counter() - started))
@@ -237,11 +268,15 @@ def search_through_a_node_failure(cluster, make_retriever, strategies: list[str]
     for name, values in latencies.items():
         values.sort()
         if values:
-            print(f"{name}: {len(values)} searches, {len(values) / (5 if name != 'node down' else 10):.0f}/s, "
-                  f"p50 {statistics.median(values):.1f} ms, p95 {values[int(0.95 * (len(values) - 1))]:.1f} ms")
+            print(
+                f"{name}: {len(values)} searches, {len(values) / (5 if name != 'node down' else 10):.0f}/s, "
+                f"p50 {statistics.median(values):.1f} ms, p95 {values[int(0.95 * (len(values) - 1))]:.1f} ms"
+            )
     total = sum(len(v) for v in latencies.values())
-    print(f"answers differing from the healthy cluster's: {len(differing)} of {total} "
-          f"({sorted({(p, s) for p, s, _, _ in differing})}); recall of its top 10: {sum(kept) / (10 * total):.4f}")
+    print(
+        f"answers differing from the healthy cluster's: {len(differing)} of {total} "
+        f"({sorted({(p, s) for p, s, _, _ in differing})}); recall of its top 10: {sum(kept) / (10 * total):.4f}"
+    )
     assert not errors, errors[:5]
     assert all(latencies.values())
     if min_recall == 1.0:
@@ -250,8 +285,9 @@ def search_through_a_node_failure(cluster, make_retriever, strategies: list[str]
 
 
 @QDRANT
-def test_a_qdrant_node_killed_during_ragembed_index_costs_no_document(qdrant_cluster, scifact, tmp_path,
-                                                                     dense_embedder):
+def test_a_qdrant_node_killed_during_ragembed_index_costs_no_document(
+    qdrant_cluster, scifact, tmp_path, dense_embedder
+):
     """kill -9 of a node (not the one the command talks to) while `ragembed index` writes into a
     collection of 6 shards x 2 replicas: the surviving replicas take the writes (write
     consistency factor 1); once the node is back and its replicas recovered, the collection holds
@@ -261,8 +297,15 @@ def test_a_qdrant_node_killed_during_ragembed_index_costs_no_document(qdrant_clu
     store = QdrantStore(collection, url=qdrant_cluster.urls[1], shard_number=6, replication_factor=2)
     store.drop()
     Retriever(store, "dense", embedder=dense_embedder).index(docs[:10])
-    code = index_through_a_node_failure(qdrant_cluster, qdrant_cluster.urls[1].replace("http://", "qdrant://"),
-                                        collection, docs, tmp_path, store.count, downtime_s=None)
+    code = index_through_a_node_failure(
+        qdrant_cluster,
+        qdrant_cluster.urls[1].replace("http://", "qdrant://"),
+        collection,
+        docs,
+        tmp_path,
+        store.count,
+        downtime_s=None,
+    )
     assert code == 0  # what write_consistency_factor=1 promises: writes go on with one replica down
     print(f"replicas active again {wait_until_active(qdrant_cluster, collection):.1f} s after the restart")
     for url in qdrant_cluster.urls.values():
@@ -270,8 +313,7 @@ def test_a_qdrant_node_killed_during_ragembed_index_costs_no_document(qdrant_clu
 
 
 @QDRANT
-def test_a_qdrant_node_killed_under_search_load_fails_no_query(qdrant_cluster, scifact, dense_embedder,
-                                                              bm25_embedder):
+def test_a_qdrant_node_killed_under_search_load_fails_no_query(qdrant_cluster, scifact, dense_embedder, bm25_embedder):
     docs, queries = scifact
     collection, strategies = "cluster_load", ["dense", "hybrid"]
     store = QdrantStore(collection, url=qdrant_cluster.urls[1], shard_number=6, replication_factor=2)
@@ -279,14 +321,23 @@ def test_a_qdrant_node_killed_under_search_load_fails_no_query(qdrant_cluster, s
     Retriever(store, strategies, embedder=dense_embedder, sparse_embedder=bm25_embedder).index(docs)
     wait_until_active(qdrant_cluster, collection)
     search_through_a_node_failure(
-        qdrant_cluster, lambda node: Retriever(QdrantStore(collection, url=qdrant_cluster.urls[node]), strategies,
-                                               embedder=dense_embedder, sparse_embedder=bm25_embedder),
-        strategies, queries, lambda: wait_until_active(qdrant_cluster, collection))
+        qdrant_cluster,
+        lambda node: Retriever(
+            QdrantStore(collection, url=qdrant_cluster.urls[node]),
+            strategies,
+            embedder=dense_embedder,
+            sparse_embedder=bm25_embedder,
+        ),
+        strategies,
+        queries,
+        lambda: wait_until_active(qdrant_cluster, collection),
+    )
 
 
 @WEAVIATE
-def test_a_weaviate_node_killed_during_ragembed_index_costs_no_document(weaviate_cluster, scifact, tmp_path,
-                                                                       dense_embedder, monkeypatch):
+def test_a_weaviate_node_killed_during_ragembed_index_costs_no_document(
+    weaviate_cluster, scifact, tmp_path, dense_embedder, monkeypatch
+):
     """The same on Weaviate (3 shards x 2 replicas): writes wait for every replica (ALL), so while
     the node is down they are retried (retry_s) and go through once it is back; the collection
     then counts exactly the corpus through every node, and every document reads back through
@@ -297,16 +348,26 @@ def test_a_weaviate_node_killed_during_ragembed_index_costs_no_document(weaviate
     store.drop()
     Retriever(store, "dense", embedder=dense_embedder).index(docs[:10])
     monkeypatch.setenv("WEAVIATE_GRPC_PORT", str(weaviate_cluster.grpc_ports[1]))  # for the command
-    index_through_a_node_failure(weaviate_cluster, weaviate_cluster.urls[1].replace("http://", "weaviate://"),
-                                 collection, docs, tmp_path, store.count, downtime_s=5)
+    index_through_a_node_failure(
+        weaviate_cluster,
+        weaviate_cluster.urls[1].replace("http://", "weaviate://"),
+        collection,
+        docs,
+        tmp_path,
+        store.count,
+        downtime_s=5,
+    )
     missing = {}
     for node, url in weaviate_cluster.urls.items():
         through = weaviate_store(url, weaviate_cluster.grpc_ports[node], collection)
         assert through.count() == len(docs)
         stored = {d.id: d for d in through.get([d.id for d in docs])}
         missing[node] = [d.id for d in docs if d.id not in stored]
-        assert all((stored[d.id].text, dict(stored[d.id].metadata)) == (d.text, dict(d.metadata))
-                   for d in docs if d.id in stored)
+        assert all(
+            (stored[d.id].text, dict(stored[d.id].metadata)) == (d.text, dict(d.metadata))
+            for d in docs
+            if d.id in stored
+        )
         through.close()
     print(f"documents not read back, by the node asked: { {n: len(m) for n, m in missing.items()} }")
     # Weaviate 1.35.2 can lose index entries of writes a node acknowledged just before kill -9
@@ -324,20 +385,29 @@ def test_a_weaviate_node_killed_under_search_load_fails_no_query(weaviate_cluste
     builds its own graph and 8-bit RQ draws its own rotation, so those differ between replicas too."""
     docs, queries = scifact
     collection, strategies = "ClusterLoad", ["dense"]
-    store = weaviate_store(weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], collection, shards=3, replicas=2,
-                           index="flat")
+    store = weaviate_store(
+        weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], collection, shards=3, replicas=2, index="flat"
+    )
     store.drop()
     Retriever(store, strategies, embedder=dense_embedder).index(docs)
     search_through_a_node_failure(
-        weaviate_cluster, lambda node: Retriever(weaviate_store(weaviate_cluster.urls[node],
-                                                                weaviate_cluster.grpc_ports[node], collection),
-                                                 strategies, embedder=dense_embedder),
-        strategies, queries, lambda: None, min_recall=0.99)
+        weaviate_cluster,
+        lambda node: Retriever(
+            weaviate_store(weaviate_cluster.urls[node], weaviate_cluster.grpc_ports[node], collection),
+            strategies,
+            embedder=dense_embedder,
+        ),
+        strategies,
+        queries,
+        lambda: None,
+        min_recall=0.99,
+    )
 
 
 @WEAVIATE
-def test_a_sharded_replicated_weaviate_collection_answers_like_one_node(weaviate_cluster, scifact, dense_embedder,
-                                                                       colbert_embedder):
+def test_a_sharded_replicated_weaviate_collection_answers_like_one_node(
+    weaviate_cluster, scifact, dense_embedder, colbert_embedder
+):
     """3 shards x 2 replicas on 3 nodes against one unsharded collection (both flat, exact
     indexes), queried through each node. binary: Weaviate's BQ compares bits with bits, so it
     ties like binary:hamming on Qdrant and is held to the same rule (never worse). Keyword
@@ -347,12 +417,13 @@ def test_a_sharded_replicated_weaviate_collection_answers_like_one_node(weaviate
     url, grpc_port = weaviate_session_server()
     single = weaviate_store(url, grpc_port, "ClusterReference", index="flat")
     single.drop()
-    single = Retriever(single, WEAVIATE_STRATEGIES + ["keyword"], **kinds)
+    single = Retriever(single, [*WEAVIATE_STRATEGIES, "keyword"], **kinds)
     single.index(docs)
-    sharded = weaviate_store(weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], "ClusterSharded", index="flat",
-                             shards=3, replicas=2)
+    sharded = weaviate_store(
+        weaviate_cluster.urls[1], weaviate_cluster.grpc_ports[1], "ClusterSharded", index="flat", shards=3, replicas=2
+    )
     sharded.drop()
-    Retriever(sharded, WEAVIATE_STRATEGIES + ["keyword"], **kinds).index(docs)
+    Retriever(sharded, [*WEAVIATE_STRATEGIES, "keyword"], **kinds).index(docs)
     differing, ties = {}, []
     for strategy in WEAVIATE_STRATEGIES:
         expected = answers(single, queries, strategy)
@@ -389,7 +460,8 @@ def test_a_peer_down_is_named_as_the_cause(qdrant_cluster, dense_embedder):
             QdrantStore("cluster_unreplicated", url=qdrant_cluster.urls[1]).count()
         assert "cannot reach" not in str(caught.value)
         with pytest.raises(StoreError, match="does not exist yet"):
-            Retriever(QdrantStore("cluster_no_such", url=qdrant_cluster.urls[1]), "dense",
-                      embedder=dense_embedder).search("text")
+            Retriever(
+                QdrantStore("cluster_no_such", url=qdrant_cluster.urls[1]), "dense", embedder=dense_embedder
+            ).search("text")
     finally:
         qdrant_cluster.restart(3)

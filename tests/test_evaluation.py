@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from ragembed import MemoryStore, Retriever
+from ragembed.errors import InvalidInputError
 from ragembed.evaluation import evaluate, ir_metrics, load_beir, run_from_hits, sample
 from ragembed.evaluation.ragas_metrics import ragas_context_metrics
 from ragembed.evaluation.report import write_report
-from ragembed.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,12 @@ def small(scifact_dir):
 
 @pytest.fixture(scope="module")
 def retriever(small, dense_embedder, bm25_embedder):
-    r = Retriever(MemoryStore(), ["dense", "bm25", "hybrid", "matryoshka:64", "funnel:64"],
-                  embedder=dense_embedder, sparse_embedder=bm25_embedder)
+    r = Retriever(
+        MemoryStore(),
+        ["dense", "bm25", "hybrid", "matryoshka:64", "funnel:64"],
+        embedder=dense_embedder,
+        sparse_embedder=bm25_embedder,
+    )
     r.index(small.corpus)
     return r
 
@@ -34,8 +38,10 @@ def retriever(small, dense_embedder, bm25_embedder):
 @pytest.fixture(scope="module")
 def results(small, retriever):
     qids = list(small.queries)
-    return {s: dict(zip(qids, retriever.search_many([small.queries[q] for q in qids], k=100, strategy=s)))
-            for s in ("dense", "bm25", "hybrid")}
+    return {
+        s: dict(zip(qids, retriever.search_many([small.queries[q] for q in qids], k=100, strategy=s)))
+        for s in ("dense", "bm25", "hybrid")
+    }
 
 
 def test_metrics_equal_pytrec_eval_on_real_runs(small, results):
@@ -43,14 +49,21 @@ def test_metrics_equal_pytrec_eval_on_real_runs(small, results):
 
     for strategy, hits in results.items():
         run = run_from_hits(hits)
-        per_query, mean = ir_metrics(run, small.qrels, ["ndcg@10", "recall@100", "precision@10", "map@100",
-                                                        "hit_rate@10", "mrr@10"])
+        per_query, mean = ir_metrics(
+            run, small.qrels, ["ndcg@10", "recall@100", "precision@10", "map@100", "hit_rate@10", "mrr@10"]
+        )
         direct = pytrec_eval.RelevanceEvaluator(
             {q: dict(d) for q, d in small.qrels.items()},
-            {"ndcg_cut.10", "recall.100", "P.10", "map_cut.100", "success.10"}).evaluate(run)
+            {"ndcg_cut.10", "recall.100", "P.10", "map_cut.100", "success.10"},
+        ).evaluate(run)
         for qid, values in direct.items():
-            for ours, theirs in (("ndcg@10", "ndcg_cut_10"), ("recall@100", "recall_100"), ("precision@10", "P_10"),
-                                 ("map@100", "map_cut_100"), ("hit_rate@10", "success_10")):
+            for ours, theirs in (
+                ("ndcg@10", "ndcg_cut_10"),
+                ("recall@100", "recall_100"),
+                ("precision@10", "P_10"),
+                ("map@100", "map_cut_100"),
+                ("hit_rate@10", "success_10"),
+            ):
                 assert per_query[qid][ours] == pytest.approx(values[theirs], abs=1e-9), (strategy, qid, ours)
             ranks = [rank for rank, h in enumerate(hits[qid][:10], start=1) if small.qrels[qid].get(h.id, 0) > 0]
             assert per_query[qid]["mrr@10"] == pytest.approx(1 / ranks[0] if ranks else 0.0, abs=1e-12)
@@ -81,8 +94,9 @@ def test_ragas_id_based_metrics_count_relevant_contexts(small, results):
     texts = {d.id: d.text for d in small.corpus}
     scores = ragas_context_metrics(results["dense"], small.qrels, texts, k=10)
     precision = [len({h.id for h in results["dense"][q][:10]} & set(small.qrels[q])) / 10 for q in small.qrels]
-    recall = [len({h.id for h in results["dense"][q][:10]} & set(small.qrels[q])) / len(small.qrels[q])
-              for q in small.qrels]
+    recall = [
+        len({h.id for h in results["dense"][q][:10]} & set(small.qrels[q])) / len(small.qrels[q]) for q in small.qrels
+    ]
     assert scores["context_precision"] == pytest.approx(sum(precision) / len(precision))
     assert scores["context_recall"] == pytest.approx(sum(recall) / len(recall))
     assert 0 < scores["context_recall_nonllm"] <= 1 and 0 < scores["context_precision_nonllm"] <= 1
@@ -92,11 +106,21 @@ def test_evaluate_and_report(tmp_path, small, retriever):
     runs = evaluate(retriever, small, ["dense", "bm25", "matryoshka:64", "funnel:64"], k=100, store_name="memory")
     folder = write_report(tmp_path / "report", small, runs)
     report = json.loads((folder / "report.json").read_text())
-    assert {k: report[k] for k in ("split", "n_queries", "n_docs")} == {"split": "test", "n_queries": 15,
-                                                                         "n_docs": len(small.corpus)}
+    assert {k: report[k] for k in ("split", "n_queries", "n_docs")} == {
+        "split": "test",
+        "n_queries": 15,
+        "n_docs": len(small.corpus),
+    }
     first = report["runs"][0]
     assert first["strategy"] == "dense" and first["store"] == "memory" and first["bytes_per_doc"] == 1536
-    assert set(first["metrics"]) >= {"ndcg@10", "recall@100", "mrr@10", "map@100", "context_precision", "context_recall"}
+    assert set(first["metrics"]) >= {
+        "ndcg@10",
+        "recall@100",
+        "mrr@10",
+        "map@100",
+        "context_precision",
+        "context_recall",
+    }
     assert first["latency_ms"]["p95"] >= first["latency_ms"]["p50"] > 0
     assert {r["strategy"]: r["bytes_per_doc"] for r in report["runs"]}["matryoshka:64"] == 256
     for plot in ("quality_vs_bytes.png", "quality_vs_dimension.png", "latency.png"):
@@ -105,8 +129,14 @@ def test_evaluate_and_report(tmp_path, small, retriever):
 
 
 def ragembed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ragembed.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "ragembed.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 @pytest.fixture()
@@ -118,19 +148,40 @@ def train_beir(tmp_path, scifact_dir):
     qids = list(dict.fromkeys(r.split("\t")[0] for r in rows[1:]))[:12]
     kept = [r for r in rows[1:] if r.split("\t")[0] in qids]
     judged = {r.split("\t")[1] for r in kept}
-    corpus = [line for line in (scifact_dir / "corpus.jsonl").read_text().splitlines()
-              if json.loads(line)["_id"] in judged][:100]
+    corpus = [
+        line for line in (scifact_dir / "corpus.jsonl").read_text().splitlines() if json.loads(line)["_id"] in judged
+    ][:100]
     corpus += (scifact_dir / "corpus.jsonl").read_text().splitlines()[:60]
     (folder / "corpus.jsonl").write_text("\n".join(dict.fromkeys(corpus)) + "\n")
-    (folder / "queries.jsonl").write_text("\n".join(line for line in (scifact_dir / "queries.jsonl").read_text().splitlines()
-                                                     if json.loads(line)["_id"] in qids) + "\n")
+    (folder / "queries.jsonl").write_text(
+        "\n".join(
+            line for line in (scifact_dir / "queries.jsonl").read_text().splitlines() if json.loads(line)["_id"] in qids
+        )
+        + "\n"
+    )
     (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(kept) + "\n")
     return folder
 
 
 def test_eval_command_on_another_beir_folder(tmp_path, train_beir):
-    done = ragembed("eval", str(train_beir), "--split", "train", "--store", "memory", "--strategy", "dense",
-                    "--strategy", "bm25", "--strategy", "hybrid", "--output", "out", "--json", cwd=tmp_path)
+    done = ragembed(
+        "eval",
+        str(train_beir),
+        "--split",
+        "train",
+        "--store",
+        "memory",
+        "--strategy",
+        "dense",
+        "--strategy",
+        "bm25",
+        "--strategy",
+        "hybrid",
+        "--output",
+        "out",
+        "--json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["dataset"] == "scifact-train-mini" and report["n_queries"] == 12
@@ -150,9 +201,24 @@ def test_eval_command_names_the_malformed_file_and_line(tmp_path, train_beir):
 
 
 def test_demo_command_prints_the_choice_table(tmp_path, scifact_dir):
-    done = ragembed("demo", "--data", str(scifact_dir), "--sample", "5", "--strategy", "dense", "--strategy", "binary",
-                    "--strategy", "bm25", "--store", f"qdrant-edge:{tmp_path / 'demo'}", "--output", "report",
-                    cwd=tmp_path)
+    done = ragembed(
+        "demo",
+        "--data",
+        str(scifact_dir),
+        "--sample",
+        "5",
+        "--strategy",
+        "dense",
+        "--strategy",
+        "binary",
+        "--strategy",
+        "bm25",
+        "--store",
+        f"qdrant-edge:{tmp_path / 'demo'}",
+        "--output",
+        "report",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout.split("strategy")[1]
     for strategy in ("dense", "binary", "bm25"):

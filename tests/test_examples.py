@@ -37,7 +37,13 @@ def test_example_runs(script, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for key in ("OPENAI_BASE_URL", "OLLAMA_HOST"):  # the RAG example must take its offline path
         env.pop(key, None)
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert expected in done.stdout

@@ -40,8 +40,28 @@ from ragembed.stores.uri import open_store
 
 CORPUS_SIZE = 1500  # two upsert batches of 1,000: the upsert progress bar shows, and marks the writes
 KILLS_PER_STORE = 2
-WORDS = ("cell", "protein", "über", "naïve", "tumour", "ß-cell", "patients", "риск", "治療", "dose", "gene",
-         "insulin", "vitamin", "infection", "mice", "🧬", "trial", "outcome", "receptor", "pathway")
+WORDS = (
+    "cell",
+    "protein",
+    "über",
+    "naïve",
+    "tumour",
+    "ß-cell",
+    "patients",
+    "риск",
+    "治療",
+    "dose",
+    "gene",
+    "insulin",
+    "vitamin",
+    "infection",
+    "mice",
+    "🧬",
+    "trial",
+    "outcome",
+    "receptor",
+    "pathway",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +70,18 @@ def corpus(tmp_path_factory) -> Path:
     rng = random.Random(9)
     path = tmp_path_factory.mktemp("faults") / "docs.jsonl"
     with open(path, "w", encoding="utf-8") as out:
-        out.writelines(json.dumps({"id": f"doc/{i:05d}·{rng.choice(WORDS)}",
-                                  "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 14))) + f" #{i}",
-                                  "metadata": {"n": i, "even": i % 2 == 0, "tag": rng.choice(WORDS)}},
-                                 ensure_ascii=False) + "\n" for i in range(CORPUS_SIZE))
+        out.writelines(
+            json.dumps(
+                {
+                    "id": f"doc/{i:05d}·{rng.choice(WORDS)}",
+                    "text": " ".join(rng.choices(WORDS, k=rng.randint(3, 14))) + f" #{i}",
+                    "metadata": {"n": i, "even": i % 2 == 0, "tag": rng.choice(WORDS)},
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for i in range(CORPUS_SIZE)
+        )
     return path
 
 
@@ -64,8 +92,21 @@ def cache_dir(tmp_path_factory) -> Path:
 
 def index_command(corpus: Path, uri: str, collection: str) -> list[str]:
     keyword = "keyword" if uri.startswith("weaviate") else "bm25"  # Weaviate's own BM25, or sparse vectors
-    return [sys.executable, "-m", "ragembed.cli", "index", str(corpus), "--store", uri,
-            "--collection", collection, "--strategy", "dense", "--strategy", keyword]
+    return [
+        sys.executable,
+        "-m",
+        "ragembed.cli",
+        "index",
+        str(corpus),
+        "--store",
+        uri,
+        "--collection",
+        collection,
+        "--strategy",
+        "dense",
+        "--strategy",
+        keyword,
+    ]
 
 
 def environment(cache_dir: Path, **extra: str) -> dict[str, str]:
@@ -108,8 +149,9 @@ def run(command: list[str], env: dict[str, str], *, kill_after: tuple[str, float
     return code, (time.perf_counter() - seen_at) if seen_at else 0.0
 
 
-def assert_exactly_the_corpus(uri: str, collection: str, corpus: Path, cache_dir: Path, env: dict[str, str],
-                              findable: bool = True) -> None:
+def assert_exactly_the_corpus(
+    uri: str, collection: str, corpus: Path, cache_dir: Path, env: dict[str, str], findable: bool = True
+) -> None:
     """Every document once, with its text and metadata intact, and (unless findable=False)
     findable by its own text."""
     from ragembed import DenseEmbedder
@@ -166,13 +208,21 @@ def kill_and_rerun(uri: str, corpus: Path, cache_dir: Path, env: dict[str, str],
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme, seed", [
-    ("qdrant-edge", 1), ("qdrant-local", 2), ("memory", 3),
-    # A killed client leaves its embedded server running: the rerun must stop it, not start a
-    # second server on the same files.
-    pytest.param("weaviate-embedded", 4, marks=pytest.mark.skipif(unavailable_reason() is not None,
-                                                                  reason=str(unavailable_reason()))),
-])
+@pytest.mark.parametrize(
+    "scheme, seed",
+    [
+        ("qdrant-edge", 1),
+        ("qdrant-local", 2),
+        ("memory", 3),
+        # A killed client leaves its embedded server running: the rerun must stop it, not start a
+        # second server on the same files.
+        pytest.param(
+            "weaviate-embedded",
+            4,
+            marks=pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason())),
+        ),
+    ],
+)
 def test_sigkill_during_indexing_then_rerun_leaves_exactly_the_documents(scheme, seed, corpus, cache_dir, tmp_path):
     history = kill_and_rerun(f"{scheme}:{tmp_path / 'store'}", corpus, cache_dir, environment(cache_dir), seed)
     print(scheme, history)
@@ -214,11 +264,17 @@ def killable_server(engine: str, data: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", [
-    pytest.param("qdrant", marks=pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_unavailable()))),
-    pytest.param("weaviate", marks=pytest.mark.skipif(unavailable_reason() is not None,
-                                                      reason=str(unavailable_reason()))),
-])
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param(
+            "qdrant", marks=pytest.mark.skipif(qdrant_unavailable() is not None, reason=str(qdrant_unavailable()))
+        ),
+        pytest.param(
+            "weaviate", marks=pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+        ),
+    ],
+)
 def test_a_server_killed_mid_ingest_then_restarted_keeps_what_it_acknowledged(tmp_path, corpus, cache_dir, engine):
     """kill -9 of the server itself while `ragembed index` writes: the command completes (its
     writes retried) or exits 2 naming the unwritten ids; the server restarted on the same storage
@@ -227,8 +283,9 @@ def test_a_server_killed_mid_ingest_then_restarted_keeps_what_it_acknowledged(tm
     try:
         env = environment(cache_dir, **extra)
         run(index_command(corpus, uri, "probe"), env)  # warms the embeddings cache
-        process = subprocess.Popen(index_command(corpus, uri, "killed"), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            index_command(corpus, uri, "killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 300
         with patch.dict(os.environ, extra):
             while time.monotonic() < deadline:
@@ -255,9 +312,11 @@ def test_a_server_killed_mid_ingest_then_restarted_keeps_what_it_acknowledged(tm
         # recovery after a Weaviate crash is `ragembed index --recreate` (docs/weaviate.md).
         assert_exactly_the_corpus(uri, "killed", corpus, cache_dir, env, findable=False)
         with patch.dict(os.environ, extra):
-            print(f"after a plain rerun, {unsearchable(uri, 'killed', corpus, cache_dir)} of {CORPUS_SIZE} "
-                  "documents were not found by their own text")
-        run(index_command(corpus, uri, "killed") + ["--recreate"], env)
+            print(
+                f"after a plain rerun, {unsearchable(uri, 'killed', corpus, cache_dir)} of {CORPUS_SIZE} "
+                "documents were not found by their own text"
+            )
+        run([*index_command(corpus, uri, "killed"), "--recreate"], env)
         assert_exactly_the_corpus(uri, "killed", corpus, cache_dir, env)
     finally:
         server.stop()
@@ -268,14 +327,15 @@ def unsearchable(uri: str, collection: str, corpus: Path, cache_dir: Path) -> in
 
     docs = list(read_jsonl_documents(corpus))
     with Retriever(open_store(uri, collection), "dense", embedder=DenseEmbedder(cache=EmbeddingCache(cache_dir))) as r:
-        return sum(d.id not in [h.id for h in hits] for d, hits in zip(docs, r.search_many([d.text for d in docs], k=3)))
+        return sum(
+            d.id not in [h.id for h in hits] for d, hits in zip(docs, r.search_many([d.text for d in docs], k=3))
+        )
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 @pytest.mark.parametrize("downtime_s, retry_s", [(0.0, 30.0), (15.0, 3.0)])
-def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, corpus, cache_dir, downtime_s,
-                                                                     retry_s):
+def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, corpus, cache_dir, downtime_s, retry_s):
     """A restart within retry_s is ridden out by the retries; a longer outage ends in a PartialWriteError
     whose ids are exactly what is missing, and indexing those again completes the collection."""
     from ragembed import DenseEmbedder
@@ -287,8 +347,7 @@ def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, co
     server = ScriptServer.on_free_ports(tmp_path / "data")
     server.start()
     try:
-        store = WeaviateStore(server.url, "Restarted", grpc_port=server.grpc_port, timeout_s=10,
-                              retry_s=retry_s)
+        store = WeaviateStore(server.url, "Restarted", grpc_port=server.grpc_port, timeout_s=10, retry_s=retry_s)
         retriever = Retriever(store, "dense", embedder=embedder)
         retriever.index(docs[:1])  # the collection exists before the outage
 
@@ -309,8 +368,10 @@ def test_a_weaviate_restart_mid_ingest_is_retried_or_reported_by_id(tmp_path, co
             restarter.join()
             present = {d.id for d in store.get([d.id for d in docs])}
             assert {d.id for d in docs} - present <= set(exc.failed)  # every missing id is named
-            print(f"outage: {len(exc.failed)} of {len(docs)} ids reported not written, "
-                  f"{len({d.id for d in docs} - present)} missing")
+            print(
+                f"outage: {len(exc.failed)} of {len(docs)} ids reported not written, "
+                f"{len({d.id for d in docs} - present)} missing"
+            )
             retriever.index([d for d in docs if d.id in exc.failed])
         restarter.join()
         assert store.count() == len(docs)
@@ -326,10 +387,20 @@ def test_an_embedded_folder_in_use_by_a_live_process_is_refused(tmp_path):
     from ragembed.errors import StoreError
     from ragembed.stores.weaviate import WeaviateStore
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom ragembed.stores.weaviate import WeaviateStore\n"
-        f"s = WeaviateStore.embedded({str(tmp_path / 'wv')!r}, 'Docs')\nprint('up', flush=True)\ntime.sleep(120)")],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\nfrom ragembed.stores.weaviate import WeaviateStore\n"
+                f"s = WeaviateStore.embedded({str(tmp_path / 'wv')!r}, 'Docs')\n"
+                "print('up', flush=True)\ntime.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         assert holder.stdout.readline().strip() == "up"
         with pytest.raises(StoreError, match=f"belongs to process {holder.pid}, which is still running"):

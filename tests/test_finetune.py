@@ -73,8 +73,9 @@ def test_colbert_training_saves_a_pylate_model_ragembed_loads(small_beir, tmp_pa
     from ragembed.finetune.colbert import ColBERTTraining, train_colbert
 
     pairs = training_pairs(small_beir)
-    output = train_colbert(pairs, tmp_path / "colbert", ColBERTTraining(epochs=1, batch_size=8, seed=1),
-                           show_progress=False)
+    output = train_colbert(
+        pairs, tmp_path / "colbert", ColBERTTraining(epochs=1, batch_size=8, seed=1), show_progress=False
+    )
     assert json.loads((output / TRAINING_RECORD).read_text())["kind"] == "colbert"
     trained, base = ColBERTEmbedder(str(output), cache=False), ColBERTEmbedder(cache=False)
     text = [pairs.positives[0]]
@@ -87,8 +88,24 @@ def test_finetune_cli_trains_and_scores_before_and_after(small_beir, tmp_path, c
     from ragembed.cli import main
 
     output = tmp_path / "cli-model"
-    assert main(["finetune", "dense", str(small_beir), "--output", str(output), "--epochs", "1",
-                 "--batch-size", "8", "--dims", "384,64"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "dense",
+                str(small_beir),
+                "--output",
+                str(output),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--dims",
+                "384,64",
+            ]
+        )
+        == 0
+    )
     scores = json.loads((output / "ragembed-eval.json").read_text())["scores"]
     assert set(scores) == {"base", "fine-tuned"} and set(scores["base"]) == {"384", "64"}
     assert (output / "ragembed-eval.png").stat().st_size > 0

@@ -18,20 +18,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragembed import Document, EmbeddingCache, Matryoshka, MemoryStore, Quantized, Range, Retriever, VectorField
-from ragembed.errors import InvalidInputError, RagembedError, SchemaMismatchError, StoreError
+from ragembed.errors import InvalidInputError, RagembedError, SchemaMismatchError
 from ragembed.evaluation import BeirDataset, evaluate, ir_metrics, load_beir, sample
 from ragembed.stores.filters import validate_filter
 from ragembed.strategies import Hybrid, parse_strategy
 
-DOCS = [Document("a", "Bees pollinate flowering plants.", {"year": 2019}),
-        Document("b", "Bees make honey from nectar.", {"year": 2021}),
-        Document("c", "Rust has ownership and borrowing.", {"year": 2023})]
+DOCS = [
+    Document("a", "Bees pollinate flowering plants.", {"year": 2019}),
+    Document("b", "Bees make honey from nectar.", {"year": 2021}),
+    Document("c", "Rust has ownership and borrowing.", {"year": 2023}),
+]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ragembed.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "ragembed.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def assert_exit_2(done: subprocess.CompletedProcess, message: str) -> None:
@@ -58,18 +66,25 @@ def with_surrogate(text: str, position: int, surrogate: int) -> str:
     return text[:position] + chr(surrogate) + text[position:]
 
 
-surrogated = st.builds(with_surrogate, st.text(min_size=1, max_size=30).filter(lambda s: s.strip() and "\x00" not in s),
-                       st.integers(0, 40),
-                       st.integers(0xD800, 0xDFFF))
+surrogated = st.builds(
+    with_surrogate,
+    st.text(min_size=1, max_size=30).filter(lambda s: s.strip() and "\x00" not in s),
+    st.integers(0, 40),
+    st.integers(0xD800, 0xDFFF),
+)
 
 
 @SETTINGS
 @given(bad=surrogated)
 def test_lone_surrogates_anywhere_are_refused_and_nothing_is_written(saved, bad):
     with Retriever(saved, "bm25") as r:
-        for make in (lambda: Document("new", bad), lambda: Document(bad, "text"),
-                     lambda: Document("new", "text", {bad: 1}), lambda: Document("new", "text", {"k": bad}),
-                     lambda: Document("new", "text", {"k": ["ok", bad]})):
+        for make in (
+            lambda: Document("new", bad),
+            lambda: Document(bad, "text"),
+            lambda: Document("new", "text", {bad: 1}),
+            lambda: Document("new", "text", {"k": bad}),
+            lambda: Document("new", "text", {"k": ["ok", bad]}),
+        ):
             with pytest.raises(InvalidInputError, match="lone surrogate"):
                 r.index([make()])
         with pytest.raises(InvalidInputError, match="lone surrogate"):
@@ -118,23 +133,26 @@ def test_wrong_types_at_the_front_door(saved):
         Retriever(MemoryStore(), 3)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Quantized("int4"), "Quantized precision 'int4' is not one of"),
-    (lambda: Quantized("binary", oversampling=float("nan")), "oversampling must be a positive number"),
-    (lambda: Quantized("binary", oversampling=True), "oversampling must be a positive number"),
-    (lambda: VectorField("v", "dense", 8, precision="fp16"), "precision 'fp16' is not one of"),
-    (lambda: VectorField("v", "tensor", 8), "kind 'tensor' is not one of"),
-    (lambda: Matryoshka(64.5), "Matryoshka dim must be a positive whole number, got 64.5"),
-    (lambda: Matryoshka(0), "Matryoshka dim must be a positive whole number"),
-    (lambda: Hybrid(candidates=2.5), "candidates must be a positive whole number"),
-    (lambda: Hybrid(rrf_k=-1), "rrf_k"),
-    (lambda: parse_strategy("funnel:64.5"), "takes a whole number of dimensions"),
-    (lambda: Range(gte=float("nan")), "finite number"),
-    (lambda: Range(lt=float("inf")), "finite number"),
-    (lambda: Range(gte=5, lt=3), "can match no value"),
-    (lambda: Range(gt=3, lte=3), "can match no value"),
-    (lambda: validate_filter({"score": float("nan")}), "matches nothing"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Quantized("int4"), "Quantized precision 'int4' is not one of"),
+        (lambda: Quantized("binary", oversampling=float("nan")), "oversampling must be a positive number"),
+        (lambda: Quantized("binary", oversampling=True), "oversampling must be a positive number"),
+        (lambda: VectorField("v", "dense", 8, precision="fp16"), "precision 'fp16' is not one of"),
+        (lambda: VectorField("v", "tensor", 8), "kind 'tensor' is not one of"),
+        (lambda: Matryoshka(64.5), "Matryoshka dim must be a positive whole number, got 64.5"),
+        (lambda: Matryoshka(0), "Matryoshka dim must be a positive whole number"),
+        (lambda: Hybrid(candidates=2.5), "candidates must be a positive whole number"),
+        (lambda: Hybrid(rrf_k=-1), "rrf_k"),
+        (lambda: parse_strategy("funnel:64.5"), "takes a whole number of dimensions"),
+        (lambda: Range(gte=float("nan")), "finite number"),
+        (lambda: Range(lt=float("inf")), "finite number"),
+        (lambda: Range(gte=5, lt=3), "can match no value"),
+        (lambda: Range(gt=3, lte=3), "can match no value"),
+        (lambda: validate_filter({"score": float("nan")}), "matches nothing"),
+    ],
+)
 def test_options_out_of_range_are_ragembed_errors(make, message):
     with pytest.raises(RagembedError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make()
@@ -149,22 +167,23 @@ def test_sample_sizes_must_be_whole_positive_numbers(scifact_dir):
         sample(dataset, 5, distractors_per_query=-1)
 
 
-@pytest.mark.parametrize("kind, option, value, message", [
-    ("dense", "--hard-negatives", "-1", "hard_negatives must be a whole number >= 0"),
-    ("colbert", "--hard-negatives", "0", "hard_negatives must be a whole number >= 1"),
-    ("dense", "--epochs", "0", "epochs must be a positive whole number"),
-    ("dense", "--batch-size", "1", "batch_size must be at least 2"),
-    ("colbert", "--lr", "0", "learning_rate must be a positive number"),
-    ("dense", "--lr", "2", "learning_rate 2.0 is not in (0, 1)"),
-    ("dense", "--max-seq-length", "0", "max_seq_length must be a positive whole number"),
-    ("dense", "--dims", "384,0", "must be distinct whole numbers >= 1"),
-    ("dense", "--dim-weights", "64=-1", "dim_weights {64: -1.0} must be positive"),
-    ("dense", "--seed", "-5", "seed must be a whole number >= 0"),
-])
-def test_finetune_options_out_of_range_exit_2_before_any_training(tmp_path, small_beir, kind, option, value,
-                                                                    message):
-    done = cli("finetune", kind, str(small_beir), "--output", str(tmp_path / "model"), option, value,
-               cwd=tmp_path)
+@pytest.mark.parametrize(
+    "kind, option, value, message",
+    [
+        ("dense", "--hard-negatives", "-1", "hard_negatives must be a whole number >= 0"),
+        ("colbert", "--hard-negatives", "0", "hard_negatives must be a whole number >= 1"),
+        ("dense", "--epochs", "0", "epochs must be a positive whole number"),
+        ("dense", "--batch-size", "1", "batch_size must be at least 2"),
+        ("colbert", "--lr", "0", "learning_rate must be a positive number"),
+        ("dense", "--lr", "2", "learning_rate 2.0 is not in (0, 1)"),
+        ("dense", "--max-seq-length", "0", "max_seq_length must be a positive whole number"),
+        ("dense", "--dims", "384,0", "must be distinct whole numbers >= 1"),
+        ("dense", "--dim-weights", "64=-1", "dim_weights {64: -1.0} must be positive"),
+        ("dense", "--seed", "-5", "seed must be a whole number >= 0"),
+    ],
+)
+def test_finetune_options_out_of_range_exit_2_before_any_training(tmp_path, small_beir, kind, option, value, message):
+    done = cli("finetune", kind, str(small_beir), "--output", str(tmp_path / "model"), option, value, cwd=tmp_path)
     assert_exit_2(done, message)
     assert not (tmp_path / "model").exists()
 
@@ -184,16 +203,19 @@ def test_relevance_grades_as_pandas_and_numpy_give_them_are_read_as_integers(tin
     assert type(data.qrels["q1"]["b"]) is int
 
 
-@pytest.mark.parametrize("qrels, message", [
-    ({"q1": {"b": "1"}}, "relevance grade '1' (str) is not a whole number"),
-    ({"q1": {"b": 0.5}}, "relevance grade 0.5 (float) is not a whole number"),
-    ({"q1": {"b": True}}, "relevance grade True (bool)"),
-    ({"q1": {"b": None}}, "relevance grade None"),
-    ({}, "qrels is empty"),
-    ({"q1": {}}, "non-empty"),
-    ({"q1": {7: 1}}, "document id 7 is not a string"),
-    ([("q1", "b", 1)], "qrels must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "qrels, message",
+    [
+        ({"q1": {"b": "1"}}, "relevance grade '1' (str) is not a whole number"),
+        ({"q1": {"b": 0.5}}, "relevance grade 0.5 (float) is not a whole number"),
+        ({"q1": {"b": True}}, "relevance grade True (bool)"),
+        ({"q1": {"b": None}}, "relevance grade None"),
+        ({}, "qrels is empty"),
+        ({"q1": {}}, "non-empty"),
+        ({"q1": {7: 1}}, "document id 7 is not a string"),
+        ([("q1", "b", 1)], "qrels must be a mapping"),
+    ],
+)
 def test_malformed_qrels_are_refused(qrels, message):
     with pytest.raises(InvalidInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ir_metrics({"q1": {"b": 1.0}}, qrels)
@@ -221,27 +243,69 @@ def test_qrels_files_naming_documents_outside_the_corpus_name_the_file(tmp_path,
 def test_evaluating_a_store_that_holds_more_than_the_corpus(tiny_dataset, dense_embedder):
     """The ragas text metrics read a hit's own text when the dataset's corpus lacks it."""
     r = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
-    r.index(DOCS + [Document("extra", "Honey is sweet and golden.")])
+    r.index([*DOCS, Document("extra", "Honey is sweet and golden.")])
     (run,) = evaluate(r, tiny_dataset, ["dense"], k=3)
     assert 0 <= run.metrics["context_precision_nonllm"] <= 1 and run.metrics["ndcg@10"] > 0
 
 
 # --- filters ------------------------------------------------------------------------------------
 def test_repeated_cli_filter_keys_combine_and_a_conflict_is_refused(tmp_path, saved):
-    both = cli("search", "bees", "--store", saved, "--strategy", "bm25", "--filter", "year>=2020",
-               "--filter", "year<2022", "--json", cwd=tmp_path)
+    both = cli(
+        "search",
+        "bees",
+        "--store",
+        saved,
+        "--strategy",
+        "bm25",
+        "--filter",
+        "year>=2020",
+        "--filter",
+        "year<2022",
+        "--json",
+        cwd=tmp_path,
+    )
     assert both.returncode == 0, both.stderr
     assert [h["id"] for h in json.loads(both.stdout)] == ["b"]  # 2019 and 2023 are both out
-    assert_exit_2(cli("search", "bees", "--store", saved, "--strategy", "bm25", "--filter", "year=2019",
-                      "--filter", "year>2018", cwd=tmp_path), "is given twice")
-    assert_exit_2(cli("search", "bees", "--store", saved, "--strategy", "bm25", "--filter", "year>2018",
-                      "--filter", "year>2020", cwd=tmp_path), "the bound gt is given twice")
+    assert_exit_2(
+        cli(
+            "search",
+            "bees",
+            "--store",
+            saved,
+            "--strategy",
+            "bm25",
+            "--filter",
+            "year=2019",
+            "--filter",
+            "year>2018",
+            cwd=tmp_path,
+        ),
+        "is given twice",
+    )
+    assert_exit_2(
+        cli(
+            "search",
+            "bees",
+            "--store",
+            saved,
+            "--strategy",
+            "bm25",
+            "--filter",
+            "year>2018",
+            "--filter",
+            "year>2020",
+            cwd=tmp_path,
+        ),
+        "the bound gt is given twice",
+    )
 
 
 @pytest.mark.parametrize("spec", ["year=>2020", "year=<2020", "year==2020", "year>=>1"])
 def test_a_mistyped_cli_operator_is_not_read_as_a_string_equality(tmp_path, saved, spec):
-    assert_exit_2(cli("search", "bees", "--store", saved, "--strategy", "bm25", "--filter", spec, cwd=tmp_path),
-                  "is not an operator")
+    assert_exit_2(
+        cli("search", "bees", "--store", saved, "--strategy", "bm25", "--filter", spec, cwd=tmp_path),
+        "is not an operator",
+    )
 
 
 def test_llama_index_filters_that_would_mean_something_else_are_refused():
@@ -252,9 +316,15 @@ def test_llama_index_filters_that_would_mean_something_else_are_refused():
     with pytest.raises(InvalidInputError, match="cannot negate"):
         to_ragembed_filter(excluded)
     with pytest.raises(InvalidInputError, match="takes a list of values"):
-        to_ragembed_filter(MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.IN)]))
-    bounds = MetadataFilters(filters=[MetadataFilter(key="y", value=2019, operator=FilterOperator.GTE),
-                                      MetadataFilter(key="y", value=2021, operator=FilterOperator.LT)])
+        to_ragembed_filter(
+            MetadataFilters(filters=[MetadataFilter(key="lang", value="en", operator=FilterOperator.IN)])
+        )
+    bounds = MetadataFilters(
+        filters=[
+            MetadataFilter(key="y", value=2019, operator=FilterOperator.GTE),
+            MetadataFilter(key="y", value=2021, operator=FilterOperator.LT),
+        ]
+    )
     assert to_ragembed_filter(bounds) == {"y": Range(gte=2019, lt=2021)}
     clash = MetadataFilters(filters=[MetadataFilter(key="y", value=2019), MetadataFilter(key="y", value=2020)])
     with pytest.raises(InvalidInputError, match="given twice"):
@@ -278,8 +348,19 @@ def test_a_strategy_switch_is_refused_before_anything_is_embedded_and_recreate_d
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps({"id": d.id, "text": d.text}) + "\n" for d in DOCS))
     again = cli("index", "docs.jsonl", "--store", uri, "--strategy", "bm25", "--strategy", "binary", cwd=tmp_path)
     assert_exit_2(again, "--recreate")
-    done = cli("index", "docs.jsonl", "--store", uri, "--strategy", "bm25", "--strategy", "binary",
-               "--recreate", "--json", cwd=tmp_path)
+    done = cli(
+        "index",
+        "docs.jsonl",
+        "--store",
+        uri,
+        "--strategy",
+        "bm25",
+        "--strategy",
+        "binary",
+        "--recreate",
+        "--json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total"] == 3
     with Retriever(uri, "binary") as r:

@@ -31,12 +31,17 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 ids = st.text(min_size=1, max_size=200).filter(lambda s: s.strip() and "\x00" not in s)
 texts = st.text(min_size=1, max_size=2000).filter(lambda s: s.strip())
-metadata = st.dictionaries(st.text(alphabet="abcdefghij_", min_size=1, max_size=8),
-                           st.one_of(st.text(max_size=20), st.integers(-10**6, 10**6), st.booleans(),
-                                     st.floats(allow_nan=False, allow_infinity=False, width=32)),
-                           max_size=4)
-documents = st.lists(st.builds(Document, ids, texts, metadata), min_size=1, max_size=20,
-                     unique_by=lambda d: d.id)
+metadata = st.dictionaries(
+    st.text(alphabet="abcdefghij_", min_size=1, max_size=8),
+    st.one_of(
+        st.text(max_size=20),
+        st.integers(-(10**6), 10**6),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+    ),
+    max_size=4,
+)
+documents = st.lists(st.builds(Document, ids, texts, metadata), min_size=1, max_size=20, unique_by=lambda d: d.id)
 
 
 def vectors(n: int, seed: int) -> dict:
@@ -127,12 +132,20 @@ def test_nan_inf_and_wrong_widths_are_refused_and_nothing_is_lost(make_store, ba
 
 filters = st.dictionaries(
     st.text(min_size=0, max_size=6),
-    st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False),
-              st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=3),
-              st.tuples(st.integers(-5, 5), st.one_of(st.none(), st.integers(-5, 5)))  # empty ranges: refused
-              .filter(lambda b: b[1] is None or b[0] < b[1]).map(lambda b: Range(gte=b[0], lt=b[1])),
-              st.none(), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)),
-    max_size=3)
+    st.one_of(
+        st.text(max_size=5),
+        st.integers(),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.lists(st.one_of(st.text(max_size=3), st.integers()), max_size=3),
+        st.tuples(st.integers(-5, 5), st.one_of(st.none(), st.integers(-5, 5)))  # empty ranges: refused
+        .filter(lambda b: b[1] is None or b[0] < b[1])
+        .map(lambda b: Range(gte=b[0], lt=b[1])),
+        st.none(),
+        st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+    ),
+    max_size=3,
+)
 
 
 @SETTINGS
@@ -140,7 +153,9 @@ filters = st.dictionaries(
 def test_any_filter_is_a_result_or_a_ragembed_error(make_store, flt):
     store = make_store()
     store.ensure_schema(SCHEMA)
-    docs = [Document(f"d{i}", f"text {i}", {"a": i, "b": "x" if i % 2 else "y", "c": [f"t{i}", "all"]}) for i in range(6)]
+    docs = [
+        Document(f"d{i}", f"text {i}", {"a": i, "b": "x" if i % 2 else "y", "c": [f"t{i}", "all"]}) for i in range(6)
+    ]
     store.upsert(docs, vectors(6, 1))
     try:
         hits = store.search(VectorSearch("dense", vectors(1, 2)["dense"], 6), filter=flt)
@@ -151,13 +166,16 @@ def test_any_filter_is_a_result_or_a_ragembed_error(make_store, flt):
 
 
 # --- files and the command line ----------------------------------------------------------------
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30)),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                   st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                           max_leaves=8)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
 corpus_records = st.dictionaries(
     st.sampled_from(["_id", "id", "text", "title", "metadata", "other"]),
-    st.one_of(json_values, st.text(min_size=1, max_size=200)), max_size=6)
+    st.one_of(json_values, st.text(min_size=1, max_size=200)),
+    max_size=6,
+)
 corpus_lines = st.one_of(
     corpus_records.map(lambda r: json.dumps(r, allow_nan=True)),  # NaN/Infinity too, as Python writes them
     st.builds(lambda i, t: json.dumps({"_id": i, "text": t}), ids, texts),
@@ -166,8 +184,12 @@ corpus_lines = st.one_of(
     st.binary(max_size=200).filter(lambda b: b"\n" not in b and b"\r" not in b).map(lambda b: b.decode("latin-1")),
 )
 qrels_lines = st.one_of(
-    st.builds(lambda q, d, s: f"{q}\t{d}\t{s}", st.sampled_from(["q1", "q2", "qx"]), st.sampled_from(["d0", "d1"]),
-              st.one_of(st.integers(-2, 3), st.text(max_size=4))),
+    st.builds(
+        lambda q, d, s: f"{q}\t{d}\t{s}",
+        st.sampled_from(["q1", "q2", "qx"]),
+        st.sampled_from(["d0", "d1"]),
+        st.one_of(st.integers(-2, 3), st.text(max_size=4)),
+    ),
     st.text(max_size=60).filter(lambda s: "\n" not in s and "\r" not in s),
 )
 
@@ -192,8 +214,11 @@ def test_any_corpus_file_loads_or_fails_naming_the_line(tmp_path_factory, lines,
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(queries=st.lists(corpus_lines, min_size=0, max_size=5), qrels=st.lists(qrels_lines, min_size=0, max_size=6),
-       raw=st.sampled_from([b"", b"\xff\xfe", b"q1\td0\t1\x00"]))
+@given(
+    queries=st.lists(corpus_lines, min_size=0, max_size=5),
+    qrels=st.lists(qrels_lines, min_size=0, max_size=6),
+    raw=st.sampled_from([b"", b"\xff\xfe", b"q1\td0\t1\x00"]),
+)
 def test_any_beir_folder_loads_or_fails_naming_the_file(tmp_path_factory, queries, qrels, raw):
     from ragembed.evaluation import load_beir
 
@@ -211,8 +236,11 @@ def test_any_beir_folder_loads_or_fails_naming_the_file(tmp_path_factory, querie
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=st.text(max_size=3000), k=st.integers(-3, 10**9),
-       filter_args=st.lists(st.text(max_size=20).filter(lambda s: not s.startswith("-")), max_size=2))
+@given(
+    query=st.text(max_size=3000),
+    k=st.integers(-3, 10**9),
+    filter_args=st.lists(st.text(max_size=20).filter(lambda s: not s.startswith("-")), max_size=2),
+)
 def test_the_search_command_answers_or_exits_2_with_a_message(indexed_folder, capsys, query, k, filter_args):
     from ragembed.cli import main
 
@@ -241,16 +269,20 @@ def indexed_folder(tmp_path_factory, dense_embedder):
 
     folder = tmp_path_factory.mktemp("indexed")
     retriever = Retriever(MemoryStore(folder / "default"), "dense", embedder=dense_embedder)
-    retriever.index([Document(f"doc{i}", f"text number {i} about cells", {"year": 2000 + i, "tag": "a"})
-                     for i in range(6)])
+    retriever.index(
+        [Document(f"doc{i}", f"text number {i} about cells", {"year": 2000 + i, "tag": "a"}) for i in range(6)]
+    )
     retriever.close()
     return folder
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(docs=st.lists(st.builds(Document, ids, st.one_of(texts, long_texts)),
-                     min_size=1, max_size=4, unique_by=lambda d: d.id),
-       query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()))
+@given(
+    docs=st.lists(
+        st.builds(Document, ids, st.one_of(texts, long_texts)), min_size=1, max_size=4, unique_by=lambda d: d.id
+    ),
+    query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()),
+)
 def test_any_text_indexes_and_searches_through_the_model(dense_embedder, docs, query):
     """Control characters, any script, texts far past the model's 256 tokens: embedded (truncated),
     stored and found; each document is its own best match."""

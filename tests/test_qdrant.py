@@ -17,13 +17,23 @@ from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant import QdrantStore
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 
-QUERIES = ["vitamin D and bone health", "tumour growth in mice", "insulin resistance in obesity",
-           "antibiotic resistance of bacteria", "DNA repair mechanisms"]
+QUERIES = [
+    "vitamin D and bone health",
+    "tumour growth in mice",
+    "insulin resistance in obesity",
+    "antibiotic resistance of bacteria",
+    "DNA repair mechanisms",
+]
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def top_ids(retriever: Retriever, strategy: str, k: int = 10) -> list[list[str]]:
@@ -32,16 +42,20 @@ def top_ids(retriever: Retriever, strategy: str, k: int = 10) -> list[list[str]]
 
 @pytest.fixture(scope="module")
 def reference(scifact_docs, dense_embedder, bm25_embedder):
-    r = Retriever(MemoryStore(), ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"],
-                  embedder=dense_embedder, sparse_embedder=bm25_embedder)
+    r = Retriever(
+        MemoryStore(),
+        ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"],
+        embedder=dense_embedder,
+        sparse_embedder=bm25_embedder,
+    )
     r.index(scifact_docs)
     return r
 
 
-def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifact_docs, dense_embedder,
-                                                      bm25_embedder):
-    edge = Retriever(QdrantEdgeStore(tmp_path), list(reference.strategies), embedder=dense_embedder,
-                     sparse_embedder=bm25_embedder)
+def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifact_docs, dense_embedder, bm25_embedder):
+    edge = Retriever(
+        QdrantEdgeStore(tmp_path), list(reference.strategies), embedder=dense_embedder, sparse_embedder=bm25_embedder
+    )
     edge.index(scifact_docs)
     for strategy in ("dense", "funnel:64", "bm25", "hybrid"):  # exact on both engines
         assert top_ids(edge, strategy) == top_ids(reference, strategy), strategy
@@ -51,10 +65,10 @@ def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifa
     edge.close()
 
 
-def test_local_mode_warns_and_serves_quantization_client_side(reference, scifact_docs, dense_embedder,
-                                                              bm25_embedder):
-    local = Retriever(QdrantStore(path=":memory:"), list(reference.strategies), embedder=dense_embedder,
-                      sparse_embedder=bm25_embedder)
+def test_local_mode_warns_and_serves_quantization_client_side(reference, scifact_docs, dense_embedder, bm25_embedder):
+    local = Retriever(
+        QdrantStore(path=":memory:"), list(reference.strategies), embedder=dense_embedder, sparse_embedder=bm25_embedder
+    )
     with pytest.warns(UserWarning, match="no native quantization"):
         local.index(scifact_docs)
     for strategy in local.strategies:
@@ -89,11 +103,21 @@ INDEX_THEN_SEARCH = """
 def test_index_close_and_reopen_in_a_new_process(tmp_path, scifact_dir, scheme):
     script = INDEX_THEN_SEARCH.format(docs=scifact_dir / "corpus.jsonl")
     uri = f"{scheme}:{tmp_path / 'store'}"
-    first = subprocess.run([sys.executable, "-c", textwrap.dedent(script), uri, "index"], capture_output=True,
-                           text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    first = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), uri, "index"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert first.returncode == 0, first.stderr[-2000:]
-    second = subprocess.run([sys.executable, "-c", textwrap.dedent(script), uri, "search"], capture_output=True,
-                            text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    second = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), uri, "search"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     assert json.loads(second.stdout.splitlines()[-1]) == json.loads(first.stdout.splitlines()[-1])
 
@@ -153,7 +177,9 @@ def test_an_unreachable_server_is_a_clear_error_and_the_key_stays_secret(monkeyp
     monkeypatch.setenv("QDRANT_API_KEY", "secret-key-123")
     from ragembed.stores.uri import open_store
 
-    with pytest.raises(StoreError, match="cannot reach the Qdrant server at http://127.0.0.1:9.*docker compose") as failure:
+    with pytest.raises(
+        StoreError, match="cannot reach the Qdrant server at http://127.0.0.1:9.*docker compose"
+    ) as failure:
         open_store("qdrant://127.0.0.1:9")
     assert "secret-key-123" not in str(failure.value)
 

@@ -21,12 +21,28 @@ def test_the_public_api_names_what_users_meet():
     import ragembed
 
     # what Retriever.index raises, the keyword plan and strategies, and every store class
-    for name in ("PartialWriteError", "KeywordSearch", "Keyword", "KeywordHybrid", "QdrantStore", "QdrantEdgeStore",
-                 "WeaviateStore", "MemoryStore"):
+    for name in (
+        "PartialWriteError",
+        "KeywordSearch",
+        "Keyword",
+        "KeywordHybrid",
+        "QdrantStore",
+        "QdrantEdgeStore",
+        "WeaviateStore",
+        "MemoryStore",
+    ):
         assert name in ragembed.__all__ and getattr(ragembed, name).__name__ == name
     assert "default_model_path" not in ragembed.__all__  # plumbing stays in ragembed.embedders.dense
     # the store classes with optional clients load on first use, not at import
-    loaded = subprocess.run([sys.executable, "-c", "import sys, ragembed; print(sorted(m for m in sys.modules if "
-                             "m.split('.')[0] in ('qdrant_client', 'qdrant_edge', 'weaviate')))"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, ragembed; print(sorted(m for m in sys.modules if "
+            "m.split('.')[0] in ('qdrant_client', 'qdrant_edge', 'weaviate')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert loaded == "[]"

@@ -9,8 +9,13 @@ import pytest
 from ragembed import MemoryStore, Quantized, Retriever, parse_strategy
 
 STRATEGIES = ["dense", "int8", "binary", "funnel:64", "matryoshka:64", "bm25", "hybrid"]
-QUERIES = ["vitamin D and bone health", "tumour growth in mice", "insulin resistance in obesity",
-           "antibiotic resistance of bacteria", "DNA repair mechanisms"]
+QUERIES = [
+    "vitamin D and bone health",
+    "tumour growth in mice",
+    "insulin resistance in obesity",
+    "antibiotic resistance of bacteria",
+    "DNA repair mechanisms",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +35,37 @@ def test_every_strategy_finds_a_document_by_its_own_title(retriever, scifact_doc
 
 def test_quantized_and_funnel_strategies_agree_with_exact_dense(retriever):
     for strategy in ("int8", "binary", "funnel:64"):
-        overlap = [len({h.id for h in retriever.search(q, k=10, strategy=strategy)}
-                       & {h.id for h in retriever.search(q, k=10)}) / 10 for q in QUERIES]
+        overlap = [
+            len(
+                {h.id for h in retriever.search(q, k=10, strategy=strategy)} & {h.id for h in retriever.search(q, k=10)}
+            )
+            / 10
+            for q in QUERIES
+        ]
         assert sum(overlap) / len(overlap) >= 0.9, (strategy, overlap)
 
 
 def test_binary_strategy_names_round_trip():
-    variants = [Quantized(), Quantized(rescore=False), Quantized(asymmetric=False),
-                Quantized(asymmetric=False, rescore=False)]
+    variants = [
+        Quantized(),
+        Quantized(rescore=False),
+        Quantized(asymmetric=False),
+        Quantized(asymmetric=False, rescore=False),
+    ]
     assert [v.name for v in variants] == ["binary", "binary:norescore", "binary:hamming", "binary:hamming:norescore"]
     assert [v.field_names[1] for v in variants] == ["dense_binary_asym"] * 2 + ["dense_binary"] * 2
     assert [parse_strategy(v.name) for v in variants] == variants
 
 
 def test_truncated_matryoshka_search_is_rougher_but_related(retriever):
-    overlap = [len({h.id for h in retriever.search(q, k=10, strategy="matryoshka:64")}
-                   & {h.id for h in retriever.search(q, k=10)}) / 10 for q in QUERIES]
+    overlap = [
+        len(
+            {h.id for h in retriever.search(q, k=10, strategy="matryoshka:64")}
+            & {h.id for h in retriever.search(q, k=10)}
+        )
+        / 10
+        for q in QUERIES
+    ]
     assert 0.3 <= sum(overlap) / len(overlap) < 1.0
 
 
@@ -60,15 +80,17 @@ def test_hybrid_fuses_bm25_and_dense(retriever):
 
 def test_search_many_and_asearch_match_search(retriever):
     many = retriever.search_many(QUERIES, k=5, strategy="binary")
-    assert [[h.id for h in hits] for hits in many] == [[h.id for h in retriever.search(q, k=5, strategy="binary")]
-                                                       for q in QUERIES]
+    assert [[h.id for h in hits] for hits in many] == [
+        [h.id for h in retriever.search(q, k=5, strategy="binary")] for q in QUERIES
+    ]
 
     async def both():
         return await asyncio.gather(*(retriever.asearch(q, k=5, strategy="hybrid") for q in QUERIES))
 
     async_hits = asyncio.run(both())
-    assert [[h.id for h in hits] for hits in async_hits] == [[h.id for h in retriever.search(q, k=5, strategy="hybrid")]
-                                                             for q in QUERIES]
+    assert [[h.id for h in hits] for hits in async_hits] == [
+        [h.id for h in retriever.search(q, k=5, strategy="hybrid")] for q in QUERIES
+    ]
 
 
 def test_filters_through_the_retriever(retriever, scifact_docs):
@@ -101,8 +123,9 @@ def test_collection_persists_with_its_calibration_and_bm25_state(tmp_path, scifa
 
 @pytest.mark.colbert
 def test_colbert_maxsim_and_dense_first_stage(scifact_docs, dense_embedder, colbert_embedder):
-    r = Retriever("memory", ["colbert", "colbert+dense"], embedder=dense_embedder,
-                  multivector_embedder=colbert_embedder)
+    r = Retriever(
+        "memory", ["colbert", "colbert+dense"], embedder=dense_embedder, multivector_embedder=colbert_embedder
+    )
     r.index(scifact_docs[:40])
     for doc in scifact_docs[:5]:
         assert r.search(doc.metadata["title"], k=1, strategy="colbert")[0].id == doc.id

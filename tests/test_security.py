@@ -78,25 +78,56 @@ def test_a_weaviate_key_is_used_and_never_shown(tmp_path, small_beir, dense_embe
 
         retriever.index(list(read_jsonl_documents(small_beir / "corpus.jsonl"))[:20])
         hits = retriever.search("cell biology", k=3)
-        shown = "\n".join([repr(store), repr(retriever), repr(hits), everything_shown(anonymous.value),
-                           everything_shown(wrong.value).replace(KEY[::-1], ""), debug_logs.text])
+        shown = "\n".join(
+            [
+                repr(store),
+                repr(retriever),
+                repr(hits),
+                everything_shown(anonymous.value),
+                everything_shown(wrong.value).replace(KEY[::-1], ""),
+                debug_logs.text,
+            ]
+        )
         assert len(hits) == 3 and KEY not in shown
         assert "401" in str(anonymous.value) or "nauthori" in str(anonymous.value)
         retriever.close()
 
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "WEAVIATE_API_KEY": KEY, "WEAVIATE_GRPC_PORT": str(server.grpc_port)}
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "WEAVIATE_API_KEY": KEY,
+            "WEAVIATE_GRPC_PORT": str(server.grpc_port),
+        }
         uri = server.url.replace("http://", "weaviate://")
         outputs = []
-        for command in (["index", str(small_beir), "--collection", "Cli"],
-                        ["search", "cell biology", "--collection", "Cli", "--json"],
-                        ["eval", str(small_beir), "--collection", "Evaluated", "--sample", "4", "--output",
-                         str(tmp_path / "report")]):
-            done = subprocess.run([sys.executable, "-m", "ragembed.cli", *command, "--store", uri], env=env,
-                                  capture_output=True, text=True, timeout=600, check=False)
+        for command in (
+            ["index", str(small_beir), "--collection", "Cli"],
+            ["search", "cell biology", "--collection", "Cli", "--json"],
+            [
+                "eval",
+                str(small_beir),
+                "--collection",
+                "Evaluated",
+                "--sample",
+                "4",
+                "--output",
+                str(tmp_path / "report"),
+            ],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "ragembed.cli", *command, "--store", uri],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
             outputs += [done.stdout, done.stderr]
         assert json.loads(outputs[2])  # the search answered, so the key was sent
-        reports = [p.read_text(errors="replace") for p in (tmp_path / "report").iterdir() if p.suffix in (".json", ".md")]
+        reports = [
+            p.read_text(errors="replace") for p in (tmp_path / "report").iterdir() if p.suffix in (".json", ".md")
+        ]
         assert len(reports) == 2 and all(KEY not in text for text in outputs + reports)
         check_the_server_listens_where_it_should(server)
     finally:
@@ -111,8 +142,8 @@ def test_a_qdrant_key_is_used_and_never_shown(tmp_path, small_beir, dense_embedd
     """A Qdrant server that requires a key: the right key works (parameter and environment, API
     and CLI, HTTP and gRPC), none or a wrong one is a clear error naming the key as the cause;
     the key appears in no repr, error, log, output, report or server log."""
-    from ragembed.stores.qdrant import QdrantStore
     from ragembed.sources import read_jsonl_documents
+    from ragembed.stores.qdrant import QdrantStore
 
     server = QdrantScriptServer(tmp_path / "data", {"QDRANT_SERVER_API_KEY": KEY}).start()
     options = {"prefer_grpc": grpc, "grpc_port": server.grpc_port, "timeout": 10}
@@ -125,24 +156,52 @@ def test_a_qdrant_key_is_used_and_never_shown(tmp_path, small_beir, dense_embedd
         retriever = Retriever(store, ["dense", "hybrid"], embedder=dense_embedder)
         retriever.index(list(read_jsonl_documents(small_beir / "corpus.jsonl"))[:20])
         hits = retriever.search("cell biology", k=3, strategy="hybrid")
-        shown = "\n".join([repr(store), repr(retriever), repr(hits), everything_shown(anonymous.value),
-                           everything_shown(wrong.value).replace(KEY[::-1], ""), debug_logs.text])
+        shown = "\n".join(
+            [
+                repr(store),
+                repr(retriever),
+                repr(hits),
+                everything_shown(anonymous.value),
+                everything_shown(wrong.value).replace(KEY[::-1], ""),
+                debug_logs.text,
+            ]
+        )
         assert len(hits) == 3 and KEY not in shown
         retriever.close()
 
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "QDRANT_API_KEY": KEY}
         uri = server.url.replace("http://", "qdrant://")
         outputs = []
-        for command in (["index", str(small_beir), "--collection", "cli", "--strategy", "bm25"],
-                        ["search", "cell biology", "--collection", "cli", "--strategy", "bm25", "--json"],
-                        ["eval", str(small_beir), "--collection", "evaluated", "--strategy", "bm25", "--sample", "4",
-                         "--output", str(tmp_path / "report")]):
-            done = subprocess.run([sys.executable, "-m", "ragembed.cli", *command, "--store", uri], env=env,
-                                  capture_output=True, text=True, timeout=600, check=False)
+        for command in (
+            ["index", str(small_beir), "--collection", "cli", "--strategy", "bm25"],
+            ["search", "cell biology", "--collection", "cli", "--strategy", "bm25", "--json"],
+            [
+                "eval",
+                str(small_beir),
+                "--collection",
+                "evaluated",
+                "--strategy",
+                "bm25",
+                "--sample",
+                "4",
+                "--output",
+                str(tmp_path / "report"),
+            ],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "ragembed.cli", *command, "--store", uri],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
             outputs += [done.stdout, done.stderr]
         assert json.loads(outputs[2])  # the search answered, so the key was sent
-        reports = [p.read_text(errors="replace") for p in (tmp_path / "report").iterdir() if p.suffix in (".json", ".md")]
+        reports = [
+            p.read_text(errors="replace") for p in (tmp_path / "report").iterdir() if p.suffix in (".json", ".md")
+        ]
         assert len(reports) == 2 and all(KEY not in text for text in outputs + reports)
         sockets = listening(server.pid)
         assert {port for _, port in sockets} >= {int(server.url.rsplit(":", 1)[1]), server.grpc_port}
@@ -155,10 +214,13 @@ def test_a_qdrant_key_is_used_and_never_shown(tmp_path, small_beir, dense_embedd
 
 def listening(pid: int) -> set[tuple[str, int]]:
     """(address, port) of every TCP socket process `pid` listens on, from /proc."""
-    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
-              if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    inodes = {
+        os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
+        for fd in os.listdir(f"/proc/{pid}/fd")
+        if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")
+    }
     found = set()
-    for table, width in (("tcp", 8), ("tcp6", 32)):
+    for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
@@ -196,15 +258,24 @@ def self_signed_https_server(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
     class Answer(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -262,11 +333,15 @@ def unsafe_uses(path: Path) -> list[str]:
             name = ast.unparse(node.func).replace("np.", "numpy.")
             if name in UNSAFE_CALLS - {"numpy.load"}:
                 found.append(f"{path.name}:{node.lineno} calls {name}")
-            if name == "numpy.load" and not any(k.arg == "allow_pickle" and ast.unparse(k.value) == "False"
-                                                for k in node.keywords):
+            if name == "numpy.load" and not any(
+                k.arg == "allow_pickle" and ast.unparse(k.value) == "False" for k in node.keywords
+            ):
                 found.append(f"{path.name}:{node.lineno} numpy.load without allow_pickle=False")
-            found += [f"{path.name}:{node.lineno} allow_pickle=True" for k in node.keywords
-                      if k.arg == "allow_pickle" and ast.unparse(k.value) != "False"]
+            found += [
+                f"{path.name}:{node.lineno} allow_pickle=True"
+                for k in node.keywords
+                if k.arg == "allow_pickle" and ast.unparse(k.value) != "False"
+            ]
     return found
 
 

@@ -24,20 +24,27 @@ def test_beir_scifact_loads_with_every_judged_query(scifact_dir):
 
 
 def test_jsonl_documents_with_ids_titles_and_metadata(tmp_path):
-    source = write_lines(tmp_path / "docs.jsonl", json.dumps({"_id": 7, "title": "T", "text": "body", "metadata": {"a": 1}}),
-                         "", json.dumps({"id": "x", "text": "other"}))
+    source = write_lines(
+        tmp_path / "docs.jsonl",
+        json.dumps({"_id": 7, "title": "T", "text": "body", "metadata": {"a": 1}}),
+        "",
+        json.dumps({"id": "x", "text": "other"}),
+    )
     docs = load_documents(source)
     assert docs == [Document("7", "T body", {"a": 1, "title": "T"}), Document("x", "other", {})]
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"id": "a", "text": ', "bad.jsonl:2: not valid JSON"),
-    ('["a list"]', "bad.jsonl:2: expected a JSON object"),
-    ('{"id": "a", "text": 5}', "bad.jsonl:2: 'text'"),
-    ('{"text": "no id"}', "bad.jsonl:2: Document id must be a non-empty string"),
-    ('{"id": "b", "text": "   "}', "bad.jsonl:2: .*empty or whitespace"),
-    ('{"id": "b", "text": "t", "metadata": {"k": {"nested": 1}}}', "bad.jsonl:2: .*metadata is flat"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "a", "text": ', "bad.jsonl:2: not valid JSON"),
+        ('["a list"]', "bad.jsonl:2: expected a JSON object"),
+        ('{"id": "a", "text": 5}', "bad.jsonl:2: 'text'"),
+        ('{"text": "no id"}', "bad.jsonl:2: Document id must be a non-empty string"),
+        ('{"id": "b", "text": "   "}', "bad.jsonl:2: .*empty or whitespace"),
+        ('{"id": "b", "text": "t", "metadata": {"k": {"nested": 1}}}', "bad.jsonl:2: .*metadata is flat"),
+    ],
+)
 def test_malformed_jsonl_names_file_and_line(tmp_path, line, message):
     source = write_lines(tmp_path / "bad.jsonl", '{"id": "ok", "text": "fine"}', line)
     with pytest.raises(InvalidInputError, match=message):

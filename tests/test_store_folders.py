@@ -22,8 +22,11 @@ from ragembed.errors import StoreError
 from ragembed.stores import folders
 from ragembed.stores.uri import open_store
 
-DOCS = [Document("a", "Bees pollinate flowering plants."), Document("b", "Bees make honey from nectar."),
-        Document("c", "Rust has ownership and borrowing.")]
+DOCS = [
+    Document("a", "Bees pollinate flowering plants."),
+    Document("b", "Bees make honey from nectar."),
+    Document("c", "Rust has ownership and borrowing."),
+]
 FOLDER_SCHEMES = ["memory", "qdrant-edge", "qdrant-local"]  # each takes bm25 with no model to load
 WEAVIATE = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
@@ -83,9 +86,26 @@ def test_embedded_weaviate_refuses_a_users_folder(tmp_path):
 def test_the_cli_never_replaces_the_folder_it_indexes(tmp_path, scheme):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
-    done = subprocess.run([sys.executable, "-m", "ragembed.cli", "index", "docs", "--store", f"{scheme}:.",
-                           "--collection", "docs", "--strategy", "bm25"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ragembed.cli",
+            "index",
+            "docs",
+            "--store",
+            f"{scheme}:.",
+            "--collection",
+            "docs",
+            "--strategy",
+            "bm25",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 2, done.stderr
     assert "ragembed: error: docs already holds files ragembed did not write (guide.md)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -144,8 +164,13 @@ r.close()
 @pytest.mark.parametrize("scheme", FOLDER_SCHEMES)
 def test_a_second_writer_process_is_refused_naming_the_holder(tmp_path, scheme):
     uri = f"{scheme}:{tmp_path / 'idx'}"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, uri], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, uri],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         with pytest.raises(StoreError, match=f"process {holder.pid}|open in another process"):
@@ -226,8 +251,10 @@ def test_damaged_metadata_is_a_store_error_and_is_left_as_it_is(tmp_path, damage
     index(f"memory:{tmp_path / 'm'}")
     index(f"qdrant-edge:{tmp_path / 'e'}")
     memory = tmp_path / "m" / "docs"
-    damaged = [memory / folders.read_marker(memory)["data"] / "schema.json",
-               tmp_path / "e" / "docs" / "ragembed-schema.json"]
+    damaged = [
+        memory / folders.read_marker(memory)["data"] / "schema.json",
+        tmp_path / "e" / "docs" / "ragembed-schema.json",
+    ]
     for path, uri in zip(damaged, (f"memory:{tmp_path / 'm'}", f"qdrant-edge:{tmp_path / 'e'}")):
         path.write_text(damage)
         with pytest.raises(StoreError, match="damaged"):
@@ -242,8 +269,11 @@ def test_junk_in_a_qdrant_local_folder_is_a_store_error(tmp_path):
         index(f"qdrant-local:{tmp_path / 'l'}")
 
 
-NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner",
-               "--inh-caps=-dac_override,-dac_read_search,-fowner"]
+NO_OVERRIDE = [
+    "setpriv",
+    "--bounding-set=-dac_override,-dac_read_search,-fowner",
+    "--inh-caps=-dac_override,-dac_read_search,-fowner",
+]
 PROBE = """
 import json, sys
 from ragembed import Document, Retriever
@@ -269,8 +299,13 @@ def as_ordinary_user(uri: str) -> dict:
     prefix = NO_OVERRIDE if os.geteuid() == 0 else []
     if prefix and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv (util-linux) to drop root's permission override")
-    done = subprocess.run([*prefix, sys.executable, "-c", PROBE, uri], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", PROBE, uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     return json.loads(done.stdout)
 
@@ -321,9 +356,26 @@ def test_a_mistyped_collection_names_the_store_and_the_collections_there(tmp_pat
 
 def test_the_cli_names_the_collection_it_could_not_find(tmp_path):
     index(f"memory:{tmp_path / 'idx'}")
-    done = subprocess.run([sys.executable, "-m", "ragembed.cli", "search", "honey", "--store", "memory:idx",
-                           "--collection", "dcos", "--strategy", "bm25"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ragembed.cli",
+            "search",
+            "honey",
+            "--store",
+            "memory:idx",
+            "--collection",
+            "dcos",
+            "--strategy",
+            "bm25",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "idx/dcos" in done.stderr and "collections there: docs" in done.stderr
 

@@ -10,13 +10,23 @@ import pytest
 from weaviate_server import ScriptServer, embedded_client, session_server, unavailable_reason
 
 from ragembed import MemoryStore, Retriever
-from ragembed.errors import (InvalidInputError, PartialWriteError, SchemaMismatchError, StoreError,
-                             UnsupportedStrategyError)
+from ragembed.errors import (
+    InvalidInputError,
+    PartialWriteError,
+    SchemaMismatchError,
+    StoreError,
+    UnsupportedStrategyError,
+)
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
-QUERIES = ["vitamin D and bone health", "tumour growth in mice", "insulin resistance in obesity",
-           "antibiotic resistance of bacteria", "DNA repair mechanisms"]
+QUERIES = [
+    "vitamin D and bone health",
+    "tumour growth in mice",
+    "insulin resistance in obesity",
+    "antibiotic resistance of bacteria",
+    "DNA repair mechanisms",
+]
 
 
 def weaviate(collection: str | None = None, **options):
@@ -60,8 +70,7 @@ def test_hnsw_default_keeps_recall(reference, scifact_docs, dense_embedder):
 
 def test_keyword_and_hybrid_use_weaviate_bm25(scifact_docs, dense_embedder):
     store = weaviate(index="flat")
-    retriever = Retriever(store, ["keyword", "keyword-hybrid", "keyword-hybrid:1", "dense"],
-                          embedder=dense_embedder)
+    retriever = Retriever(store, ["keyword", "keyword-hybrid", "keyword-hybrid:1", "dense"], embedder=dense_embedder)
     retriever.index(scifact_docs)
     # A document's own title finds it first by keyword.
     doc = scifact_docs[17]
@@ -74,8 +83,9 @@ def test_keyword_and_hybrid_use_weaviate_bm25(scifact_docs, dense_embedder):
     assert top_ids(retriever, "keyword-hybrid:1") == top_ids(retriever, "dense")
     for hits in retriever.search_many(QUERIES, k=10, strategy="keyword-hybrid"):
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    filtered = retriever.search(doc.metadata["title"], k=5, strategy="keyword-hybrid",
-                                filter={"title": doc.metadata["title"]})
+    filtered = retriever.search(
+        doc.metadata["title"], k=5, strategy="keyword-hybrid", filter={"title": doc.metadata["title"]}
+    )
     assert [h.id for h in filtered] == [doc.id]
     store.drop()
     store.close()
@@ -87,15 +97,17 @@ def test_restarting_the_server_keeps_the_data(tmp_path, scifact_docs, dense_embe
     server = ScriptServer.on_free_ports(tmp_path / "data")
     server.start()
     try:
-        retriever = Retriever(WeaviateStore(server.url, "Kept", grpc_port=server.grpc_port),
-                              ["dense", "keyword"], embedder=dense_embedder)
+        retriever = Retriever(
+            WeaviateStore(server.url, "Kept", grpc_port=server.grpc_port), ["dense", "keyword"], embedder=dense_embedder
+        )
         retriever.index(scifact_docs)
         before = top_ids(retriever, "dense"), top_ids(retriever, "keyword")
         retriever.close()
         server.stop()
         server.start()
-        reopened = Retriever(WeaviateStore(server.url, "Kept", grpc_port=server.grpc_port),
-                             ["dense", "keyword"], embedder=dense_embedder)
+        reopened = Retriever(
+            WeaviateStore(server.url, "Kept", grpc_port=server.grpc_port), ["dense", "keyword"], embedder=dense_embedder
+        )
         assert reopened.count() == len(scifact_docs)
         assert (top_ids(reopened, "dense"), top_ids(reopened, "keyword")) == before
         reopened.close()
@@ -110,8 +122,7 @@ def test_embedded_mode_keeps_the_data_across_restarts(tmp_path, scifact_docs, de
     retriever.index(scifact_docs[:40])
     before = top_ids(retriever, "dense")
     retriever.close()  # stops the embedded server
-    again = Retriever("weaviate-embedded:" + str(tmp_path / "wv"), "dense", embedder=dense_embedder,
-                      collection="docs")
+    again = Retriever("weaviate-embedded:" + str(tmp_path / "wv"), "dense", embedder=dense_embedder, collection="docs")
     assert again.count() == 40 and top_ids(again, "dense") == before
     again.close()
 
@@ -140,8 +151,11 @@ def test_per_object_errors_name_the_ids_and_keep_the_rest(scifact_docs, dense_em
     store._collection.config.add_property(Property(name="meta_code__s", data_type=DataType.INT))
     store = weaviate(store.collection, index="flat")
     retriever = Retriever(store, "dense", embedder=dense_embedder)
-    docs = [Document("ok-1", "a fine text"), Document("bad-1", "text with a code", {"code": "x7"}),
-            Document("ok-2", "another fine text")]
+    docs = [
+        Document("ok-1", "a fine text"),
+        Document("bad-1", "text with a code", {"code": "x7"}),
+        Document("ok-2", "another fine text"),
+    ]
     with pytest.raises(PartialWriteError, match="bad-1") as caught:
         retriever.index(docs)
     assert list(caught.value.failed) == ["bad-1"]
@@ -190,12 +204,14 @@ def test_filters_on_mixed_types_and_lists(dense_embedder):
 
     store = weaviate(index="flat")
     retriever = Retriever(store, "dense", embedder=dense_embedder)
-    docs = [Document("a", "first text", {"year": 2020, "tags": ["x", "y"]}),
-            Document("b", "second text", {"year": "2020", "tags": ["y"]}),
-            Document("c", "third text", {"year": 2021.0, "flag": True, "odd key!": 1}),
-            Document("d", "fourth text", {"flag": 1})]
+    docs = [
+        Document("a", "first text", {"year": 2020, "tags": ["x", "y"]}),
+        Document("b", "second text", {"year": "2020", "tags": ["y"]}),
+        Document("c", "third text", {"year": 2021.0, "flag": True, "odd key!": 1}),
+        Document("d", "fourth text", {"flag": 1}),
+    ]
     retriever.index(docs)
-    ids = lambda flt: sorted(h.id for h in retriever.search("text", k=10, filter=flt))  # noqa: E731
+    ids = lambda flt: sorted(h.id for h in retriever.search("text", k=10, filter=flt))
     assert ids({"year": 2020}) == ["a"]
     assert ids({"year": "2020"}) == ["b"]
     assert ids({"year": Range(gte=2020)}) == ["a", "c"]

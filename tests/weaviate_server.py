@@ -29,7 +29,7 @@ def unavailable_reason() -> str | None:
         return None
     try:
         binary_path()
-    except Exception as exc:  # noqa: BLE001 - StoreError, or the extra missing
+    except Exception as exc:
         return f"no Weaviate to test against: {exc}"
     return None
 
@@ -42,12 +42,17 @@ class ScriptServer:
     env: dict[str, str]
 
     @classmethod
-    def on_free_ports(cls, data: Path) -> "ScriptServer":
+    def on_free_ports(cls, data: Path) -> ScriptServer:
         from ragembed.stores.weaviate_connect import free_port_pairs
 
         http, grpc, gossip, raft = free_port_pairs(4)
-        env = {**os.environ, "WEAVIATE_HTTP_PORT": str(http), "WEAVIATE_GRPC_PORT": str(grpc),
-               "WEAVIATE_GOSSIP_PORT": str(gossip), "WEAVIATE_RAFT_PORT": str(raft)}
+        env = {
+            **os.environ,
+            "WEAVIATE_HTTP_PORT": str(http),
+            "WEAVIATE_GRPC_PORT": str(grpc),
+            "WEAVIATE_GOSSIP_PORT": str(gossip),
+            "WEAVIATE_RAFT_PORT": str(raft),
+        }
         return cls(data, env)
 
     @property
@@ -59,12 +64,14 @@ class ScriptServer:
         return int(self.env["WEAVIATE_GRPC_PORT"])
 
     def start(self) -> None:
-        subprocess.run(["bash", str(SCRIPT), "start", str(self.data)], env=self.env, check=True,
-                       capture_output=True, timeout=180)
+        subprocess.run(
+            ["bash", str(SCRIPT), "start", str(self.data)], env=self.env, check=True, capture_output=True, timeout=180
+        )
 
     def stop(self) -> None:
-        subprocess.run(["bash", str(SCRIPT), "stop", str(self.data)], env=self.env, check=False,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["bash", str(SCRIPT), "stop", str(self.data)], env=self.env, check=False, capture_output=True, timeout=60
+        )
 
 
 _session: tuple[str, int] | None = None
@@ -114,15 +121,14 @@ class Cluster:
         return {**os.environ, "RAGEMBED_WEAVIATE_DIR": str(self.folder)}
 
     def _script(self, *args: str) -> None:
-        done = subprocess.run(["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(["bash", str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"scripts/weaviate.sh {' '.join(args)} failed: {done.stderr[-2000:]}")
         for line in done.stdout.splitlines():
             _, number, url, _, grpc, _, pid = line.split()
             self.urls[int(number)], self.grpc_ports[int(number)], self.pids[int(number)] = url, int(grpc), int(pid)
 
-    def start(self, nodes: int = 3) -> "Cluster":
+    def start(self, nodes: int = 3) -> Cluster:
         self.urls, self.grpc_ports, self.pids = {}, {}, {}
         self._script("cluster", str(nodes))
         return self

@@ -24,8 +24,18 @@ from ragembed.stores.base import Fusion, KeywordSearch, Schema, VectorField, Vec
 from ragembed.stores.filters import Range
 from ragembed.stores.memory import MemoryStore
 from ragembed.stores.uri import open_store
-from ragembed.strategies import (BM25, ColBERT, Dense, Hybrid, Keyword, KeywordHybrid, Matryoshka, Quantized, Strategy,
-                                 parse_strategy)
+from ragembed.strategies import (
+    BM25,
+    ColBERT,
+    Dense,
+    Hybrid,
+    Keyword,
+    KeywordHybrid,
+    Matryoshka,
+    Quantized,
+    Strategy,
+    parse_strategy,
+)
 from ragembed.types import (
     DenseEmbeddings,
     Document,
@@ -35,7 +45,6 @@ from ragembed.types import (
     Precision,
     SparseEmbeddings,
 )
-
 
 # Classes with optional dependencies load on first use, so `import ragembed` works without them.
 _LAZY = {
@@ -55,12 +64,54 @@ def __getattr__(name: str):
 
 __version__ = "0.1.0"
 __all__ = [
-    "BM25", "BM25Embedder", "ColBERT", "ColBERTEmbedder", "Dense", "DenseEmbedder", "DenseEmbeddings",
-    "DimensionMismatchError", "Document", "Embedder", "EmbeddingCache", "EmbeddingKind", "Fusion", "Hit",
-    "Hybrid", "Int8Calibration", "InvalidInputError", "Keyword", "KeywordHybrid", "KeywordSearch", "Matryoshka",
-    "MatryoshkaEmbedder", "MemoryStore", "MissingDependencyError", "ModelLoadError", "MultiVectorEmbeddings",
-    "PartialWriteError", "Precision", "QdrantEdgeStore", "QdrantStore", "Quantized", "RagembedError", "Range",
-    "Retriever", "Schema", "SchemaMismatchError", "SparseEmbeddings", "StoreError", "Strategy",
-    "UnsupportedStrategyError", "VectorField", "VectorSearch", "VectorStore", "WeaviateStore", "open_store",
-    "parse_strategy", "quantize_binary", "quantize_int8", "similarity", "truncate",
+    "BM25",
+    "BM25Embedder",
+    "ColBERT",
+    "ColBERTEmbedder",
+    "Dense",
+    "DenseEmbedder",
+    "DenseEmbeddings",
+    "DimensionMismatchError",
+    "Document",
+    "Embedder",
+    "EmbeddingCache",
+    "EmbeddingKind",
+    "Fusion",
+    "Hit",
+    "Hybrid",
+    "Int8Calibration",
+    "InvalidInputError",
+    "Keyword",
+    "KeywordHybrid",
+    "KeywordSearch",
+    "Matryoshka",
+    "MatryoshkaEmbedder",
+    "MemoryStore",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "MultiVectorEmbeddings",
+    "PartialWriteError",
+    "Precision",
+    "QdrantEdgeStore",
+    "QdrantStore",
+    "Quantized",
+    "RagembedError",
+    "Range",
+    "Retriever",
+    "Schema",
+    "SchemaMismatchError",
+    "SparseEmbeddings",
+    "StoreError",
+    "Strategy",
+    "UnsupportedStrategyError",
+    "VectorField",
+    "VectorSearch",
+    "VectorStore",
+    "WeaviateStore",
+    "open_store",
+    "parse_strategy",
+    "quantize_binary",
+    "quantize_int8",
+    "similarity",
+    "truncate",
 ]

@@ -27,11 +27,20 @@ from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import EmbeddingKind
 
-
 DEFAULT_STORE = "qdrant-edge:./ragembed-index"
 DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "scifact"
-DEMO_STRATEGIES = ["dense", "int8", "binary", "matryoshka:64", "matryoshka:128", "matryoshka:256", "funnel:64",
-                   "bm25", "hybrid", "colbert"]
+DEMO_STRATEGIES = [
+    "dense",
+    "int8",
+    "binary",
+    "matryoshka:64",
+    "matryoshka:128",
+    "matryoshka:256",
+    "funnel:64",
+    "bm25",
+    "hybrid",
+    "colbert",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,11 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def store_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", default=DEFAULT_STORE,
-                       help=f"store URI ({', '.join(SCHEMES)}); default: {DEFAULT_STORE} (the embedded Qdrant engine)")
+        p.add_argument(
+            "--store",
+            default=DEFAULT_STORE,
+            help=f"store URI ({', '.join(SCHEMES)}); default: {DEFAULT_STORE} (the embedded Qdrant engine)",
+        )
         p.add_argument("--collection", default="default", help="collection name (default: default)")
-        p.add_argument("--strategy", action="append", metavar="S",
-                       help=f"search strategy, repeatable ({', '.join(STRATEGY_NAMES)}); default: dense")
+        p.add_argument(
+            "--strategy",
+            action="append",
+            metavar="S",
+            help=f"search strategy, repeatable ({', '.join(STRATEGY_NAMES)}); default: dense",
+        )
         p.add_argument("--model", help="dense model: hub name or local path (default: bundled all-MiniLM-L6-v2)")
         p.add_argument("--colbert-model", help="PyLate ColBERT model path (default: built from the bundled MiniLM)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -64,16 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="embed and store documents")
     index.add_argument("source", help="a BEIR folder (corpus.jsonl), a .jsonl file, or a folder of .txt/.md files")
     index.add_argument("--limit", type=int, help="index only the first N documents")
-    index.add_argument("--recreate", action="store_true",
-                       help="drop the collection first and index into a new one (to change its strategies)")
+    index.add_argument(
+        "--recreate",
+        action="store_true",
+        help="drop the collection first and index into a new one (to change its strategies)",
+    )
     store_options(index)
     index.set_defaults(run=run_index)
 
     search = commands.add_parser("search", help="search an indexed collection")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
-    search.add_argument("--filter", action="append", metavar="KEY=VALUE", default=[],
-                        help="metadata filter, repeatable: key=value, key=a,b (any of), key>=2019, key<2021")
+    search.add_argument(
+        "--filter",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="metadata filter, repeatable: key=value, key=a,b (any of), key>=2019, key<2021",
+    )
     store_options(search)
     search.set_defaults(run=run_search)
 
@@ -89,10 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="index the shipped SciFact, evaluate every strategy, print the table")
     demo.add_argument("--data", default=str(DEMO_DATA), help=f"a BEIR folder (default: {DEMO_DATA})")
     demo.add_argument("--sample", type=int, metavar="N", help="a quick look: N queries and a corpus sample")
-    demo.add_argument("--store", default="qdrant-edge:./ragembed-demo",
-                      help="store URI (default: qdrant-edge:./ragembed-demo, the embedded Qdrant engine)")
-    demo.add_argument("--strategy", action="append", metavar="S",
-                      help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})")
+    demo.add_argument(
+        "--store",
+        default="qdrant-edge:./ragembed-demo",
+        help="store URI (default: qdrant-edge:./ragembed-demo, the embedded Qdrant engine)",
+    )
+    demo.add_argument(
+        "--strategy", action="append", metavar="S", help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})"
+    )
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
     demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False, k=100)
 
@@ -125,9 +153,11 @@ def _retriever_on(store, args: argparse.Namespace):
     needs = set().union(*(parse_strategy(s).needs for s in strategies))
     if EmbeddingKind.DENSE in needs or EmbeddingKind.DENSE in states:
         from ragembed.embedders.dense import DenseEmbedder
+
         embedders["embedder"] = DenseEmbedder(dense_model, show_progress=True)
     if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
         from ragembed.embedders.colbert import ColBERTEmbedder
+
         embedders["multivector_embedder"] = ColBERTEmbedder(colbert_model, show_progress=True)
     return Retriever(store, strategies, show_progress=True, **embedders)
 
@@ -145,13 +175,21 @@ def run_index(args: argparse.Namespace) -> int:
         written = retriever.index(documents)
         total = retriever.count()
         strategies = list(retriever.strategies)
-    summary = {"indexed": written, "total": total, "store": args.store, "collection": args.collection,
-               "strategies": strategies, "seconds": round(time.perf_counter() - started, 2)}
+    summary = {
+        "indexed": written,
+        "total": total,
+        "store": args.store,
+        "collection": args.collection,
+        "strategies": strategies,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"indexed {written} documents into {args.store} ({args.collection}): {total} in all, "
-              f"strategies {', '.join(strategies)}, {summary['seconds']} s")
+        print(
+            f"indexed {written} documents into {args.store} ({args.collection}): {total} in all, "
+            f"strategies {', '.join(strategies)}, {summary['seconds']} s"
+        )
     return 0
 
 
@@ -159,8 +197,12 @@ def run_search(args: argparse.Namespace) -> int:
     with open_retriever(args) as retriever:
         hits = retriever.search(args.query, k=args.k, filter=parse_filters(args.filter) or None)
     if args.json:
-        print(json.dumps([{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)}
-                          for h in hits], ensure_ascii=False))
+        print(
+            json.dumps(
+                [{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)} for h in hits],
+                ensure_ascii=False,
+            )
+        )
     else:
         for rank, h in enumerate(hits, start=1):
             snippet = " ".join(h.text.split())[:100]
@@ -215,13 +257,20 @@ def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]
         retriever.index(dataset.corpus)
         indexed = time.perf_counter() - started
         runs = evaluate(retriever, dataset, strategies, k=args.k, store_name=args.store, show_progress=True)
-    folder = write_report(args.output, dataset, runs, index_seconds=round(indexed, 1),
-                          total_seconds=round(time.perf_counter() - started, 1))
+    folder = write_report(
+        args.output,
+        dataset,
+        runs,
+        index_seconds=round(indexed, 1),
+        total_seconds=round(time.perf_counter() - started, 1),
+    )
     if args.json:
         print((folder / "report.json").read_text())
     else:
-        print(f"\n{dataset.name} ({dataset.split}): {len(dataset.queries)} queries, {len(dataset.corpus)} documents, "
-              f"store {args.store}\n")
+        print(
+            f"\n{dataset.name} ({dataset.split}): {len(dataset.queries)} queries, {len(dataset.corpus)} documents, "
+            f"store {args.store}\n"
+        )
         print(choice_table(runs))
         print(f"\nreport: {folder / 'report.md'} (plots beside it); {time.perf_counter() - started:.0f} s in all")
     return 0
@@ -240,7 +289,8 @@ def parse_filters(specs: Sequence[str]) -> dict:
         if value[:1] in ("=", "<", ">"):  # year=>2020, year==2020: not an equality with "=>2020"
             raise InvalidInputError(
                 f"--filter {spec!r}: {op + value[0]!r} is not an operator; write {key}>=N, {key}<=N, {key}>N, "
-                f"{key}<N or {key}=VALUE")
+                f"{key}<N or {key}=VALUE"
+            )
         if op in bounds:
             try:
                 number = float(value)

@@ -48,8 +48,7 @@ class MissingDependencyError(RagembedError, ImportError):
     """An optional dependency (an extra) that is not installed."""
 
     @classmethod
-    def for_extra(cls, package: str, extra: str) -> "MissingDependencyError":
+    def for_extra(cls, package: str, extra: str) -> MissingDependencyError:
         return cls(
-            f"{package} is not installed; it comes with the ragembed[{extra}] extra: "
-            f"pip install 'ragembed[{extra}]'"
+            f"{package} is not installed; it comes with the ragembed[{extra}] extra: pip install 'ragembed[{extra}]'"
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Union
 
 from tqdm.auto import tqdm
 
@@ -29,7 +28,7 @@ from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents, validate_texts
 
-StrategySpec = Union[str, Strategy]
+StrategySpec = str | Strategy
 UPSERT_BATCH = 1000
 
 
@@ -53,13 +52,15 @@ class Retriever:
             specs = list(strategy)
         else:
             raise InvalidInputError(
-                f"strategy must be a name such as 'dense', a Strategy, or a list of them; got {strategy!r}")
+                f"strategy must be a name such as 'dense', a Strategy, or a list of them; got {strategy!r}"
+            )
         if not specs:
             raise InvalidInputError("give at least one strategy, e.g. strategy='dense'")
         if not isinstance(store, (str, VectorStore)):
             raise InvalidInputError(
                 f"store must be a store URI such as 'memory' or 'qdrant-edge:./index', or a VectorStore; "
-                f"got {type(store).__name__}")
+                f"got {type(store).__name__}"
+            )
         self.strategies: dict[str, Strategy] = {}
         for spec in specs:
             parsed = parse_strategy(spec)
@@ -67,8 +68,11 @@ class Retriever:
         self.store = open_store(store, collection) if isinstance(store, str) else store
         self.show_progress = show_progress
         self._embedders: dict[EmbeddingKind, Embedder] = {}
-        for kind, given in ((EmbeddingKind.DENSE, embedder), (EmbeddingKind.SPARSE, sparse_embedder),
-                            (EmbeddingKind.MULTIVECTOR, multivector_embedder)):
+        for kind, given in (
+            (EmbeddingKind.DENSE, embedder),
+            (EmbeddingKind.SPARSE, sparse_embedder),
+            (EmbeddingKind.MULTIVECTOR, multivector_embedder),
+        ):
             if given is not None:
                 if not isinstance(given, Embedder) or given.kind is not kind:
                     raise InvalidInputError(
@@ -123,8 +127,9 @@ class Retriever:
                 wanted.setdefault(f.name, replace(f, encoder_state=state))
         schema = self.store.ensure_schema(Schema(tuple(wanted.values())))
         vectors = {f.name: derive(f, base[f.kind]) for f in schema.fields}
-        with tqdm(total=len(docs), desc="upsert", unit="doc",
-                  disable=not self.show_progress or len(docs) <= UPSERT_BATCH) as bar:
+        with tqdm(
+            total=len(docs), desc="upsert", unit="doc", disable=not self.show_progress or len(docs) <= UPSERT_BATCH
+        ) as bar:
             for start in range(0, len(docs), UPSERT_BATCH):
                 rows = range(start, min(start + UPSERT_BATCH, len(docs)))
                 try:
@@ -149,33 +154,44 @@ class Retriever:
         return self.store.count()
 
     # --- search ---------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, filter: Filter | None = None,
-               strategy: StrategySpec | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
+    ) -> list[Hit]:
         """The top-k documents for one query."""
         return self.search_many([_one_query(query)], k, filter, strategy)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, filter: Filter | None = None,
-                    strategy: StrategySpec | None = None) -> list[list[Hit]]:
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
+    ) -> list[list[Hit]]:
         """Top-k for each query; queries are embedded together (much faster than one by one)."""
         chosen, base = self._prepare(queries, k, strategy)
         schema = self.store.schema
-        return [self.store.search(chosen.plan(_row(base, i), schema, k, text), filter)
-                for i, text in enumerate(queries)]
+        return [
+            self.store.search(chosen.plan(_row(base, i), schema, k, text), filter) for i, text in enumerate(queries)
+        ]
 
-    async def asearch(self, query: str, k: int = 10, filter: Filter | None = None,
-                      strategy: StrategySpec | None = None) -> list[Hit]:
+    async def asearch(
+        self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
+    ) -> list[Hit]:
         """Async twin of `search`: the model runs in a worker thread; the store's search awaits
         its engine's async client where it has one (`store.native_async`: the Qdrant server),
         else runs in a worker thread too."""
         return (await self.asearch_many([_one_query(query)], k, filter, strategy))[0]
 
-    async def asearch_many(self, queries: Sequence[str], k: int = 10, filter: Filter | None = None,
-                           strategy: StrategySpec | None = None) -> list[list[Hit]]:
+    async def asearch_many(
+        self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
+    ) -> list[list[Hit]]:
         """Async twin of `search_many`: the queries are embedded together, then searched at once."""
         chosen, base = await asyncio.to_thread(self._prepare, queries, k, strategy)
         schema = self.store.schema
-        return list(await asyncio.gather(*(self.store.asearch(chosen.plan(_row(base, i), schema, k, text), filter)
-                                           for i, text in enumerate(queries))))
+        return list(
+            await asyncio.gather(
+                *(
+                    self.store.asearch(chosen.plan(_row(base, i), schema, k, text), filter)
+                    for i, text in enumerate(queries)
+                )
+            )
+        )
 
     async def aindex(self, documents: Iterable[Document]) -> int:
         """Async twin of `index`, run in a worker thread: embedding is the whole cost of indexing on
@@ -188,21 +204,20 @@ class Retriever:
     async def aclose(self) -> None:
         await self.store.aclose()
 
-    async def __aenter__(self) -> "Retriever":
+    async def __aenter__(self) -> Retriever:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> "Retriever":
+    def __enter__(self) -> Retriever:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- internals ------------------------------------------------------------------------------
-    def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None
-                 ) -> tuple[Strategy, Base]:
+    def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None) -> tuple[Strategy, Base]:
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         texts = validate_texts(queries, "queries")
@@ -244,8 +259,11 @@ class Retriever:
                 embedder.load_state(f.encoder_state)
 
 
-_DEFAULTS = {EmbeddingKind.DENSE: "DenseEmbedder()", EmbeddingKind.SPARSE: "BM25Embedder()",
-             EmbeddingKind.MULTIVECTOR: "ColBERTEmbedder()"}
+_DEFAULTS = {
+    EmbeddingKind.DENSE: "DenseEmbedder()",
+    EmbeddingKind.SPARSE: "BM25Embedder()",
+    EmbeddingKind.MULTIVECTOR: "ColBERTEmbedder()",
+}
 
 
 def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> PartialWriteError:
@@ -260,17 +278,22 @@ def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> P
     return PartialWriteError(
         f"indexing stopped: {len(failed)} of {len(docs)} documents are not (or not surely) written "
         f"(their ids are in this error's .failed); the others are stored. Cause: {exc}. Indexing "
-        "the same documents again is safe: upserts replace by id, so nothing is duplicated", failed)
+        "the same documents again is safe: upserts replace by id, so nothing is duplicated",
+        failed,
+    )
 
 
 def _default_embedder(kind: EmbeddingKind, show_progress: bool) -> Embedder:
     if kind is EmbeddingKind.DENSE:
         from ragembed.embedders.dense import DenseEmbedder
+
         return DenseEmbedder(show_progress=show_progress)
     if kind is EmbeddingKind.SPARSE:
         from ragembed.embedders.sparse import BM25Embedder
+
         return BM25Embedder(show_progress=show_progress)
     from ragembed.embedders.colbert import ColBERTEmbedder
+
     return ColBERTEmbedder(show_progress=show_progress)
 
 

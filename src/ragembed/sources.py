@@ -64,8 +64,10 @@ def read_jsonl_documents(path: Path) -> Iterator[Document]:
         except RagembedError as exc:
             raise InvalidInputError(f"{path}:{number}: {exc}") from None
         if document.id in first_line:
-            raise InvalidInputError(f"{path}:{number}: id {document.id!r} is given again (first on line "
-                                    f"{first_line[document.id]}); give every document its own id")
+            raise InvalidInputError(
+                f"{path}:{number}: id {document.id!r} is given again (first on line "
+                f"{first_line[document.id]}); give every document its own id"
+            )
         first_line[document.id] = number
         yield document
 
@@ -73,7 +75,7 @@ def read_jsonl_documents(path: Path) -> Iterator[Document]:
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; errors name the file and line."""
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 (opened apart so the error names the file; closed by the with below)
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
@@ -85,7 +87,9 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise InvalidInputError(
+                        f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
+                    ) from None
                 if not isinstance(record, dict):
                     raise InvalidInputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
                 yield number, record
@@ -101,8 +105,12 @@ def read_text_folder(folder: Path) -> list[Document]:
     root = folder.resolve()
     docs = []
     for file in sorted(root.rglob("*")):
-        if (file.suffix not in TEXT_SUFFIXES or file.is_symlink() or not file.is_file()
-                or not file.resolve().is_relative_to(root)):
+        if (
+            file.suffix not in TEXT_SUFFIXES
+            or file.is_symlink()
+            or not file.is_file()
+            or not file.resolve().is_relative_to(root)
+        ):
             continue
         try:
             text = file.read_text(encoding="utf-8")

@@ -164,7 +164,8 @@ class Quantized(Strategy):
             raise UnsupportedStrategyError(
                 "this collection holds Hamming binary codes (field 'dense_binary', indexed before "
                 "binary search became asymmetric); search it with 'binary:hamming' "
-                "(Quantized('binary', asymmetric=False)), or index the documents with 'binary' again")
+                "(Quantized('binary', asymmetric=False)), or index the documents with 'binary' again"
+            )
         return super().fields_in(schema)
 
     def fields(self, docs: Base) -> list[VectorField]:
@@ -174,19 +175,21 @@ class Quantized(Strategy):
                 raise UnsupportedStrategyError(
                     f"binary quantization needs a dimension divisible by 8; this model has {dense.dim}"
                 )
-            quantized = VectorField(self.field_names[1], DENSE, dense.dim, Precision.BINARY, distance="dot",
-                                    asymmetric=self.asymmetric)
+            quantized = VectorField(
+                self.field_names[1], DENSE, dense.dim, Precision.BINARY, distance="dot", asymmetric=self.asymmetric
+            )
         else:
             calibration = Int8Calibration.fit(dense).to_dict()
-            quantized = VectorField("dense_int8", DENSE, dense.dim, Precision.INT8, distance="dot",
-                                    calibration=calibration)
+            quantized = VectorField(
+                "dense_int8", DENSE, dense.dim, Precision.INT8, distance="dot", calibration=calibration
+            )
         return [_dense_field(dense.dim), quantized]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, quantized = self.fields_in(schema)
         if not self.rescore:
             return self._stage(quantized, query, k)
-        candidates = max(k, int(round(k * self.oversampling)))
+        candidates = max(k, round(k * self.oversampling))
         return self._stage(full, query, k, (self._stage(quantized, query, candidates),))
 
 
@@ -230,7 +233,7 @@ class Matryoshka(Strategy):
         full, small = self.fields_in(schema)
         if not self.rescore:
             return self._stage(small, query, k)
-        pool = max(self.candidates, int(round(k * self.oversampling)))
+        pool = max(self.candidates, round(k * self.oversampling))
         return self._stage(full, query, k, (self._stage(small, query, pool),))
 
 
@@ -348,12 +351,22 @@ class KeywordHybrid(Strategy):
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         (dense,) = self.fields_in(schema)
-        return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k,
-                      weights=(1 - self.alpha, self.alpha))
+        return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k, weights=(1 - self.alpha, self.alpha))
 
 
-STRATEGY_NAMES = ["dense", "int8", "binary[:hamming]", "matryoshka:<dim>", "funnel:<dim>", "bm25", "hybrid",
-                  "colbert", "colbert+dense", "keyword", "keyword-hybrid[:alpha]"]
+STRATEGY_NAMES = [
+    "dense",
+    "int8",
+    "binary[:hamming]",
+    "matryoshka:<dim>",
+    "funnel:<dim>",
+    "bm25",
+    "hybrid",
+    "colbert",
+    "colbert+dense",
+    "keyword",
+    "keyword-hybrid[:alpha]",
+]
 
 
 def parse_strategy(spec: str | Strategy) -> Strategy:
@@ -363,9 +376,15 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
     if not isinstance(spec, str):
         raise InvalidInputError(f"a strategy is a name or a Strategy, got {type(spec).__name__}")
     name, _, arg = spec.strip().lower().partition(":")
-    simple = {"dense": Dense, "bm25": BM25, "hybrid": Hybrid, "colbert": ColBERT,
-              "colbert+dense": lambda: ColBERT(first_stage="dense"), "keyword": Keyword,
-              "keyword-hybrid": KeywordHybrid}
+    simple = {
+        "dense": Dense,
+        "bm25": BM25,
+        "hybrid": Hybrid,
+        "colbert": ColBERT,
+        "colbert+dense": lambda: ColBERT(first_stage="dense"),
+        "keyword": Keyword,
+        "keyword-hybrid": KeywordHybrid,
+    }
     if name in simple and not arg:
         return simple[name]()
     if name == "int8" and arg in ("", "norescore"):
@@ -377,8 +396,5 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
     if name in ("matryoshka", "funnel") and arg.isdigit():
         return Matryoshka(int(arg), rescore=name == "funnel")
     if name in ("matryoshka", "funnel"):
-        raise UnsupportedStrategyError(
-            f"strategy {spec!r}: {name} takes a whole number of dimensions, e.g. {name}:64")
-    raise UnsupportedStrategyError(
-        f"unknown strategy {spec!r}; choose one of {', '.join(STRATEGY_NAMES)}"
-    )
+        raise UnsupportedStrategyError(f"strategy {spec!r}: {name} takes a whole number of dimensions, e.g. {name}:64")
+    raise UnsupportedStrategyError(f"unknown strategy {spec!r}; choose one of {', '.join(STRATEGY_NAMES)}")

@@ -11,13 +11,13 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from ragembed.errors import InvalidInputError
 
-MetadataValue = Union[str, int, float, bool, None]
+MetadataValue = str | int | float | bool | None
 
 
 def check_unicode(text: str, what: str) -> None:
@@ -234,7 +234,7 @@ class DenseEmbeddings:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> "DenseEmbeddings":
+    def take(self, rows: Sequence[int] | np.ndarray) -> DenseEmbeddings:
         return DenseEmbeddings(self.data[np.asarray(rows, dtype=np.int64)], self.precision)
 
 
@@ -268,7 +268,7 @@ class MultiVectorEmbeddings:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> "MultiVectorEmbeddings":
+    def take(self, rows: Sequence[int] | np.ndarray) -> MultiVectorEmbeddings:
         return MultiVectorEmbeddings(tuple(self.vectors[int(i)] for i in rows))
 
 
@@ -308,9 +308,9 @@ class SparseEmbeddings:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> "SparseEmbeddings":
+    def take(self, rows: Sequence[int] | np.ndarray) -> SparseEmbeddings:
         rows = [int(i) for i in rows]
         return SparseEmbeddings(tuple(self.indices[i] for i in rows), tuple(self.values[i] for i in rows))
 
 
-Embeddings = Union[DenseEmbeddings, MultiVectorEmbeddings, SparseEmbeddings]
+Embeddings = DenseEmbeddings | MultiVectorEmbeddings | SparseEmbeddings

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from ragembed import MemoryStore, VectorStore
-
 from qdrant_server import session_server as qdrant_session_server
 from qdrant_server import unavailable_reason as qdrant_unavailable_reason
 from weaviate_server import embedded_client, session_server, unavailable_reason
+
+from ragembed import MemoryStore, VectorStore
 
 Factory = Callable[[Path], VectorStore]
 
@@ -85,8 +84,14 @@ def qdrant_server(tmp_path: Path, fresh: bool = True, grpc: bool = False, shards
 
     url, grpc_port = qdrant_session_server()
     name = f"contract_{'grpc_' if grpc else ''}{f'{shards}shards_' if shards else ''}{tmp_path.name[-40:]}"
-    store = QdrantStore(name, url=url, api_key=os.environ.get("QDRANT_API_KEY"), prefer_grpc=grpc,
-                        grpc_port=grpc_port, shard_number=shards)
+    store = QdrantStore(
+        name,
+        url=url,
+        api_key=os.environ.get("QDRANT_API_KEY"),
+        prefer_grpc=grpc,
+        grpc_port=grpc_port,
+        shard_number=shards,
+    )
     if fresh:
         store.drop()
     return store
@@ -120,42 +125,88 @@ QDRANT_SKIP = qdrant_unavailable_reason()
 
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(lambda tmp: MemoryStore()),
-    "memory-persisted": Backend(lambda tmp: MemoryStore(tmp / "collection"), lambda tmp: MemoryStore(tmp / "collection")),
+    "memory-persisted": Backend(
+        lambda tmp: MemoryStore(tmp / "collection"), lambda tmp: MemoryStore(tmp / "collection")
+    ),
     "qdrant-local-memory": Backend(lambda tmp: qdrant_local(":memory:")),
     "qdrant-local-path": Backend(lambda tmp: qdrant_local(tmp / "local"), lambda tmp: qdrant_local(tmp / "local")),
     "qdrant-edge": Backend(qdrant_edge, qdrant_edge, native_quantization=True),
     # The server over HTTP and over gRPC (prefer_grpc=True); reopening = a new client.
-    "qdrant-server": Backend(qdrant_server, lambda tmp: qdrant_server(tmp, fresh=False), native_quantization=True,
-                             on_shared_server=True, skip_reason=QDRANT_SKIP),
-    "qdrant-server-grpc": Backend(lambda tmp: qdrant_server(tmp, grpc=True),
-                                  lambda tmp: qdrant_server(tmp, fresh=False, grpc=True), native_quantization=True,
-                                  on_shared_server=True, skip_reason=QDRANT_SKIP),
+    "qdrant-server": Backend(
+        qdrant_server,
+        lambda tmp: qdrant_server(tmp, fresh=False),
+        native_quantization=True,
+        on_shared_server=True,
+        skip_reason=QDRANT_SKIP,
+    ),
+    "qdrant-server-grpc": Backend(
+        lambda tmp: qdrant_server(tmp, grpc=True),
+        lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
+        native_quantization=True,
+        on_shared_server=True,
+        skip_reason=QDRANT_SKIP,
+    ),
     # Three shards on one server: every result must equal an unsharded collection's (BM25's IDF
     # over the whole collection, not per shard).
-    "qdrant-server-sharded": Backend(lambda tmp: qdrant_server(tmp, shards=3),
-                                     lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
-                                     on_shared_server=True, skip_reason=QDRANT_SKIP),
-    "qdrant-server-async": Backend(lambda tmp: qdrant_server(tmp, shards=3),
-                                   lambda tmp: qdrant_server(tmp, fresh=False, shards=3), native_quantization=True,
-                                   drive_async=True, on_shared_server=True, skip_reason=QDRANT_SKIP),
-    "qdrant-server-grpc-async": Backend(lambda tmp: qdrant_server(tmp, grpc=True),
-                                        lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
-                                        native_quantization=True, drive_async=True, on_shared_server=True, skip_reason=QDRANT_SKIP),
+    "qdrant-server-sharded": Backend(
+        lambda tmp: qdrant_server(tmp, shards=3),
+        lambda tmp: qdrant_server(tmp, fresh=False, shards=3),
+        native_quantization=True,
+        on_shared_server=True,
+        skip_reason=QDRANT_SKIP,
+    ),
+    "qdrant-server-async": Backend(
+        lambda tmp: qdrant_server(tmp, shards=3),
+        lambda tmp: qdrant_server(tmp, fresh=False, shards=3),
+        native_quantization=True,
+        drive_async=True,
+        on_shared_server=True,
+        skip_reason=QDRANT_SKIP,
+    ),
+    "qdrant-server-grpc-async": Backend(
+        lambda tmp: qdrant_server(tmp, grpc=True),
+        lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
+        native_quantization=True,
+        drive_async=True,
+        on_shared_server=True,
+        skip_reason=QDRANT_SKIP,
+    ),
     "memory-async": Backend(lambda tmp: MemoryStore(), drive_async=True),
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
-    "weaviate-server": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
-                               native_quantization=True, always_rescores=True, bits_against_bits=True,
-                               on_shared_server=True, skip_reason=WEAVIATE_SKIP),
-    "weaviate-server-async": Backend(weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False),
-                                     native_quantization=True, always_rescores=True, bits_against_bits=True,
-                                     drive_async=True, on_shared_server=True, skip_reason=WEAVIATE_SKIP),
-    "weaviate-embedded": Backend(weaviate_embedded, lambda tmp: weaviate_embedded(tmp, fresh=False),
-                                 native_quantization=True, always_rescores=True, bits_against_bits=True,
-                                 on_shared_server=True, skip_reason=WEAVIATE_SKIP),
+    "weaviate-server": Backend(
+        weaviate_server,
+        lambda tmp: weaviate_server(tmp, fresh=False),
+        native_quantization=True,
+        always_rescores=True,
+        bits_against_bits=True,
+        on_shared_server=True,
+        skip_reason=WEAVIATE_SKIP,
+    ),
+    "weaviate-server-async": Backend(
+        weaviate_server,
+        lambda tmp: weaviate_server(tmp, fresh=False),
+        native_quantization=True,
+        always_rescores=True,
+        bits_against_bits=True,
+        drive_async=True,
+        on_shared_server=True,
+        skip_reason=WEAVIATE_SKIP,
+    ),
+    "weaviate-embedded": Backend(
+        weaviate_embedded,
+        lambda tmp: weaviate_embedded(tmp, fresh=False),
+        native_quantization=True,
+        always_rescores=True,
+        bits_against_bits=True,
+        on_shared_server=True,
+        skip_reason=WEAVIATE_SKIP,
+    ),
 }
 
 
 def backend_params() -> list:
-    return [pytest.param(name, marks=pytest.mark.skip(reason=b.skip_reason)) if b.skip_reason else name
-            for name, b in sorted(BACKENDS.items())]
+    return [
+        pytest.param(name, marks=pytest.mark.skip(reason=b.skip_reason)) if b.skip_reason else name
+        for name, b in sorted(BACKENDS.items())
+    ]

@@ -47,18 +47,32 @@ SPARSE = []
 for _ in range(N):
     terms = np.sort(RNG.choice(VOCAB, size=int(RNG.integers(3, 15)), replace=False))
     SPARSE.append((terms, RNG.uniform(0.1, 2.0, size=len(terms)).astype(np.float32)))
-DOCS = [Document(f"doc-{i:03d}", f"text number {i}", {"group": i % 3, "year": 2000 + i % 20,
-                                                      "lang": "en" if i % 2 else "fr", "tags": [f"t{i % 4}", "all"],
-                                                      "score": i / 4, "flag": i % 5 == 0}) for i in range(N)]
-SCHEMA = Schema((
-    VectorField("dense", EmbeddingKind.DENSE, DIM),
-    VectorField("dense_d8", EmbeddingKind.DENSE, 8),
-    VectorField("dense_int8", EmbeddingKind.DENSE, DIM, Precision.INT8, "dot", calibration=CALIBRATION.to_dict()),
-    VectorField("dense_binary", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot"),
-    VectorField("dense_binary_asym", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot", asymmetric=True),
-    VectorField("colbert", EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot"),
-    VectorField("bm25", EmbeddingKind.SPARSE, 0, distance="dot", idf=True),
-))
+DOCS = [
+    Document(
+        f"doc-{i:03d}",
+        f"text number {i}",
+        {
+            "group": i % 3,
+            "year": 2000 + i % 20,
+            "lang": "en" if i % 2 else "fr",
+            "tags": [f"t{i % 4}", "all"],
+            "score": i / 4,
+            "flag": i % 5 == 0,
+        },
+    )
+    for i in range(N)
+]
+SCHEMA = Schema(
+    (
+        VectorField("dense", EmbeddingKind.DENSE, DIM),
+        VectorField("dense_d8", EmbeddingKind.DENSE, 8),
+        VectorField("dense_int8", EmbeddingKind.DENSE, DIM, Precision.INT8, "dot", calibration=CALIBRATION.to_dict()),
+        VectorField("dense_binary", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot"),
+        VectorField("dense_binary_asym", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot", asymmetric=True),
+        VectorField("colbert", EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot"),
+        VectorField("bm25", EmbeddingKind.SPARSE, 0, distance="dot", idf=True),
+    )
+)
 
 
 def schema_for(store) -> Schema:
@@ -121,7 +135,7 @@ def dense_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
 
 def int8_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:
     step = np.maximum((CALIBRATION.hi - CALIBRATION.lo) / 255.0, 1e-12)
-    deq = lambda codes: (codes.astype(np.float64) + 128) * step + CALIBRATION.lo  # noqa: E731
+    deq = lambda codes: (codes.astype(np.float64) + 128) * step + CALIBRATION.lo
     qd = deq(quantize_int8(DenseEmbeddings(q[None]), CALIBRATION).data[0])
     docs = deq(quantize_int8(DenseEmbeddings(DENSE), CALIBRATION).data)
     return {r: float(docs[r] @ qd) for r in rows}
@@ -219,8 +233,9 @@ def check_quantized(store, field: str, reference, q: np.ndarray) -> None:
     assert_rescored_within_ties(ids(rescored), scores, q, cutoff=40)
 
 
-def assert_rescored_within_ties(result: list[str], stage_scores: dict[int, float], q: np.ndarray,
-                                cutoff: int, k: int = 10) -> None:
+def assert_rescored_within_ties(
+    result: list[str], stage_scores: dict[int, float], q: np.ndarray, cutoff: int, k: int = 10
+) -> None:
     """Rescoring the top `cutoff` of a first stage whose scores tie at the cut-off (Hamming
     scores often do): an engine may take any of the tied documents, so check that the result is
     the exact top-k of such a candidate set."""
@@ -310,8 +325,14 @@ def test_hybrid_rrf_fusion(store):
     needs_sparse(store)
     q = query_vector(9)
     terms, weights = VOCAB[[3, 50, 100]], np.ones(3, np.float32)
-    plan = Fusion((VectorSearch("bm25", SparseEmbeddings((terms,), (weights,)), 20),
-                   VectorSearch("dense", DenseEmbeddings(q[None]), 20)), limit=10, k=60)
+    plan = Fusion(
+        (
+            VectorSearch("bm25", SparseEmbeddings((terms,), (weights,)), 20),
+            VectorSearch("dense", DenseEmbeddings(q[None]), 20),
+        ),
+        limit=10,
+        k=60,
+    )
     hits = store.search(plan)
     fused: dict[int, float] = {}
     for ranking in (ranked(bm25_scores(terms, weights), 20), ranked(dense_scores(q), 20)):
@@ -326,8 +347,15 @@ def test_weighted_rrf_fusion(store, weights):
     needs_sparse(store)
     q = query_vector(8)
     terms, ones = VOCAB[[3, 50, 100]], np.ones(3, np.float32)
-    plan = Fusion((VectorSearch("bm25", SparseEmbeddings((terms,), (ones,)), 20),
-                   VectorSearch("dense", DenseEmbeddings(q[None]), 20)), limit=10, k=60, weights=weights)
+    plan = Fusion(
+        (
+            VectorSearch("bm25", SparseEmbeddings((terms,), (ones,)), 20),
+            VectorSearch("dense", DenseEmbeddings(q[None]), 20),
+        ),
+        limit=10,
+        k=60,
+        weights=weights,
+    )
     hits = store.search(plan)
     fused: dict[int, float] = {}
     for ranking, weight in zip((ranked(bm25_scores(terms, ones), 20), ranked(dense_scores(q), 20)), weights):
@@ -338,20 +366,28 @@ def test_weighted_rrf_fusion(store, weights):
 
 
 # --- filters --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("flt, keep", [
-    ({"group": 1}, lambda d: d.metadata["group"] == 1),
-    ({"group": [0, 2]}, lambda d: d.metadata["group"] in (0, 2)),
-    ({"year": Range(gte=2005, lt=2010)}, lambda d: 2005 <= d.metadata["year"] < 2010),
-    ({"lang": "en", "group": 2}, lambda d: d.metadata["lang"] == "en" and d.metadata["group"] == 2),
-    ({"missing": 1}, lambda d: False),
-    ({"tags": "t1"}, lambda d: "t1" in d.metadata["tags"]),
-    ({"tags": ["t2", "t3"], "flag": False}, lambda d: d.metadata["tags"][0] in ("t2", "t3") and not d.metadata["flag"]),
-    ({"score": 2.5}, lambda d: d.metadata["score"] == 2.5),
-    ({"score": 3}, lambda d: d.metadata["score"] == 3),
-    ({"flag": True}, lambda d: d.metadata["flag"] is True),
-    ({"score": Range(gt=10, lte=20.5), "lang": ["en", "de"]},
-     lambda d: 10 < d.metadata["score"] <= 20.5 and d.metadata["lang"] == "en"),
-])
+@pytest.mark.parametrize(
+    "flt, keep",
+    [
+        ({"group": 1}, lambda d: d.metadata["group"] == 1),
+        ({"group": [0, 2]}, lambda d: d.metadata["group"] in (0, 2)),
+        ({"year": Range(gte=2005, lt=2010)}, lambda d: 2005 <= d.metadata["year"] < 2010),
+        ({"lang": "en", "group": 2}, lambda d: d.metadata["lang"] == "en" and d.metadata["group"] == 2),
+        ({"missing": 1}, lambda d: False),
+        ({"tags": "t1"}, lambda d: "t1" in d.metadata["tags"]),
+        (
+            {"tags": ["t2", "t3"], "flag": False},
+            lambda d: d.metadata["tags"][0] in ("t2", "t3") and not d.metadata["flag"],
+        ),
+        ({"score": 2.5}, lambda d: d.metadata["score"] == 2.5),
+        ({"score": 3}, lambda d: d.metadata["score"] == 3),
+        ({"flag": True}, lambda d: d.metadata["flag"] is True),
+        (
+            {"score": Range(gt=10, lte=20.5), "lang": ["en", "de"]},
+            lambda d: 10 < d.metadata["score"] <= 20.5 and d.metadata["lang"] == "en",
+        ),
+    ],
+)
 def test_filters(store, flt, keep):
     q = query_vector(1)
     hits = store.search(VectorSearch("dense", DenseEmbeddings(q[None]), 15), filter=flt)
@@ -396,10 +432,10 @@ def test_delete_and_count(store):
 
 def test_delete_where_a_filter_matches(store):
     assert store.delete_where({"group": 1, "year": Range(lt=2010)}) == sum(
-        1 for d in DOCS if d.metadata["group"] == 1 and d.metadata["year"] < 2010)
+        1 for d in DOCS if d.metadata["group"] == 1 and d.metadata["year"] < 2010
+    )
     left = store.search(VectorSearch("dense", DenseEmbeddings(DENSE[:1]), N))
-    assert len(left) == store.count() and not any(
-        h.metadata["group"] == 1 and h.metadata["year"] < 2010 for h in left)
+    assert len(left) == store.count() and not any(h.metadata["group"] == 1 and h.metadata["year"] < 2010 for h in left)
     assert store.delete_where({"lang": "none"}) == 0
     with pytest.raises(InvalidInputError, match="non-empty filter"):
         store.delete_where({})
@@ -420,8 +456,9 @@ def test_get_returns_documents_in_the_order_asked(store):
 # --- schema and bad input ----------------------------------------------------------------------
 def test_ensure_schema_keeps_the_stored_calibration(store):
     other = Int8Calibration(CALIBRATION.lo - 1, CALIBRATION.hi + 1).to_dict()
-    fields = tuple(dataclasses.replace(f, calibration=other if f.calibration else None)
-                   for f in schema_for(store).fields)
+    fields = tuple(
+        dataclasses.replace(f, calibration=other if f.calibration else None) for f in schema_for(store).fields
+    )
     schema = store.ensure_schema(Schema(fields))
     assert schema["dense_int8"].calibration["lo"] == pytest.approx(CALIBRATION.lo.tolist())
 
@@ -444,13 +481,16 @@ def test_wrong_dimension_is_refused_and_nothing_is_lost(store):
     assert store.count() == N and store.get(["new"]) == []
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:1]), 0),
-    lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:1]), -3),
-    lambda: VectorSearch("nope", DenseEmbeddings(DENSE[:1]), 3),
-    lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:2]), 3),
-    lambda: VectorSearch("colbert", DenseEmbeddings(DENSE[:1]), 3),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:1]), 0),
+        lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:1]), -3),
+        lambda: VectorSearch("nope", DenseEmbeddings(DENSE[:1]), 3),
+        lambda: VectorSearch("dense", DenseEmbeddings(DENSE[:2]), 3),
+        lambda: VectorSearch("colbert", DenseEmbeddings(DENSE[:1]), 3),
+    ],
+)
 def test_bad_plans_are_refused(store, bad):
     with pytest.raises(InvalidInputError):
         store.search(bad())

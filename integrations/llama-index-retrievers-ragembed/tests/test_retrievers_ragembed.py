@@ -12,17 +12,16 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from llama_index.core import Document as LlamaDocument  # noqa: E402
-from llama_index.core import VectorStoreIndex  # noqa: E402
-from llama_index.core.llms import MockLLM  # noqa: E402
-from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
-from llama_index.core.retrievers import BaseRetriever  # noqa: E402
-from llama_index.core.vector_stores.types import (FilterCondition, FilterOperator, MetadataFilter,  # noqa: E402
-                                                  MetadataFilters)
-from llama_index.retrievers.ragembed import RagembedEmbedding, RagembedRetriever, to_ragembed_filter  # noqa: E402
+from llama_index.core import Document as LlamaDocument
+from llama_index.core import VectorStoreIndex
+from llama_index.core.llms import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.retrievers.ragembed import RagembedEmbedding, RagembedRetriever, to_ragembed_filter
 
-from ragembed import DenseEmbedder, Document, Range, Retriever  # noqa: E402
-from ragembed.errors import InvalidInputError  # noqa: E402
+from ragembed import DenseEmbedder, Document, Range, Retriever
+from ragembed.errors import InvalidInputError
 
 SCIFACT = Path(os.environ.get("RAGEMBED_SCIFACT", Path(__file__).resolve().parents[3] / "data" / "scifact"))
 
@@ -35,8 +34,13 @@ def documents():
     with open(SCIFACT / "corpus.jsonl") as handle:
         for number, line in zip(range(60), handle):
             record = json.loads(line)
-            docs.append(LlamaDocument(id_=record["_id"], text=f"{record['title']} {record['text']}",
-                                      metadata={"title": record["title"], "half": number % 2, "rank": number}))
+            docs.append(
+                LlamaDocument(
+                    id_=record["_id"],
+                    text=f"{record['title']} {record['text']}",
+                    metadata={"title": record["title"], "half": number % 2, "rank": number},
+                )
+            )
     return docs
 
 
@@ -47,8 +51,9 @@ def embedder():
 
 @pytest.fixture(scope="module")
 def retriever(documents, embedder):
-    return RagembedRetriever.from_documents(documents, store="memory", strategy=["dense", "binary"],
-                                            embedder=embedder, similarity_top_k=5)
+    return RagembedRetriever.from_documents(
+        documents, store="memory", strategy=["dense", "binary"], embedder=embedder, similarity_top_k=5
+    )
 
 
 def test_is_a_llama_index_retriever_returning_the_ragembed_ranking(retriever, embedder):
@@ -75,25 +80,38 @@ async def test_async_retrieval_matches_sync(retriever):
 
 
 def test_strategy_and_filters(documents, embedder):
-    filters = MetadataFilters(filters=[MetadataFilter(key="half", value=1, operator=FilterOperator.EQ),
-                                       MetadataFilter(key="rank", value=10, operator=FilterOperator.GTE),
-                                       MetadataFilter(key="rank", value=40, operator=FilterOperator.LT)])
-    filtered = RagembedRetriever.from_documents(documents, strategy="binary", embedder=embedder,
-                                                similarity_top_k=30, filters=filters)
+    filters = MetadataFilters(
+        filters=[
+            MetadataFilter(key="half", value=1, operator=FilterOperator.EQ),
+            MetadataFilter(key="rank", value=10, operator=FilterOperator.GTE),
+            MetadataFilter(key="rank", value=40, operator=FilterOperator.LT),
+        ]
+    )
+    filtered = RagembedRetriever.from_documents(
+        documents, strategy="binary", embedder=embedder, similarity_top_k=30, filters=filters
+    )
     nodes = filtered.retrieve("cancer treatment")
     assert nodes and all(n.node.metadata["half"] == 1 and 10 <= n.node.metadata["rank"] < 40 for n in nodes)
     assert len(nodes) == 15  # every document the filter allows
 
 
 def test_filter_translation_and_its_refusals():
-    both = MetadataFilters(filters=[MetadataFilter(key="year", value=2019, operator=FilterOperator.GT),
-                                    MetadataFilter(key="lang", value=["en", "de"], operator=FilterOperator.IN)])
+    both = MetadataFilters(
+        filters=[
+            MetadataFilter(key="year", value=2019, operator=FilterOperator.GT),
+            MetadataFilter(key="lang", value=["en", "de"], operator=FilterOperator.IN),
+        ]
+    )
     assert to_ragembed_filter(both) == {"year": Range(gt=2019), "lang": ["en", "de"]}
     with pytest.raises(InvalidInputError, match="'!='"):
         to_ragembed_filter(MetadataFilters(filters=[MetadataFilter(key="a", value=1, operator=FilterOperator.NE)]))
     with pytest.raises(InvalidInputError, match="AND"):
-        to_ragembed_filter(MetadataFilters(filters=[MetadataFilter(key="a", value=1), MetadataFilter(key="b", value=2)],
-                                           condition=FilterCondition.OR))
+        to_ragembed_filter(
+            MetadataFilters(
+                filters=[MetadataFilter(key="a", value=1), MetadataFilter(key="b", value=2)],
+                condition=FilterCondition.OR,
+            )
+        )
     with pytest.raises(InvalidInputError, match="ragembed Retriever"):
         RagembedRetriever("not a retriever")
 

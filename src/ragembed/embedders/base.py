@@ -12,7 +12,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
@@ -20,7 +20,7 @@ from ragembed.embedders.cache import EmbeddingCache, decode_row, encode_row, joi
 from ragembed.types import EmbeddingKind, Embeddings, validate_texts
 
 Role = Literal["document", "query"]
-CacheOption = Union[EmbeddingCache, str, os.PathLike, bool, None]
+CacheOption = EmbeddingCache | str | os.PathLike | bool | None
 
 # Texts encoded per call to the model between two cache writes: small enough that an interrupted
 # run keeps most of its work, large enough that the model still batches well.
@@ -83,7 +83,7 @@ class Embedder(ABC):
         return self._embed(validate_texts(texts, "queries"), "query")
 
     # Corpus statistics some embedders need before they embed documents (BM25's avgdl).
-    def fit(self, texts: Sequence[str]) -> "Embedder":
+    def fit(self, texts: Sequence[str]) -> Embedder:
         """Learn corpus statistics, where the embedder has any; a no-op otherwise."""
         return self
 
@@ -100,8 +100,12 @@ class Embedder(ABC):
         blobs = self.cache.get_many(key, role, texts) if self.cache else [None] * len(texts)
         missing = list(dict.fromkeys(t for t, b in zip(texts, blobs) if b is None))
         fresh: dict[str, object] = {}
-        with tqdm(total=len(missing), desc="embed queries" if role == "query" else "embed documents", unit="text",
-                  disable=not self.show_progress or len(missing) <= CHUNK_SIZE) as bar:
+        with tqdm(
+            total=len(missing),
+            desc="embed queries" if role == "query" else "embed documents",
+            unit="text",
+            disable=not self.show_progress or len(missing) <= CHUNK_SIZE,
+        ) as bar:
             for start in range(0, len(missing), CHUNK_SIZE):
                 chunk = missing[start : start + CHUNK_SIZE]
                 rows = rows_of(self._encode(chunk, role))

@@ -89,6 +89,7 @@ class EmbeddingCache:
 # Layout: a header of uint32 numbers (the shape), then the raw arrays. Only numbers, so reading a
 # cache file can never run code.
 
+
 def rows_of(embeddings: Embeddings) -> list:
     if isinstance(embeddings, DenseEmbeddings):
         return list(embeddings.data)

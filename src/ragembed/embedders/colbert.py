@@ -59,9 +59,8 @@ class ColBERTEmbedder(Embedder):
         try:
             with torch.random.fork_rng(devices=[]), quiet_loading():
                 torch.manual_seed(seed)
-                self.model = models.ColBERT(model_name_or_path=resolve_model_name(self.model_name),
-                                            device=device)
-        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear error
+                self.model = models.ColBERT(model_name_or_path=resolve_model_name(self.model_name), device=device)
+        except Exception as exc:
             raise load_error(self.model_name, exc) from exc
         self.pool_factor, self.batch_size, self.seed = pool_factor, batch_size, seed
         self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))

@@ -19,7 +19,6 @@ from ragembed.embedders.base import CacheOption, Embedder, Role, model_fingerpri
 from ragembed.errors import InvalidInputError, ModelLoadError
 from ragembed.types import DenseEmbeddings, EmbeddingKind
 
-
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
@@ -110,8 +109,11 @@ def quiet_loading() -> Iterator[None]:
 
 def load_error(name: str, exc: Exception) -> ModelLoadError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    hint = (" HF_HUB_OFFLINE=1 is set, so nothing is downloaded: save the model to a local folder "
-            "and pass its path." if offline else " Check the name, or pass a local model folder.")
+    hint = (
+        " HF_HUB_OFFLINE=1 is set, so nothing is downloaded: save the model to a local folder and pass its path."
+        if offline
+        else " Check the name, or pass a local model folder."
+    )
     return ModelLoadError(f"cannot load model {name!r}: {type(exc).__name__}: {exc}.{hint}")
 
 
@@ -145,7 +147,7 @@ class DenseEmbedder(Embedder):
         try:
             with quiet_loading():
                 self.model = SentenceTransformer(resolve_model_name(self.model_name), device=device)
-        except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear error
+        except Exception as exc:
             raise load_error(self.model_name, exc) from exc
         self.batch_size = batch_size
         self.normalize = normalize
@@ -162,8 +164,7 @@ class DenseEmbedder(Embedder):
 
     @property
     def identity(self) -> str:
-        return (f"dense|{self._fingerprint}|norm={self.normalize}"
-                f"|q={self.query_prompt!r}|d={self.document_prompt!r}")
+        return f"dense|{self._fingerprint}|norm={self.normalize}|q={self.query_prompt!r}|d={self.document_prompt!r}"
 
     # The model name travels with the collection, so searching it with another model (whose
     # vectors would silently mean something else) fails with the fix instead.

@@ -27,7 +27,7 @@ class Int8Calibration:
     hi: np.ndarray
 
     @classmethod
-    def fit(cls, embeddings: DenseEmbeddings) -> "Int8Calibration":
+    def fit(cls, embeddings: DenseEmbeddings) -> Int8Calibration:
         if embeddings.precision is not Precision.FLOAT32 or len(embeddings) == 0:
             raise InvalidInputError("calibrate int8 on a non-empty set of float32 embeddings")
         return cls(embeddings.data.min(axis=0), embeddings.data.max(axis=0))
@@ -44,7 +44,7 @@ class Int8Calibration:
         return {"lo": self.lo.astype(float).tolist(), "hi": self.hi.astype(float).tolist()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Int8Calibration":
+    def from_dict(cls, data: Mapping[str, Any]) -> Int8Calibration:
         lo = np.asarray(data["lo"], dtype=np.float32)
         hi = np.asarray(data["hi"], dtype=np.float32)
         if lo.shape != hi.shape or lo.ndim != 1:
@@ -91,11 +91,14 @@ def asymmetric_binary_similarity(query: np.ndarray, doc_bits: np.ndarray) -> np.
     """q . s for each document's +-1 vector s (its sign bits): 2 * (q . bits) - sum(q)."""
     query = np.asarray(query, dtype=np.float32)
     total = query.sum()
-    return _scan_in_chunks(doc_bits, lambda bits: 2.0 * (np.unpackbits(bits, axis=1).astype(np.float32) @ query) - total)
+    return _scan_in_chunks(
+        doc_bits, lambda bits: 2.0 * (np.unpackbits(bits, axis=1).astype(np.float32) @ query) - total
+    )
 
 
-def _scan_in_chunks(rows: np.ndarray, score: Callable[[np.ndarray], np.ndarray],
-                    chunk_rows: int = 65_536) -> np.ndarray:
+def _scan_in_chunks(
+    rows: np.ndarray, score: Callable[[np.ndarray], np.ndarray], chunk_rows: int = 65_536
+) -> np.ndarray:
     """score() over `rows` a chunk at a time, so its float32 temporary stays small (100 MB for
     65,536 rows of 384 dims) however many documents the store holds."""
     scores = np.empty(len(rows), dtype=np.float32)

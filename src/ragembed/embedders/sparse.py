@@ -82,19 +82,19 @@ class BM25Embedder(Embedder):
         return f"bm25|{self.language}|{self.stopwords!r}|k1={self.k1}|b={self.b}|avgdl={self.avgdl}"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
-        tokens = self._tokenize_fn(list(texts), stopwords=self.stopwords, stemmer=self._stemmer,
-                                   return_ids=False, show_progress=False)
+        tokens = self._tokenize_fn(
+            list(texts), stopwords=self.stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
+        )
         return [[t for t in doc if t] for doc in tokens]
 
-    def fit(self, texts: Sequence[str]) -> "BM25Embedder":
+    def fit(self, texts: Sequence[str]) -> BM25Embedder:
         """Set the average document length from a corpus."""
         lengths = [len(doc) for doc in self.tokenize(validate_texts(texts))]
         self.avgdl = max(float(np.mean(lengths)), 1.0)
         return self
 
     def state(self) -> dict[str, Any]:
-        return {"avgdl": self.avgdl, "k1": self.k1, "b": self.b, "language": self.language,
-                "stopwords": self.stopwords}
+        return {"avgdl": self.avgdl, "k1": self.k1, "b": self.b, "language": self.language, "stopwords": self.stopwords}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.avgdl = float(state["avgdl"])

@@ -32,20 +32,23 @@ class BeirDataset:
     def __post_init__(self) -> None:
         corpus = validate_documents(self.corpus)
         if not isinstance(self.queries, Mapping) or not all(
-                isinstance(q, str) and isinstance(t, str) and t.strip() for q, t in self.queries.items()):
+            isinstance(q, str) and isinstance(t, str) and t.strip() for q, t in self.queries.items()
+        ):
             raise InvalidInputError("queries must map query ids to non-empty query texts")
         qrels = check_qrels(self.qrels)
         absent = sorted(set(qrels) - set(self.queries))
         if absent:
             raise InvalidInputError(
                 f"the qrels judge {len(absent)} queries that are not in the query set (first: {absent[:3]}); "
-                "add their texts to the queries, or drop their judgments")
+                "add their texts to the queries, or drop their judgments"
+            )
         ids = {d.id for d in corpus}
         unknown = sorted({d for judged in qrels.values() for d in judged} - ids)
         if unknown:
             raise InvalidInputError(
                 f"the qrels judge {len(unknown)} documents that are not in the corpus (first: {unknown[:3]}); "
-                "add them to the corpus, or drop those judgments")
+                "add them to the corpus, or drop those judgments"
+            )
         object.__setattr__(self, "corpus", corpus)
         object.__setattr__(self, "queries", {q: self.queries[q] for q in qrels})
         object.__setattr__(self, "qrels", qrels)
@@ -56,11 +59,16 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
     if not is_plain_name(split):
         # The split names a file inside qrels/; a path here could read outside the dataset.
         raise InvalidInputError(f"split {split!r} is not a split name such as 'test' or 'train'")
-    files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl",
-             "qrels": root / "qrels" / f"{split}.tsv"}
+    files = {
+        "corpus": root / "corpus.jsonl",
+        "queries": root / "queries.jsonl",
+        "qrels": root / "qrels" / f"{split}.tsv",
+    }
     for path in files.values():
         if not path.is_file():
-            raise InvalidInputError(f"{path}: missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+            raise InvalidInputError(
+                f"{path}: missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv"
+            )
     corpus = list(read_jsonl_documents(files["corpus"]))
     if not corpus:
         raise InvalidInputError(f"{files['corpus']}: the corpus is empty")
@@ -97,10 +105,12 @@ def read_qrels(path: Path) -> Qrels:
     with open(path, encoding="utf-8", newline="") as handle:
         try:
             for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-                if not row or number == 1 and row[0] == "query-id":
+                if not row or (number == 1 and row[0] == "query-id"):
                     continue
                 if len(row) != 3 or not row[0] or not row[1]:
-                    raise InvalidInputError(f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}")
+                    raise InvalidInputError(
+                        f"{path}:{number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row!r}"
+                    )
                 try:
                     score = int(row[2])
                 except ValueError:
@@ -120,7 +130,11 @@ def sample(dataset: BeirDataset, n_queries: int, distractors_per_query: int = 20
     and the first `distractors_per_query * n_queries` other documents of the corpus. Scores on a
     sample are higher than on the full corpus (fewer distractors)."""
     check_positive("the sample size (queries)", n_queries, integer=True)
-    if isinstance(distractors_per_query, bool) or not isinstance(distractors_per_query, int) or distractors_per_query < 0:
+    if (
+        isinstance(distractors_per_query, bool)
+        or not isinstance(distractors_per_query, int)
+        or distractors_per_query < 0
+    ):
         raise InvalidInputError(f"distractors_per_query must be a whole number >= 0, got {distractors_per_query!r}")
     qids = list(dataset.queries)[:n_queries]
     judged = {d for q in qids for d in dataset.qrels[q]}
@@ -129,6 +143,10 @@ def sample(dataset: BeirDataset, n_queries: int, distractors_per_query: int = 20
         if len(keep) >= len(judged) + distractors_per_query * len(qids):
             break
         keep.add(doc.id)
-    return BeirDataset(f"{dataset.name} (sample of {len(qids)} queries)", dataset.split,
-                       [d for d in dataset.corpus if d.id in keep], {q: dataset.queries[q] for q in qids},
-                       {q: dataset.qrels[q] for q in qids})
+    return BeirDataset(
+        f"{dataset.name} (sample of {len(qids)} queries)",
+        dataset.split,
+        [d for d in dataset.corpus if d.id in keep],
+        {q: dataset.queries[q] for q in qids},
+        {q: dataset.qrels[q] for q in qids},
+    )

@@ -34,12 +34,15 @@ def check_qrels(qrels: Qrels) -> dict[str, dict[str, int]]:
     """qrels as {query id: {document id: int grade}}: numpy integers and whole floats (what pandas
     gives) become ints; anything else is an InvalidInputError naming the judgment."""
     if not isinstance(qrels, Mapping):
-        raise InvalidInputError(f"qrels must be a mapping {{query id: {{document id: grade}}}}, got {type(qrels).__name__}")
+        raise InvalidInputError(
+            f"qrels must be a mapping {{query id: {{document id: grade}}}}, got {type(qrels).__name__}"
+        )
     checked: dict[str, dict[str, int]] = {}
     for qid, judged in qrels.items():
         if not isinstance(qid, str) or not isinstance(judged, Mapping) or not judged:
             raise InvalidInputError(
-                f"qrels[{qid!r}] must map a string query id to a non-empty {{document id: grade}} mapping")
+                f"qrels[{qid!r}] must map a string query id to a non-empty {{document id: grade}} mapping"
+            )
         checked[qid] = {}
         for doc_id, grade in judged.items():
             if not isinstance(doc_id, str):
@@ -65,8 +68,9 @@ def run_from_hits(results: Mapping[str, Sequence[Hit]]) -> Run:
     return {qid: {h.id: float(len(hits) - rank) for rank, h in enumerate(hits)} for qid, hits in results.items()}
 
 
-def ir_metrics(run: Run, qrels: Qrels, metrics: Iterable[str] = DEFAULT_METRICS
-               ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+def ir_metrics(
+    run: Run, qrels: Qrels, metrics: Iterable[str] = DEFAULT_METRICS
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """(per query {qid: {metric: value}}, mean {metric: value}) over the judged queries."""
     try:
         import pytrec_eval

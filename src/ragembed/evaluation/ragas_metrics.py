@@ -19,12 +19,15 @@ from collections.abc import Mapping, Sequence
 from ragembed.errors import MissingDependencyError
 from ragembed.types import Hit
 
-LLM_SKIPPED = ("LLM-based RAGAS metrics (LLMContextPrecisionWithReference, LLMContextRecall) were not "
-               "run: they need an LLM, and none is configured")
+LLM_SKIPPED = (
+    "LLM-based RAGAS metrics (LLMContextPrecisionWithReference, LLMContextRecall) were not "
+    "run: they need an LLM, and none is configured"
+)
 
 
-def ragas_context_metrics(results: Mapping[str, Sequence[Hit]], qrels: Mapping[str, Mapping[str, int]],
-                          texts: Mapping[str, str], k: int = 10) -> dict[str, float]:
+def ragas_context_metrics(
+    results: Mapping[str, Sequence[Hit]], qrels: Mapping[str, Mapping[str, int]], texts: Mapping[str, str], k: int = 10
+) -> dict[str, float]:
     """Mean RAGAS context precision/recall over judged queries, using each query's top k."""
     try:
         with warnings.catch_warnings():
@@ -37,9 +40,12 @@ def ragas_context_metrics(results: Mapping[str, Sequence[Hit]], qrels: Mapping[s
             from ragas.metrics._context_recall import IDBasedContextRecall, NonLLMContextRecall
     except ImportError as exc:
         raise MissingDependencyError.for_extra("ragas", "eval") from exc
-    metrics = {"context_precision": IDBasedContextPrecision(), "context_recall": IDBasedContextRecall(),
-               "context_precision_nonllm": NonLLMContextPrecisionWithReference(),
-               "context_recall_nonllm": NonLLMContextRecall()}
+    metrics = {
+        "context_precision": IDBasedContextPrecision(),
+        "context_recall": IDBasedContextRecall(),
+        "context_precision_nonllm": NonLLMContextPrecisionWithReference(),
+        "context_recall_nonllm": NonLLMContextRecall(),
+    }
     totals = {name: [] for name in metrics}
     for qid, judged in qrels.items():
         relevant = [d for d, grade in judged.items() if grade > 0]
@@ -53,8 +59,10 @@ def ragas_context_metrics(results: Mapping[str, Sequence[Hit]], qrels: Mapping[s
             continue
         ids = SingleTurnSample(retrieved_context_ids=retrieved, reference_context_ids=relevant)
         # A hit's own text: the store may hold documents the dataset's corpus does not.
-        contexts = SingleTurnSample(retrieved_contexts=[texts.get(h.id, h.text) for h in top],
-                                    reference_contexts=[texts[d] for d in relevant if d in texts])
+        contexts = SingleTurnSample(
+            retrieved_contexts=[texts.get(h.id, h.text) for h in top],
+            reference_contexts=[texts[d] for d in relevant if d in texts],
+        )
         for name, metric in metrics.items():
             value = metric.single_turn_score(ids if name in ("context_precision", "context_recall") else contexts)
             totals[name].append(0.0 if value is None or math.isnan(value) else float(value))

@@ -22,18 +22,25 @@ TABLE_METRICS = ["ndcg@10", "recall@100", "mrr@10", "map@100", "context_precisio
 
 
 def report_dict(dataset: BeirDataset, runs: Sequence[StrategyRun], **extra: Any) -> dict[str, Any]:
-    return {"dataset": dataset.name, "split": dataset.split, "n_queries": len(dataset.queries),
-            "n_docs": len(dataset.corpus), "runs": [r.to_dict() for r in runs],
-            "notes": [LLM_SKIPPED], **extra}
+    return {
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "n_queries": len(dataset.queries),
+        "n_docs": len(dataset.corpus),
+        "runs": [r.to_dict() for r in runs],
+        "notes": [LLM_SKIPPED],
+        **extra,
+    }
 
 
 def choice_table(runs: Sequence[StrategyRun]) -> str:
     """The "which should you choose" table, as plain text."""
-    lines = [f"{'strategy':<16}{'nDCG@10':>9}{'R@100':>8}{'bytes/doc':>11}{'p50 ms':>9}",
-             "-" * 53]
+    lines = [f"{'strategy':<16}{'nDCG@10':>9}{'R@100':>8}{'bytes/doc':>11}{'p50 ms':>9}", "-" * 53]
     for r in sorted(runs, key=lambda r: -r.metrics["ndcg@10"]):
-        lines.append(f"{r.strategy:<16}{r.metrics['ndcg@10']:>9.4f}{r.metrics['recall@100']:>8.4f}"
-                     f"{r.bytes_per_doc:>11,.0f}{r.latency_ms['p50']:>9.2f}")
+        lines.append(
+            f"{r.strategy:<16}{r.metrics['ndcg@10']:>9.4f}{r.metrics['recall@100']:>8.4f}"
+            f"{r.bytes_per_doc:>11,.0f}{r.latency_ms['p50']:>9.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -48,20 +55,32 @@ def write_report(output: str | Path, dataset: BeirDataset, runs: Sequence[Strate
 
 
 def markdown(data: dict[str, Any], runs: Sequence[StrategyRun], plots: Sequence[str]) -> str:
-    lines = [f"# Retrieval evaluation: {data['dataset']} ({data['split']})", "",
-             f"{data['n_queries']} queries over {data['n_docs']} documents"
-             + (f", store `{runs[0].store}`" if runs and runs[0].store else "") + ".", "",
-             "| strategy | " + " | ".join(TABLE_METRICS) + " | bytes/doc | p50 ms | p95 ms |",
-             "|---|" + "---|" * (len(TABLE_METRICS) + 3)]
+    lines = [
+        f"# Retrieval evaluation: {data['dataset']} ({data['split']})",
+        "",
+        f"{data['n_queries']} queries over {data['n_docs']} documents"
+        + (f", store `{runs[0].store}`" if runs and runs[0].store else "")
+        + ".",
+        "",
+        "| strategy | " + " | ".join(TABLE_METRICS) + " | bytes/doc | p50 ms | p95 ms |",
+        "|---|" + "---|" * (len(TABLE_METRICS) + 3),
+    ]
     for r in sorted(runs, key=lambda r: -r.metrics["ndcg@10"]):
         cells = [f"{r.metrics[m]:.4f}" for m in TABLE_METRICS]
-        lines.append(f"| `{r.strategy}` | " + " | ".join(cells)
-                     + f" | {r.bytes_per_doc:,.0f} | {r.latency_ms['p50']:.2f} | {r.latency_ms['p95']:.2f} |")
-    lines += ["", "nDCG, recall, MRR and MAP are trec_eval's (pytrec_eval); context precision/recall are RAGAS's "
-              "ID-based metrics on the top 10. Bytes per document count the vectors searched in memory "
-              "(rescoring vectors can stay on disk). Latency is per query, one at a time, through Retriever.search, "
-              "with query embeddings already computed (a cold MiniLM query encoding adds about 17 ms on 2 CPU "
-              "cores).", ""]
+        lines.append(
+            f"| `{r.strategy}` | "
+            + " | ".join(cells)
+            + f" | {r.bytes_per_doc:,.0f} | {r.latency_ms['p50']:.2f} | {r.latency_ms['p95']:.2f} |"
+        )
+    lines += [
+        "",
+        "nDCG, recall, MRR and MAP are trec_eval's (pytrec_eval); context precision/recall are RAGAS's "
+        "ID-based metrics on the top 10. Bytes per document count the vectors searched in memory "
+        "(rescoring vectors can stay on disk). Latency is per query, one at a time, through Retriever.search, "
+        "with query embeddings already computed (a cold MiniLM query encoding adds about 17 ms on 2 CPU "
+        "cores).",
+        "",
+    ]
     lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     lines += ["", "Notes:"] + [f"- {n}" for n in data["notes"]]
     return "\n".join(lines) + "\n"
@@ -77,10 +96,12 @@ def write_plots(folder: Path, runs: Sequence[StrategyRun]) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in runs:
         ax.scatter(r.bytes_per_doc, r.metrics["ndcg@10"], s=40)
-        ax.annotate(r.strategy, (r.bytes_per_doc, r.metrics["ndcg@10"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
-    ax.set(xscale="log", xlabel="bytes per document searched (log scale)", ylabel="nDCG@10",
-           title="Quality against memory")
+        ax.annotate(
+            r.strategy, (r.bytes_per_doc, r.metrics["ndcg@10"]), textcoords="offset points", xytext=(5, 4), fontsize=8
+        )
+    ax.set(
+        xscale="log", xlabel="bytes per document searched (log scale)", ylabel="nDCG@10", title="Quality against memory"
+    )
     ax.grid(alpha=0.3)
     written.append(_save(fig, folder / "quality_vs_bytes.png"))
 
@@ -98,8 +119,12 @@ def write_plots(folder: Path, runs: Sequence[StrategyRun]) -> list[str]:
                 points.append((int(full.bytes_per_doc // 4), full.metrics["ndcg@10"]))
             points.sort()
             ticks |= {p[0] for p in points}
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
-                    label="truncated" if label == "matryoshka" else "funnel (rescored at full dimension)")
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker="o",
+                label="truncated" if label == "matryoshka" else "funnel (rescored at full dimension)",
+            )
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
         ax.set(xlabel="Matryoshka dimension", ylabel="nDCG@10", title="Quality against dimension")

@@ -39,8 +39,15 @@ class StrategyRun:
         return data
 
 
-def evaluate(retriever: Retriever, dataset: BeirDataset, strategies: list[str] | None = None, *,
-             k: int = 100, store_name: str = "", show_progress: bool = False) -> list[StrategyRun]:
+def evaluate(
+    retriever: Retriever,
+    dataset: BeirDataset,
+    strategies: list[str] | None = None,
+    *,
+    k: int = 100,
+    store_name: str = "",
+    show_progress: bool = False,
+) -> list[StrategyRun]:
     """Search every judged query, one at a time, with each strategy; score the rankings.
 
     Latency is per query through `retriever.search`, with query embeddings computed beforehand
@@ -67,9 +74,16 @@ def evaluate(retriever: Retriever, dataset: BeirDataset, strategies: list[str] |
         mean.update(ragas_context_metrics(results, dataset.qrels, texts, k=10))
         schema = retriever.store.schema
         size = sum(field_bytes(schema[f], stats) for f in strategy.searched_fields)
-        runs.append(StrategyRun(strategy.name, store_name, mean, {
-            "p50": statistics.median(latencies),
-            "p95": float(np.percentile(latencies, 95))}, size, per_query))
+        runs.append(
+            StrategyRun(
+                strategy.name,
+                store_name,
+                mean,
+                {"p50": statistics.median(latencies), "p95": float(np.percentile(latencies, 95))},
+                size,
+                per_query,
+            )
+        )
     return runs
 
 

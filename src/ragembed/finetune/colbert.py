@@ -36,8 +36,13 @@ class ColBERTTraining(TrainingOptions):
         check_positive("query_length", self.query_length, integer=True)
 
 
-def train_colbert(pairs: TrainingPairs, output_dir: str | Path, config: ColBERTTraining = ColBERTTraining(),
-                  *, show_progress: bool = True) -> Path:
+def train_colbert(
+    pairs: TrainingPairs,
+    output_dir: str | Path,
+    config: ColBERTTraining = ColBERTTraining(),
+    *,
+    show_progress: bool = True,
+) -> Path:
     """Train, save a PyLate model folder (loadable with `ColBERTEmbedder(model=str(path))`)."""
     try:
         from pylate import losses, models, utils
@@ -53,17 +58,26 @@ def train_colbert(pairs: TrainingPairs, output_dir: str | Path, config: ColBERTT
     try:
         with quiet_loading():
             miner = SentenceTransformer(base_path)
-    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear error
+    except Exception as exc:
         raise load_error(config.base_model, exc) from exc
-    dataset = mine_negatives(miner, base_path, pairs, config.hard_negatives, config.negative_rank_max,
-                             config.negative_margin, show_progress)
+    dataset = mine_negatives(
+        miner, base_path, pairs, config.hard_negatives, config.negative_rank_max, config.negative_margin, show_progress
+    )
     del miner
     mined_s = time.perf_counter() - started
 
     set_seed(config.seed)  # the projection head starts from a seeded random init
     with quiet_loading():
-        model = models.ColBERT(model_name_or_path=base_path, document_length=config.document_length,
-                               query_length=config.query_length)
-    return train_and_save(model, dataset, losses.Contrastive(model=model), config, output,
-                          {"kind": "colbert", "train_pairs": len(pairs), "mining_s": round(mined_s, 1)},
-                          show_progress=show_progress, data_collator=utils.ColBERTCollator(model.tokenize))
+        model = models.ColBERT(
+            model_name_or_path=base_path, document_length=config.document_length, query_length=config.query_length
+        )
+    return train_and_save(
+        model,
+        dataset,
+        losses.Contrastive(model=model),
+        config,
+        output,
+        {"kind": "colbert", "train_pairs": len(pairs), "mining_s": round(mined_s, 1)},
+        show_progress=show_progress,
+        data_collator=utils.ColBERTCollator(model.tokenize),
+    )

@@ -18,16 +18,23 @@ def add_finetune_parser(commands) -> None:
     def common(p: argparse.ArgumentParser, defaults) -> None:
         p.add_argument("dataset", help="a BEIR folder with qrels/<train split>.tsv (and a test split to evaluate)")
         p.add_argument("--output", required=True, help="new folder for the trained model")
-        p.add_argument("--base-model", default=DEFAULT_MODEL,
-                       help="model to start from: hub name or local path (default: bundled all-MiniLM-L6-v2)")
+        p.add_argument(
+            "--base-model",
+            default=DEFAULT_MODEL,
+            help="model to start from: hub name or local path (default: bundled all-MiniLM-L6-v2)",
+        )
         p.add_argument("--train-split", default="train")
         p.add_argument("--eval-split", default="test", help="split scored before/after (default: test)")
         p.add_argument("--no-eval", action="store_true", help="train only")
         p.add_argument("--epochs", type=int, default=defaults.epochs)
         p.add_argument("--batch-size", type=int, default=defaults.batch_size)
         p.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate")
-        p.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives,
-                       help="mined negatives per pair (default: %(default)s)")
+        p.add_argument(
+            "--hard-negatives",
+            type=int,
+            default=defaults.hard_negatives,
+            help="mined negatives per pair (default: %(default)s)",
+        )
         p.add_argument("--seed", type=int, default=defaults.seed)
 
     from ragembed.finetune.colbert import ColBERTTraining
@@ -35,13 +42,23 @@ def add_finetune_parser(commands) -> None:
 
     dense = kinds.add_parser("dense", help="Matryoshka training (sentence-transformers MatryoshkaLoss)")
     common(dense, MatryoshkaTraining())
-    dense.add_argument("--dims", default=",".join(map(str, MatryoshkaTraining().dims)),
-                       help="Matryoshka dimensions, comma-separated (default: %(default)s)")
-    dense.add_argument("--dim-weights", default=",".join(f"{d}={w:g}" for d, w in MatryoshkaTraining().dim_weights),
-                       help="loss weights DIM=W,... (dimensions not listed weigh 1; default: %(default)s)")
-    dense.add_argument("--max-seq-length", type=int, default=MatryoshkaTraining().max_seq_length,
-                       help="tokens per text while training (default: %(default)s); the saved model "
-                            "embeds with the base model's length")
+    dense.add_argument(
+        "--dims",
+        default=",".join(map(str, MatryoshkaTraining().dims)),
+        help="Matryoshka dimensions, comma-separated (default: %(default)s)",
+    )
+    dense.add_argument(
+        "--dim-weights",
+        default=",".join(f"{d}={w:g}" for d, w in MatryoshkaTraining().dim_weights),
+        help="loss weights DIM=W,... (dimensions not listed weigh 1; default: %(default)s)",
+    )
+    dense.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=MatryoshkaTraining().max_seq_length,
+        help="tokens per text while training (default: %(default)s); the saved model "
+        "embeds with the base model's length",
+    )
     dense.set_defaults(run=run_finetune_dense)
     colbert = kinds.add_parser("colbert", help="ColBERT training (PyLate, contrastive with mined negatives)")
     common(colbert, ColBERTTraining())
@@ -53,7 +70,8 @@ def parse_list(text: str, option: str, kind=int) -> tuple:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise InvalidInputError(
-            f"{option} {text!r}: give {kind.__name__}s separated by commas, e.g. 384,256,128,64") from None
+            f"{option} {text!r}: give {kind.__name__}s separated by commas, e.g. 384,256,128,64"
+        ) from None
     if not values:
         raise InvalidInputError(f"{option} is empty; give at least one value")
     return values
@@ -71,10 +89,17 @@ def run_finetune_dense(args: argparse.Namespace) -> int:
     from ragembed.finetune.dense import MatryoshkaTraining, train_matryoshka
 
     weights = parse_weights(args.dim_weights)
-    config = MatryoshkaTraining(base_model=args.base_model, dims=parse_list(args.dims, "--dims"),
-                                dim_weights=weights, epochs=args.epochs, batch_size=args.batch_size,
-                                learning_rate=args.lr, hard_negatives=args.hard_negatives,
-                                max_seq_length=args.max_seq_length, seed=args.seed)
+    config = MatryoshkaTraining(
+        base_model=args.base_model,
+        dims=parse_list(args.dims, "--dims"),
+        dim_weights=weights,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        hard_negatives=args.hard_negatives,
+        max_seq_length=args.max_seq_length,
+        seed=args.seed,
+    )
     started = time.perf_counter()
     output = train_matryoshka(training_pairs(args.dataset, args.train_split), args.output, config)
     print(f"trained in {time.perf_counter() - started:.0f} s; model saved to {output}")
@@ -88,15 +113,17 @@ def evaluate_dense(dataset_dir: str, split: str, config, output: Path) -> None:
     from ragembed.finetune.compare import dense_scores_by_dim, dims_table, plot_dims, write_json
 
     dataset = load_beir(dataset_dir, split)
-    scores = dense_scores_by_dim(dataset, {"base": config.base_model, "fine-tuned": str(output)},
-                                 sorted(set(config.dims), reverse=True))
+    scores = dense_scores_by_dim(
+        dataset, {"base": config.base_model, "fine-tuned": str(output)}, sorted(set(config.dims), reverse=True)
+    )
     table = dims_table(scores, "base", "fine-tuned")
     write_json(output / "ragembed-eval.json", {"dataset": dataset.name, "split": split, "scores": scores})
     plot_dims(scores, output / "ragembed-eval.png", f"{dataset.name} {split}: nDCG@10 by dimension")
     (output / "ragembed-eval.md").write_text(
         f"# Fine-tuning: {dataset.name} ({split} split, {len(dataset.queries)} queries, "
         f"{len(dataset.corpus)} documents)\n\n{table}\n\n![nDCG@10 by dimension](ragembed-eval.png)\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     print(f"\n{table}\n\nreport: {output / 'ragembed-eval.md'}")
 
 
@@ -104,8 +131,14 @@ def run_finetune_colbert(args: argparse.Namespace) -> int:
     from ragembed.finetune.colbert import ColBERTTraining, train_colbert
     from ragembed.finetune.data import training_pairs
 
-    config = ColBERTTraining(base_model=args.base_model, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.lr, hard_negatives=args.hard_negatives, seed=args.seed)
+    config = ColBERTTraining(
+        base_model=args.base_model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        hard_negatives=args.hard_negatives,
+        seed=args.seed,
+    )
     started = time.perf_counter()
     output = train_colbert(training_pairs(args.dataset, args.train_split), args.output, config)
     print(f"trained in {time.perf_counter() - started:.0f} s; model saved to {output}")
@@ -118,8 +151,10 @@ def run_finetune_colbert(args: argparse.Namespace) -> int:
         scores = colbert_scores(dataset, {"base (untrained head)": base, "fine-tuned": str(output)})
         write_json(output / "ragembed-eval.json", {"dataset": dataset.name, "split": args.eval_split, "scores": scores})
         lines = ["| model | nDCG@10 | R@100 |", "|---|---|---|"] + [
-            f"| {label} | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} |" for label, s in scores.items()]
-        (output / "ragembed-eval.md").write_text(f"# ColBERT fine-tuning: {dataset.name} ({args.eval_split})\n\n"
-                                                 + "\n".join(lines) + "\n", encoding="utf-8")
+            f"| {label} | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} |" for label, s in scores.items()
+        ]
+        (output / "ragembed-eval.md").write_text(
+            f"# ColBERT fine-tuning: {dataset.name} ({args.eval_split})\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        )
         print("\n" + "\n".join(lines))
     return 0

@@ -20,8 +20,9 @@ from ragembed.stores.memory import MemoryStore
 Scores = dict[str, dict[int, dict[str, float]]]  # model label -> dimension -> metric -> value
 
 
-def dense_scores_by_dim(dataset: BeirDataset, models: Mapping[str, str], dims: Sequence[int], *,
-                        show_progress: bool = True) -> Scores:
+def dense_scores_by_dim(
+    dataset: BeirDataset, models: Mapping[str, str], dims: Sequence[int], *, show_progress: bool = True
+) -> Scores:
     """{label: {dim: {"ndcg@10": ..., "recall@100": ...}}} for dense models given by name/path."""
     from ragembed.embedders.dense import DenseEmbedder
 
@@ -36,15 +37,17 @@ def dense_scores_by_dim(dataset: BeirDataset, models: Mapping[str, str], dims: S
     return scores
 
 
-def colbert_scores(dataset: BeirDataset, models: Mapping[str, str], *, show_progress: bool = True
-                   ) -> dict[str, dict[str, float]]:
+def colbert_scores(
+    dataset: BeirDataset, models: Mapping[str, str], *, show_progress: bool = True
+) -> dict[str, dict[str, float]]:
     """{label: {"ndcg@10": ..., "recall@100": ...}} for PyLate ColBERT models (exact MaxSim)."""
     from ragembed.embedders.colbert import ColBERTEmbedder
 
     scores = {}
     for label, model in models.items():
-        retriever = Retriever(MemoryStore(), "colbert",
-                              multivector_embedder=ColBERTEmbedder(model, show_progress=show_progress))
+        retriever = Retriever(
+            MemoryStore(), "colbert", multivector_embedder=ColBERTEmbedder(model, show_progress=show_progress)
+        )
         retriever.index(dataset.corpus)
         scores[label] = pick(evaluate(retriever, dataset, show_progress=show_progress)[0].metrics)
     return scores

@@ -44,8 +44,9 @@ def training_pairs(folder: str | Path, split: str = "train") -> TrainingPairs:
     return TrainingPairs(queries, positives, list(texts.values()))
 
 
-def mine_negatives(model: Any, model_path: str, pairs: TrainingPairs, count: int, rank_max: int,
-                   margin: float, show_progress: bool) -> Any:
+def mine_negatives(
+    model: Any, model_path: str, pairs: TrainingPairs, count: int, rank_max: int, margin: float, show_progress: bool
+) -> Any:
     """(anchor, positive, negative...) rows: sentence-transformers' `mine_hard_negatives` with
     `model` (a SentenceTransformer), sampling `count` negatives per pair among the corpus
     documents ranked within the top `rank_max` that score at most (1 - margin) x the positive
@@ -58,9 +59,15 @@ def mine_negatives(model: Any, model_path: str, pairs: TrainingPairs, count: int
     setup = f"{model_fingerprint(model_path)}:{model.max_seq_length}"
     key = hashlib.sha256(setup.encode()).hexdigest()[:16]
     return mine_hard_negatives(
-        Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives}), model,
-        corpus=pairs.corpus, range_max=rank_max, relative_margin=margin, num_negatives=count,
-        sampling_strategy="random", output_format="n-tuple" if count > 1 else "triplet",
-        batch_size=64, verbose=show_progress,
+        Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives}),
+        model,
+        corpus=pairs.corpus,
+        range_max=rank_max,
+        relative_margin=margin,
+        num_negatives=count,
+        sampling_strategy="random",
+        output_format="n-tuple" if count > 1 else "triplet",
+        batch_size=64,
+        verbose=show_progress,
         cache_folder=str(default_cache_dir() / "hard-negatives" / key),
     )

@@ -42,12 +42,19 @@ class MatryoshkaTraining(TrainingOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive("max_seq_length", self.max_seq_length, integer=True)
-        if not self.dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.dims) \
-                or len(set(self.dims)) != len(self.dims):
-            raise InvalidInputError(f"Matryoshka dimensions {list(self.dims)} must be distinct whole numbers >= 1, "
-                                    "for example 384,256,128,64,32")
-        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < float("inf")
-               for _, w in self.dim_weights):
+        if (
+            not self.dims
+            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.dims)
+            or len(set(self.dims)) != len(self.dims)
+        ):
+            raise InvalidInputError(
+                f"Matryoshka dimensions {list(self.dims)} must be distinct whole numbers >= 1, "
+                "for example 384,256,128,64,32"
+            )
+        if any(
+            isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w < float("inf")
+            for _, w in self.dim_weights
+        ):
             raise InvalidInputError(f"dim_weights {dict(self.dim_weights)} must be positive")
 
     def check(self, full_dim: int) -> None:
@@ -59,9 +66,14 @@ class MatryoshkaTraining(TrainingOptions):
             )
 
 
-def train_matryoshka(pairs: TrainingPairs, output_dir: str | Path,
-                     config: MatryoshkaTraining = MatryoshkaTraining(), *,
-                     show_progress: bool = True, inner_loss: Callable[[Any], Any] | None = None) -> Path:
+def train_matryoshka(
+    pairs: TrainingPairs,
+    output_dir: str | Path,
+    config: MatryoshkaTraining = MatryoshkaTraining(),
+    *,
+    show_progress: bool = True,
+    inner_loss: Callable[[Any], Any] | None = None,
+) -> Path:
     """Train, save the model folder (loadable with `DenseEmbedder(model=str(path))`) and return it.
 
     inner_loss: builds the loss MatryoshkaLoss wraps from the model being trained (called once
@@ -80,7 +92,7 @@ def train_matryoshka(pairs: TrainingPairs, output_dir: str | Path,
     try:
         with quiet_loading():
             model = SentenceTransformer(base_path)  # on a GPU when there is one
-    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear error
+    except Exception as exc:
         raise load_error(config.base_model, exc) from exc
     config.check(model.get_sentence_embedding_dimension())
 
@@ -88,19 +100,33 @@ def train_matryoshka(pairs: TrainingPairs, output_dir: str | Path,
     dataset = Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives})
     if config.hard_negatives:
         # Mined at the model's own length: negatives mined from 128-token cuts trained worse models.
-        dataset = mine_negatives(model, base_path, pairs, config.hard_negatives, config.negative_rank_max,
-                                 config.negative_margin, show_progress)
+        dataset = mine_negatives(
+            model,
+            base_path,
+            pairs,
+            config.hard_negatives,
+            config.negative_rank_max,
+            config.negative_margin,
+            show_progress,
+        )
     mined_s = time.perf_counter() - started
     embedding_length = model.max_seq_length
     model.max_seq_length = config.max_seq_length
 
     weights = dict(config.dim_weights)
     inner = (inner_loss or MultipleNegativesRankingLoss)(model)
-    loss = MatryoshkaLoss(model, inner, matryoshka_dims=list(config.dims),
-                          matryoshka_weights=[weights.get(d, 1.0) for d in config.dims])
-    return train_and_save(model, dataset, loss, config, output,
-                          {"kind": "matryoshka", "train_pairs": len(pairs), "mining_s": round(mined_s, 1)},
-                          show_progress=show_progress, saved_max_seq_length=embedding_length,
-                          # a duplicate text in a batch would be a false in-batch negative
-                          batch_sampler=BatchSamplers.NO_DUPLICATES)
-
+    loss = MatryoshkaLoss(
+        model, inner, matryoshka_dims=list(config.dims), matryoshka_weights=[weights.get(d, 1.0) for d in config.dims]
+    )
+    return train_and_save(
+        model,
+        dataset,
+        loss,
+        config,
+        output,
+        {"kind": "matryoshka", "train_pairs": len(pairs), "mining_s": round(mined_s, 1)},
+        show_progress=show_progress,
+        saved_max_seq_length=embedding_length,
+        # a duplicate text in a batch would be a false in-batch negative
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+    )

@@ -44,14 +44,20 @@ class TrainingOptions:
             raise InvalidInputError(f"learning_rate {self.learning_rate} is not in (0, 1); try 1e-4")
         _check_fraction("warmup_ratio", self.warmup_ratio)
         _check_fraction("negative_margin", self.negative_margin)
-        if (isinstance(self.hard_negatives, bool) or not isinstance(self.hard_negatives, int)
-                or self.hard_negatives < self.min_hard_negatives):
+        if (
+            isinstance(self.hard_negatives, bool)
+            or not isinstance(self.hard_negatives, int)
+            or self.hard_negatives < self.min_hard_negatives
+        ):
             raise InvalidInputError(
-                f"hard_negatives must be a whole number >= {self.min_hard_negatives}, got {self.hard_negatives!r}")
+                f"hard_negatives must be a whole number >= {self.min_hard_negatives}, got {self.hard_negatives!r}"
+            )
         check_positive("negative_rank_max", self.negative_rank_max, integer=True)
         if self.negative_rank_max < self.hard_negatives:
-            raise InvalidInputError(f"negative_rank_max ({self.negative_rank_max}) must be at least hard_negatives "
-                                    f"({self.hard_negatives}): negatives are drawn from that many top documents")
+            raise InvalidInputError(
+                f"negative_rank_max ({self.negative_rank_max}) must be at least hard_negatives "
+                f"({self.hard_negatives}): negatives are drawn from that many top documents"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidInputError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if not isinstance(self.base_model, str) or not self.base_model.strip():
@@ -69,8 +75,18 @@ def refuse_non_empty(output: Path) -> None:
         raise InvalidInputError(f"{output} exists and is not an empty folder; choose a new output folder")
 
 
-def train_and_save(model: Any, dataset: Any, loss: Any, config: Any, output: Path, record: dict[str, Any], *,
-                   show_progress: bool, saved_max_seq_length: int | None = None, **trainer_options: Any) -> Path:
+def train_and_save(
+    model: Any,
+    dataset: Any,
+    loss: Any,
+    config: Any,
+    output: Path,
+    record: dict[str, Any],
+    *,
+    show_progress: bool,
+    saved_max_seq_length: int | None = None,
+    **trainer_options: Any,
+) -> Path:
     """Train `model` on `dataset` with `loss` (config: epochs, batch_size, learning_rate,
     warmup_ratio, seed), save it to `output` with ragembed-finetune.json (the config, the
     training time and `record`). saved_max_seq_length: the truncation the saved model embeds
@@ -81,13 +97,22 @@ def train_and_save(model: Any, dataset: Any, loss: Any, config: Any, output: Pat
     collator = trainer_options.pop("data_collator", None)
     scratch = tempfile.mkdtemp(prefix="ragembed-train-")  # the trainer wants a folder; nothing is kept
     args = SentenceTransformerTrainingArguments(
-        output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate, warmup_ratio=config.warmup_ratio, seed=config.seed,
-        data_seed=config.seed, save_strategy="no", logging_steps=10, report_to="none",
-        disable_tqdm=not show_progress, **trainer_options,
+        output_dir=scratch,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_ratio=config.warmup_ratio,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=not show_progress,
+        **trainer_options,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
-                                         **({"data_collator": collator} if collator else {}))
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=loss, **({"data_collator": collator} if collator else {})
+    )
     started = time.perf_counter()
     try:
         trainer.train()
@@ -96,7 +121,11 @@ def train_and_save(model: Any, dataset: Any, loss: Any, config: Any, output: Pat
     if saved_max_seq_length:
         model.max_seq_length = saved_max_seq_length
     model.save(str(output))
-    record = {**record, "config": asdict(config), "train_examples": len(dataset),
-              "training_s": round(time.perf_counter() - started, 1)}
+    record = {
+        **record,
+        "config": asdict(config),
+        "train_examples": len(dataset),
+        "training_s": round(time.perf_counter() - started, 1),
+    }
     (output / TRAINING_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return output

@@ -22,12 +22,17 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import numpy as np
 
-from ragembed.errors import (DimensionMismatchError, InvalidInputError, SchemaMismatchError, StoreError,
-                             UnsupportedStrategyError)
+from ragembed.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    SchemaMismatchError,
+    StoreError,
+    UnsupportedStrategyError,
+)
 from ragembed.stores.filters import Filter, validate_filter
 from ragembed.types import (
     DenseEmbeddings,
@@ -68,8 +73,8 @@ class VectorField:
     precision: Precision = Precision.FLOAT32
     distance: Distance = "cosine"
     idf: bool = False
-    calibration: Optional[Mapping[str, Any]] = None
-    encoder_state: Optional[Mapping[str, Any]] = None
+    calibration: Mapping[str, Any] | None = None
+    encoder_state: Mapping[str, Any] | None = None
     asymmetric: bool = False
 
     def __post_init__(self) -> None:
@@ -86,24 +91,41 @@ class VectorField:
         if self.asymmetric and self.precision is not Precision.BINARY:
             raise InvalidInputError(f"field {self.name!r}: only binary fields can be asymmetric")
 
-    def same_layout(self, other: "VectorField") -> bool:
+    def same_layout(self, other: VectorField) -> bool:
         """Same name, kind, dimension, precision, distance, IDF and query encoding: interchangeable."""
         return (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric) == (
-            other.name, other.kind, other.dim, other.precision, other.distance, other.idf, other.asymmetric)
+            other.name,
+            other.kind,
+            other.dim,
+            other.precision,
+            other.distance,
+            other.idf,
+            other.asymmetric,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind.value, "dim": self.dim,
-                "precision": self.precision.value, "distance": self.distance, "idf": self.idf,
-                "calibration": dict(self.calibration) if self.calibration else None,
-                "encoder_state": dict(self.encoder_state) if self.encoder_state else None,
-                "asymmetric": self.asymmetric}
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "dim": self.dim,
+            "precision": self.precision.value,
+            "distance": self.distance,
+            "idf": self.idf,
+            "calibration": dict(self.calibration) if self.calibration else None,
+            "encoder_state": dict(self.encoder_state) if self.encoder_state else None,
+            "asymmetric": self.asymmetric,
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "VectorField":
+    def from_dict(cls, data: Mapping[str, Any]) -> VectorField:
         # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming.
-        return cls(**{k: data.get(k) for k in ("name", "kind", "dim", "precision", "distance", "idf",
-                                               "calibration", "encoder_state")},
-                   asymmetric=bool(data.get("asymmetric", False)))
+        return cls(
+            **{
+                k: data.get(k)
+                for k in ("name", "kind", "dim", "precision", "distance", "idf", "calibration", "encoder_state")
+            },
+            asymmetric=bool(data.get("asymmetric", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -136,10 +158,10 @@ class Schema:
         return {"fields": [f.to_dict() for f in self.fields]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Schema":
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
         return cls(tuple(VectorField.from_dict(f) for f in data["fields"]))
 
-    def merged_with(self, wanted: "Schema") -> "Schema":
+    def merged_with(self, wanted: Schema) -> Schema:
         """This schema plus `wanted`'s new fields; a field both define must have the same layout."""
         for f in wanted.fields:
             if f.name in self and not self[f.name].same_layout(f):
@@ -158,7 +180,7 @@ class VectorSearch:
     field: str
     query: Embeddings
     limit: int
-    prefetch: tuple["Plan", ...] = ()
+    prefetch: tuple[Plan, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,10 +188,10 @@ class Fusion:
     """Reciprocal rank fusion: score = sum over stages of weight / (k + rank), rank from 1
     (weights default to 1 each)."""
 
-    prefetch: tuple["Plan", ...]
+    prefetch: tuple[Plan, ...]
     limit: int
     k: int = 60
-    weights: Optional[tuple[float, ...]] = None
+    weights: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,10 +200,10 @@ class KeywordSearch:
 
     text: str
     limit: int
-    prefetch: tuple["Plan", ...] = ()
+    prefetch: tuple[Plan, ...] = ()
 
 
-Plan = Union[VectorSearch, Fusion, KeywordSearch]
+Plan = VectorSearch | Fusion | KeywordSearch
 
 
 class VectorStore(ABC):
@@ -249,13 +271,13 @@ class VectorStore(ABC):
         """Async twin of close: also closes the async client of the running event loop, if any."""
         await asyncio.to_thread(self.close)
 
-    async def __aenter__(self) -> "VectorStore":
+    async def __aenter__(self) -> VectorStore:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> "VectorStore":
+    def __enter__(self) -> VectorStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -356,10 +378,17 @@ class VectorStore(ABC):
 
 def missing_collection_message(store: VectorStore) -> str:
     others = store.other_collections()
-    there = ("" if others is None else f"; collections there: {', '.join(sorted(others)[:10])}" if others
-             else "; there are no collections there")
-    return (f"{store!r}: the collection does not exist yet (nothing was indexed into it){there}. Check "
-            "the store URI and the collection name, or index documents first")
+    there = (
+        ""
+        if others is None
+        else f"; collections there: {', '.join(sorted(others)[:10])}"
+        if others
+        else "; there are no collections there"
+    )
+    return (
+        f"{store!r}: the collection does not exist yet (nothing was indexed into it){there}. Check "
+        "the store URI and the collection name, or index documents first"
+    )
 
 
 def fields_missing_error(store: VectorStore, missing: Sequence[str]) -> SchemaMismatchError:

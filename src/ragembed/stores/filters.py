@@ -15,20 +15,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Optional, Union
+from typing import Any
 
 from ragembed.errors import InvalidInputError
 from ragembed.types import check_unicode
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 @dataclass(frozen=True)
 class Range:
-    gt: Optional[float] = None
-    gte: Optional[float] = None
-    lt: Optional[float] = None
-    lte: Optional[float] = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
 
     def __post_init__(self) -> None:
         bounds = {k: v for k, v in vars(self).items() if v is not None}
@@ -38,14 +38,17 @@ class Range:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InvalidInputError(f"Range.{name} must be a number, got {value!r}")
             if not math.isfinite(value):
-                raise InvalidInputError(f"Range.{name} must be a finite number, got {value!r}; leave the bound out instead")
+                raise InvalidInputError(
+                    f"Range.{name} must be a finite number, got {value!r}; leave the bound out instead"
+                )
         lower = [(v, k == "gt") for k, v in bounds.items() if k in ("gt", "gte")]
         upper = [(v, k == "lt") for k, v in bounds.items() if k in ("lt", "lte")]
         for low, strict_low in lower:
             for high, strict_high in upper:
-                if low > high or low == high and (strict_low or strict_high):
-                    raise InvalidInputError(f"{self!r} can match no value: its lower bound is not below its "
-                                            "upper bound; check the bounds")
+                if low > high or (low == high and (strict_low or strict_high)):
+                    raise InvalidInputError(
+                        f"{self!r} can match no value: its lower bound is not below its upper bound; check the bounds"
+                    )
 
     def __repr__(self) -> str:
         return "Range(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if v is not None) + ")"
@@ -53,11 +56,15 @@ class Range:
     def holds(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
-        return ((self.gt is None or value > self.gt) and (self.gte is None or value >= self.gte)
-                and (self.lt is None or value < self.lt) and (self.lte is None or value <= self.lte))
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+            and (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+        )
 
 
-Condition = Union[Scalar, list, tuple, Range]
+Condition = Scalar | list | tuple | Range
 Filter = Mapping[str, Condition]
 
 
@@ -66,9 +73,7 @@ def validate_filter(filter: Filter | None) -> dict[str, Condition] | None:
     if filter is None:
         return None
     if not isinstance(filter, Mapping):
-        raise InvalidInputError(
-            f"filter must be a mapping like {{'lang': 'en'}}, got {type(filter).__name__}"
-        )
+        raise InvalidInputError(f"filter must be a mapping like {{'lang': 'en'}}, got {type(filter).__name__}")
     checked: dict[str, Condition] = {}
     for key, condition in filter.items():
         if not isinstance(key, str) or not key:
@@ -76,9 +81,7 @@ def validate_filter(filter: Filter | None) -> dict[str, Condition] | None:
         check_unicode(key, f"filter key {key!r}")
         if isinstance(condition, (list, tuple)):
             if not condition or not all(isinstance(v, (str, int, float, bool)) for v in condition):
-                raise InvalidInputError(
-                    f"filter {key!r}: an any-of list must hold at least one string/number/bool"
-                )
+                raise InvalidInputError(f"filter {key!r}: an any-of list must hold at least one string/number/bool")
             for value in condition:
                 _check_value(key, value)
             checked[key] = tuple(condition)
@@ -87,9 +90,7 @@ def validate_filter(filter: Filter | None) -> dict[str, Condition] | None:
                 _check_value(key, condition)
             checked[key] = condition
         else:
-            raise InvalidInputError(
-                f"filter {key!r}: {condition!r} is not a value, a list of values or a Range"
-            )
+            raise InvalidInputError(f"filter {key!r}: {condition!r} is not a value, a list of values or a Range")
     return checked
 
 
@@ -146,6 +147,10 @@ def _holds(value: Any, condition: Condition) -> bool:
 
 def _equal(value: Any, wanted: Scalar) -> bool:
     # True == 1 in Python; a filter on a bool must not match the number 1, nor the reverse.
-    return type(value) is type(wanted) and value == wanted or (
-        not isinstance(value, bool) and not isinstance(wanted, bool)
-        and isinstance(value, (int, float)) and isinstance(wanted, (int, float)) and value == wanted)
+    return (type(value) is type(wanted) and value == wanted) or (
+        not isinstance(value, bool)
+        and not isinstance(wanted, bool)
+        and isinstance(value, (int, float))
+        and isinstance(wanted, (int, float))
+        and value == wanted
+    )

@@ -164,8 +164,9 @@ def claim(folder: Path, store: str) -> Claim:
             "concurrent writers use a server (Qdrant or Weaviate)"
         ) from None
     try:
-        (folder / HOLDER).write_text(f"{os.getpid()} {' '.join(sys.argv)[:200]}\n", encoding="utf-8",
-                                     errors="backslashreplace")  # argv may hold undecodable bytes
+        (folder / HOLDER).write_text(
+            f"{os.getpid()} {' '.join(sys.argv)[:200]}\n", encoding="utf-8", errors="backslashreplace"
+        )  # argv may hold undecodable bytes
         check_can_open(folder, store)  # again under the lock: another writer may have got there first
     except BaseException:
         lock.release()

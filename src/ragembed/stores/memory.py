@@ -129,8 +129,10 @@ class MemoryStore(VectorStore):
         try:
             claim = folders.claim(self.path, STORE)
         except PermissionError as exc:
-            raise StoreError(f"cannot write the memory store at {self.path}: {exc.strerror}; check the "
-                             "folder's permissions, or choose another folder") from exc
+            raise StoreError(
+                f"cannot write the memory store at {self.path}: {exc.strerror}; check the "
+                "folder's permissions, or choose another folder"
+            ) from exc
         if self._saved_data() is not None:  # it was new when this store opened it
             claim.release()
             raise StoreError(
@@ -210,8 +212,10 @@ class MemoryStore(VectorStore):
             candidates = np.arange(len(self._docs))
         with self._scan:
             rows, scores = self._run(plan, candidates)
-        return [Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
-                for r, s in zip(rows, scores)]
+        return [
+            Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
+            for r, s in zip(rows, scores)
+        ]
 
     def close(self) -> None:
         """Save what changed (to the store's folder) and release the folder."""
@@ -291,11 +295,9 @@ class MemoryStore(VectorStore):
         offsets = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
         return np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0)
 
-    def _sparse_scores(self, f: VectorField, matrix: tuple, query: SparseEmbeddings,
-                       rows: np.ndarray) -> np.ndarray:
+    def _sparse_scores(self, f: VectorField, matrix: tuple, query: SparseEmbeddings, rows: np.ndarray) -> np.ndarray:
         csc, columns = matrix
-        present = [(columns[int(t)], float(w)) for t, w in zip(query.indices[0], query.values[0])
-                   if int(t) in columns]
+        present = [(columns[int(t)], float(w)) for t, w in zip(query.indices[0], query.values[0]) if int(t) in columns]
         if not present:
             return np.full(len(rows), -np.inf)
         cols = np.array([c for c, _ in present])
@@ -316,7 +318,9 @@ class MemoryStore(VectorStore):
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
                 width = f.dim // 8 if f.precision is Precision.BINARY else f.dim
-                dtype = {Precision.FLOAT32: np.float32, Precision.INT8: np.int8, Precision.BINARY: np.uint8}[f.precision]
+                dtype = {Precision.FLOAT32: np.float32, Precision.INT8: np.int8, Precision.BINARY: np.uint8}[
+                    f.precision
+                ]
                 built = np.stack(rows) if rows else np.zeros((0, width), dtype=dtype)
             elif f.kind is EmbeddingKind.MULTIVECTOR:
                 lengths = np.array([len(r) for r in rows], dtype=np.int64)
@@ -380,7 +384,7 @@ class MemoryStore(VectorStore):
             claim.release()
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "MemoryStore":
+    def load(cls, path: str | os.PathLike) -> MemoryStore:
         store = cls(path)
         if store.schema is None:
             store.close()
@@ -442,8 +446,9 @@ class MemoryStore(VectorStore):
             json.dump({"format": FORMAT_VERSION, "schema": self._schema.to_dict()}, out, indent=1)
         with _durable(folder / "documents.jsonl", "w") as out:
             for d in self._docs:
-                out.write(json.dumps({"id": d.id, "text": d.text, "metadata": dict(d.metadata)},
-                                     ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps({"id": d.id, "text": d.text, "metadata": dict(d.metadata)}, ensure_ascii=False) + "\n"
+                )
         for number, f in enumerate(self._schema.fields):
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
@@ -452,9 +457,11 @@ class MemoryStore(VectorStore):
                 tokens, _, lengths = self._matrix(f)
                 arrays = {"": tokens, ".lengths": lengths}
             else:
-                arrays = {".indices": np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32),
-                          ".values": np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32),
-                          ".lengths": np.array([len(r[0]) for r in rows], dtype=np.int64)}
+                arrays = {
+                    ".indices": np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32),
+                    ".values": np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32),
+                    ".lengths": np.array([len(r[0]) for r in rows], dtype=np.int64),
+                }
             for suffix, array in arrays.items():
                 with _durable(folder / f"field{number}{suffix}.npy", "wb") as out:
                     np.save(out, array, allow_pickle=False)
@@ -463,8 +470,9 @@ class MemoryStore(VectorStore):
         try:
             meta = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-                raise StoreError(f"{folder / 'schema.json'} is not a ragembed memory store schema of format "
-                                 f"{FORMAT_VERSION}")
+                raise StoreError(
+                    f"{folder / 'schema.json'} is not a ragembed memory store schema of format {FORMAT_VERSION}"
+                )
             self._create(Schema.from_dict(meta["schema"]))
             with open(folder / "documents.jsonl", encoding="utf-8") as lines:
                 self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in map(json.loads, lines)]
@@ -472,8 +480,9 @@ class MemoryStore(VectorStore):
             for number, f in enumerate(self._schema.fields):
                 self._vectors[f.name] = self._read_field(folder, number, f)
                 if len(self._vectors[f.name]) != len(self._docs):
-                    raise StoreError(f"field {f.name!r} holds {len(self._vectors[f.name])} vectors for "
-                                     f"{len(self._docs)} documents")
+                    raise StoreError(
+                        f"field {f.name!r} holds {len(self._vectors[f.name])} vectors for {len(self._docs)} documents"
+                    )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
             self._schema, self._docs, self._rows, self._vectors = None, [], {}, {}
             raise StoreError(

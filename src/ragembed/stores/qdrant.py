@@ -62,8 +62,16 @@ from ragembed.stores.qdrant_common import (
     qdrant_filter,
     vector_values,
 )
-from ragembed.types import (Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision,
-                            SparseEmbeddings, check_positive)
+from ragembed.types import (
+    Document,
+    EmbeddingKind,
+    Embeddings,
+    Hit,
+    MultiVectorEmbeddings,
+    Precision,
+    SparseEmbeddings,
+    check_positive,
+)
 
 try:
     import grpc
@@ -127,12 +135,18 @@ class QdrantStore(VectorStore):
     ) -> None:
         if (url is None) == (path is None):
             raise StoreError("give QdrantStore either url= (a server) or path= (local mode: ':memory:' or a folder)")
-        server_only = {"api_key": api_key, "https": https, "timeout": timeout, "prefer_grpc": prefer_grpc or None,
-                       "grpc_port": grpc_port,
-                       "shard_number": shard_number, "replication_factor": replication_factor,
-                       "write_consistency_factor": write_consistency_factor,
-                       "indexing_threshold_kb": indexing_threshold_kb,
-                       "upload_parallel": upload_parallel if upload_parallel != 1 else None}
+        server_only = {
+            "api_key": api_key,
+            "https": https,
+            "timeout": timeout,
+            "prefer_grpc": prefer_grpc or None,
+            "grpc_port": grpc_port,
+            "shard_number": shard_number,
+            "replication_factor": replication_factor,
+            "write_consistency_factor": write_consistency_factor,
+            "indexing_threshold_kb": indexing_threshold_kb,
+            "upload_parallel": upload_parallel if upload_parallel != 1 else None,
+        }
         ignored = [name for name, value in server_only.items() if value is not None]
         if path is not None and ignored:
             raise StoreError(
@@ -143,8 +157,11 @@ class QdrantStore(VectorStore):
         self.local = path is not None
         self.native_async = not self.local  # a server through AsyncQdrantClient; local mode in a thread
         self.location = url or path
-        for name, value in (("shard_number", shard_number), ("replication_factor", replication_factor),
-                            ("write_consistency_factor", write_consistency_factor)):
+        for name, value in (
+            ("shard_number", shard_number),
+            ("replication_factor", replication_factor),
+            ("write_consistency_factor", write_consistency_factor),
+        ):
             if value is not None:
                 check_positive(name, value, integer=True)
         self.shard_number, self.replication_factor = shard_number, replication_factor
@@ -156,11 +173,18 @@ class QdrantStore(VectorStore):
         # Local mode searches with numpy in this process: one at a time, as in the memory store
         # (concurrent BLAS calls oversubscribe the cores); a server needs no such care.
         self._one_search = threading.Lock() if self.local else nullcontext()
-        self._server_options = {"url": url, "api_key": api_key, "https": https, "timeout": timeout,
-                                "prefer_grpc": prefer_grpc, "grpc_port": grpc_port or 6334}
+        self._server_options = {
+            "url": url,
+            "api_key": api_key,
+            "https": https,
+            "timeout": timeout,
+            "prefer_grpc": prefer_grpc,
+            "grpc_port": grpc_port or 6334,
+        }
         # One AsyncQdrantClient per event loop (its connections belong to the loop that opened them).
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncQdrantClient] = (
-            weakref.WeakKeyDictionary())
+            weakref.WeakKeyDictionary()
+        )
         folder = Path(path).expanduser() if self.local and path != ":memory:" else None
         if folder is not None:
             folders.check_can_open(folder, STORE_LOCAL)  # qdrant-client would write into any folder
@@ -182,7 +206,13 @@ class QdrantStore(VectorStore):
                 f"cannot write the Qdrant local-mode folder {path} ({exc.strerror}): local mode takes a lock "
                 "file in its folder even to search. Copy the folder somewhere writable, or fix its permissions"
             ) from exc
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged meta.json, an unreadable folder
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+        ) as exc:  # a damaged meta.json, an unreadable folder
             raise StoreError(f"cannot open the Qdrant local-mode folder {path}: {exc}") from exc
         try:
             if folder is not None and folders.read_marker(folder) is None:
@@ -201,7 +231,9 @@ class QdrantStore(VectorStore):
         return self._schema
 
     def _read_schema(self) -> Schema | None:
-        if not self._call("check whether the collection exists", lambda: self.client.collection_exists(self.collection)):
+        if not self._call(
+            "check whether the collection exists", lambda: self.client.collection_exists(self.collection)
+        ):
             return None
         info = self._call("read the collection", lambda: self.client.get_collection(self.collection))
         metadata = info.config.metadata or {}
@@ -218,10 +250,16 @@ class QdrantStore(VectorStore):
                 f"({type(exc).__name__}: {exc}); it was changed by another program. ragembed leaves it as it is"
             ) from exc
         params = info.config.params
-        stored = {"shard_number": params.shard_number, "replication_factor": params.replication_factor,
-                  "write_consistency_factor": params.write_consistency_factor}
-        asked = {"shard_number": self.shard_number, "replication_factor": self.replication_factor,
-                 "write_consistency_factor": self.write_consistency_factor}
+        stored = {
+            "shard_number": params.shard_number,
+            "replication_factor": params.replication_factor,
+            "write_consistency_factor": params.write_consistency_factor,
+        }
+        asked = {
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+        }
         differing = {k: v for k, v in asked.items() if v is not None and v != stored[k]}
         if differing and not self.local:
             raise SchemaMismatchError(
@@ -237,25 +275,44 @@ class QdrantStore(VectorStore):
     def _fields_with_corpus_idf(schema: Schema, info: Any) -> set[str]:
         """IDF fields that Qdrant does not weight itself (created without its modifier, sharded)."""
         sparse = info.config.params.sparse_vectors or {}
-        return {f.name for f in schema.fields if f.kind is EmbeddingKind.SPARSE and f.idf and f.name in sparse
-                and sparse[f.name].modifier != models.Modifier.IDF}
+        return {
+            f.name
+            for f in schema.fields
+            if f.kind is EmbeddingKind.SPARSE
+            and f.idf
+            and f.name in sparse
+            and sparse[f.name].modifier != models.Modifier.IDF
+        }
 
     def _create(self, schema: Schema) -> None:
         dense = {f.name: self._vector_params(f) for f in schema.fields if f.kind is not EmbeddingKind.SPARSE}
-        sparse = {f.name: models.SparseVectorParams(modifier=models.Modifier.IDF if f.idf else None)
-                  for f in schema.fields if f.kind is EmbeddingKind.SPARSE}
+        sparse = {
+            f.name: models.SparseVectorParams(modifier=models.Modifier.IDF if f.idf else None)
+            for f in schema.fields
+            if f.kind is EmbeddingKind.SPARSE
+        }
         if self.local and any(f.precision is not Precision.FLOAT32 for f in schema.fields):
             warnings.warn(
                 "Qdrant local mode has no native quantization or HNSW: ragembed serves the int8/binary "
                 "fields client-side (same ranking, no memory saving). Use a Qdrant server or the "
-                "embedded engine (qdrant-edge:PATH) for native quantization.", stacklevel=3)
-        self._call("create the collection", lambda: self.client.create_collection(
-            self.collection, vectors_config=dense, sparse_vectors_config=sparse or None,
-            shard_number=self.shard_number, replication_factor=self.replication_factor,
-            write_consistency_factor=self.write_consistency_factor,
-            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb)
-            if self.indexing_threshold_kb is not None else None,
-            metadata={SCHEMA_KEY: schema.to_dict()}))
+                "embedded engine (qdrant-edge:PATH) for native quantization.",
+                stacklevel=3,
+            )
+        self._call(
+            "create the collection",
+            lambda: self.client.create_collection(
+                self.collection,
+                vectors_config=dense,
+                sparse_vectors_config=sparse or None,
+                shard_number=self.shard_number,
+                replication_factor=self.replication_factor,
+                write_consistency_factor=self.write_consistency_factor,
+                optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb)
+                if self.indexing_threshold_kb is not None
+                else None,
+                metadata={SCHEMA_KEY: schema.to_dict()},
+            ),
+        )
         if not self.local:
             info = self._call("read the collection", lambda: self.client.get_collection(self.collection))
             self._shards = info.config.params.shard_number or 1
@@ -267,14 +324,25 @@ class QdrantStore(VectorStore):
     def _weight_idf_over_the_collection(self, names: list[str]) -> None:
         """Qdrant's IDF modifier counts each shard's documents on its own; switch it off and index
         the terms instead, so that the query is weighted with counts over the whole collection."""
-        self._call("configure the sparse fields", lambda: self.client.update_collection(
-            self.collection, sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.NONE)
-                                                    for n in names}))
+        self._call(
+            "configure the sparse fields",
+            lambda: self.client.update_collection(
+                self.collection,
+                sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.NONE) for n in names},
+            ),
+        )
         for name in names:
-            self._call("index the sparse terms", lambda: self.client.create_payload_index(
-                self.collection, TERMS_PREFIX + name, wait=True,
-                field_schema=models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER, lookup=True,
-                                                       range=False)))
+            self._call(
+                "index the sparse terms",
+                lambda: self.client.create_payload_index(
+                    self.collection,
+                    TERMS_PREFIX + name,
+                    wait=True,
+                    field_schema=models.IntegerIndexParams(
+                        type=models.IntegerIndexType.INTEGER, lookup=True, range=False
+                    ),
+                ),
+            )
         self._corpus_idf = set(names)
 
     def _update_schema(self, schema: Schema) -> None:
@@ -290,45 +358,77 @@ class QdrantStore(VectorStore):
         distance = models.Distance.COSINE if f.distance == "cosine" else models.Distance.DOT
         if f.kind is EmbeddingKind.MULTIVECTOR:
             return models.VectorParams(
-                size=f.dim, distance=distance, hnsw_config=models.HnswConfigDiff(m=0),
-                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM))
+                size=f.dim,
+                distance=distance,
+                hnsw_config=models.HnswConfigDiff(m=0),
+                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+            )
         if f.precision is Precision.FLOAT32 or self.local:
             return models.VectorParams(size=f.dim, distance=distance)
-        quantization = (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                            type=models.ScalarType.INT8, always_ram=True))
-                        if f.precision is Precision.INT8 else
-                        models.BinaryQuantization(binary=models.BinaryQuantizationConfig(
-                            always_ram=True, query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS
-                            if f.asymmetric else None)))
+        quantization = (
+            models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
+            )
+            if f.precision is Precision.INT8
+            else models.BinaryQuantization(
+                binary=models.BinaryQuantizationConfig(
+                    always_ram=True,
+                    query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS if f.asymmetric else None,
+                )
+            )
+        )
         return models.VectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
-        points = [models.PointStruct(id=point_id(doc.id), payload=payload_of(doc) | {
-            TERMS_PREFIX + name: vectors[name].indices[row].tolist() for name in self._corpus_idf}, vector={
-            f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local)
-            for f in self._schema.fields}) for row, doc in enumerate(documents)]
+        points = [
+            models.PointStruct(
+                id=point_id(doc.id),
+                payload=payload_of(doc)
+                | {TERMS_PREFIX + name: vectors[name].indices[row].tolist() for name in self._corpus_idf},
+                vector={
+                    f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local)
+                    for f in self._schema.fields
+                },
+            )
+            for row, doc in enumerate(documents)
+        ]
         if self.local:
             self._call("upsert", lambda: self.client.upsert(self.collection, points, wait=True))
         else:  # batched, parallel, retried with backoff by qdrant-client
-            self._call("upsert", lambda: self.client.upload_points(
-                self.collection, points, batch_size=upload_batch_size(documents, vectors), parallel=self.upload_parallel,
-                max_retries=self.upload_retries, wait=True))
+            self._call(
+                "upsert",
+                lambda: self.client.upload_points(
+                    self.collection,
+                    points,
+                    batch_size=upload_batch_size(documents, vectors),
+                    parallel=self.upload_parallel,
+                    max_retries=self.upload_retries,
+                    wait=True,
+                ),
+            )
 
     def _delete(self, ids: list[str]) -> int:
-        existing = self._call("find the documents to delete", lambda: self.client.retrieve(
-            self.collection, [point_id(i) for i in ids], with_payload=False))
+        existing = self._call(
+            "find the documents to delete",
+            lambda: self.client.retrieve(self.collection, [point_id(i) for i in ids], with_payload=False),
+        )
         if existing:
-            self._call("delete", lambda: self.client.delete(
-                self.collection, models.PointIdsList(points=[p.id for p in existing]), wait=True))
+            self._call(
+                "delete",
+                lambda: self.client.delete(
+                    self.collection, models.PointIdsList(points=[p.id for p in existing]), wait=True
+                ),
+            )
         return len(existing)
 
     def _delete_where(self, filter: dict[str, Condition]) -> int:
         qfilter = qdrant_filter(filter, FILTERS)
         matching = self._count(qfilter)
         if matching:
-            self._call("delete", lambda: self.client.delete(self.collection, models.FilterSelector(filter=qfilter),
-                                                            wait=True))
+            self._call(
+                "delete", lambda: self.client.delete(self.collection, models.FilterSelector(filter=qfilter), wait=True)
+            )
         return matching
 
     def count(self) -> int:
@@ -340,15 +440,17 @@ class QdrantStore(VectorStore):
     def get(self, ids: Sequence[str]) -> list[Document]:
         if self._schema is None:
             return []
-        points = self._call("read documents", lambda: self.client.retrieve(
-            self.collection, [point_id(i) for i in ids], with_payload=True))
+        points = self._call(
+            "read documents",
+            lambda: self.client.retrieve(self.collection, [point_id(i) for i in ids], with_payload=True),
+        )
         found = {p.payload["doc_id"]: p.payload for p in points}
         return [document_of(found[i]) for i in ids if i in found]
 
     def other_collections(self) -> list[str] | None:
         try:
             return [c.name for c in self.client.get_collections().collections if c.name != self.collection]
-        except Exception:  # noqa: BLE001 - only for an error message: unknown is fine
+        except Exception:
             return None
 
     def close(self) -> None:
@@ -416,16 +518,24 @@ class QdrantStore(VectorStore):
     def _request(self, ask: steps.Ask[Any], weights: Weights) -> models.QueryRequest:
         plan, qfilter = ask.request
         query, using, prefetch, params = self._translate(plan, qfilter, weights)
-        return models.QueryRequest(query=query, using=using, prefetch=prefetch, filter=qfilter, params=params,
-                                   limit=ask.limit, with_payload=True)
+        return models.QueryRequest(
+            query=query,
+            using=using,
+            prefetch=prefetch,
+            filter=qfilter,
+            params=params,
+            limit=ask.limit,
+            with_payload=True,
+        )
 
     def _translate(self, plan: Plan, qfilter: Any, weights: Weights) -> tuple[Any, str | None, list | None, Any]:
         """(query, using, prefetch, search params) of one plan node; the filter goes on every stage."""
         # (A fusion never gets here: needs_stages sends it to steps.by_stage, which fuses itself.)
         rescore = None if self.local else native_rescore(plan, self._schema)
         if rescore is not None:
-            params = models.SearchParams(quantization=models.QuantizationSearchParams(
-                rescore=True, oversampling=rescore.oversampling))
+            params = models.SearchParams(
+                quantization=models.QuantizationSearchParams(rescore=True, oversampling=rescore.oversampling)
+            )
             return self._query_vector(self._schema[rescore.field], rescore.query, weights), rescore.field, None, params
         f = self._schema[plan.field]
         params = None
@@ -436,8 +546,9 @@ class QdrantStore(VectorStore):
 
     def _prefetch(self, plan: Plan, qfilter: Any, weights: Weights) -> models.Prefetch:
         query, using, prefetch, params = self._translate(plan, qfilter, weights)
-        return models.Prefetch(query=query, using=using, prefetch=prefetch, params=params, limit=plan.limit,
-                               filter=qfilter)
+        return models.Prefetch(
+            query=query, using=using, prefetch=prefetch, params=params, limit=plan.limit, filter=qfilter
+        )
 
     def _query_vector(self, f: VectorField, query: Embeddings, weights: Weights) -> Any:
         if f.name in self._corpus_idf:
@@ -475,8 +586,10 @@ class QdrantStore(VectorStore):
     @staticmethod
     def _idf_filters(name: str, terms: np.ndarray) -> list[Any]:
         """The whole collection, then the documents holding each term."""
-        return [None] + [models.Filter(must=[models.FieldCondition(
-            key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))]) for t in terms.tolist()]
+        return [None] + [
+            models.Filter(must=[models.FieldCondition(key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))])
+            for t in terms.tolist()
+        ]
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         """Run a qdrant-client call; its failures become StoreErrors saying what happened."""
@@ -507,27 +620,36 @@ class QdrantStore(VectorStore):
             details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 return StoreError(self._unreachable(what, f"gRPC {code.name}: {details}"))
-            status = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403,
-                      grpc.StatusCode.NOT_FOUND: 404}.get(code, 500)
+            status = {
+                grpc.StatusCode.UNAUTHENTICATED: 401,
+                grpc.StatusCode.PERMISSION_DENIED: 403,
+                grpc.StatusCode.NOT_FOUND: 404,
+            }.get(code, 500)
             return StoreError(self._refusal(what, status, f"gRPC {code.name if code else '?'}: {details}"))
         if isinstance(exc, (ResponseHandlingException, OSError)):
             return StoreError(self._unreachable(what, f"{type(exc).__name__}: {exc}"))
         return None
 
     def _unreachable(self, what: str, reason: str) -> str:
-        return (f"cannot reach the Qdrant server at {self.location} to {what} ({reason[:300]}); start it "
-                "(scripts/qdrant.sh start, or docker compose up -d qdrant), or check the URL")
+        return (
+            f"cannot reach the Qdrant server at {self.location} to {what} ({reason[:300]}); start it "
+            "(scripts/qdrant.sh start, or docker compose up -d qdrant), or check the URL"
+        )
 
     def _refusal(self, what: str, status: int, reason: str) -> str:
         if status in (401, 403):
             hint = "; check the API key ($QDRANT_API_KEY or api_key=)"
         elif "read operations failed" in reason or "No active replica" in reason or "peer" in reason.lower():
-            hint = ("; a peer of the cluster is down or unreachable, so the shards it holds cannot answer: "
-                    "restart it, or wait until it rejoins (GET /cluster lists the peers)")
+            hint = (
+                "; a peer of the cluster is down or unreachable, so the shards it holds cannot answer: "
+                "restart it, or wait until it rejoins (GET /cluster lists the peers)"
+            )
         else:
             hint = ""
-        return (f"the Qdrant server at {self.location} could not {what} (collection {self.collection!r}): "
-                f"HTTP {status}: {reason[:300]}{hint}")
+        return (
+            f"the Qdrant server at {self.location} could not {what} (collection {self.collection!r}): "
+            f"HTTP {status}: {reason[:300]}{hint}"
+        )
 
     @staticmethod
     def _sparse(indices: list, values: list) -> models.SparseVector:
@@ -543,4 +665,3 @@ def corpus_idf(n: int, df: Sequence[int]) -> np.ndarray:
     """Qdrant's (and the memory store's) IDF, ln(1 + (N - df + 0.5) / (df + 0.5))."""
     counts = np.array(df, dtype=np.float64)
     return np.log(1.0 + (n - counts + 0.5) / (counts + 0.5))
-

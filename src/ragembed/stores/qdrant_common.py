@@ -37,8 +37,12 @@ def payload_of(doc: Document) -> dict[str, Any]:
     # Metadata sits under one key, so filters address "metadata.<key>" and user keys can never
     # collide with ragembed's own. A JSON copy gives it back bit for bit: qdrant-edge-py 0.9
     # returns some floats one ulp off (0.20275631546974182 comes back as ...185).
-    return {"doc_id": doc.id, "text": doc.text, "metadata": dict(doc.metadata),
-            "metadata_json": json.dumps(dict(doc.metadata))}
+    return {
+        "doc_id": doc.id,
+        "text": doc.text,
+        "metadata": dict(doc.metadata),
+        "metadata_json": json.dumps(dict(doc.metadata)),
+    }
 
 
 def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,8 +85,12 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
         path = f"metadata.{key}"
         values = condition if isinstance(condition, tuple) else (condition,)
         if isinstance(condition, Range):
-            must.append(classes.field_condition(key=path, range=classes.range(
-                gt=condition.gt, gte=condition.gte, lt=condition.lt, lte=condition.lte)))
+            must.append(
+                classes.field_condition(
+                    key=path,
+                    range=classes.range(gt=condition.gt, gte=condition.gte, lt=condition.lt, lte=condition.lte),
+                )
+            )
             continue
         options = []
         strings = [v for v in values if isinstance(v, str)]
@@ -115,8 +123,12 @@ def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
         return None
     inner = plan.prefetch[0]
     outer_field = schema[plan.field]
-    if (not isinstance(inner, VectorSearch) or inner.prefetch
-            or outer_field.kind is not EmbeddingKind.DENSE or outer_field.precision is not Precision.FLOAT32):
+    if (
+        not isinstance(inner, VectorSearch)
+        or inner.prefetch
+        or outer_field.kind is not EmbeddingKind.DENSE
+        or outer_field.precision is not Precision.FLOAT32
+    ):
         return None
     inner_field = schema[inner.field]
     if inner_field.precision is Precision.FLOAT32 or inner_field.dim != outer_field.dim:
@@ -158,8 +170,14 @@ def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) 
     return dense
 
 
-def vector_values(f: VectorField, emb: Embeddings, row: int, sparse: Callable[[list, list], Any],
-                  client_side_quantization: bool, query: bool = False) -> Any:
+def vector_values(
+    f: VectorField,
+    emb: Embeddings,
+    row: int,
+    sparse: Callable[[list, list], Any],
+    client_side_quantization: bool,
+    query: bool = False,
+) -> Any:
     """One document's (or, with query=True, the query's) vector for `f`, as the Qdrant APIs take it."""
     if f.kind is EmbeddingKind.SPARSE:
         return sparse(emb.indices[row].tolist(), emb.values[row].tolist())
@@ -169,4 +187,3 @@ def vector_values(f: VectorField, emb: Embeddings, row: int, sparse: Callable[[l
     if client_side_quantization:
         data = client_side_vectors(f, data, query)
     return data[0].tolist()
-

@@ -51,8 +51,9 @@ STORE = "qdrant-edge"
 class QdrantEdgeStore(VectorStore):
     """One collection in an embedded Qdrant Edge shard under `path`."""
 
-    def __init__(self, path: str | os.PathLike, collection: str = "default", *,
-                 indexing_threshold_kb: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, collection: str = "default", *, indexing_threshold_kb: int | None = None
+    ) -> None:
         """indexing_threshold_kb: segments larger than this get HNSW and quantized indexes when
         optimized (Qdrant's default, 10,000 KB, keeps small collections on exact full scans)."""
         self.root = Path(path).expanduser() / collection
@@ -102,7 +103,7 @@ class QdrantEdgeStore(VectorStore):
     def _open(self, opener) -> Any:
         try:
             return opener()
-        except Exception as exc:  # noqa: BLE001 - the engine raises a bare Exception
+        except Exception as exc:
             if "WouldBlock" in str(exc):
                 raise StoreError(
                     f"the Qdrant Edge shard at {self.root} is open in another process (one process at a "
@@ -118,10 +119,15 @@ class QdrantEdgeStore(VectorStore):
     def _create(self, schema: Schema) -> None:
         config = qe.EdgeConfig(
             vectors={f.name: self._vector_params(f) for f in schema.fields if f.kind is not EmbeddingKind.SPARSE},
-            sparse_vectors={f.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if f.idf else None)
-                            for f in schema.fields if f.kind is EmbeddingKind.SPARSE},
+            sparse_vectors={
+                f.name: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf if f.idf else None)
+                for f in schema.fields
+                if f.kind is EmbeddingKind.SPARSE
+            },
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
-            if self.indexing_threshold_kb is not None else None)
+            if self.indexing_threshold_kb is not None
+            else None,
+        )
         # No schema file means no collection: a shard folder here is what a create killed before
         # its schema file left behind, in a folder this store owns (check_writable holds it).
         shutil.rmtree(self.root / "shard", ignore_errors=True)
@@ -152,22 +158,32 @@ class QdrantEdgeStore(VectorStore):
         distance = qe.Distance.Cosine if f.distance == "cosine" else qe.Distance.Dot
         if f.kind is EmbeddingKind.MULTIVECTOR:
             return qe.EdgeVectorParams(
-                size=f.dim, distance=distance,
+                size=f.dim,
+                distance=distance,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
+                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+            )
         if f.precision is Precision.FLOAT32:
             return qe.EdgeVectorParams(size=f.dim, distance=distance)
-        quantization = (qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
-                        if f.precision is Precision.INT8 else qe.BinaryQuantizationConfig(
-                            always_ram=True,
-                            query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits if f.asymmetric else None))
+        quantization = (
+            qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
+            if f.precision is Precision.INT8
+            else qe.BinaryQuantizationConfig(
+                always_ram=True, query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits if f.asymmetric else None
+            )
+        )
         return qe.EdgeVectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
-        points = [qe.Point(point_id(doc.id), {
-            f.name: vector_values(f, vectors[f.name], row, qe.SparseVector, False) for f in self._schema.fields
-        }, payload_of(doc)) for row, doc in enumerate(documents)]
+        points = [
+            qe.Point(
+                point_id(doc.id),
+                {f.name: vector_values(f, vectors[f.name], row, qe.SparseVector, False) for f in self._schema.fields},
+                payload_of(doc),
+            )
+            for row, doc in enumerate(documents)
+        ]
         self._shard.update(qe.UpdateOperation.upsert_points(points))
 
     def _delete(self, ids: list[str]) -> int:
@@ -210,8 +226,11 @@ class QdrantEdgeStore(VectorStore):
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
-        query = steps.by_stage(plan, qfilter, self._query, self._restricted) if needs_stages(
-            plan, self._schema, sharded=False) else self._query(plan, qfilter)
+        query = (
+            steps.by_stage(plan, qfilter, self._query, self._restricted)
+            if needs_stages(plan, self._schema, sharded=False)
+            else self._query(plan, qfilter)
+        )
         return steps.run(query, self._send)
 
     @staticmethod
@@ -228,8 +247,16 @@ class QdrantEdgeStore(VectorStore):
         answers = []
         for ask in asks:
             query, prefetches, qfilter, params = ask.request
-            points = self._shard.query(qe.QueryRequest(limit=ask.limit, query=query, prefetches=prefetches,
-                                                       filter=qfilter, params=params, with_payload=True))
+            points = self._shard.query(
+                qe.QueryRequest(
+                    limit=ask.limit,
+                    query=query,
+                    prefetches=prefetches,
+                    filter=qfilter,
+                    params=params,
+                    with_payload=True,
+                )
+            )
             answers.append([hit_of(p.payload, p.score) for p in points])
         return answers
 
@@ -238,13 +265,21 @@ class QdrantEdgeStore(VectorStore):
         # (A fusion never gets here: needs_stages sends it to search_by_stage, which fuses itself.)
         rescore = native_rescore(plan, self._schema)
         if rescore is not None:
-            params = qe.SearchParams(quantization=qe.QuantizationSearchParams(
-                rescore=True, oversampling=rescore.oversampling))
+            params = qe.SearchParams(
+                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=rescore.oversampling)
+            )
             return self._nearest(rescore.field, rescore.query), None, params
         f = self._schema[plan.field]
-        params = (qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=False))
-                  if f.precision is not Precision.FLOAT32 else None)
-        return self._nearest(plan.field, plan.query), [self._prefetch(p, qfilter) for p in plan.prefetch] or None, params
+        params = (
+            qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=False))
+            if f.precision is not Precision.FLOAT32
+            else None
+        )
+        return (
+            self._nearest(plan.field, plan.query),
+            [self._prefetch(p, qfilter) for p in plan.prefetch] or None,
+            params,
+        )
 
     def _prefetch(self, plan: Plan, qfilter: Any) -> Any:
         query, prefetches, params = self._translate(plan, qfilter)

@@ -15,8 +15,9 @@ def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
     return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
 
 
-def reciprocal_rank_fusion(rankings: Sequence[list[Hit]], limit: int, k: int,
-                           weights: Sequence[float] | None = None) -> list[Hit]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[list[Hit]], limit: int, k: int, weights: Sequence[float] | None = None
+) -> list[Hit]:
     """score = sum over rankings of weight / (k + rank), rank from 1 (the memory store's RRF);
     each fused hit keeps the text and metadata of its first appearance."""
     scores: dict[str, float] = {}

@@ -94,8 +94,9 @@ def fetch_with_ties(query: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
     return run(with_ties(None, limit), lambda asks: [query(ask.limit) for ask in asks])
 
 
-def by_stage(plan: Plan, where: Any, query: Callable[[Plan, Any], Steps[list[Hit]]],
-             restrict: Callable[[Any, list[str]], Any]) -> Steps[list[Hit]]:
+def by_stage(
+    plan: Plan, where: Any, query: Callable[[Plan, Any], Steps[list[Hit]]], restrict: Callable[[Any, list[str]], Any]
+) -> Steps[list[Hit]]:
     """Run `plan` a stage at a time under the engine filter `where`: each candidate stage ranks
     the whole collection in a query of its own (`query(stage, where)`), the stage above is
     restricted to their candidates by id (`restrict(where, ids)`), and fusions are fused here by

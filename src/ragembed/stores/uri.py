@@ -1,18 +1,18 @@
 """Store URIs, shared by the CLI and the Python API.
 
-    memory                  the exact in-memory store, gone when the process ends
-    memory:DIR              the exact in-memory store, loaded from DIR/<collection> if it is
-                            there and saved there on close
-    qdrant-edge:DIR         the embedded Qdrant engine, persisted in DIR/<collection>
-    qdrant-local:           qdrant-client's local mode in memory (also qdrant-local::memory:)
-    qdrant-local:DIR        qdrant-client's local mode, persisted in DIR
-    qdrant://HOST[:PORT]    a Qdrant server over HTTP (qdrants:// for HTTPS); the API key comes
-                            from $QDRANT_API_KEY, never from the URI, so it is not logged
-    weaviate://HOST[:PORT]  a Weaviate server over HTTP (weaviates:// for HTTPS), gRPC on
-                            $WEAVIATE_GRPC_PORT, else 50051 (443 with https); the API key comes
-                            from $WEAVIATE_API_KEY
-    weaviate-embedded:DIR   an embedded Weaviate server with its data in DIR (started from the
-                            binary scripts/weaviate.sh builds; stopped on close)
+memory                  the exact in-memory store, gone when the process ends
+memory:DIR              the exact in-memory store, loaded from DIR/<collection> if it is
+                        there and saved there on close
+qdrant-edge:DIR         the embedded Qdrant engine, persisted in DIR/<collection>
+qdrant-local:           qdrant-client's local mode in memory (also qdrant-local::memory:)
+qdrant-local:DIR        qdrant-client's local mode, persisted in DIR
+qdrant://HOST[:PORT]    a Qdrant server over HTTP (qdrants:// for HTTPS); the API key comes
+                        from $QDRANT_API_KEY, never from the URI, so it is not logged
+weaviate://HOST[:PORT]  a Weaviate server over HTTP (weaviates:// for HTTPS), gRPC on
+                        $WEAVIATE_GRPC_PORT, else 50051 (443 with https); the API key comes
+                        from $WEAVIATE_API_KEY
+weaviate-embedded:DIR   an embedded Weaviate server with its data in DIR (started from the
+                        binary scripts/weaviate.sh builds; stopped on close)
 """
 
 from __future__ import annotations
@@ -24,8 +24,17 @@ from ragembed.errors import InvalidInputError
 from ragembed.stores.base import VectorStore
 from ragembed.types import is_plain_name
 
-SCHEMES = ["memory", "memory:DIR", "qdrant-edge:DIR", "qdrant-local:[DIR]", "qdrant://HOST:PORT", "qdrants://HOST:PORT",
-           "weaviate://HOST:PORT", "weaviates://HOST:PORT", "weaviate-embedded:DIR"]
+SCHEMES = [
+    "memory",
+    "memory:DIR",
+    "qdrant-edge:DIR",
+    "qdrant-local:[DIR]",
+    "qdrant://HOST:PORT",
+    "qdrants://HOST:PORT",
+    "weaviate://HOST:PORT",
+    "weaviates://HOST:PORT",
+    "weaviate-embedded:DIR",
+]
 
 
 def open_store(uri: str, collection: str = "default") -> VectorStore:
@@ -75,6 +84,4 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
 def check_collection_name(name: str) -> None:
     # Collection names become folder names: no separators, no "..", nothing hidden.
     if not is_plain_name(name):
-        raise InvalidInputError(
-            f"collection name {name!r} is not allowed; use letters, digits, '-' and '_'"
-        )
+        raise InvalidInputError(f"collection name {name!r} is not allowed; use letters, digits, '-' and '_'")

@@ -31,11 +31,24 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-from ragembed.errors import (MissingDependencyError, PartialWriteError, SchemaMismatchError, StoreError,
-                             UnsupportedStrategyError)
-from ragembed.stores.base import (Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch, VectorStore,
-                                  uses_keyword)
+from ragembed.errors import (
+    MissingDependencyError,
+    PartialWriteError,
+    SchemaMismatchError,
+    StoreError,
+    UnsupportedStrategyError,
+)
 from ragembed.stores import steps
+from ragembed.stores.base import (
+    Fusion,
+    KeywordSearch,
+    Plan,
+    Schema,
+    VectorField,
+    VectorSearch,
+    VectorStore,
+    uses_keyword,
+)
 from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
@@ -43,11 +56,16 @@ from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, MultiVector
 
 try:
     from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
-    from weaviate.classes.config import ConsistencyLevel, Configure, VectorDistances
+    from weaviate.classes.config import Configure, ConsistencyLevel, VectorDistances
     from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
-    from weaviate.exceptions import (WeaviateConnectionError, WeaviateGRPCUnavailableError,
-                                     WeaviateInsertManyAllFailedError, WeaviateRetryError, WeaviateTimeoutError)
+    from weaviate.exceptions import (
+        WeaviateConnectionError,
+        WeaviateGRPCUnavailableError,
+        WeaviateInsertManyAllFailedError,
+        WeaviateRetryError,
+        WeaviateTimeoutError,
+    )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("weaviate-client", "weaviate") from exc
 
@@ -66,17 +84,24 @@ INSERT_CHUNK = 100
 INSERT_BUDGET = 2 << 20  # bytes of vectors per insert call: replicas must confirm a call in time
 # Per-object failures worth sending again: a replica that did not answer in time, a node that
 # could not be reached for a moment. Anything else (a wrong value) is reported at once.
-PASSING_OBJECT_ERROR = re.compile(r"timeout|deadline|connect|unavailable|resolve node|not ready|broken pipe",
-                                  re.IGNORECASE)
+PASSING_OBJECT_ERROR = re.compile(
+    r"timeout|deadline|connect|unavailable|resolve node|not ready|broken pipe", re.IGNORECASE
+)
 ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/fetch
 # Transient faults worth retrying (for retry_s seconds): upserts are idempotent (deterministic
 # ids), so a retry after a half-applied batch writes each document once.
-# So does the client giving up its own retries. A batch in which every object failed counts too: ragembed checks every object before sending
+# So does the client giving up its own retries. A batch in which every object failed counts too:
+# ragembed checks every object before sending
 # (dimensions, finite values, property types), so in practice that is a server whose cluster
 # is not ready yet (just restarted: "resolve node name ... to host"); a lasting cause still ends
 # in a PartialWriteError after retry_s.
-TRANSIENT = (WeaviateConnectionError, WeaviateGRPCUnavailableError, WeaviateTimeoutError,
-             WeaviateRetryError, WeaviateInsertManyAllFailedError)
+TRANSIENT = (
+    WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
+    WeaviateTimeoutError,
+    WeaviateRetryError,
+    WeaviateInsertManyAllFailedError,
+)
 T = TypeVar("T")
 IndexType = Literal["hnsw", "flat"]
 Int8Compression = Literal["rq", "sq"]
@@ -86,8 +111,10 @@ def insert_chunk_size(vectors: dict[str, Embeddings]) -> int:
     """Objects per insert call: 100, or fewer where their vectors (ColBERT tokens: about 80 kB a
     document) would pass INSERT_BUDGET; on a replicated collection every replica writes the
     whole call before it answers."""
-    floats = sum(max(v.size for v in emb.vectors) if isinstance(emb, MultiVectorEmbeddings) else emb.data.shape[1]
-                 for emb in vectors.values())
+    floats = sum(
+        max(v.size for v in emb.vectors) if isinstance(emb, MultiVectorEmbeddings) else emb.data.shape[1]
+        for emb in vectors.values()
+    )
     return max(1, min(INSERT_CHUNK, INSERT_BUDGET // (4 * max(floats, 1))))
 
 
@@ -98,9 +125,7 @@ def shard_count(config: Any) -> int:
 
 def class_name(collection: str) -> str:
     if not isinstance(collection, str) or not COLLECTION_NAME.match(collection):
-        raise StoreError(
-            f"collection name {collection!r}: Weaviate needs a letter, then letters, digits or '_'"
-        )
+        raise StoreError(f"collection name {collection!r}: Weaviate needs a letter, then letters, digits or '_'")
     return collection[0].upper() + collection[1:]
 
 
@@ -114,11 +139,22 @@ class WeaviateStore(VectorStore):
     supported_kinds = frozenset({EmbeddingKind.DENSE, EmbeddingKind.MULTIVECTOR})
     supports_keyword = True
 
-    def __init__(self, url: str = "http://127.0.0.1:8080", collection: str = "default", *,
-                 api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0,
-                 index: IndexType | None = None, muvera: bool | None = None,
-                 int8_compression: Int8Compression | None = None, shards: int | None = None,
-                 replicas: int | None = None, retry_s: float = 30.0, client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8080",
+        collection: str = "default",
+        *,
+        api_key: str | None = None,
+        grpc_port: int | None = None,
+        timeout_s: float = 60.0,
+        index: IndexType | None = None,
+        muvera: bool | None = None,
+        int8_compression: Int8Compression | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
+        retry_s: float = 30.0,
+        client: Any = None,
+    ) -> None:
         """Index settings, fixed when the collection is created (None: the existing collection's,
         or the default for a new one): index "hnsw" (approximate, the default) or "flat" (exact
         brute force) for dense fields; muvera (default False): encode multi-vector fields with
@@ -133,8 +169,10 @@ class WeaviateStore(VectorStore):
         if index not in (None, "hnsw", "flat"):
             raise StoreError(f"index must be 'hnsw' or 'flat', got {index!r}")
         if int8_compression not in (None, "rq", "sq") or (int8_compression == "sq" and index == "flat"):
-            raise StoreError(f"int8_compression must be 'rq', or 'sq' with index='hnsw'; got {int8_compression!r} "
-                             f"with index={index!r}")
+            raise StoreError(
+                f"int8_compression must be 'rq', or 'sq' with index='hnsw'; got {int8_compression!r} "
+                f"with index={index!r}"
+            )
         for name, count in (("shards", shards), ("replicas", replicas)):
             if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
                 raise StoreError(f"{name} must be a whole number >= 1, got {count!r}")
@@ -144,10 +182,16 @@ class WeaviateStore(VectorStore):
         self.name = class_name(collection)
         self.collection = collection
         self.url = url if client is None else None
-        asked = {"index": index, "muvera": muvera, "int8_compression": int8_compression, "shards": shards,
-                 "replicas": replicas}
-        self.settings = {"index": "hnsw", "muvera": False, "int8_compression": "rq", "shards": None,
-                         "replicas": 1} | {k: v for k, v in asked.items() if v is not None}
+        asked = {
+            "index": index,
+            "muvera": muvera,
+            "int8_compression": int8_compression,
+            "shards": shards,
+            "replicas": replicas,
+        }
+        self.settings = {"index": "hnsw", "muvera": False, "int8_compression": "rq", "shards": None, "replicas": 1} | {
+            k: v for k, v in asked.items() if v is not None
+        }
         self._owns_client = client is None  # a client passed in stays open for its owner
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
         # A server by URL is searched through weaviate's async client too, one per event loop
@@ -156,21 +200,30 @@ class WeaviateStore(VectorStore):
         self._connection = {"url": url, "api_key": api_key, "grpc_port": grpc_port, "timeout_s": timeout_s}
         self.native_async = client is None
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
-            weakref.WeakKeyDictionary())
+            weakref.WeakKeyDictionary()
+        )
         self._schema: Schema | None = None
         self._properties: set[str] = set()
         self._shards = 1
         self._load(asked)
 
     @classmethod
-    def embedded(cls, path: str | os.PathLike, collection: str = "default", *, timeout_s: float = 60.0,
-                 index: IndexType | None = None, muvera: bool | None = None,
-                 int8_compression: Int8Compression | None = None) -> "WeaviateStore":
+    def embedded(
+        cls,
+        path: str | os.PathLike,
+        collection: str = "default",
+        *,
+        timeout_s: float = 60.0,
+        index: IndexType | None = None,
+        muvera: bool | None = None,
+        int8_compression: Int8Compression | None = None,
+    ) -> WeaviateStore:
         """Start an embedded Weaviate with its data in `path` (stopped by close())."""
         client = connect_embedded(path, timeout_s=timeout_s)
         try:
-            store = cls(collection=collection, index=index, muvera=muvera, int8_compression=int8_compression,
-                        client=client)
+            store = cls(
+                collection=collection, index=index, muvera=muvera, int8_compression=int8_compression, client=client
+            )
         except BaseException:
             client.close()
             raise
@@ -245,14 +298,21 @@ class WeaviateStore(VectorStore):
                 f"Weaviate's binary quantization (BQ) compares the query's bits with the documents' bits: "
                 f"the asymmetric binary field(s) {asymmetric} are searched as Hamming, with the recall of "
                 "'binary:hamming' (rescoring is unchanged). Qdrant and the memory store score the query's "
-                "own values against the bits.", stacklevel=3)
+                "own values against the bits.",
+                stacklevel=3,
+            )
         description = json.dumps({"ragembed_schema": schema.to_dict(), **self.settings})
         shards, replicas = self.settings["shards"], self.settings["replicas"]
-        self._guard(lambda: self._client.collections.create(
-            self.name, description=description, properties=BASE_PROPERTIES,
-            vector_config=[self._vector_config(f) for f in schema.fields] or None,
-            sharding_config=Configure.sharding(desired_count=shards) if shards else None,
-            replication_config=Configure.replication(factor=replicas) if replicas > 1 else None))
+        self._guard(
+            lambda: self._client.collections.create(
+                self.name,
+                description=description,
+                properties=BASE_PROPERTIES,
+                vector_config=[self._vector_config(f) for f in schema.fields] or None,
+                sharding_config=Configure.sharding(desired_count=shards) if shards else None,
+                replication_config=Configure.replication(factor=replicas) if replicas > 1 else None,
+            )
+        )
         self._schema = schema
         self._properties = {p.name for p in BASE_PROPERTIES}
         self._shards = shard_count(self._guard(lambda: self._collection.config.get()))
@@ -266,15 +326,19 @@ class WeaviateStore(VectorStore):
         if f.kind is EmbeddingKind.MULTIVECTOR:
             encoding = Configure.VectorIndex.MultiVector.Encoding.muvera() if self.settings["muvera"] else None
             return Configure.MultiVectors.self_provided(
-                name=f.name, encoding=encoding,
-                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance))
-        quantizer = {Precision.FLOAT32: None,
-                     Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8)
-                     if self.settings["int8_compression"] == "rq" else Configure.VectorIndex.Quantizer.sq(),
-                     Precision.BINARY: Configure.VectorIndex.Quantizer.bq()}[f.precision]
+                name=f.name, encoding=encoding, vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance)
+            )
+        quantizer = {
+            Precision.FLOAT32: None,
+            Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8)
+            if self.settings["int8_compression"] == "rq"
+            else Configure.VectorIndex.Quantizer.sq(),
+            Precision.BINARY: Configure.VectorIndex.Quantizer.bq(),
+        }[f.precision]
         index = Configure.VectorIndex.flat if self.settings["index"] == "flat" else Configure.VectorIndex.hnsw
         return Configure.Vectors.self_provided(
-            name=f.name, vector_index_config=index(distance_metric=distance, quantizer=quantizer))
+            name=f.name, vector_index_config=index(distance_metric=distance, quantizer=quantizer)
+        )
 
     def drop(self) -> None:
         self._guard(lambda: self._client.collections.delete(self.name))
@@ -291,9 +355,14 @@ class WeaviateStore(VectorStore):
         chunk_size = insert_chunk_size(vectors)
         for start in range(0, len(documents), chunk_size):
             chunk = documents[start : start + chunk_size]
-            objects = [DataObject(properties=properties_of(doc), uuid=point_id(doc.id), vector={
-                f.name: self._values(f, vectors[f.name], start + i) for f in self._schema.fields
-            }) for i, doc in enumerate(chunk)]
+            objects = [
+                DataObject(
+                    properties=properties_of(doc),
+                    uuid=point_id(doc.id),
+                    vector={f.name: self._values(f, vectors[f.name], start + i) for f in self._schema.fields},
+                )
+                for i, doc in enumerate(chunk)
+            ]
             try:
                 errors = self._guard(lambda: self._insert(objects))
             except StoreError as exc:  # still failing after the retries: say what is not written
@@ -301,13 +370,17 @@ class WeaviateStore(VectorStore):
                 raise PartialWriteError(
                     f"Weaviate stopped accepting writes ({exc}); {len(failed)} of {len(documents)} documents "
                     "are not (or not surely) written, the others are. Upsert them again once the "
-                    "server is back", failed) from exc
+                    "server is back",
+                    failed,
+                ) from exc
             failed.update({chunk[i].id: message for i, message in errors.items()})
         if failed:
             shown = "; ".join(f"{doc_id!r}: {message}" for doc_id, message in list(failed.items())[:10])
             raise PartialWriteError(
                 f"Weaviate refused {len(failed)} of {len(documents)} documents (the others are "
-                f"written): {shown}. Fix those documents and upsert them again", failed)
+                f"written): {shown}. Fix those documents and upsert them again",
+                failed,
+            )
 
     def _insert(self, objects: list) -> dict[int, str]:
         """Insert `objects`; returns {position: reason} of those not written. For retry_s, a failed
@@ -316,9 +389,12 @@ class WeaviateStore(VectorStore):
         deadline = time.monotonic() + self.retry_s
         pending, pause = list(range(len(objects))), 0.25
         while True:
-            for attempt in Retrying(retry=retry_if_exception_type(TRANSIENT),
-                                    stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
-                                    wait=wait_exponential(multiplier=0.25, max=4), reraise=True):
+            for attempt in Retrying(
+                retry=retry_if_exception_type(TRANSIENT),
+                stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
+                wait=wait_exponential(multiplier=0.25, max=4),
+                reraise=True,
+            ):
                 with attempt:
                     result = self._writing.data.insert_many([objects[i] for i in pending])
             errors = {pending[i]: error.message for i, error in result.errors.items()}
@@ -368,7 +444,7 @@ class WeaviateStore(VectorStore):
     def other_collections(self) -> list[str] | None:
         try:
             return [name for name in self._client.collections.list_all(simple=True) if name != self.name]
-        except Exception:  # noqa: BLE001 - only for an error message: unknown is fine
+        except Exception:
             return None
 
     def close(self) -> None:
@@ -427,8 +503,11 @@ class WeaviateStore(VectorStore):
         if rescore is not None:
             # The quantized index, rescored by Weaviate with the original vectors: ask it for
             # the oversampled candidate count, keep the best `limit` of the rescored scores.
-            (candidates,) = yield [steps.Ask(("near", rescore.field, rescore.query, where, False),
-                                             int(rescore.limit * rescore.oversampling))]
+            (candidates,) = yield [
+                steps.Ask(
+                    ("near", rescore.field, rescore.query, where, False), int(rescore.limit * rescore.oversampling)
+                )
+            ]
             return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
         if self._schema[plan.field].precision is not Precision.FLOAT32:
             # Weaviate rescores compressed candidates with the originals on every query; a search
@@ -449,8 +528,13 @@ class WeaviateStore(VectorStore):
 
     def _fusion(self, plan: Fusion, where: Any, full: bool) -> steps.Steps[list[Hit]]:
         stages = plan.prefetch
-        if (len(stages) == 2 and isinstance(stages[0], KeywordSearch) and isinstance(stages[1], VectorSearch)
-                and not stages[1].prefetch and self._schema[stages[1].field].precision is Precision.FLOAT32):
+        if (
+            len(stages) == 2
+            and isinstance(stages[0], KeywordSearch)
+            and isinstance(stages[1], VectorSearch)
+            and not stages[1].prefetch
+            and self._schema[stages[1].field].precision is Precision.FLOAT32
+        ):
             weights = plan.weights or (1.0, 1.0)
             alpha = weights[1] / sum(weights) if sum(weights) else 0.5
             return (yield from steps.with_ties(("hybrid", stages[0].text, stages[1], alpha, where, full), plan.limit))
@@ -480,8 +564,11 @@ class WeaviateStore(VectorStore):
         kind, *args = ask.request
         if kind == "fetch":
             (ids,) = args
-            result = query.fetch_objects(filters=Filter.by_id().contains_any([point_id(i) for i in ids]),
-                                         limit=len(ids), return_properties=RETURNED)
+            result = query.fetch_objects(
+                filters=Filter.by_id().contains_any([point_id(i) for i in ids]),
+                limit=len(ids),
+                return_properties=RETURNED,
+            )
             return then(result, lambda r: [hit_of(o, 0.0, True) for o in r.objects])
         *args, where, full = args
         returned = RETURNED if full else ["doc_id"]
@@ -489,28 +576,48 @@ class WeaviateStore(VectorStore):
             field, vectors = args
             f = self._schema[field]
             vector = vectors.vectors[0].tolist() if f.kind is EmbeddingKind.MULTIVECTOR else vectors.data[0].tolist()
-            result = query.near_vector(near_vector=vector, target_vector=field, limit=ask.limit, filters=where,
-                                       return_metadata=MetadataQuery(distance=True), return_properties=returned)
+            result = query.near_vector(
+                near_vector=vector,
+                target_vector=field,
+                limit=ask.limit,
+                filters=where,
+                return_metadata=MetadataQuery(distance=True),
+                return_properties=returned,
+            )
             # Weaviate returns distances: 1 - cosine, or -dot (also -MaxSim for multi-vectors).
             to_score = (lambda d: 1.0 - d) if f.distance == "cosine" else (lambda d: -d)
             return then(result, lambda r: [hit_of(o, to_score(o.metadata.distance), full) for o in r.objects])
         if kind == "bm25":
             (text,) = args
-            result = query.bm25(query=text, query_properties=["text"], limit=ask.limit, filters=where,
-                                return_metadata=MetadataQuery(score=True), return_properties=returned)
+            result = query.bm25(
+                query=text,
+                query_properties=["text"],
+                limit=ask.limit,
+                filters=where,
+                return_metadata=MetadataQuery(score=True),
+                return_properties=returned,
+            )
         else:
             text, stage, alpha = args
             result = query.hybrid(
-                query=text, vector=stage.query.data[0].tolist(), target_vector=stage.field, alpha=alpha,
-                fusion_type=HybridFusion.RANKED, query_properties=["text"], limit=ask.limit, filters=where,
-                return_metadata=MetadataQuery(score=True), return_properties=returned)
+                query=text,
+                vector=stage.query.data[0].tolist(),
+                target_vector=stage.field,
+                alpha=alpha,
+                fusion_type=HybridFusion.RANKED,
+                query_properties=["text"],
+                limit=ask.limit,
+                filters=where,
+                return_metadata=MetadataQuery(score=True),
+                return_properties=returned,
+            )
         return then(result, lambda r: [hit_of(o, o.metadata.score, full) for o in r.objects])
 
     def _guard(self, call: Callable[[], T]) -> T:
         """Run a Weaviate call; its failures become StoreErrors that say what failed."""
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - the client raises many unrelated classes
+        except Exception as exc:
             failure = self._failure(exc)
             if failure is None:
                 raise
@@ -520,7 +627,7 @@ class WeaviateStore(VectorStore):
         """_guard for an async client's call."""
         try:
             return await call()
-        except Exception as exc:  # noqa: BLE001 - the client raises many unrelated classes
+        except Exception as exc:
             failure = self._failure(exc)
             if failure is None:
                 raise
@@ -535,6 +642,7 @@ class WeaviateStore(VectorStore):
 def then(result: Any, convert: Callable[[Any], T]) -> T | Awaitable[T]:
     """convert(result), or for an awaitable result (an async client's), an awaitable of it."""
     if inspect.isawaitable(result):
+
         async def converted() -> T:
             return convert(await result)
 

@@ -36,26 +36,28 @@ EMBEDDED_NODE = "ragembed-embedded"
 EMBEDDED_STORE = "weaviate-embedded"
 
 
-def connect(url: str, *, api_key: str | None = None, grpc_port: int | None = None,
-            timeout_s: float = 60.0) -> "weaviate.WeaviateClient":
+def connect(
+    url: str, *, api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0
+) -> weaviate.WeaviateClient:
     """A client for the server at `url` (http or https; gRPC on `grpc_port`, else
     $WEAVIATE_GRPC_PORT, else 50051 for http and 443 for https). The API key comes from
     `api_key` or $WEAVIATE_API_KEY. TLS certificates are verified (the client's default)."""
     options, where = _server_options(url, api_key, grpc_port, timeout_s)
     try:
         return weaviate.connect_to_custom(**options)
-    except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
+    except Exception as exc:
         raise _unreachable(where, exc) from None
 
 
-async def connect_async(url: str, *, api_key: str | None = None, grpc_port: int | None = None,
-                        timeout_s: float = 60.0) -> "weaviate.WeaviateAsyncClient":
+async def connect_async(
+    url: str, *, api_key: str | None = None, grpc_port: int | None = None, timeout_s: float = 60.0
+) -> weaviate.WeaviateAsyncClient:
     """`connect`'s async twin: a connected WeaviateAsyncClient for the same server."""
     options, where = _server_options(url, api_key, grpc_port, timeout_s)
     client = weaviate.use_async_with_custom(**options)
     try:
         await client.connect()
-    except Exception as exc:  # noqa: BLE001 - connection errors come in many classes
+    except Exception as exc:
         await client.close()
         raise _unreachable(where, exc) from None
     return client
@@ -72,11 +74,18 @@ def _server_options(url: str, api_key: str | None, grpc_port: int | None, timeou
     secure = parts.scheme == "https"
     key = api_key or os.environ.get(API_KEY_ENV) or None
     grpc_port = grpc_port or _port_from_environment() or (443 if secure else 50051)
-    options = {"http_host": parts.hostname, "http_port": parts.port or (443 if secure else 80), "http_secure": secure,
-               "grpc_host": parts.hostname, "grpc_port": grpc_port, "grpc_secure": secure,
-               "auth_credentials": Auth.api_key(key) if key else None,
-               "additional_config": AdditionalConfig(timeout=Timeout(init=min(timeout_s, 30), query=timeout_s,
-                                                                     insert=timeout_s))}
+    options = {
+        "http_host": parts.hostname,
+        "http_port": parts.port or (443 if secure else 80),
+        "http_secure": secure,
+        "grpc_host": parts.hostname,
+        "grpc_port": grpc_port,
+        "grpc_secure": secure,
+        "auth_credentials": Auth.api_key(key) if key else None,
+        "additional_config": AdditionalConfig(
+            timeout=Timeout(init=min(timeout_s, 30), query=timeout_s, insert=timeout_s)
+        ),
+    }
     return options, f"the Weaviate server at {parts.scheme}://{parts.netloc}"
 
 
@@ -98,8 +107,9 @@ def _port_from_environment() -> int | None:
     return int(value)
 
 
-def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
-                     attempts: int = 3) -> "weaviate.WeaviateClient":
+def connect_embedded(
+    data_dir: str | os.PathLike, *, timeout_s: float = 60.0, attempts: int = 3
+) -> weaviate.WeaviateClient:
     """Start an embedded Weaviate with its data in `data_dir`; it stops when the client closes.
 
     Every port the server opens is chosen here, distinct and free when chosen. Another process
@@ -113,21 +123,25 @@ def connect_embedded(data_dir: str | os.PathLike, *, timeout_s: float = 60.0,
         if folders.read_marker(data) is None:
             folders.write_marker(data, EMBEDDED_STORE, format=1)
     except OSError as exc:
-        raise StoreError(f"cannot write the embedded Weaviate folder {data}: {exc}; Weaviate needs a "
-                         "writable data folder") from exc
+        raise StoreError(
+            f"cannot write the embedded Weaviate folder {data}: {exc}; Weaviate needs a writable data folder"
+        ) from exc
     embedded_owner.claim(data)  # a server left running by a killed process is stopped first
     failure = ""
     for _ in range(attempts):
         http, grpc, gossip, raft = free_port_pairs(4)
         try:
             client = weaviate.connect_to_embedded(
-                hostname="127.0.0.1", port=http, grpc_port=grpc,
-                version=WEAVIATE_VERSION, persistence_data_path=str(data.resolve()),
+                hostname="127.0.0.1",
+                port=http,
+                grpc_port=grpc,
+                version=WEAVIATE_VERSION,
+                persistence_data_path=str(data.resolve()),
                 binary_path=str(binary_dir),
                 environment_variables=_embedded_environment(gossip, raft),
                 additional_config=AdditionalConfig(timeout=Timeout(init=30, query=timeout_s, insert=timeout_s)),
             )
-        except Exception as exc:  # noqa: BLE001 - start-up failures come in many classes
+        except Exception as exc:
             failure = f"{type(exc).__name__}: {str(exc)[:300]}"
             continue
         embedded_owner.record(data, client._connection.embedded_db.process.pid)
@@ -143,22 +157,32 @@ def _embedded_environment(gossip_port: int, raft_port: int) -> dict[str, str]:
     # unflushed data in 1.35.2; start-up in 3 s, well inside the client's fixed 10 s wait).
     # The ports are set here because these variables win over the client's own choice, also
     # when the caller's environment carries them.
-    return {"CLUSTER_ADVERTISE_ADDR": "127.0.0.1", "DISABLE_TELEMETRY": "true",
-            "ENABLE_MODULES": "", "DEFAULT_VECTORIZER_MODULE": "none",
-            "LOG_LEVEL": "error", "USE_INVERTED_SEARCHABLE": "false",
-            "RAFT_TIMEOUTS_MULTIPLIER": "1",
-            # The server needs data = gossip + 1, and dials Raft internal RPC at Raft + 1.
-            "CLUSTER_GOSSIP_BIND_PORT": str(gossip_port), "CLUSTER_DATA_BIND_PORT": str(gossip_port + 1),
-            "RAFT_PORT": str(raft_port), "RAFT_INTERNAL_RPC_PORT": str(raft_port + 1),
-            # Loopback only, and no Go profiling server (it listens on every interface, on 6060
-            # unless told otherwise, so a second server collided with the first).
-            "CLUSTER_BIND_ADDR": "127.0.0.1", "GO_PROFILING_DISABLE": "true",
-            # The cluster data port listens on every interface whatever the bind address: lock
-            # it with a password nobody needs to know (one node talks to no other).
-            "CLUSTER_BASIC_AUTH_USERNAME": "ragembed-node", "CLUSTER_BASIC_AUTH_PASSWORD": secrets.token_hex(32),
-            # One node name for the folder: the client's default name follows its random port,
-            # and a restarted node with a new name finds no Raft quorum in the stored state.
-            "CLUSTER_HOSTNAME": EMBEDDED_NODE, "RAFT_JOIN": EMBEDDED_NODE}
+    return {
+        "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+        "DISABLE_TELEMETRY": "true",
+        "ENABLE_MODULES": "",
+        "DEFAULT_VECTORIZER_MODULE": "none",
+        "LOG_LEVEL": "error",
+        "USE_INVERTED_SEARCHABLE": "false",
+        "RAFT_TIMEOUTS_MULTIPLIER": "1",
+        # The server needs data = gossip + 1, and dials Raft internal RPC at Raft + 1.
+        "CLUSTER_GOSSIP_BIND_PORT": str(gossip_port),
+        "CLUSTER_DATA_BIND_PORT": str(gossip_port + 1),
+        "RAFT_PORT": str(raft_port),
+        "RAFT_INTERNAL_RPC_PORT": str(raft_port + 1),
+        # Loopback only, and no Go profiling server (it listens on every interface, on 6060
+        # unless told otherwise, so a second server collided with the first).
+        "CLUSTER_BIND_ADDR": "127.0.0.1",
+        "GO_PROFILING_DISABLE": "true",
+        # The cluster data port listens on every interface whatever the bind address: lock
+        # it with a password nobody needs to know (one node talks to no other).
+        "CLUSTER_BASIC_AUTH_USERNAME": "ragembed-node",
+        "CLUSTER_BASIC_AUTH_PASSWORD": secrets.token_hex(32),
+        # One node name for the folder: the client's default name follows its random port,
+        # and a restarted node with a new name finds no Raft quorum in the stored state.
+        "CLUSTER_HOSTNAME": EMBEDDED_NODE,
+        "RAFT_JOIN": EMBEDDED_NODE,
+    }
 
 
 def free_port_pairs(count: int) -> list[int]:
@@ -180,8 +204,9 @@ def free_port_pairs(count: int) -> list[int]:
 
 def server_binary() -> Path:
     """The weaviate-server built by scripts/weaviate.sh (or $RAGEMBED_WEAVIATE_BINARY)."""
-    binary = Path(os.environ.get(BINARY_ENV) or
-                  default_cache_dir() / "weaviate" / f"v{WEAVIATE_VERSION}" / "weaviate-server")
+    binary = Path(
+        os.environ.get(BINARY_ENV) or default_cache_dir() / "weaviate" / f"v{WEAVIATE_VERSION}" / "weaviate-server"
+    )
     if not binary.is_file():
         raise StoreError(
             f"no Weaviate server binary at {binary}; build it once with `scripts/weaviate.sh build` "

@@ -35,10 +35,20 @@ TYPED = {"s": DataType.TEXT_ARRAY, "n": DataType.NUMBER_ARRAY, "b": DataType.BOO
 RETURNED = ["doc_id", "text", "metadata_json"]
 
 BASE_PROPERTIES = [
-    Property(name="doc_id", data_type=DataType.TEXT, tokenization=Tokenization.FIELD,
-             index_searchable=False, index_filterable=True),
-    Property(name="text", data_type=DataType.TEXT, tokenization=Tokenization.WORD,
-             index_searchable=True, index_filterable=False),
+    Property(
+        name="doc_id",
+        data_type=DataType.TEXT,
+        tokenization=Tokenization.FIELD,
+        index_searchable=False,
+        index_filterable=True,
+    ),
+    Property(
+        name="text",
+        data_type=DataType.TEXT,
+        tokenization=Tokenization.WORD,
+        index_searchable=True,
+        index_filterable=False,
+    ),
     Property(name="metadata_json", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
 ]
 
@@ -73,15 +83,26 @@ def typed_values(metadata: Mapping[str, Any]) -> dict[str, list]:
 
 
 def properties_of(doc: Document) -> dict[str, Any]:
-    return {"doc_id": doc.id, "text": doc.text, "metadata_json": json.dumps(dict(doc.metadata)),
-            **typed_values(doc.metadata)}
+    return {
+        "doc_id": doc.id,
+        "text": doc.text,
+        "metadata_json": json.dumps(dict(doc.metadata)),
+        **typed_values(doc.metadata),
+    }
 
 
 def new_properties(docs: Iterable[Document], existing: set[str]) -> list[Property]:
     names = sorted({name for d in docs for name in typed_values(d.metadata)} - existing)
-    return [Property(name=n, data_type=TYPED[n[-1]], tokenization=Tokenization.FIELD if n[-1] == "s" else None,
-                     index_filterable=True, index_searchable=False)
-            for n in names]
+    return [
+        Property(
+            name=n,
+            data_type=TYPED[n[-1]],
+            tokenization=Tokenization.FIELD if n[-1] == "s" else None,
+            index_filterable=True,
+            index_searchable=False,
+        )
+        for n in names
+    ]
 
 
 def weaviate_filter(filter: Mapping[str, Condition] | None, existing: set[str]) -> Any:
@@ -109,10 +130,12 @@ def key_options(key: str, condition: Condition, existing: set[str]) -> list:
         if name not in existing:
             return []
         prop = Filter.by_property(name)
-        bounds = [prop.greater_than(condition.gt) if condition.gt is not None else None,
-                  prop.greater_or_equal(condition.gte) if condition.gte is not None else None,
-                  prop.less_than(condition.lt) if condition.lt is not None else None,
-                  prop.less_or_equal(condition.lte) if condition.lte is not None else None]
+        bounds = [
+            prop.greater_than(condition.gt) if condition.gt is not None else None,
+            prop.greater_or_equal(condition.gte) if condition.gte is not None else None,
+            prop.less_than(condition.lt) if condition.lt is not None else None,
+            prop.less_or_equal(condition.lte) if condition.lte is not None else None,
+        ]
         bounds = [b for b in bounds if b is not None]
         # Weaviate tests each bound against any element of a number[] property, so on list-valued
         # metadata [1, 9] matches Range(gt=3, lt=5) (9 > 3 and 1 < 5), where the other stores
@@ -123,5 +146,8 @@ def key_options(key: str, condition: Condition, existing: set[str]) -> list:
         kind = value_kind(v)
         if kind:
             wanted.setdefault(kind, []).append(float(v) if kind == "n" else v)
-    return [Filter.by_property(typed_name(key, kind)).contains_any(values)
-            for kind, values in wanted.items() if typed_name(key, kind) in existing]
+    return [
+        Filter.by_property(typed_name(key, kind)).contains_any(values)
+        for kind, values in wanted.items()
+        if typed_name(key, kind) in existing
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, List, Optional
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -29,9 +29,16 @@ RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperat
 class RagembedRetriever(BaseRetriever):
     """A LlamaIndex retriever that searches a ragembed `Retriever` (any store, any strategy)."""
 
-    def __init__(self, retriever: Retriever, *, similarity_top_k: int = 10, strategy: Optional[str] = None,
-                 filters: Optional[MetadataFilters] = None, callback_manager: Optional[CallbackManager] = None,
-                 verbose: bool = False) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        similarity_top_k: int = 10,
+        strategy: str | None = None,
+        filters: MetadataFilters | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+    ) -> None:
         if not isinstance(retriever, Retriever):
             raise InvalidInputError(f"RagembedRetriever wraps a ragembed Retriever, got {type(retriever).__name__}")
         self.retriever = retriever
@@ -41,25 +48,34 @@ class RagembedRetriever(BaseRetriever):
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @classmethod
-    def from_documents(cls, documents: Sequence[BaseNode], *, store: Any = "memory",
-                       strategy: str | Sequence[str] = "dense", collection: str = "default",
-                       **options: Any) -> "RagembedRetriever":
+    def from_documents(
+        cls,
+        documents: Sequence[BaseNode],
+        *,
+        store: Any = "memory",
+        strategy: str | Sequence[str] = "dense",
+        collection: str = "default",
+        **options: Any,
+    ) -> RagembedRetriever:
         """Index LlamaIndex documents or nodes into a ragembed store and retrieve from it.
         Keyword options other than the retriever's go to ragembed's Retriever (embedder=...)."""
-        own = {k: options.pop(k) for k in ("similarity_top_k", "filters", "callback_manager", "verbose")
-               if k in options}
+        own = {
+            k: options.pop(k) for k in ("similarity_top_k", "filters", "callback_manager", "verbose") if k in options
+        }
         retriever = Retriever(store, strategy, collection=collection, **options)
         add_nodes(retriever, documents)
         return cls(retriever, **own)
 
-    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
-        hits = self.retriever.search(query_bundle.query_str, k=self.similarity_top_k, filter=self.filter,
-                                     strategy=self.strategy)
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = self.retriever.search(
+            query_bundle.query_str, k=self.similarity_top_k, filter=self.filter, strategy=self.strategy
+        )
         return [node_with_score(h) for h in hits]
 
-    async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
-        hits = await self.retriever.asearch(query_bundle.query_str, k=self.similarity_top_k, filter=self.filter,
-                                            strategy=self.strategy)
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = await self.retriever.asearch(
+            query_bundle.query_str, k=self.similarity_top_k, filter=self.filter, strategy=self.strategy
+        )
         return [node_with_score(h) for h in hits]
 
 
@@ -70,17 +86,23 @@ def node_with_score(hit: Any) -> NodeWithScore:
 def add_nodes(retriever: Retriever, nodes: Sequence[BaseNode]) -> int:
     """Embed and store LlamaIndex documents or nodes (id = node id, text = node content, metadata =
     the node's flat metadata values; others are left out, as ragembed metadata is flat)."""
-    documents = [Document(node.node_id, node.get_content(metadata_mode=MetadataMode.NONE),
-                          {k: v for k, v in node.metadata.items() if flat(v)}) for node in nodes]
+    documents = [
+        Document(
+            node.node_id,
+            node.get_content(metadata_mode=MetadataMode.NONE),
+            {k: v for k, v in node.metadata.items() if flat(v)},
+        )
+        for node in nodes
+    ]
     return retriever.index(documents)
 
 
 def flat(value: Any) -> bool:
     scalar = (str, int, float, bool, type(None))
-    return isinstance(value, scalar) or isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value)
+    return isinstance(value, scalar) or (isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value))
 
 
-def to_ragembed_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
+def to_ragembed_filter(filters: MetadataFilters | None) -> dict | None:
     """LlamaIndex MetadataFilters (AND of ==, in, >, >=, <, <=, contains) as a ragembed filter."""
     if filters is None or not filters.filters:
         return None
@@ -102,7 +124,8 @@ def to_ragembed_filter(filters: Optional[MetadataFilters]) -> Optional[dict]:
             if not isinstance(f.value, (list, tuple)):
                 raise InvalidInputError(
                     f"filter {f.key!r}: {f.operator.value!r} takes a list of values, got {f.value!r}; "
-                    f"write [{f.value!r}], or use '==' for one value")
+                    f"write [{f.value!r}], or use '==' for one value"
+                )
             condition = list(f.value)
         elif f.operator in RANGE_BOUNDS:
             condition = Range(**{RANGE_BOUNDS[f.operator]: f.value})
@@ -121,8 +144,14 @@ class RagembedEmbedding(BaseEmbedding):
 
     _embedder: DenseEmbedder = PrivateAttr()
 
-    def __init__(self, model: Optional[str] = None, *, embedder: Optional[DenseEmbedder] = None,
-                 embed_batch_size: int = 32, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        embedder: DenseEmbedder | None = None,
+        embed_batch_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
         embedder = embedder or DenseEmbedder(model)
         super().__init__(model_name=embedder.model_name, embed_batch_size=embed_batch_size, **kwargs)
         self._embedder = embedder
@@ -131,14 +160,14 @@ class RagembedEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "RagembedEmbedding"
 
-    def _get_query_embedding(self, query: str) -> List[float]:
+    def _get_query_embedding(self, query: str) -> list[float]:
         return self._embedder.embed_queries([query]).data[0].tolist()
 
-    async def _aget_query_embedding(self, query: str) -> List[float]:
+    async def _aget_query_embedding(self, query: str) -> list[float]:
         return await asyncio.to_thread(self._get_query_embedding, query)  # the model runs in a worker
 
-    def _get_text_embedding(self, text: str) -> List[float]:
+    def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self._embedder.embed_documents(texts).data.tolist()
