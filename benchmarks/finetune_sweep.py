@@ -20,7 +20,7 @@ from pathlib import Path
 
 import _bench
 
-from ragembed.embedders.dense import default_model_path
+from ragembed.embedders.models import default_model_path
 from ragembed.evaluation import load_beir
 from ragembed.finetune.compare import dense_scores_by_dim
 from ragembed.finetune.data import training_pairs

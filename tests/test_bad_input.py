@@ -105,7 +105,7 @@ def test_another_model_is_refused_for_an_indexed_collection(filled, tmp_path):
     folder) is the same model; a model with other weights is not."""
     import shutil
 
-    from ragembed.embedders.dense import default_model_path
+    from ragembed.embedders.models import default_model_path
 
     Retriever(filled.store, "dense", embedder=DenseEmbedder(default_model_path(), cache=False))
     copy = shutil.copytree(default_model_path(), tmp_path / "copy")

@@ -28,7 +28,7 @@ def test_dense_embeddings_are_unit_float32(dense_embedder, scifact_docs):
 
 
 def test_model_loads_by_local_path(dense_embedder):
-    from ragembed.embedders.dense import default_model_path
+    from ragembed.embedders.models import default_model_path
 
     by_path = DenseEmbedder(default_model_path(), cache=False)
     a = by_path.embed_queries(["a query about cells"]).data

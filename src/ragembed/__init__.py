@@ -1,6 +1,7 @@
 """ragembed: embed, store, retrieve and evaluate with every kind of embedding that matters."""
 
 import importlib
+from typing import Any
 
 from ragembed.embedders.base import Embedder
 from ragembed.embedders.cache import EmbeddingCache
@@ -56,7 +57,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ragembed' has no attribute {name!r}")

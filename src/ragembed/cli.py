@@ -20,12 +20,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ragembed.errors import InvalidInputError, RagembedError
-from ragembed.stores.filters import Range, combine
+from ragembed.stores.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import EmbeddingKind
+
+if TYPE_CHECKING:  # the retriever and the evaluation load models: imported when a command runs
+    from ragembed.embedders.base import Embedder
+    from ragembed.evaluation.beir import BeirDataset
+    from ragembed.retriever import Retriever
+    from ragembed.stores.base import VectorStore
 
 DEFAULT_STORE = "qdrant-edge:./ragembed-index"
 DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "scifact"
@@ -48,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return args.run(args)
+        return int(args.run(args))
     except RagembedError as exc:
         # Messages may quote input that is not valid Unicode (undecodable bytes from argv or a file).
         message = f"ragembed: error: {exc}".encode("utf-8", "backslashreplace").decode("utf-8")
@@ -130,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_retriever(args: argparse.Namespace, *, recreate: bool = False):
+def open_retriever(args: argparse.Namespace, *, recreate: bool = False) -> Retriever:
     store = open_store(args.store, args.collection)
     try:
         if recreate and store.schema is not None:
@@ -141,10 +148,11 @@ def open_retriever(args: argparse.Namespace, *, recreate: bool = False):
         raise
 
 
-def _retriever_on(store, args: argparse.Namespace):
+def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
     from ragembed.retriever import Retriever
 
-    embedders = {}
+    dense: Embedder | None = None
+    colbert: Embedder | None = None
     # Use the models the collection was indexed with, unless the user names one.
     states = {f.kind: f.encoder_state or {} for f in (store.schema.fields if store.schema else ())}
     dense_model = args.model or states.get(EmbeddingKind.DENSE, {}).get("model")
@@ -154,12 +162,12 @@ def _retriever_on(store, args: argparse.Namespace):
     if EmbeddingKind.DENSE in needs or EmbeddingKind.DENSE in states:
         from ragembed.embedders.dense import DenseEmbedder
 
-        embedders["embedder"] = DenseEmbedder(dense_model, show_progress=True)
+        dense = DenseEmbedder(dense_model, show_progress=True)
     if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
         from ragembed.embedders.colbert import ColBERTEmbedder
 
-        embedders["multivector_embedder"] = ColBERTEmbedder(colbert_model, show_progress=True)
-    return Retriever(store, strategies, show_progress=True, **embedders)
+        colbert = ColBERTEmbedder(colbert_model, show_progress=True)
+    return Retriever(store, strategies, show_progress=True, embedder=dense, multivector_embedder=colbert)
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -240,7 +248,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return evaluate_and_report(args, dataset, args.strategy or DEMO_STRATEGIES)
 
 
-def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]) -> int:
+def evaluate_and_report(args: argparse.Namespace, dataset: BeirDataset, strategies: list[str]) -> int:
     from ragembed.evaluation import evaluate
     from ragembed.evaluation.report import choice_table, write_report
 
@@ -276,10 +284,10 @@ def evaluate_and_report(args: argparse.Namespace, dataset, strategies: list[str]
     return 0
 
 
-def parse_filters(specs: Sequence[str]) -> dict:
+def parse_filters(specs: Sequence[str]) -> Filter:
     """key=value, key=a,b, key>=n, key>n, key<=n, key<n -> a ragembed filter; repeated keys
     combine (AND): two bounds on one key make one range."""
-    conditions: dict = {}
+    conditions: dict[str, Condition] = {}
     bounds = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt"}
     for spec in specs:
         match = FILTER_SYNTAX.match(spec)
@@ -296,7 +304,7 @@ def parse_filters(specs: Sequence[str]) -> dict:
                 number = float(value)
             except ValueError:
                 raise InvalidInputError(f"--filter {spec!r}: {value!r} is not a number") from None
-            condition = Range(**{bounds[op]: number})
+            condition: Condition = Range(**{bounds[op]: number})
         else:
             values = [parse_scalar(v) for v in value.split(",")]
             condition = values if len(values) > 1 else values[0]
@@ -307,7 +315,7 @@ def parse_filters(specs: Sequence[str]) -> dict:
     return conditions
 
 
-def parse_scalar(text: str):
+def parse_scalar(text: str) -> Scalar:
     for convert in (int, float):
         try:
             return convert(text)

@@ -164,8 +164,7 @@ class Retriever:
         self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[list[Hit]]:
         """Top-k for each query; queries are embedded together (much faster than one by one)."""
-        chosen, base = self._prepare(queries, k, strategy)
-        schema = self.store.schema
+        chosen, base, schema = self._prepare(queries, k, strategy)
         return [
             self.store.search(chosen.plan(_row(base, i), schema, k, text), filter) for i, text in enumerate(queries)
         ]
@@ -182,8 +181,7 @@ class Retriever:
         self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[list[Hit]]:
         """Async twin of `search_many`: the queries are embedded together, then searched at once."""
-        chosen, base = await asyncio.to_thread(self._prepare, queries, k, strategy)
-        schema = self.store.schema
+        chosen, base, schema = await asyncio.to_thread(self._prepare, queries, k, strategy)
         return list(
             await asyncio.gather(
                 *(
@@ -217,7 +215,7 @@ class Retriever:
         self.close()
 
     # --- internals ------------------------------------------------------------------------------
-    def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None) -> tuple[Strategy, Base]:
+    def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None) -> tuple[Strategy, Base, Schema]:
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         texts = validate_texts(queries, "queries")
@@ -229,7 +227,7 @@ class Retriever:
         if schema is None:
             raise StoreError(missing_collection_message(self.store))
         chosen.fields_in(schema)  # fails early, naming the missing fields
-        return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}
+        return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}, schema
 
     def _check_servable(self, strategy: Strategy) -> None:
         if strategy.needs_keyword and not self.store.supports_keyword:
@@ -243,6 +241,15 @@ class Retriever:
                 f"{type(self.store).__name__} cannot store {sorted(k.value for k in lacking)} vectors, "
                 f"which strategy {strategy.name!r} needs; pick another strategy or store"
             )
+
+    def searched_fields(self, strategy: StrategySpec | None = None) -> list[VectorField]:
+        """The collection's fields a strategy scans (not those it only rescores with): what its
+        index costs per document."""
+        chosen = self.strategy if strategy is None else parse_strategy(strategy)
+        schema = self.store.schema
+        if schema is None:
+            raise StoreError(missing_collection_message(self.store))
+        return [schema[name] for name in chosen.searched_fields]
 
     def embedder(self, kind: EmbeddingKind) -> Embedder:
         """The embedder of one kind (the default one, created on first use, if none was given)."""

@@ -21,4 +21,5 @@ def similarity(a: DenseEmbeddings, b: DenseEmbeddings | None = None) -> np.ndarr
         norms = np.linalg.norm(m, axis=1, keepdims=True)
         return m / np.where(norms == 0, 1.0, norms)
 
-    return unit(a.data) @ unit(b.data).T
+    similarities: np.ndarray = unit(a.data) @ unit(b.data).T
+    return similarities

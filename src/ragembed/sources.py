@@ -46,7 +46,7 @@ def read_jsonl_documents(path: Path) -> Iterator[Document]:
     """
     first_line: dict[str, int] = {}
     for number, record in read_jsonl(path):
-        doc_id = record.get("_id", record.get("id"))
+        doc_id: Any = record.get("_id", record.get("id"))  # Document checks it
         if isinstance(doc_id, int) and not isinstance(doc_id, bool):
             doc_id = str(doc_id)
         title = record.get("title") or ""

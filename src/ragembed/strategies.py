@@ -41,7 +41,16 @@ from ragembed.embedders.matryoshka import truncate
 from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch
-from ragembed.types import EmbeddingKind, Embeddings, Precision, check_positive, parse_enum
+from ragembed.types import (
+    DenseEmbeddings,
+    EmbeddingKind,
+    Embeddings,
+    MultiVectorEmbeddings,
+    Precision,
+    check_positive,
+    narrow,
+    parse_enum,
+)
 
 DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
 Base = Mapping[EmbeddingKind, Embeddings]  # one Embeddings per embedder kind
@@ -54,9 +63,10 @@ def _dense_field(dim: int) -> VectorField:
 def derive(f: VectorField, base: Embeddings) -> Embeddings:
     """A field's vectors from its kind's base embeddings: Matryoshka fields truncate them.
     (Quantized fields take float32 too: the store quantizes, natively where it can.)"""
-    if f.kind is not DENSE or f.dim >= base.dim:
+    if f.kind is not DENSE:
         return base
-    return truncate(base, f.dim)
+    dense = narrow(base, DenseEmbeddings)
+    return dense if f.dim >= dense.dim else truncate(dense, f.dim)
 
 
 class Strategy(ABC):
@@ -93,7 +103,7 @@ class Strategy(ABC):
         """The fields searched in memory; the others only rescore candidates (on disk in Qdrant)."""
         return self.field_names
 
-    def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple = ()) -> VectorSearch:
+    def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple[VectorSearch, ...] = ()) -> VectorSearch:
         return VectorSearch(f.name, derive(f, query[f.kind]), limit, prefetch)
 
 
@@ -106,7 +116,7 @@ class Dense(Strategy):
     field_names: ClassVar[list[str]] = ["dense"]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        return [_dense_field(docs[DENSE].dim)]
+        return [_dense_field(narrow(docs[DENSE], DenseEmbeddings).dim)]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         return self._stage(schema["dense"], query, k)
@@ -169,14 +179,19 @@ class Quantized(Strategy):
         return super().fields_in(schema)
 
     def fields(self, docs: Base) -> list[VectorField]:
-        dense = docs[DENSE]
+        dense = narrow(docs[DENSE], DenseEmbeddings)
         if self.precision is Precision.BINARY:
             if dense.dim % 8:
                 raise UnsupportedStrategyError(
                     f"binary quantization needs a dimension divisible by 8; this model has {dense.dim}"
                 )
             quantized = VectorField(
-                self.field_names[1], DENSE, dense.dim, Precision.BINARY, distance="dot", asymmetric=self.asymmetric
+                self.field_names[1],
+                DENSE,
+                dense.dim,
+                Precision.BINARY,
+                distance="dot",
+                asymmetric=bool(self.asymmetric),
             )
         else:
             calibration = Int8Calibration.fit(dense).to_dict()
@@ -189,6 +204,7 @@ class Quantized(Strategy):
         full, quantized = self.fields_in(schema)
         if not self.rescore:
             return self._stage(quantized, query, k)
+        assert self.oversampling is not None  # __post_init__ sets the default
         candidates = max(k, round(k * self.oversampling))
         return self._stage(full, query, k, (self._stage(quantized, query, candidates),))
 
@@ -222,7 +238,7 @@ class Matryoshka(Strategy):
         return self.field_names[1:]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        full = docs[DENSE].dim
+        full = narrow(docs[DENSE], DenseEmbeddings).dim
         if self.dim > full:
             raise UnsupportedStrategyError(
                 f"Matryoshka dimension {self.dim} exceeds the model's {full} dimensions; pick <= {full}"
@@ -301,7 +317,7 @@ class ColBERT(Strategy):
         return ["dense", "colbert"] if self.first_stage else ["colbert"]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        colbert = VectorField("colbert", MULTI, docs[MULTI].dim, distance="dot")
+        colbert = VectorField("colbert", MULTI, narrow(docs[MULTI], MultiVectorEmbeddings).dim, distance="dot")
         return (Dense().fields(docs) if self.first_stage else []) + [colbert]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:

@@ -11,7 +11,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,9 +38,7 @@ def parse_enum(cls: type[enum.Enum], value: Any, what: str) -> Any:
     try:
         return cls(value)
     except ValueError:
-        raise InvalidInputError(
-            f"{what} {value!r} is not one of {', '.join(repr(m.value) for m in cls)}"  # type: ignore[attr-defined]
-        ) from None
+        raise InvalidInputError(f"{what} {value!r} is not one of {', '.join(repr(m.value) for m in cls)}") from None
 
 
 def check_positive(name: str, value: Any, *, integer: bool = False) -> None:
@@ -224,7 +222,7 @@ class DenseEmbeddings:
     @property
     def dim(self) -> int:
         """Dimension of the vectors (bits for binary precision)."""
-        width = self.data.shape[1]
+        width = int(self.data.shape[1])
         return width * 8 if self.precision is Precision.BINARY else width
 
     @property
@@ -232,7 +230,7 @@ class DenseEmbeddings:
         return (len(self), self.dim)
 
     def __len__(self) -> int:
-        return self.data.shape[0]
+        return int(self.data.shape[0])
 
     def take(self, rows: Sequence[int] | np.ndarray) -> DenseEmbeddings:
         return DenseEmbeddings(self.data[np.asarray(rows, dtype=np.int64)], self.precision)
@@ -314,3 +312,13 @@ class SparseEmbeddings:
 
 
 Embeddings = DenseEmbeddings | MultiVectorEmbeddings | SparseEmbeddings
+E = TypeVar("E", DenseEmbeddings, MultiVectorEmbeddings, SparseEmbeddings)
+
+
+def narrow(embeddings: Embeddings, form: type[E]) -> E:
+    """The embeddings as the form a field of their kind holds (a store reading a dense field gets
+    DenseEmbeddings); anything else is a bug in the caller, named here rather than as an
+    AttributeError later."""
+    if not isinstance(embeddings, form):
+        raise TypeError(f"expected {form.__name__}, got {type(embeddings).__name__}")
+    return embeddings

@@ -7,11 +7,9 @@ input validation, the embeddings cache, chunking and the progress bar. Subclasse
 
 from __future__ import annotations
 
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
@@ -20,7 +18,7 @@ from ragembed.embedders.cache import EmbeddingCache, decode_row, encode_row, joi
 from ragembed.types import EmbeddingKind, Embeddings, validate_texts
 
 Role = Literal["document", "query"]
-CacheOption = EmbeddingCache | str | os.PathLike | bool | None
+CacheOption = EmbeddingCache | str | os.PathLike[str] | bool | None
 
 # Texts encoded per call to the model between two cache writes: small enough that an interrupted
 # run keeps most of its work, large enough that the model still batches well.
@@ -36,21 +34,6 @@ def resolve_cache(cache: CacheOption) -> EmbeddingCache | None:
     if isinstance(cache, EmbeddingCache):
         return cache
     return EmbeddingCache(cache)
-
-
-def model_fingerprint(name_or_path: str) -> str:
-    """A name for a model that changes when a local model directory's files change.
-
-    Cache keys use it, so re-training a model into the same folder never serves stale vectors.
-    """
-    path = Path(name_or_path)
-    if not path.is_dir():
-        return name_or_path
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return f"{path.resolve()}@{digest.hexdigest()[:16]}"
 
 
 class Embedder(ABC):
@@ -76,11 +59,15 @@ class Embedder(ABC):
     def _encode(self, texts: list[str], role: Role) -> Embeddings:
         """Encode validated, non-empty texts."""
 
+    def embed(self, texts: Sequence[str], role: Role) -> Embeddings:
+        """Embed texts as documents or as queries (the models prompt and score them differently)."""
+        return self._embed(validate_texts(texts, "texts" if role == "document" else "queries"), role)
+
     def embed_documents(self, texts: Sequence[str]) -> Embeddings:
-        return self._embed(validate_texts(texts, "texts"), "document")
+        return self.embed(texts, "document")
 
     def embed_queries(self, texts: Sequence[str]) -> Embeddings:
-        return self._embed(validate_texts(texts, "queries"), "query")
+        return self.embed(texts, "query")
 
     # Corpus statistics some embedders need before they embed documents (BM25's avgdl).
     def fit(self, texts: Sequence[str]) -> Embedder:

@@ -15,6 +15,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def text_key(text: str) -> bytes:
 class EmbeddingCache:
     """Embeddings of single texts, persisted in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         directory = Path(path) if path is not None else default_cache_dir()
         self.path = directory / "embeddings.sqlite" if directory.suffix != ".sqlite" else directory
         try:
@@ -90,7 +91,7 @@ class EmbeddingCache:
 # cache file can never run code.
 
 
-def rows_of(embeddings: Embeddings) -> list:
+def rows_of(embeddings: Embeddings) -> list[Any]:
     if isinstance(embeddings, DenseEmbeddings):
         return list(embeddings.data)
     if isinstance(embeddings, MultiVectorEmbeddings):
@@ -98,7 +99,7 @@ def rows_of(embeddings: Embeddings) -> list:
     return list(zip(embeddings.indices, embeddings.values))
 
 
-def join_rows(kind: EmbeddingKind, rows: list) -> Embeddings:
+def join_rows(kind: EmbeddingKind, rows: list[Any]) -> Embeddings:
     if kind is EmbeddingKind.DENSE:
         return DenseEmbeddings(np.stack(rows).astype(np.float32))
     if kind is EmbeddingKind.MULTIVECTOR:
@@ -106,15 +107,15 @@ def join_rows(kind: EmbeddingKind, rows: list) -> Embeddings:
     return SparseEmbeddings(tuple(r[0] for r in rows), tuple(r[1] for r in rows))
 
 
-def encode_row(kind: EmbeddingKind, row) -> bytes:
+def encode_row(kind: EmbeddingKind, row: Any) -> bytes:
     if kind is EmbeddingKind.SPARSE:
         idx, val = row
-        return struct.pack("<I", len(idx)) + idx.astype("<u4").tobytes() + val.astype("<f4").tobytes()
+        return struct.pack("<I", len(idx)) + bytes(idx.astype("<u4").tobytes()) + bytes(val.astype("<f4").tobytes())
     array = np.asarray(row, dtype="<f4")
     return struct.pack("<II", *(array.shape if array.ndim == 2 else (1, array.shape[0]))) + array.tobytes()
 
 
-def decode_row(kind: EmbeddingKind, blob: bytes):
+def decode_row(kind: EmbeddingKind, blob: bytes) -> Any:
     if kind is EmbeddingKind.SPARSE:
         (n,) = struct.unpack_from("<I", blob)
         idx = np.frombuffer(blob, dtype="<u4", count=n, offset=4).astype(np.uint32)

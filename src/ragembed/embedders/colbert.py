@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.embedders.base import CacheOption, Embedder, Role, model_fingerprint
-from ragembed.embedders.dense import (
+from ragembed.embedders.base import CacheOption, Embedder, Role
+from ragembed.embedders.models import (
     DEFAULT_MODEL,
     check_model_location,
     check_same_model,
     load_error,
+    model_dim,
+    model_fingerprint,
     quiet_loading,
     resolve_model_name,
 )
@@ -70,7 +72,7 @@ class ColBERTEmbedder(Embedder):
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return model_dim(self.model)
 
     @property
     def identity(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from ragembed.embedders.base import Embedder, Role
 from ragembed.embedders.dense import DenseEmbedder
 from ragembed.errors import InvalidInputError
-from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision, validate_texts
+from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision, narrow, validate_texts
 
 
 def truncate(embeddings: DenseEmbeddings, dim: int) -> DenseEmbeddings:
@@ -69,9 +69,9 @@ class MatryoshkaEmbedder(Embedder):
         self.base.load_state(state)
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
-        return truncate(self.base._embed(texts, role), self._dim)
+        return truncate(narrow(self.base.embed(texts, role), DenseEmbeddings), self._dim)
 
     def embed_documents_at(self, texts: Sequence[str], dims: Iterable[int]) -> dict[int, DenseEmbeddings]:
         """Document vectors at several dimensions from one encoding (for funnel search)."""
         full = self.base.embed_documents(validate_texts(texts))
-        return {int(d): truncate(full, d) for d in dims}
+        return {int(d): truncate(narrow(full, DenseEmbeddings), d) for d in dims}

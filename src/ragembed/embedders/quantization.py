@@ -38,7 +38,7 @@ class Int8Calibration:
 
     @property
     def step(self) -> np.ndarray:
-        return np.maximum((self.hi - self.lo) / 255.0, np.float32(1e-12)).astype(np.float32)
+        return np.asarray(np.maximum((self.hi - self.lo) / 255.0, 1e-12), dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"lo": self.lo.astype(float).tolist(), "hi": self.hi.astype(float).tolist()}
@@ -61,7 +61,7 @@ def quantize_int8(embeddings: DenseEmbeddings, calibration: Int8Calibration) -> 
 
 def dequantize_int8(codes: np.ndarray, calibration: Int8Calibration) -> np.ndarray:
     """int8 codes -> float32 approximations of the original vectors."""
-    return (codes.astype(np.float32) + 128.0) * calibration.step + calibration.lo
+    return np.asarray((codes.astype(np.float32) + 128.0) * calibration.step + calibration.lo, dtype=np.float32)
 
 
 def quantize_binary(embeddings: DenseEmbeddings) -> DenseEmbeddings:
@@ -76,7 +76,7 @@ def hamming_similarity(query_bits: np.ndarray, doc_bits: np.ndarray) -> np.ndarr
     """dim - 2 * Hamming distance: the dot product of the +-1 vectors the bits stand for."""
     diff = np.bitwise_xor(doc_bits, query_bits[None, :])
     distance = np.bitwise_count(diff).sum(axis=1, dtype=np.int64)
-    return (query_bits.shape[0] * 8 - 2 * distance).astype(np.float32)
+    return np.asarray(query_bits.shape[0] * 8 - 2 * distance, dtype=np.float32)
 
 
 def int8_similarity(query: np.ndarray, doc_codes: np.ndarray, calibration: Int8Calibration) -> np.ndarray:

@@ -108,6 +108,7 @@ class BM25Embedder(Embedder):
     def _encode(self, texts: list[str], role: Role) -> SparseEmbeddings:
         if role == "document" and self.avgdl is None:
             raise InvalidInputError("BM25Embedder is not fitted: call fit(corpus_texts) before embedding documents")
+        avgdl = self.avgdl or 1.0  # documents need fit() (checked above); queries do not use it
         indices, values = [], []
         for tokens in self.tokenize(texts):
             counts: Counter[int] = Counter(term_index(t) for t in tokens)
@@ -116,7 +117,7 @@ class BM25Embedder(Embedder):
             if role == "query":
                 values.append(tf)
             else:
-                norm = self.k1 * (1 - self.b + self.b * len(tokens) / self.avgdl)
+                norm = self.k1 * (1 - self.b + self.b * len(tokens) / avgdl)
                 values.append(tf / (tf + norm))
             indices.append(idx)
         return SparseEmbeddings(tuple(indices), tuple(values))

@@ -56,8 +56,10 @@ def check_qrels(qrels: Qrels) -> dict[str, dict[str, int]]:
 def relevance_grade(grade: object, what: str) -> int:
     if isinstance(grade, numbers.Integral) and not isinstance(grade, bool):
         return int(grade)
-    if isinstance(grade, numbers.Real) and not isinstance(grade, bool) and math.isfinite(grade) and grade == int(grade):
-        return int(grade)
+    if isinstance(grade, numbers.Real) and not isinstance(grade, bool):
+        value = float(grade)
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
     raise InvalidInputError(
         f"{what}: relevance grade {grade!r} ({type(grade).__name__}) is not a whole number; grades are "
         "integers, 0 for not relevant and 1, 2, ... for relevant (convert text with int(...))"

@@ -46,7 +46,7 @@ def ragas_context_metrics(
         "context_precision_nonllm": NonLLMContextPrecisionWithReference(),
         "context_recall_nonllm": NonLLMContextRecall(),
     }
-    totals = {name: [] for name in metrics}
+    totals: dict[str, list[float]] = {name: [] for name in metrics}
     for qid, judged in qrels.items():
         relevant = [d for d, grade in judged.items() if grade > 0]
         top = list(results.get(qid, []))[:k]
@@ -57,7 +57,7 @@ def ragas_context_metrics(
             for name in totals:
                 totals[name].append(0.0)
             continue
-        ids = SingleTurnSample(retrieved_context_ids=retrieved, reference_context_ids=relevant)
+        ids = SingleTurnSample(retrieved_context_ids=[*retrieved], reference_context_ids=[*relevant])
         # A hit's own text: the store may hold documents the dataset's corpus does not.
         contexts = SingleTurnSample(
             retrieved_contexts=[texts.get(h.id, h.text) for h in top],

@@ -143,7 +143,7 @@ def write_plots(folder: Path, runs: Sequence[StrategyRun]) -> list[str]:
     return written
 
 
-def _save(fig, path: Path) -> str:
+def _save(fig: Any, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt

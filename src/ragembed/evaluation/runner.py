@@ -20,7 +20,7 @@ from ragembed.evaluation.ragas_metrics import ragas_context_metrics
 from ragembed.retriever import Retriever
 from ragembed.stores.base import VectorField
 from ragembed.strategies import parse_strategy
-from ragembed.types import EmbeddingKind, Hit, Precision
+from ragembed.types import EmbeddingKind, Hit, MultiVectorEmbeddings, Precision, SparseEmbeddings, narrow
 
 
 @dataclass
@@ -72,8 +72,7 @@ def evaluate(
             latencies.append(1000 * (time.perf_counter() - started))
         per_query, mean = ir_metrics(run_from_hits(results), dataset.qrels, DEFAULT_METRICS)
         mean.update(ragas_context_metrics(results, dataset.qrels, texts, k=10))
-        schema = retriever.store.schema
-        size = sum(field_bytes(schema[f], stats) for f in strategy.searched_fields)
+        size = sum(field_bytes(f, stats) for f in retriever.searched_fields(strategy))
         runs.append(
             StrategyRun(
                 strategy.name,
@@ -94,10 +93,10 @@ def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[st
     stats = {}
     if EmbeddingKind.SPARSE in needs:
         sparse = retriever.embedder(EmbeddingKind.SPARSE).embed_documents(texts)
-        stats["terms"] = float(np.mean([len(i) for i in sparse.indices]))
+        stats["terms"] = float(np.mean([len(i) for i in narrow(sparse, SparseEmbeddings).indices]))
     if EmbeddingKind.MULTIVECTOR in needs:
         multi = retriever.embedder(EmbeddingKind.MULTIVECTOR).embed_documents(texts)
-        stats["tokens"] = float(np.mean([len(v) for v in multi.vectors]))
+        stats["tokens"] = float(np.mean([len(v) for v in narrow(multi, MultiVectorEmbeddings).vectors]))
     return stats
 
 

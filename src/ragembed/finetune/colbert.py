@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ragembed.embedders.dense import load_error, quiet_loading, resolve_model_name
+from ragembed.embedders.models import load_error, quiet_loading, resolve_model_name
 from ragembed.errors import MissingDependencyError
 from ragembed.finetune.data import TrainingPairs, mine_negatives
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save

@@ -6,16 +6,21 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ragembed.embedders.dense import DEFAULT_MODEL
+from ragembed.embedders.models import DEFAULT_MODEL
 from ragembed.errors import InvalidInputError
 
+if TYPE_CHECKING:  # the trainers import torch: loaded only when a finetune command runs
+    from ragembed.finetune.dense import MatryoshkaTraining
+    from ragembed.finetune.trainer import TrainingOptions
 
-def add_finetune_parser(commands) -> None:
+
+def add_finetune_parser(commands: Any) -> None:  # argparse's private _SubParsersAction
     finetune = commands.add_parser("finetune", help="train a Matryoshka or ColBERT model on a BEIR train split")
     kinds = finetune.add_subparsers(dest="kind", required=True)
 
-    def common(p: argparse.ArgumentParser, defaults) -> None:
+    def common(p: argparse.ArgumentParser, defaults: TrainingOptions) -> None:
         p.add_argument("dataset", help="a BEIR folder with qrels/<train split>.tsv (and a test split to evaluate)")
         p.add_argument("--output", required=True, help="new folder for the trained model")
         p.add_argument(
@@ -65,7 +70,7 @@ def add_finetune_parser(commands) -> None:
     colbert.set_defaults(run=run_finetune_colbert)
 
 
-def parse_list(text: str, option: str, kind=int) -> tuple:
+def parse_list(text: str, option: str, kind: type[int] | type[float] = int) -> tuple[Any, ...]:
     try:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -108,7 +113,7 @@ def run_finetune_dense(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_dense(dataset_dir: str, split: str, config, output: Path) -> None:
+def evaluate_dense(dataset_dir: str, split: str, config: MatryoshkaTraining, output: Path) -> None:
     from ragembed.evaluation import load_beir
     from ragembed.finetune.compare import dense_scores_by_dim, dims_table, plot_dims, write_json
 

@@ -38,9 +38,10 @@ def dense_scores_by_dim(
 
 
 def colbert_scores(
-    dataset: BeirDataset, models: Mapping[str, str], *, show_progress: bool = True
+    dataset: BeirDataset, models: Mapping[str, str | None], *, show_progress: bool = True
 ) -> dict[str, dict[str, float]]:
-    """{label: {"ndcg@10": ..., "recall@100": ...}} for PyLate ColBERT models (exact MaxSim)."""
+    """{label: {"ndcg@10": ..., "recall@100": ...}} for PyLate ColBERT models (exact MaxSim);
+    a model of None is ColBERTEmbedder's default."""
     from ragembed.embedders.colbert import ColBERTEmbedder
 
     scores = {}

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragembed.embedders.base import model_fingerprint
 from ragembed.embedders.cache import default_cache_dir
+from ragembed.embedders.models import model_fingerprint
 from ragembed.errors import InvalidInputError
 from ragembed.evaluation.beir import load_beir
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragembed.embedders.dense import load_error, quiet_loading, resolve_model_name
+from ragembed.embedders.models import load_error, model_dim, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError
 from ragembed.finetune.data import TrainingPairs, mine_negatives
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
@@ -94,7 +94,7 @@ def train_matryoshka(
             model = SentenceTransformer(base_path)  # on a GPU when there is one
     except Exception as exc:
         raise load_error(config.base_model, exc) from exc
-    config.check(model.get_sentence_embedding_dimension())
+    config.check(model_dim(model))
 
     started = time.perf_counter()
     dataset = Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives})

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ragembed.embedders.dense import DEFAULT_MODEL
+from ragembed.embedders.models import DEFAULT_MODEL
 from ragembed.errors import InvalidInputError
 from ragembed.types import check_positive
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import (
     DimensionMismatchError,
     InvalidInputError,
@@ -41,11 +42,14 @@ from ragembed.types import (
     Embeddings,
     Hit,
     Precision,
+    SparseEmbeddings,
     parse_enum,
     validate_documents,
 )
 
 Distance = Literal["cosine", "dot"]
+# What a saved VectorField holds, beside `asymmetric` (absent from schemas saved before it existed).
+FIELD_KEYS = ("name", "kind", "dim", "precision", "distance", "idf", "calibration", "encoder_state")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,12 @@ class VectorField:
         if self.asymmetric and self.precision is not Precision.BINARY:
             raise InvalidInputError(f"field {self.name!r}: only binary fields can be asymmetric")
 
+    def int8_calibration(self) -> Int8Calibration:
+        """The ranges an int8 field quantizes with (every int8 field has them: __post_init__)."""
+        if self.calibration is None:
+            raise InvalidInputError(f"field {self.name!r} is {self.precision.value}, not int8: it has no calibration")
+        return Int8Calibration.from_dict(self.calibration)
+
     def same_layout(self, other: VectorField) -> bool:
         """Same name, kind, dimension, precision, distance, IDF and query encoding: interchangeable."""
         return (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric) == (
@@ -119,13 +129,8 @@ class VectorField:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VectorField:
         # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming.
-        return cls(
-            **{
-                k: data.get(k)
-                for k in ("name", "kind", "dim", "precision", "distance", "idf", "calibration", "encoder_state")
-            },
-            asymmetric=bool(data.get("asymmetric", False)),
-        )
+        saved: dict[str, Any] = {k: data.get(k) for k in FIELD_KEYS}  # __post_init__ checks each
+        return cls(**saved, asymmetric=bool(data.get("asymmetric", False)))
 
 
 @dataclass(frozen=True)
@@ -408,7 +413,7 @@ def check_embeddings(f: VectorField, emb: Embeddings) -> None:
             f"field {f.name!r} takes float32 vectors, got {emb.precision.value}; stores quantize "
             "int8 and binary fields themselves, so pass the float32 embeddings"
         )
-    if f.kind is not EmbeddingKind.SPARSE and len(emb) and emb.dim != f.dim:
+    if not isinstance(emb, SparseEmbeddings) and len(emb) and emb.dim != f.dim:
         raise DimensionMismatchError(
             f"field {f.name!r} holds {f.dim}-dimensional vectors, got {emb.dim}; use the model the "
             "collection was indexed with, or index into a new collection"

@@ -64,7 +64,7 @@ class Range:
         )
 
 
-Condition = Scalar | list | tuple | Range
+Condition = Scalar | list[Scalar] | tuple[Scalar, ...] | Range
 Filter = Mapping[str, Condition]
 
 
@@ -140,7 +140,7 @@ def matches(metadata: Mapping[str, Any], filter: Mapping[str, Condition] | None)
 def _holds(value: Any, condition: Condition) -> bool:
     if isinstance(condition, Range):
         return condition.holds(value)
-    if isinstance(condition, tuple):
+    if isinstance(condition, (list, tuple)):
         return any(_equal(value, c) for c in condition)
     return _equal(value, condition)
 

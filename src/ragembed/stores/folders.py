@@ -89,7 +89,7 @@ def recognise(folder: Path) -> str | None:
     markers existed; None for anything else."""
     marker = read_marker(folder)
     if marker is not None:
-        return marker["store"]
+        return str(marker["store"])
     if (folder / "ragembed-schema.json").is_file():
         return "qdrant-edge"
     if (folder / "ragembed-embedded.json").is_file():

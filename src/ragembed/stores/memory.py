@@ -45,7 +45,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from ragembed.embedders.quantization import (
-    Int8Calibration,
     asymmetric_binary_similarity,
     dequantize_int8,
     hamming_similarity,
@@ -53,10 +52,17 @@ from ragembed.embedders.quantization import (
     quantize_binary,
     quantize_int8,
 )
-from ragembed.errors import RagembedError, StoreError
+from ragembed.errors import RagembedError, StoreError, UnsupportedStrategyError
 from ragembed.stores import folders
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorStore
-from ragembed.stores.filters import Condition, matches
+from ragembed.stores.base import (
+    Fusion,
+    KeywordSearch,
+    Plan,
+    Schema,
+    VectorField,
+    VectorStore,
+)
+from ragembed.stores.filters import Filter, matches
 from ragembed.types import (
     DenseEmbeddings,
     Document,
@@ -83,13 +89,13 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 class MemoryStore(VectorStore):
     """Exact search over documents held in memory; `path` makes it persist there on close()."""
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._schema: Schema | None = None
         self._docs: list[Document] = []
         self._rows: dict[str, int] = {}
-        self._vectors: dict[str, list] = {}  # field -> one row per document, in _docs order
-        self._matrices: dict[str, object] = {}  # field -> stacked form for search, rebuilt lazily
+        self._vectors: dict[str, list[Any]] = {}  # field -> one row per document, in _docs order
+        self._matrices: dict[str, Any] = {}  # field -> stacked form for search, rebuilt lazily
         # One scan at a time: each already uses every core through BLAS, and concurrent scans
         # oversubscribe them (benchmarks/load.py, docs/reliability.md).
         self._scan = threading.Lock()
@@ -99,12 +105,18 @@ class MemoryStore(VectorStore):
         if self.path is not None and folders.check_can_open(self.path, STORE):
             self._open_saved()
 
+    def _folder(self) -> Path:
+        """The store's folder; only a store given a path has one."""
+        if self.path is None:
+            raise StoreError("this MemoryStore keeps nothing on disk: give it a path, or call save(path)")
+        return self.path
+
     def __repr__(self) -> str:
         return f"MemoryStore(path={str(self.path) if self.path else None!r}, count={self.count()})"
 
     def _open_saved(self) -> None:
         try:
-            self._claim = folders.claim(self.path, STORE)
+            self._claim = folders.claim(self._folder(), STORE)
         except PermissionError:
             self.read_only = True  # a folder this process may only read: serve searches, refuse writes
         try:
@@ -176,7 +188,7 @@ class MemoryStore(VectorStore):
         return [self._docs[self._rows[i]] for i in ids if i in self._rows]
 
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
-        prepared = {name: self._rows_for(self._schema[name], emb) for name, emb in vectors.items()}
+        prepared = {name: self._rows_for(self._require_schema()[name], emb) for name, emb in vectors.items()}
         for position, doc in enumerate(documents):
             row = self._rows.get(doc.id)
             if row is None:
@@ -202,10 +214,10 @@ class MemoryStore(VectorStore):
             self._dirty = True
         return len(doomed)
 
-    def _delete_where(self, filter: dict[str, Condition]) -> int:
+    def _delete_where(self, filter: Filter) -> int:
         return self._delete([d.id for d in self._docs if matches(d.metadata, filter)])
 
-    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+    def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         if filter:
             candidates = np.flatnonzero([matches(d.metadata, filter) for d in self._docs])
         else:
@@ -243,10 +255,12 @@ class MemoryStore(VectorStore):
             rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)
+        if isinstance(plan, KeywordSearch):  # check_plan refuses these before a search gets here
+            raise UnsupportedStrategyError("the memory store has no keyword index; use 'bm25'")
         if plan.prefetch:
             pooled = [self._run(stage, candidates)[0] for stage in plan.prefetch]
             candidates = np.unique(np.concatenate(pooled)) if pooled else candidates
-        scores = self._score(self._schema[plan.field], plan.query, candidates)
+        scores = self._score(self._require_schema()[plan.field], plan.query, candidates)
         hit = np.isfinite(scores)  # -inf: a sparse vector sharing no term with the query (as Qdrant)
         return self._top(candidates[hit], scores[hit], plan.limit)
 
@@ -267,9 +281,9 @@ class MemoryStore(VectorStore):
         if len(rows) == 0:
             return np.zeros(0)
         matrix = self._matrix(f)
-        if f.kind is EmbeddingKind.MULTIVECTOR:
+        if isinstance(query, MultiVectorEmbeddings):
             return self._maxsim(matrix, query.vectors[0], rows)
-        if f.kind is EmbeddingKind.SPARSE:
+        if isinstance(query, SparseEmbeddings):
             return self._sparse_scores(f, matrix, query, rows)
         q = query.data[0]
         # Candidates are sorted, distinct rows, so as many as the matrix holds means all of them: read
@@ -280,22 +294,25 @@ class MemoryStore(VectorStore):
         if f.precision is Precision.BINARY:
             return hamming_similarity(self._quantize(f, query.data)[0], stored)
         if f.precision is Precision.INT8:
-            calibration = Int8Calibration.from_dict(f.calibration)
+            calibration = f.int8_calibration()
             q_codes = self._quantize(f, query.data)[0]
             return int8_similarity(dequantize_int8(q_codes, calibration), stored, calibration)
         if f.distance == "cosine":
             q = normalize_rows(q[None, :])[0]
-        return stored @ q
+        scores: np.ndarray = stored @ q
+        return scores
 
     @staticmethod
-    def _maxsim(matrix: tuple, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def _maxsim(matrix: tuple[np.ndarray, np.ndarray, np.ndarray], query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         tokens, starts, lengths = matrix
         picked = np.concatenate([np.arange(starts[r], starts[r] + lengths[r]) for r in rows])
         sims = query @ tokens[picked].T  # (query tokens, candidate tokens)
         offsets = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
-        return np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0)
+        return np.asarray(np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0), dtype=np.float32)
 
-    def _sparse_scores(self, f: VectorField, matrix: tuple, query: SparseEmbeddings, rows: np.ndarray) -> np.ndarray:
+    def _sparse_scores(
+        self, f: VectorField, matrix: tuple[Any, dict[int, int]], query: SparseEmbeddings, rows: np.ndarray
+    ) -> np.ndarray:
         csc, columns = matrix
         present = [(columns[int(t)], float(w)) for t, w in zip(query.indices[0], query.values[0]) if int(t) in columns]
         if not present:
@@ -312,8 +329,10 @@ class MemoryStore(VectorStore):
         scores[np.diff(picked.tocsr().indptr) == 0] = -np.inf
         return scores
 
-    def _matrix(self, f: VectorField):
-        """The field's vectors stacked for search; cached until the next write."""
+    def _matrix(self, f: VectorField) -> Any:
+        """The field's vectors stacked for search, cached until the next write: dense, one matrix;
+        multi-vector, (tokens, first token per row, tokens per row); sparse, (CSC matrix, column
+        of each term)."""
         if f.name not in self._matrices:
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
@@ -321,7 +340,7 @@ class MemoryStore(VectorStore):
                 dtype = {Precision.FLOAT32: np.float32, Precision.INT8: np.int8, Precision.BINARY: np.uint8}[
                     f.precision
                 ]
-                built = np.stack(rows) if rows else np.zeros((0, width), dtype=dtype)
+                built: Any = np.stack(rows) if rows else np.zeros((0, width), dtype=dtype)
             elif f.kind is EmbeddingKind.MULTIVECTOR:
                 lengths = np.array([len(r) for r in rows], dtype=np.int64)
                 starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
@@ -332,7 +351,7 @@ class MemoryStore(VectorStore):
         return self._matrices[f.name]
 
     @staticmethod
-    def _sparse_matrix(rows: list) -> tuple:
+    def _sparse_matrix(rows: list[Any]) -> tuple[Any, dict[int, int]]:
         # Term indices can be any uint32; map the ones in use onto compact CSC columns.
         terms = np.unique(np.concatenate([r[0] for r in rows])) if rows else np.zeros(0, np.uint32)
         columns = {int(t): c for c, t in enumerate(terms.tolist())}
@@ -347,11 +366,11 @@ class MemoryStore(VectorStore):
         """float32 -> the field's precision (int8 with the field's calibration, or sign bits)."""
         dense = DenseEmbeddings(vectors)
         if f.precision is Precision.INT8:
-            return quantize_int8(dense, Int8Calibration.from_dict(f.calibration)).data
+            return quantize_int8(dense, f.int8_calibration()).data
         return quantize_binary(dense).data
 
     @classmethod
-    def _rows_for(cls, f: VectorField, emb: Embeddings) -> list:
+    def _rows_for(cls, f: VectorField, emb: Embeddings) -> list[Any]:
         if isinstance(emb, DenseEmbeddings):
             if f.precision is not Precision.FLOAT32:
                 return list(cls._quantize(f, emb.data))
@@ -361,7 +380,7 @@ class MemoryStore(VectorStore):
         return list(zip(emb.indices, emb.values))
 
     # --- persistence --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike | None = None) -> None:
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Write the collection to its folder (or to `path`, a folder that is new, empty or
         another saved memory store), replacing the earlier copy atomically."""
         if self._schema is None:
@@ -384,7 +403,7 @@ class MemoryStore(VectorStore):
             claim.release()
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> MemoryStore:
+    def load(cls, path: str | os.PathLike[str]) -> MemoryStore:
         store = cls(path)
         if store.schema is None:
             store.close()
@@ -409,7 +428,7 @@ class MemoryStore(VectorStore):
     def _saved_data(self, folder: Path | None = None) -> Path | None:
         """The folder holding the saved data: the one the marker names, the store folder itself
         for a layout-1 save, or None when nothing is saved."""
-        folder = folder or self.path
+        folder = folder or self._folder()
         marker = folders.read_marker(folder)
         if marker is None:
             return folder if (folder / "schema.json").is_file() else None
@@ -424,7 +443,7 @@ class MemoryStore(VectorStore):
         return folder / name
 
     def _remove_data(self, data: Path | None, folder: Path | None = None) -> None:
-        folder = folder or self.path
+        folder = folder or self._folder()
         if data is None:
             return
         if data == folder:  # layout 1: only its own files, nothing else in the folder
@@ -436,20 +455,20 @@ class MemoryStore(VectorStore):
 
     def _remove_stale(self, keep: Path | None) -> None:
         """Data folders of saves killed before their commit (never named by the marker)."""
-        for entry in self.path.iterdir():
+        for entry in self._folder().iterdir():
             if DATA_FOLDER.match(entry.name) and entry != keep:
                 shutil.rmtree(entry, ignore_errors=True)
 
     def _write(self, folder: Path) -> None:
         """The data files, each flushed to disk before the marker is pointed at them."""
         with _durable(folder / "schema.json", "w") as out:
-            json.dump({"format": FORMAT_VERSION, "schema": self._schema.to_dict()}, out, indent=1)
+            json.dump({"format": FORMAT_VERSION, "schema": self._require_schema().to_dict()}, out, indent=1)
         with _durable(folder / "documents.jsonl", "w") as out:
             for d in self._docs:
                 out.write(
                     json.dumps({"id": d.id, "text": d.text, "metadata": dict(d.metadata)}, ensure_ascii=False) + "\n"
                 )
-        for number, f in enumerate(self._schema.fields):
+        for number, f in enumerate(self._require_schema().fields):
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
                 arrays = {"": self._matrix(f)}
@@ -477,7 +496,7 @@ class MemoryStore(VectorStore):
             with open(folder / "documents.jsonl", encoding="utf-8") as lines:
                 self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in map(json.loads, lines)]
             self._rows = {d.id: r for r, d in enumerate(self._docs)}
-            for number, f in enumerate(self._schema.fields):
+            for number, f in enumerate(self._require_schema().fields):
                 self._vectors[f.name] = self._read_field(folder, number, f)
                 if len(self._vectors[f.name]) != len(self._docs):
                     raise StoreError(
@@ -492,9 +511,9 @@ class MemoryStore(VectorStore):
         self._dirty = False
 
     @staticmethod
-    def _read_field(folder: Path, number: int, f: VectorField) -> list:
+    def _read_field(folder: Path, number: int, f: VectorField) -> list[Any]:
         def load(suffix: str) -> np.ndarray:
-            return np.load(folder / f"field{number}{suffix}.npy", allow_pickle=False)
+            return np.asarray(np.load(folder / f"field{number}{suffix}.npy", allow_pickle=False))
 
         if f.kind is EmbeddingKind.DENSE:
             return list(load(""))
@@ -508,7 +527,7 @@ class MemoryStore(VectorStore):
 @contextmanager
 def _durable(path: Path, mode: str) -> Iterator[IO[Any]]:
     """open() whose file is flushed to the disk (fsync) before it is closed."""
-    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
+    with open(path, mode, encoding=None if "b" in mode else "utf-8") as file:
         yield file
         file.flush()
         os.fsync(file.fileno())

@@ -49,7 +49,7 @@ import numpy as np
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
 from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
-from ragembed.stores.filters import Condition
+from ragembed.stores.filters import Filter
 from ragembed.stores.qdrant_common import (
     SCHEMA_KEY,
     FilterClasses,
@@ -71,6 +71,7 @@ from ragembed.types import (
     Precision,
     SparseEmbeddings,
     check_positive,
+    narrow,
 )
 
 try:
@@ -173,7 +174,7 @@ class QdrantStore(VectorStore):
         # Local mode searches with numpy in this process: one at a time, as in the memory store
         # (concurrent BLAS calls oversubscribe the cores); a server needs no such care.
         self._one_search = threading.Lock() if self.local else nullcontext()
-        self._server_options = {
+        self._server_options: dict[str, Any] = {
             "url": url,
             "api_key": api_key,
             "https": https,
@@ -185,7 +186,7 @@ class QdrantStore(VectorStore):
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncQdrantClient] = (
             weakref.WeakKeyDictionary()
         )
-        folder = Path(path).expanduser() if self.local and path != ":memory:" else None
+        folder = Path(path).expanduser() if path is not None and self.local and path != ":memory:" else None
         if folder is not None:
             folders.check_can_open(folder, STORE_LOCAL)  # qdrant-client would write into any folder
         try:
@@ -381,15 +382,16 @@ class QdrantStore(VectorStore):
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+        fields = self._require_schema().fields
         points = [
             models.PointStruct(
                 id=point_id(doc.id),
                 payload=payload_of(doc)
-                | {TERMS_PREFIX + name: vectors[name].indices[row].tolist() for name in self._corpus_idf},
-                vector={
-                    f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local)
-                    for f in self._schema.fields
+                | {
+                    TERMS_PREFIX + name: narrow(vectors[name], SparseEmbeddings).indices[row].tolist()
+                    for name in self._corpus_idf
                 },
+                vector={f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local) for f in fields},
             )
             for row, doc in enumerate(documents)
         ]
@@ -422,7 +424,7 @@ class QdrantStore(VectorStore):
             )
         return len(existing)
 
-    def _delete_where(self, filter: dict[str, Condition]) -> int:
+    def _delete_where(self, filter: Filter) -> int:
         qfilter = qdrant_filter(filter, FILTERS)
         matching = self._count(qfilter)
         if matching:
@@ -444,7 +446,7 @@ class QdrantStore(VectorStore):
             "read documents",
             lambda: self.client.retrieve(self.collection, [point_id(i) for i in ids], with_payload=True),
         )
-        found = {p.payload["doc_id"]: p.payload for p in points}
+        found = {p.payload["doc_id"]: p.payload for p in points if p.payload is not None}
         return [document_of(found[i]) for i in ids if i in found]
 
     def other_collections(self) -> list[str] | None:
@@ -473,12 +475,12 @@ class QdrantStore(VectorStore):
         return client
 
     # --- search -------------------------------------------------------------------------------
-    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+    def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
         weights = {key: self._idf(key[0], terms) for key, terms in self._idf_terms(plan).items()}
         return steps.run(self._steps(plan, qfilter), lambda asks: self._send(asks, weights))
 
-    async def _asearch(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+    async def _asearch(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         if self.local:
             return await super()._asearch(plan, filter)
         client = self._async_client()
@@ -495,7 +497,7 @@ class QdrantStore(VectorStore):
         return await steps.arun(self._steps(plan, qfilter), send)
 
     def _steps(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
-        if needs_stages(plan, self._schema, sharded=self._shards > 1):
+        if needs_stages(plan, self._require_schema(), sharded=self._shards > 1):
             return steps.by_stage(plan, qfilter, self._query, self._restricted)
         return self._query(plan, qfilter)
 
@@ -528,16 +530,22 @@ class QdrantStore(VectorStore):
             with_payload=True,
         )
 
-    def _translate(self, plan: Plan, qfilter: Any, weights: Weights) -> tuple[Any, str | None, list | None, Any]:
+    def _translate(
+        self, plan: Plan, qfilter: Any, weights: Weights
+    ) -> tuple[Any, str | None, list[models.Prefetch] | None, models.SearchParams | None]:
         """(query, using, prefetch, search params) of one plan node; the filter goes on every stage."""
-        # (A fusion never gets here: needs_stages sends it to steps.by_stage, which fuses itself.)
-        rescore = None if self.local else native_rescore(plan, self._schema)
+        # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor
+        # a keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
+        assert isinstance(plan, VectorSearch), plan
+        schema = self._require_schema()
+        rescore = None if self.local else native_rescore(plan, schema)
+        params: models.SearchParams | None
         if rescore is not None:
             params = models.SearchParams(
                 quantization=models.QuantizationSearchParams(rescore=True, oversampling=rescore.oversampling)
             )
-            return self._query_vector(self._schema[rescore.field], rescore.query, weights), rescore.field, None, params
-        f = self._schema[plan.field]
+            return self._query_vector(schema[rescore.field], rescore.query, weights), rescore.field, None, params
+        f = schema[plan.field]
         params = None
         if f.precision is not Precision.FLOAT32 and not self.local:
             params = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=False))
@@ -552,16 +560,17 @@ class QdrantStore(VectorStore):
 
     def _query_vector(self, f: VectorField, query: Embeddings, weights: Weights) -> Any:
         if f.name in self._corpus_idf:
-            terms = query.indices[0]
+            sparse = narrow(query, SparseEmbeddings)
+            terms = sparse.indices[0]
             idf = weights[(f.name, terms.tobytes())]
-            return self._sparse(terms.tolist(), (query.values[0] * idf).tolist())
+            return self._sparse(terms.tolist(), (sparse.values[0] * idf).tolist())
         return vector_values(f, query, 0, self._sparse, self.local, query=True)
 
     def _idf_terms(self, plan: Plan) -> dict[tuple[str, bytes], np.ndarray]:
         """The query terms of every stage of `plan` on a field whose IDF ragembed computes."""
         found = {}
         if isinstance(plan, VectorSearch) and plan.field in self._corpus_idf:
-            terms = plan.query.indices[0]
+            terms = narrow(plan.query, SparseEmbeddings).indices[0]
             found[(plan.field, terms.tobytes())] = terms
         for stage in plan.prefetch:
             found |= self._idf_terms(stage)
@@ -636,7 +645,7 @@ class QdrantStore(VectorStore):
             "(scripts/qdrant.sh start, or docker compose up -d qdrant), or check the URL"
         )
 
-    def _refusal(self, what: str, status: int, reason: str) -> str:
+    def _refusal(self, what: str, status: int | None, reason: str) -> str:
         if status in (401, 403):
             hint = "; check the API key ($QDRANT_API_KEY or api_key=)"
         elif "read operations failed" in reason or "No active replica" in reason or "peer" in reason.lower():
@@ -652,7 +661,7 @@ class QdrantStore(VectorStore):
         )
 
     @staticmethod
-    def _sparse(indices: list, values: list) -> models.SparseVector:
+    def _sparse(indices: list[int], values: list[float]) -> models.SparseVector:
         return models.SparseVector(indices=indices, values=values)
 
 

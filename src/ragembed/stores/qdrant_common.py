@@ -17,11 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.embedders.quantization import Int8Calibration, dequantize_int8, quantize_int8
+from ragembed.embedders.quantization import dequantize_int8, quantize_int8
 from ragembed.errors import InvalidInputError
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
 from ragembed.stores.filters import Condition, Range
-from ragembed.types import DenseEmbeddings, Document, EmbeddingKind, Embeddings, Hit, Precision
+from ragembed.types import (
+    DenseEmbeddings,
+    Document,
+    EmbeddingKind,
+    Embeddings,
+    Hit,
+    MultiVectorEmbeddings,
+    Precision,
+    SparseEmbeddings,
+)
 
 # Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
 POINT_NAMESPACE = uuid.UUID("6f0c2a6e-5d2b-4c1e-9a57-2f1f4b3c8d10")
@@ -47,7 +56,8 @@ def payload_of(doc: Document) -> dict[str, Any]:
 
 def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     if "metadata_json" in payload:
-        return json.loads(payload["metadata_json"])
+        metadata: dict[str, Any] = json.loads(payload["metadata_json"])
+    return metadata
     return dict(payload.get("metadata") or {})
 
 
@@ -133,6 +143,8 @@ def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
     inner_field = schema[inner.field]
     if inner_field.precision is Precision.FLOAT32 or inner_field.dim != outer_field.dim:
         return None
+    if not isinstance(inner.query, DenseEmbeddings) or not isinstance(plan.query, DenseEmbeddings):
+        return None
     if not np.array_equal(inner.query.data, plan.query.data):
         return None
     return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
@@ -163,7 +175,7 @@ def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) 
     if query and f.asymmetric:
         return dense
     if f.precision is Precision.INT8:
-        calibration = Int8Calibration.from_dict(f.calibration)
+        calibration = f.int8_calibration()
         return dequantize_int8(quantize_int8(DenseEmbeddings(dense), calibration).data, calibration)
     if f.precision is Precision.BINARY:
         return np.where(dense > 0, 1.0, -1.0).astype(np.float32)
@@ -174,14 +186,14 @@ def vector_values(
     f: VectorField,
     emb: Embeddings,
     row: int,
-    sparse: Callable[[list, list], Any],
+    sparse: Callable[[list[int], list[float]], Any],
     client_side_quantization: bool,
     query: bool = False,
 ) -> Any:
     """One document's (or, with query=True, the query's) vector for `f`, as the Qdrant APIs take it."""
-    if f.kind is EmbeddingKind.SPARSE:
+    if isinstance(emb, SparseEmbeddings):
         return sparse(emb.indices[row].tolist(), emb.values[row].tolist())
-    if f.kind is EmbeddingKind.MULTIVECTOR:
+    if isinstance(emb, MultiVectorEmbeddings):
         return emb.vectors[row].tolist()
     data = emb.data[row : row + 1]
     if client_side_quantization:

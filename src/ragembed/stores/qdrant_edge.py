@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
-from ragembed.stores.filters import Condition
+from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.filters import Filter
 from ragembed.stores.qdrant_common import (
     FilterClasses,
     document_of,
@@ -52,7 +52,7 @@ class QdrantEdgeStore(VectorStore):
     """One collection in an embedded Qdrant Edge shard under `path`."""
 
     def __init__(
-        self, path: str | os.PathLike, collection: str = "default", *, indexing_threshold_kb: int | None = None
+        self, path: str | os.PathLike[str], collection: str = "default", *, indexing_threshold_kb: int | None = None
     ) -> None:
         """indexing_threshold_kb: segments larger than this get HNSW and quantized indexes when
         optimized (Qdrant's default, 10,000 KB, keeps small collections on exact full scans)."""
@@ -100,7 +100,7 @@ class QdrantEdgeStore(VectorStore):
     def other_collections(self) -> list[str] | None:
         return [n for n in folders.collections_in(self.root.parent, STORE) if n != self.collection]
 
-    def _open(self, opener) -> Any:
+    def _open(self, opener: Callable[[], Any]) -> Any:
         try:
             return opener()
         except Exception as exc:
@@ -176,10 +176,11 @@ class QdrantEdgeStore(VectorStore):
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+        fields = self._require_schema().fields
         points = [
             qe.Point(
                 point_id(doc.id),
-                {f.name: vector_values(f, vectors[f.name], row, qe.SparseVector, False) for f in self._schema.fields},
+                {f.name: vector_values(f, vectors[f.name], row, qe.SparseVector, False) for f in fields},
                 payload_of(doc),
             )
             for row, doc in enumerate(documents)
@@ -192,9 +193,9 @@ class QdrantEdgeStore(VectorStore):
             self._shard.update(qe.UpdateOperation.delete_points(existing))
         return len(existing)
 
-    def _delete_where(self, filter: dict[str, Condition]) -> int:
+    def _delete_where(self, filter: Filter) -> int:
         qfilter = qdrant_filter(filter, FILTERS)
-        matching = self._shard.count(qe.CountRequest(exact=True, filter=qfilter))
+        matching = int(self._shard.count(qe.CountRequest(exact=True, filter=qfilter)))
         if matching:
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(qfilter))
         return matching
@@ -224,18 +225,18 @@ class QdrantEdgeStore(VectorStore):
                 self._claim = None
 
     # --- search -------------------------------------------------------------------------------
-    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+    def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
         query = (
             steps.by_stage(plan, qfilter, self._query, self._restricted)
-            if needs_stages(plan, self._schema, sharded=False)
+            if needs_stages(plan, self._require_schema(), sharded=False)
             else self._query(plan, qfilter)
         )
         return steps.run(query, self._send)
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:
-        only = qe.HasIdCondition([point_id(i) for i in ids])
+        only = qe.HasIdCondition({point_id(i) for i in ids})
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
     def _query(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
@@ -260,16 +261,19 @@ class QdrantEdgeStore(VectorStore):
             answers.append([hit_of(p.payload, p.score) for p in points])
         return answers
 
-    def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, list | None, Any]:
+    def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, list[Any] | None, qe.SearchParams | None]:
         """(query, prefetches, search params) of one plan node; the filter goes on every stage."""
-        # (A fusion never gets here: needs_stages sends it to search_by_stage, which fuses itself.)
-        rescore = native_rescore(plan, self._schema)
+        # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor
+        # a keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
+        assert isinstance(plan, VectorSearch), plan
+        rescore = native_rescore(plan, self._require_schema())
+        params: qe.SearchParams | None
         if rescore is not None:
             params = qe.SearchParams(
                 quantization=qe.QuantizationSearchParams(rescore=True, oversampling=rescore.oversampling)
             )
             return self._nearest(rescore.field, rescore.query), None, params
-        f = self._schema[plan.field]
+        f = self._require_schema()[plan.field]
         params = (
             qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=False))
             if f.precision is not Precision.FLOAT32
@@ -286,5 +290,5 @@ class QdrantEdgeStore(VectorStore):
         return qe.Prefetch(limit=plan.limit, query=query, prefetches=prefetches, params=params, filter=qfilter)
 
     def _nearest(self, name: str, query: Embeddings) -> Any:
-        vector = vector_values(self._schema[name], query, 0, qe.SparseVector, False, query=True)
+        vector = vector_values(self._require_schema()[name], query, 0, qe.SparseVector, False, query=True)
         return qe.Query.Nearest(vector, using=name)

@@ -43,7 +43,8 @@ def run(steps: Steps[T], send: Send) -> T:
         while True:
             batch = steps.send(send(batch))
     except StopIteration as done:
-        return done.value
+        result: T = done.value
+        return result
 
 
 async def arun(steps: Steps[T], send: AsyncSend) -> T:
@@ -53,7 +54,8 @@ async def arun(steps: Steps[T], send: AsyncSend) -> T:
         while True:
             batch = steps.send(await send(batch))
     except StopIteration as done:
-        return done.value
+        result: T = done.value
+        return result
 
 
 def together(all_steps: Sequence[Steps[T]]) -> Steps[list[T]]:

@@ -29,6 +29,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from ragembed.errors import (
@@ -38,7 +39,7 @@ from ragembed.errors import (
     StoreError,
     UnsupportedStrategyError,
 )
-from ragembed.stores import steps
+from ragembed.stores import filters, steps
 from ragembed.stores.base import (
     Fusion,
     KeywordSearch,
@@ -49,10 +50,19 @@ from ragembed.stores.base import (
     VectorStore,
     uses_keyword,
 )
-from ragembed.stores.filters import Condition
 from ragembed.stores.qdrant_common import native_rescore, point_id
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, MultiVectorEmbeddings, Precision
+from ragembed.types import (
+    DenseEmbeddings,
+    Document,
+    EmbeddingKind,
+    Embeddings,
+    Hit,
+    MultiVectorEmbeddings,
+    Precision,
+    SparseEmbeddings,
+    narrow,
+)
 
 try:
     from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -112,8 +122,9 @@ def insert_chunk_size(vectors: dict[str, Embeddings]) -> int:
     document) would pass INSERT_BUDGET; on a replicated collection every replica writes the
     whole call before it answers."""
     floats = sum(
-        max(v.size for v in emb.vectors) if isinstance(emb, MultiVectorEmbeddings) else emb.data.shape[1]
+        int(max(v.size for v in emb.vectors)) if isinstance(emb, MultiVectorEmbeddings) else emb.dim
         for emb in vectors.values()
+        if not isinstance(emb, SparseEmbeddings)  # (Weaviate holds no sparse fields: check_plan)
     )
     return max(1, min(INSERT_CHUNK, INSERT_BUDGET // (4 * max(floats, 1))))
 
@@ -189,17 +200,26 @@ class WeaviateStore(VectorStore):
             "shards": shards,
             "replicas": replicas,
         }
-        self.settings = {"index": "hnsw", "muvera": False, "int8_compression": "rq", "shards": None, "replicas": 1} | {
-            k: v for k, v in asked.items() if v is not None
-        }
+        self.settings: dict[str, Any] = {
+            "index": "hnsw",
+            "muvera": False,
+            "int8_compression": "rq",
+            "shards": None,
+            "replicas": 1,
+        } | {k: v for k, v in asked.items() if v is not None}
         self._owns_client = client is None  # a client passed in stays open for its owner
         self._client = client or connect(url, api_key=api_key, grpc_port=grpc_port, timeout_s=timeout_s)
         # A server by URL is searched through weaviate's async client too, one per event loop
         # (its connections belong to the loop that opened them); a client passed in (embedded
         # mode) leaves no URL to open one with, so its async searches run in a worker thread.
-        self._connection = {"url": url, "api_key": api_key, "grpc_port": grpc_port, "timeout_s": timeout_s}
+        self._connection: dict[str, Any] = {
+            "url": url,
+            "api_key": api_key,
+            "grpc_port": grpc_port,
+            "timeout_s": timeout_s,
+        }
         self.native_async = client is None
-        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
             weakref.WeakKeyDictionary()
         )
         self._schema: Schema | None = None
@@ -210,7 +230,7 @@ class WeaviateStore(VectorStore):
     @classmethod
     def embedded(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         collection: str = "default",
         *,
         timeout_s: float = 60.0,
@@ -352,6 +372,7 @@ class WeaviateStore(VectorStore):
             self._guard(lambda: self._collection.config.add_property(prop))
             self._properties.add(prop.name)
         failed: dict[str, str] = {}
+        fields = self._require_schema().fields
         chunk_size = insert_chunk_size(vectors)
         for start in range(0, len(documents), chunk_size):
             chunk = documents[start : start + chunk_size]
@@ -359,7 +380,7 @@ class WeaviateStore(VectorStore):
                 DataObject(
                     properties=properties_of(doc),
                     uuid=point_id(doc.id),
-                    vector={f.name: self._values(f, vectors[f.name], start + i) for f in self._schema.fields},
+                    vector={f.name: self._values(f, vectors[f.name], start + i) for f in fields},
                 )
                 for i, doc in enumerate(chunk)
             ]
@@ -382,7 +403,7 @@ class WeaviateStore(VectorStore):
                 failed,
             )
 
-    def _insert(self, objects: list) -> dict[int, str]:
+    def _insert(self, objects: list[DataObject[Any, Any]]) -> dict[int, str]:
         """Insert `objects`; returns {position: reason} of those not written. For retry_s, a failed
         call is retried, and so are single objects that failed for a passing reason (a replica
         that did not confirm in time, a node not reachable for a moment)."""
@@ -406,10 +427,10 @@ class WeaviateStore(VectorStore):
             pending = passing
 
     @staticmethod
-    def _values(f: VectorField, emb: Embeddings, row: int) -> list:
-        if f.kind is EmbeddingKind.MULTIVECTOR:
-            return emb.vectors[row].tolist()
-        return emb.data[row].tolist()
+    def _values(f: VectorField, emb: Embeddings, row: int) -> list[Any]:
+        if isinstance(emb, MultiVectorEmbeddings):
+            return list(emb.vectors[row].tolist())
+        return list(narrow(emb, DenseEmbeddings).data[row].tolist())
 
     def _delete(self, ids: list[str]) -> int:
         deleted = 0
@@ -418,12 +439,12 @@ class WeaviateStore(VectorStore):
             deleted += self._guard(lambda: self._writing.data.delete_many(where=where)).successful
         return deleted
 
-    def _delete_where(self, filter: dict[str, Condition]) -> int:
+    def _delete_where(self, filter: filters.Filter) -> int:
         try:
             where = weaviate_filter(filter, self._properties)
         except Impossible:
             return 0
-        deleted = 0
+        deleted: int = 0
         while True:  # one call deletes at most QUERY_MAXIMUM_RESULTS objects
             result = self._guard(lambda: self._writing.data.delete_many(where=where))
             deleted += result.successful
@@ -461,20 +482,20 @@ class WeaviateStore(VectorStore):
         await asyncio.to_thread(self.close)  # an embedded server takes a moment to stop
 
     # --- search -------------------------------------------------------------------------------
-    def _search(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+    def _search(self, plan: Plan, filter: filters.Filter | None) -> list[Hit]:
         return steps.run(self._search_steps(plan, filter), self._send)
 
-    async def _asearch(self, plan: Plan, filter: dict[str, Condition] | None) -> list[Hit]:
+    async def _asearch(self, plan: Plan, filter: filters.Filter | None) -> list[Hit]:
         if not self.native_async:
             return await super()._asearch(plan, filter)
         reading = self._consistent(await self._async_collection(), ConsistencyLevel.ONE)
 
         async def send(asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
-            return list(await asyncio.gather(*(self._aguard(lambda a=a: self._ask(reading.query, a)) for a in asks)))
+            return list(await asyncio.gather(*(self._aguard(partial(self._ask, reading.query, a)) for a in asks)))
 
         return await steps.arun(self._search_steps(plan, filter), send)
 
-    def _search_steps(self, plan: Plan, filter: dict[str, Condition] | None) -> steps.Steps[list[Hit]]:
+    def _search_steps(self, plan: Plan, filter: filters.Filter | None) -> steps.Steps[list[Hit]]:
         if self._shards > 1 and uses_keyword(plan):
             # Weaviate scores BM25 with each shard's own term statistics and offers no collection-
             # wide ones, so a sharded collection would rank (and score) unlike one node.
@@ -499,7 +520,7 @@ class WeaviateStore(VectorStore):
             return (yield from self._fusion(plan, where, full))
         if isinstance(plan, KeywordSearch):
             return (yield from steps.with_ties(("bm25", plan.text, where, full), plan.limit))
-        rescore = native_rescore(plan, self._schema)
+        rescore = native_rescore(plan, self._require_schema())
         if rescore is not None:
             # The quantized index, rescored by Weaviate with the original vectors: ask it for
             # the oversampled candidate count, keep the best `limit` of the rescored scores.
@@ -509,7 +530,7 @@ class WeaviateStore(VectorStore):
                 )
             ]
             return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
-        if self._schema[plan.field].precision is not Precision.FLOAT32:
+        if self._require_schema()[plan.field].precision is not Precision.FLOAT32:
             # Weaviate rescores compressed candidates with the originals on every query; a search
             # "on the quantized vectors alone" would silently come back rescored.
             raise UnsupportedStrategyError(
@@ -533,7 +554,7 @@ class WeaviateStore(VectorStore):
             and isinstance(stages[0], KeywordSearch)
             and isinstance(stages[1], VectorSearch)
             and not stages[1].prefetch
-            and self._schema[stages[1].field].precision is Precision.FLOAT32
+            and self._require_schema()[stages[1].field].precision is Precision.FLOAT32
         ):
             weights = plan.weights or (1.0, 1.0)
             alpha = weights[1] / sum(weights) if sum(weights) else 0.5
@@ -574,8 +595,8 @@ class WeaviateStore(VectorStore):
         returned = RETURNED if full else ["doc_id"]
         if kind == "near":
             field, vectors = args
-            f = self._schema[field]
-            vector = vectors.vectors[0].tolist() if f.kind is EmbeddingKind.MULTIVECTOR else vectors.data[0].tolist()
+            f = self._require_schema()[field]
+            vector = self._values(f, vectors, 0)
             result = query.near_vector(
                 near_vector=vector,
                 target_vector=field,
@@ -585,8 +606,14 @@ class WeaviateStore(VectorStore):
                 return_properties=returned,
             )
             # Weaviate returns distances: 1 - cosine, or -dot (also -MaxSim for multi-vectors).
-            to_score = (lambda d: 1.0 - d) if f.distance == "cosine" else (lambda d: -d)
-            return then(result, lambda r: [hit_of(o, to_score(o.metadata.distance), full) for o in r.objects])
+            cosine = f.distance == "cosine"
+
+            def hits(r: Any) -> list[Hit]:
+                return [
+                    hit_of(o, 1.0 - o.metadata.distance if cosine else -o.metadata.distance, full) for o in r.objects
+                ]
+
+            return then(result, hits)
         if kind == "bm25":
             (text,) = args
             result = query.bm25(

@@ -14,6 +14,7 @@ import secrets
 import socket
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ragembed.embedders.cache import default_cache_dir
@@ -63,7 +64,9 @@ async def connect_async(
     return client
 
 
-def _server_options(url: str, api_key: str | None, grpc_port: int | None, timeout_s: float) -> tuple[dict, str]:
+def _server_options(
+    url: str, api_key: str | None, grpc_port: int | None, timeout_s: float
+) -> tuple[dict[str, Any], str]:
     """The weaviate-client connection arguments for `url`, and the server's name for errors."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -108,7 +111,7 @@ def _port_from_environment() -> int | None:
 
 
 def connect_embedded(
-    data_dir: str | os.PathLike, *, timeout_s: float = 60.0, attempts: int = 3
+    data_dir: str | os.PathLike[str], *, timeout_s: float = 60.0, attempts: int = 3
 ) -> weaviate.WeaviateClient:
     """Start an embedded Weaviate with its data in `data_dir`; it stops when the client closes.
 
@@ -144,7 +147,11 @@ def connect_embedded(
         except Exception as exc:
             failure = f"{type(exc).__name__}: {str(exc)[:300]}"
             continue
-        embedded_owner.record(data, client._connection.embedded_db.process.pid)
+        # weaviate-client keeps the server process on its private connection object; the pid is
+        # what lets the next open stop a server this process leaves behind (embedded_owner).
+        server = client._connection.embedded_db
+        if server is not None and server.process is not None:
+            embedded_owner.record(data, server.process.pid)
         return client
     raise StoreError(
         f"the embedded Weaviate server did not start with data in {data} ({attempts} tries on fresh "

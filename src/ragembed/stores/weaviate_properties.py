@@ -69,9 +69,9 @@ def value_kind(value: Any) -> str | None:
     return "s" if isinstance(value, str) else None
 
 
-def typed_values(metadata: Mapping[str, Any]) -> dict[str, list]:
+def typed_values(metadata: Mapping[str, Any]) -> dict[str, list[Any]]:
     """{property name: values} of one document's filterable metadata."""
-    typed: dict[str, list] = {}
+    typed: dict[str, list[Any]] = {}
     for key, value in metadata.items():
         if not FILTERABLE_KEY.match(key):
             continue  # kept in metadata_json; filtering on it raises with the rule
@@ -124,25 +124,24 @@ def weaviate_filter(filter: Mapping[str, Condition] | None, existing: set[str]) 
     return clauses[0] if len(clauses) == 1 else Filter.all_of(clauses)
 
 
-def key_options(key: str, condition: Condition, existing: set[str]) -> list:
+def key_options(key: str, condition: Condition, existing: set[str]) -> list[Any]:
     if isinstance(condition, Range):
         name = typed_name(key, "n")
         if name not in existing:
             return []
         prop = Filter.by_property(name)
         bounds = [
-            prop.greater_than(condition.gt) if condition.gt is not None else None,
-            prop.greater_or_equal(condition.gte) if condition.gte is not None else None,
-            prop.less_than(condition.lt) if condition.lt is not None else None,
-            prop.less_or_equal(condition.lte) if condition.lte is not None else None,
+            *([prop.greater_than(condition.gt)] if condition.gt is not None else []),
+            *([prop.greater_or_equal(condition.gte)] if condition.gte is not None else []),
+            *([prop.less_than(condition.lt)] if condition.lt is not None else []),
+            *([prop.less_or_equal(condition.lte)] if condition.lte is not None else []),
         ]
-        bounds = [b for b in bounds if b is not None]
         # Weaviate tests each bound against any element of a number[] property, so on list-valued
         # metadata [1, 9] matches Range(gt=3, lt=5) (9 > 3 and 1 < 5), where the other stores
         # want one element within both bounds. Scalars behave the same everywhere (docs/weaviate.md).
         return [bounds[0] if len(bounds) == 1 else Filter.all_of(bounds)]
-    wanted: dict[str, list] = {}
-    for v in condition if isinstance(condition, tuple) else (condition,):
+    wanted: dict[str, list[Any]] = {}
+    for v in condition if isinstance(condition, (list, tuple)) else (condition,):
         kind = value_kind(v)
         if kind:
             wanted.setdefault(kind, []).append(float(v) if kind == "n" else v)

@@ -21,7 +21,8 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 
 from ragembed import DenseEmbedder, Document, Range, Retriever
 from ragembed.errors import InvalidInputError
-from ragembed.stores.filters import combine
+from ragembed.stores.filters import Condition, Filter, combine
+from ragembed.types import DenseEmbeddings, narrow
 
 RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
 
@@ -102,7 +103,7 @@ def flat(value: Any) -> bool:
     return isinstance(value, scalar) or (isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value))
 
 
-def to_ragembed_filter(filters: MetadataFilters | None) -> dict | None:
+def to_ragembed_filter(filters: MetadataFilters | None) -> Filter | None:
     """LlamaIndex MetadataFilters (AND of ==, in, >, >=, <, <=, contains) as a ragembed filter."""
     if filters is None or not filters.filters:
         return None
@@ -114,10 +115,11 @@ def to_ragembed_filter(filters: MetadataFilters | None) -> dict | None:
             f"ragembed filters combine conditions with AND; got {filters.condition.value.upper()}: "
             "split the query, or filter on one key with 'in'"
         )
-    result: dict = {}
+    result: dict[str, Condition] = {}
     for f in filters.filters:
         if isinstance(f, MetadataFilters):
             raise InvalidInputError("nested MetadataFilters are not supported; flatten them into one AND list")
+        condition: Any  # combine() checks the value LlamaIndex let through
         if f.operator in (FilterOperator.EQ, FilterOperator.CONTAINS):
             condition = f.value
         elif f.operator in (FilterOperator.IN, FilterOperator.ANY):
@@ -128,7 +130,8 @@ def to_ragembed_filter(filters: MetadataFilters | None) -> dict | None:
                 )
             condition = list(f.value)
         elif f.operator in RANGE_BOUNDS:
-            condition = Range(**{RANGE_BOUNDS[f.operator]: f.value})
+            bound: dict[str, Any] = {RANGE_BOUNDS[f.operator]: f.value}  # Range checks it is a number
+            condition = Range(**bound)
         else:
             raise InvalidInputError(
                 f"filter operator {f.operator.value!r} on {f.key!r} is not supported; ragembed filters "
@@ -161,7 +164,8 @@ class RagembedEmbedding(BaseEmbedding):
         return "RagembedEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embedder.embed_queries([query]).data[0].tolist()
+        vector: list[float] = narrow(self._embedder.embed_queries([query]), DenseEmbeddings).data[0].tolist()
+        return vector
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return await asyncio.to_thread(self._get_query_embedding, query)  # the model runs in a worker
@@ -170,4 +174,5 @@ class RagembedEmbedding(BaseEmbedding):
         return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed_documents(texts).data.tolist()
+        vectors: list[list[float]] = narrow(self._embedder.embed_documents(texts), DenseEmbeddings).data.tolist()
+        return vectors

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The gates .ci/run applies before the tests (configured in pyproject.toml): ruff lint and format
+# over the tree, mypy strict over src/ragembed and over the LlamaIndex integration.
+#   ./scripts/check.sh          check
+#   ./scripts/check.sh --fix    apply ruff's fixes and formatting first
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--fix" ]; then
+  .venv/bin/ruff check --fix --quiet .
+  .venv/bin/ruff format --quiet .
+fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/mypy -p llama_index.retrievers.ragembed
