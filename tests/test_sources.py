@@ -11,6 +11,8 @@ from ragembed.errors import InvalidInputError
 from ragembed.evaluation import load_beir
 from ragembed.sources import load_documents
 
+pytestmark = pytest.mark.unit  # real files, no model: part of the fast layer
+
 
 def write_lines(path, *lines):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -84,4 +84,7 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
 def check_collection_name(name: str) -> None:
     # Collection names become folder names: no separators, no "..", nothing hidden.
     if not is_plain_name(name):
-        raise InvalidInputError(f"collection name {name!r} is not allowed; use letters, digits, '-' and '_'")
+        raise InvalidInputError(
+            f"collection name {name!r} is not allowed: it names a folder, so it must be non-empty, with no "
+            "'/', '\\' or NUL and no leading '.'; letters, digits, '-' and '_' work with every store"
+        )

@@ -1,0 +1,141 @@
+"""Every strategy name -> the fields it stores and the shape of the plan it searches with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.stores.base import Fusion, KeywordSearch, Schema, VectorSearch, check_plan
+from ragembed.strategies import parse_strategy
+from ragembed.types import DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
+
+DIM, K = 384, 10
+RNG = np.random.default_rng(7)
+
+
+def base(n: int) -> dict[EmbeddingKind, object]:
+    dense = RNG.standard_normal((n, DIM)).astype(np.float32)
+    return {
+        EmbeddingKind.DENSE: DenseEmbeddings(dense / np.linalg.norm(dense, axis=1, keepdims=True)),
+        EmbeddingKind.SPARSE: SparseEmbeddings(
+            tuple(np.array([3, 17, 40], np.uint32) for _ in range(n)),
+            tuple(np.array([1.0, 2.0, 0.5], np.float32) for _ in range(n)),
+        ),
+        EmbeddingKind.MULTIVECTOR: MultiVectorEmbeddings(
+            tuple(RNG.standard_normal((5, 128)).astype(np.float32) for _ in range(n))
+        ),
+    }
+
+
+def shape(plan: object) -> tuple:
+    """A plan as nested tuples: what it searches, how many, and its stages."""
+    if isinstance(plan, VectorSearch):
+        return ("vector", plan.field, plan.limit, tuple(shape(p) for p in plan.prefetch))
+    if isinstance(plan, KeywordSearch):
+        return ("keyword", plan.text, plan.limit)
+    assert isinstance(plan, Fusion)
+    return ("rrf", plan.limit, plan.weights, tuple(shape(p) for p in plan.prefetch))
+
+
+# name -> (fields stored, plan shape for k=10)
+EXPECTED = {
+    "dense": (["dense"], ("vector", "dense", 10, ())),
+    "int8": (["dense", "dense_int8"], ("vector", "dense", 10, (("vector", "dense_int8", 40, ()),))),
+    "int8:norescore": (["dense", "dense_int8"], ("vector", "dense_int8", 10, ())),
+    "binary": (["dense", "dense_binary_asym"], ("vector", "dense", 10, (("vector", "dense_binary_asym", 100, ()),))),
+    "binary:hamming": (["dense", "dense_binary"], ("vector", "dense", 10, (("vector", "dense_binary", 100, ()),))),
+    "binary:norescore": (["dense", "dense_binary_asym"], ("vector", "dense_binary_asym", 10, ())),
+    "matryoshka:64": (["dense", "dense_d64"], ("vector", "dense_d64", 10, ())),
+    "funnel:64": (["dense", "dense_d64"], ("vector", "dense", 10, (("vector", "dense_d64", 100, ()),))),
+    "bm25": (["bm25"], ("vector", "bm25", 10, ())),
+    "colbert": (["colbert"], ("vector", "colbert", 10, ())),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_strategy_stores_its_fields_and_plans_its_stages(name: str) -> None:
+    strategy = parse_strategy(name)
+    fields = strategy.fields(base(4))
+    assert [f.name for f in fields] == EXPECTED[name][0] == strategy.field_names
+    schema = Schema(tuple(fields))
+    plan = strategy.plan(base(1), schema, K, "a query")
+    assert shape(plan) == EXPECTED[name][1]
+    check_plan(schema, plan)  # every plan a strategy makes is one the stores accept
+
+
+def test_fusions_rank_each_stage_deeper_than_k_and_weight_them() -> None:
+    hybrid = parse_strategy("hybrid")
+    schema = Schema(tuple(hybrid.fields(base(4))))
+    plan = hybrid.plan(base(1), schema, K, "q")
+    assert isinstance(plan, Fusion) and plan.limit == K
+    assert {p.field for p in plan.prefetch} == {"dense", "bm25"}
+    assert all(p.limit >= K for p in plan.prefetch)
+    keyword = parse_strategy("keyword-hybrid:0.3")
+    plan = keyword.plan(base(1), Schema(tuple(keyword.fields(base(4)))), K, "q text")
+    assert shape(plan)[0] == "rrf" and plan.weights == pytest.approx((0.7, 0.3))
+    assert isinstance(plan.prefetch[0], KeywordSearch) and plan.prefetch[0].text == "q text"
+
+
+def test_colbert_with_a_dense_first_stage_rescores_dense_candidates() -> None:
+    strategy = parse_strategy("colbert+dense")
+    schema = Schema(tuple(strategy.fields(base(4))))
+    plan = strategy.plan(base(1), schema, K, "q")
+    assert shape(plan)[:3] == ("vector", "colbert", K)
+    assert [s[1] for s in shape(plan)[3]] == ["dense"]
+
+
+def test_the_matryoshka_stage_searches_truncated_renormalised_vectors() -> None:
+    strategy = parse_strategy("matryoshka:64")
+    query = base(1)
+    plan = strategy.plan(query, Schema(tuple(strategy.fields(base(4)))), K, "q")
+    full = query[EmbeddingKind.DENSE].data[0]
+    expected = full[:64] / np.linalg.norm(full[:64])
+    np.testing.assert_allclose(plan.query.data[0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("densest", UnsupportedStrategyError),
+        ("funnel:sixty", UnsupportedStrategyError),
+        ("binary:fast", UnsupportedStrategyError),
+        (42, InvalidInputError),
+    ],
+)
+def test_unknown_strategy_names_are_refused_with_the_names_there_are(spec: object, error: type) -> None:
+    with pytest.raises(error) as caught:
+        parse_strategy(spec)  # type: ignore[arg-type]
+    assert "strategy" in str(caught.value)
+
+
+def test_a_matryoshka_dimension_over_the_models_is_refused() -> None:
+    with pytest.raises(UnsupportedStrategyError, match="exceeds the model's 384"):
+        parse_strategy("matryoshka:512").fields(base(2))
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (lambda q: VectorSearch("dense", q, 0), "positive integer"),
+        (lambda q: VectorSearch("dense", q, True), "positive integer"),
+        (lambda q: Fusion((), 5), "at least one prefetch"),
+        (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, weights=(1.0, 2.0)), "one non-negative weight"),
+        (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, k=-1), "RRF k"),
+        (lambda q: KeywordSearch("  ", 5), "non-empty query text"),
+        (lambda q: VectorSearch("nope", q, 5), "nope"),
+        (lambda q: "dense", "VectorSearch, Fusion or KeywordSearch"),
+    ],
+)
+def test_bad_plans_are_refused_before_any_engine_sees_them(plan, message: str) -> None:
+    schema = Schema(tuple(parse_strategy("dense").fields(base(2))))
+    with pytest.raises(Exception, match=message):
+        check_plan(schema, plan(base(1)[EmbeddingKind.DENSE]))
+
+
+def test_a_plan_with_two_query_vectors_or_another_dimension_is_refused() -> None:
+    schema = Schema(tuple(parse_strategy("dense").fields(base(2))))
+    with pytest.raises(InvalidInputError, match="one query vector"):
+        check_plan(schema, VectorSearch("dense", base(2)[EmbeddingKind.DENSE], 5))
+    with pytest.raises(InvalidInputError, match="384-dimensional"):
+        check_plan(schema, VectorSearch("dense", DenseEmbeddings(np.ones((1, 64), np.float32)), 5))
