@@ -41,7 +41,9 @@ def test_hamming_similarity_is_the_dot_product_of_the_sign_vectors() -> None:
 
 def test_asymmetric_binary_scores_the_query_values_against_the_sign_vectors() -> None:
     bits = quantize_binary(DOCS).data
-    np.testing.assert_allclose(asymmetric_binary_similarity(QUERY, bits), signs(DOCS.data) @ QUERY, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        asymmetric_binary_similarity(QUERY, bits), signs(DOCS.data) @ QUERY, rtol=1e-5, atol=1e-4
+    )
 
 
 def test_int8_codes_round_trip_within_half_a_step_and_score_like_their_dequantized_vectors() -> None:
