@@ -2,7 +2,7 @@
 "threads" (--clients threads calling Retriever.search), "asyncio-threads" (--async-clients asyncio
 tasks each awaiting asyncio.to_thread(Retriever.search), how async code calls a blocking client)
 and "asyncio" (as many tasks awaiting Retriever.asearch, natively async where the store is:
-store.native_async); per backend and mode the searches done, errors, answers that differ from a
+store.capabilities.native_async); per backend and mode the searches done, errors, answers that differ from a
 lone client's, queries/s and p50/p95/p99.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/load.py [--data data/scifact] [--clients 8]

@@ -126,8 +126,8 @@ def test_asearch_answers_like_search_on_the_path_the_store_declares(retriever):
         answers, jobs = run_noting(each)
         assert ids(answers) == expected, strategy
         assert jobs["_prepare"] == len(QUERIES), strategy  # the embedding
-        assert jobs["_search"] == (0 if retriever.store.native_async else len(QUERIES)), strategy
-    assert retriever.store.native_async == (not isinstance(retriever.store, MemoryStore))
+        assert jobs["_search"] == (0 if retriever.store.capabilities.native_async else len(QUERIES)), strategy
+    assert retriever.store.capabilities.native_async == (not isinstance(retriever.store, MemoryStore))
 
 
 def test_asearch_many_embeds_once_and_answers_like_search_many(retriever):
@@ -136,7 +136,7 @@ def test_asearch_many_embeds_once_and_answers_like_search_many(retriever):
     answers, jobs = run_noting(lambda: retriever.asearch_many(QUERIES, k=5, strategy=hybrid))
     assert ids(answers) == expected
     assert jobs["_prepare"] == 1
-    assert jobs["_search"] == (0 if retriever.store.native_async else len(QUERIES))
+    assert jobs["_search"] == (0 if retriever.store.capabilities.native_async else len(QUERIES))
 
 
 def test_aindex_and_async_with(scifact_docs, dense_embedder):

@@ -24,6 +24,7 @@ from ragembed.errors import (
     SchemaMismatchError,
     UnsupportedStrategyError,
 )
+from ragembed.stores.capabilities import Capabilities
 
 
 @pytest.fixture()
@@ -174,7 +175,7 @@ def test_strategy_the_embedder_cannot_serve(dense_embedder):
 
 def test_strategy_the_store_cannot_serve():
     class DenseOnlyStore(MemoryStore):  # a real store that declares less, as some engines do
-        supported_kinds = frozenset({EmbeddingKind.DENSE})
+        capabilities = Capabilities(kinds=frozenset({EmbeddingKind.DENSE}))
 
     with pytest.raises(UnsupportedStrategyError, match="cannot store \\['sparse'\\] vectors.*'hybrid'"):
         Retriever(DenseOnlyStore(), "hybrid")

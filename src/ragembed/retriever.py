@@ -173,7 +173,8 @@ class Retriever:
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[Hit]:
         """Async twin of `search`: the model runs in a worker thread; the store's search awaits
-        its engine's async client where it has one (`store.native_async`: the Qdrant server),
+        its engine's async client where it has one (`store.capabilities.native_async`: the Qdrant
+        and Weaviate servers),
         else runs in a worker thread too."""
         return (await self.asearch_many([_one_query(query)], k, filter, strategy))[0]
 
@@ -230,12 +231,12 @@ class Retriever:
         return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}, schema
 
     def _check_servable(self, strategy: Strategy) -> None:
-        if strategy.needs_keyword and not self.store.supports_keyword:
+        if strategy.needs_keyword and not self.store.capabilities.keyword_search:
             raise UnsupportedStrategyError(
                 f"strategy {strategy.name!r} uses the engine's own BM25 over the text, which "
                 f"{type(self.store).__name__} does not offer (Weaviate does); here use 'bm25' or 'hybrid'"
             )
-        lacking = strategy.needs - self.store.supported_kinds
+        lacking = strategy.needs - self.store.capabilities.kinds
         if lacking:
             raise UnsupportedStrategyError(
                 f"{type(self.store).__name__} cannot store {sorted(k.value for k in lacking)} vectors, "

@@ -2,13 +2,10 @@
 
 Each entry: `create` takes pytest's tmp_path and returns a fresh, empty store (one collection);
 for stores that persist, `reopen`: after the test data is written the suite closes the store and
-searches a reopened one, so every contract test also checks persistence. `native_quantization`:
-the engine quantizes int8/binary fields its own way (so quantized stages are checked for recall
-against exact search, not for the memory store's exact ranking). `always_rescores`: the engine
-cannot search a quantized field without rescoring it, and must refuse such a search.
-`bits_against_bits`: the engine's binary quantization compares the query's bits with the
-documents' even for an asymmetric binary field (Weaviate's BQ, which warns when the field is
-created), so that field's recall is checked against Hamming search. `drive_async`: every search
+searches a reopened one, so every contract test also checks persistence. What a store can do
+(native quantization, searching a quantized field without rescoring, asymmetric binary, keyword
+search, the kinds it holds) the suite reads from the store's own `capabilities`, so a store that
+declares a capability is held to it. `drive_async`: every search
 goes through the store's async API (`asearch`, awaited on an event loop of the test's own), so
 the search cases also run the async path: natively async on the Qdrant server (HTTP with
 shards, and gRPC) and the Weaviate server, a worker thread on the memory store.
@@ -36,9 +33,6 @@ Factory = Callable[[Path], VectorStore]
 class Backend:
     create: Factory
     reopen: Factory | None = None
-    native_quantization: bool = False
-    always_rescores: bool = False
-    bits_against_bits: bool = False
     drive_async: bool = False
     on_shared_server: bool = False  # the session's server: the collection is dropped after the test
     skip_reason: str | None = None
@@ -130,19 +124,17 @@ BACKENDS: dict[str, Backend] = {
     ),
     "qdrant-local-memory": Backend(lambda tmp: qdrant_local(":memory:")),
     "qdrant-local-path": Backend(lambda tmp: qdrant_local(tmp / "local"), lambda tmp: qdrant_local(tmp / "local")),
-    "qdrant-edge": Backend(qdrant_edge, qdrant_edge, native_quantization=True),
+    "qdrant-edge": Backend(qdrant_edge, qdrant_edge),
     # The server over HTTP and over gRPC (prefer_grpc=True); reopening = a new client.
     "qdrant-server": Backend(
         qdrant_server,
         lambda tmp: qdrant_server(tmp, fresh=False),
-        native_quantization=True,
         on_shared_server=True,
         skip_reason=QDRANT_SKIP,
     ),
     "qdrant-server-grpc": Backend(
         lambda tmp: qdrant_server(tmp, grpc=True),
         lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
-        native_quantization=True,
         on_shared_server=True,
         skip_reason=QDRANT_SKIP,
     ),
@@ -151,14 +143,12 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-server-sharded": Backend(
         lambda tmp: qdrant_server(tmp, shards=3),
         lambda tmp: qdrant_server(tmp, fresh=False, shards=3),
-        native_quantization=True,
         on_shared_server=True,
         skip_reason=QDRANT_SKIP,
     ),
     "qdrant-server-async": Backend(
         lambda tmp: qdrant_server(tmp, shards=3),
         lambda tmp: qdrant_server(tmp, fresh=False, shards=3),
-        native_quantization=True,
         drive_async=True,
         on_shared_server=True,
         skip_reason=QDRANT_SKIP,
@@ -166,7 +156,6 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-server-grpc-async": Backend(
         lambda tmp: qdrant_server(tmp, grpc=True),
         lambda tmp: qdrant_server(tmp, fresh=False, grpc=True),
-        native_quantization=True,
         drive_async=True,
         on_shared_server=True,
         skip_reason=QDRANT_SKIP,
@@ -177,18 +166,12 @@ BACKENDS: dict[str, Backend] = {
     "weaviate-server": Backend(
         weaviate_server,
         lambda tmp: weaviate_server(tmp, fresh=False),
-        native_quantization=True,
-        always_rescores=True,
-        bits_against_bits=True,
         on_shared_server=True,
         skip_reason=WEAVIATE_SKIP,
     ),
     "weaviate-server-async": Backend(
         weaviate_server,
         lambda tmp: weaviate_server(tmp, fresh=False),
-        native_quantization=True,
-        always_rescores=True,
-        bits_against_bits=True,
         drive_async=True,
         on_shared_server=True,
         skip_reason=WEAVIATE_SKIP,
@@ -196,9 +179,6 @@ BACKENDS: dict[str, Backend] = {
     "weaviate-embedded": Backend(
         weaviate_embedded,
         lambda tmp: weaviate_embedded(tmp, fresh=False),
-        native_quantization=True,
-        always_rescores=True,
-        bits_against_bits=True,
         on_shared_server=True,
         skip_reason=WEAVIATE_SKIP,
     ),

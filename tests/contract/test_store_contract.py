@@ -16,6 +16,7 @@ from ragembed import (
     DenseEmbeddings,
     Document,
     Fusion,
+    KeywordSearch,
     MemoryStore,
     MultiVectorEmbeddings,
     Range,
@@ -77,11 +78,11 @@ SCHEMA = Schema(
 
 def schema_for(store) -> Schema:
     """The contract schema less the kinds the engine does not store (Weaviate: sparse)."""
-    return Schema(tuple(f for f in SCHEMA.fields if f.kind in store.supported_kinds))
+    return Schema(tuple(f for f in SCHEMA.fields if f.kind in store.capabilities.kinds))
 
 
 def needs_sparse(store) -> None:
-    if EmbeddingKind.SPARSE not in store.supported_kinds:
+    if EmbeddingKind.SPARSE not in store.capabilities.kinds:
         pytest.skip(f"{type(getattr(store, 'store', store)).__name__} stores no sparse vectors")  # unwrap AsyncDriven
 
 
@@ -114,9 +115,6 @@ def store(request, tmp_path):
         store = backend.reopen(tmp_path)
     if backend.drive_async:
         store = AsyncDriven(store)
-    store.native_quantization = backend.native_quantization
-    store.always_rescores = backend.always_rescores
-    store.bits_against_bits = backend.bits_against_bits
     yield store
     if backend.on_shared_server:
         store.drop()
@@ -213,7 +211,7 @@ def check_quantized(store, field: str, reference, q: np.ndarray) -> None:
     """Quantized-only and rescored searches: the memory store's exact ranking, or, for engines
     that quantize natively, high recall against exact float32 search."""
     vec = DenseEmbeddings(q[None])
-    if store.always_rescores:
+    if not store.capabilities.quantized_without_rescore:
         with pytest.raises(UnsupportedStrategyError, match="rescor"):
             store.search(VectorSearch(field, vec, 10))
         only = None
@@ -223,7 +221,7 @@ def check_quantized(store, field: str, reference, q: np.ndarray) -> None:
     scores = reference(q)
     candidates = [int(c[4:]) for c in ranked(scores, 40)]
     expected_rescored = ranked(dense_scores(q, candidates), 10)
-    if getattr(store, "native_quantization", False):
+    if store.capabilities.native_quantization:
         exact = set(ranked(dense_scores(q), 10))
         recall = len(set(ids(rescored)) & exact)
         assert recall >= len(set(expected_rescored) & exact) - 1  # as good as ragembed's own quantization
@@ -262,7 +260,7 @@ def test_binary_hamming_and_rescoring(store, seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_asymmetric_binary_search_and_rescoring(store, seed):
-    reference = binary_scores if store.bits_against_bits else asymmetric_binary_scores
+    reference = asymmetric_binary_scores if store.capabilities.asymmetric_binary else binary_scores
     check_quantized(store, "dense_binary_asym", reference, query_vector(seed))
 
 
@@ -517,3 +515,27 @@ def test_bad_filters_are_refused(store):
     for bad in ({"group": {"nested": 1}}, {"group": []}, "group=1", {"": 1}):
         with pytest.raises(InvalidInputError):
             store.search(VectorSearch("dense", q, 3), filter=bad)
+
+
+def test_keyword_search_where_declared_and_refused_where_not(store):
+    """KeywordSearch is the engine's BM25 over the text: "17" occurs in doc-017's text alone."""
+    plan = KeywordSearch("number 17", 5)
+    if store.capabilities.keyword_search:
+        assert ids(store.search(plan))[0] == "doc-017"
+        return
+    with pytest.raises(UnsupportedStrategyError, match="Store has no keyword .*'bm25'"):
+        store.search(plan)
+
+
+def test_filter_keys_outside_the_stores_alphabet_are_refused_naming_the_store(store):
+    keys = store.capabilities.filter_keys
+    q = DenseEmbeddings(DENSE[3][None])
+    assert keys.accepts("lang")  # the portable alphabet works with every store
+    if keys.accepts("a.b"):
+        assert store.search(VectorSearch("dense", q, 5), {"a.b": "x"}) == []  # no document has the key
+        return
+    with pytest.raises(InvalidInputError, match="filter key 'a.b'.*work with every store"):
+        store.search(VectorSearch("dense", q, 5), {"a.b": "x"})
+    with pytest.raises(InvalidInputError, match="filter key 'a.b'"):
+        store.delete_where({"a.b": "x"})
+    assert store.count() == N  # nothing was deleted

@@ -9,8 +9,10 @@ from qdrant_client import models
 
 from ragembed.errors import InvalidInputError
 from ragembed.stores import qdrant, qdrant_edge
+from ragembed.stores.capabilities import ANY_KEY, PORTABLE
 from ragembed.stores.filters import Range, combine, matches, validate_filter
-from ragembed.stores.qdrant_common import qdrant_filter
+from ragembed.stores.qdrant_common import QDRANT_FILTER_KEYS, qdrant_filter
+from ragembed.stores.qdrant_edge import QdrantEdgeStore
 from ragembed.stores.weaviate_properties import Impossible, typed_name, weaviate_filter
 
 DOCS = {
@@ -65,9 +67,18 @@ def test_qdrant_edge_builds_its_own_filter_objects() -> None:
 
 
 @pytest.mark.parametrize("key", ["a.b", "a[0]", "with space"])
-def test_keys_qdrant_would_read_as_a_json_path_are_refused(key: str) -> None:
-    with pytest.raises(InvalidInputError, match="rename the metadata key"):
-        qdrant_filter(validate_filter({key: 1}), qdrant.FILTERS)
+def test_keys_qdrant_would_read_as_a_json_path_are_refused_before_any_write(key: str, tmp_path) -> None:
+    assert not QDRANT_FILTER_KEYS.accepts(key)
+    with QdrantEdgeStore(tmp_path / "edge", "c") as store, pytest.raises(InvalidInputError) as caught:
+        store.delete_where({key: 1})
+    assert "QdrantEdgeStore filters on metadata keys of letters, digits, '_' and '-'" in str(caught.value)
+    assert "letters, digits and '_' (at most 200) work with every store" in str(caught.value)
+
+
+def test_the_portable_key_alphabet_is_accepted_by_every_store() -> None:
+    for keys in (QDRANT_FILTER_KEYS, PORTABLE, ANY_KEY):
+        assert keys.accepts("year_2020") and keys.accepts("A" * 200)
+    assert not PORTABLE.accepts("a-b") and not PORTABLE.accepts("A" * 201)
 
 
 def test_weaviate_filters_on_the_typed_properties_that_exist() -> None:
@@ -77,8 +88,6 @@ def test_weaviate_filters_on_the_typed_properties_that_exist() -> None:
     # A key no document carries (no such property) can match nothing: the store answers empty.
     with pytest.raises(Impossible):
         weaviate_filter(validate_filter({"lang": 3}), existing)
-    with pytest.raises(InvalidInputError, match="rename the metadata key"):
-        weaviate_filter(validate_filter({"a-b": "x"}), existing)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ engine does natively:
                                                        union of the prefetch stages' results
     Fusion(prefetch=(...), limit, k=60)                reciprocal rank fusion of the stages
     KeywordSearch(text, limit)                         the engine's own BM25 over document text
-                                                       (stores with `supports_keyword`: Weaviate)
+                                                       (stores whose capabilities have
+                                                       keyword_search: Weaviate)
 
 So "binary, then rescore with float32" is VectorSearch("dense", q, 10,
 prefetch=(VectorSearch("dense_binary", q_bits, 40),)), and hybrid search is a Fusion of a
@@ -34,6 +35,7 @@ from ragembed.errors import (
     StoreError,
     UnsupportedStrategyError,
 )
+from ragembed.stores.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.stores.filters import Filter, validate_filter
 from ragembed.types import (
     DenseEmbeddings,
@@ -214,12 +216,9 @@ Plan = VectorSearch | Fusion | KeywordSearch
 class VectorStore(ABC):
     """One collection of documents with named vector fields, in one engine."""
 
-    # Kinds of vectors the engine can store; the Retriever refuses strategies needing others.
-    supported_kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
-    # Whether the engine searches the document text itself (KeywordSearch plans).
-    supports_keyword: bool = False
-    # Whether asearch awaits the engine's own async client (else a worker thread runs search).
-    native_async: bool = False
+    # What the store can do (adapters whose engine differs by mode set it per instance);
+    # check_plan and the Retriever refuse what it does not declare.
+    capabilities: Capabilities = Capabilities()
 
     # --- what adapters implement ------------------------------------------------------------
     @property
@@ -247,7 +246,7 @@ class VectorStore(ABC):
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]: ...
 
     async def _asearch(self, plan: Plan, filter: Filter | None) -> list[Hit]:
-        """Adapters with an async engine client (native_async) override this."""
+        """Adapters with an async engine client (capabilities.native_async) override this."""
         return await asyncio.to_thread(self._search, plan, filter)
 
     @abstractmethod
@@ -295,11 +294,12 @@ class VectorStore(ABC):
         Fields that already exist keep their stored calibration and encoder state, so documents
         indexed later are encoded exactly like the first ones.
         """
-        unsupported = [f.name for f in wanted.fields if f.kind not in self.supported_kinds]
+        kinds = self.capabilities.kinds
+        unsupported = [f.name for f in wanted.fields if f.kind not in kinds]
         if unsupported:
             raise UnsupportedStrategyError(
                 f"{type(self).__name__} cannot store the fields {unsupported} (it stores "
-                f"{sorted(k.value for k in self.supported_kinds)} vectors); leave them out or use another store"
+                f"{sorted(k.value for k in kinds)} vectors); leave them out or use another store"
             )
         current = self.schema
         if current is None:
@@ -343,7 +343,7 @@ class VectorStore(ABC):
 
     def delete_where(self, filter: Filter) -> int:
         """Delete every document whose metadata matches `filter`; returns how many."""
-        checked = validate_filter(filter)
+        checked = self._checked_filter(filter)
         if not checked:
             raise InvalidInputError("delete_where needs a non-empty filter; to empty a collection, delete it")
         if self.schema is None:
@@ -356,19 +356,26 @@ class VectorStore(ABC):
 
     async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
         """Async twin of search: awaits the engine's async client where the store has one
-        (native_async), else runs the search in a worker thread."""
+        (capabilities.native_async), else runs the search in a worker thread."""
         return await self._asearch(plan, self._checked_search(plan, filter))
 
     def _checked_search(self, plan: Plan, filter: Filter | None) -> Filter | None:
         """Validate a search; returns the validated filter."""
         schema = self._require_schema()
         check_plan(schema, plan)
-        if uses_keyword(plan) and not self.supports_keyword:
-            raise UnsupportedStrategyError(
-                f"{type(self).__name__} has no keyword (BM25 over text) search of its own; search a "
-                "sparse BM25 field instead (strategy 'bm25')"
-            )
-        return validate_filter(filter)
+        check_capable(plan, schema, self.capabilities, type(self).__name__)
+        return self._checked_filter(filter)
+
+    def _checked_filter(self, filter: Filter | None) -> Filter | None:
+        checked = validate_filter(filter)
+        keys = self.capabilities.filter_keys
+        for key in checked or ():
+            if not keys.accepts(key):
+                raise InvalidInputError(
+                    f"filter key {key!r}: {type(self).__name__} filters on metadata keys of {keys.description}; "
+                    f"keys of {PORTABLE_FILTER_KEYS} work with every store: rename the metadata key"
+                )
+        return checked
 
     def _require_schema(self) -> Schema:
         schema = self.schema
@@ -420,8 +427,65 @@ def check_embeddings(f: VectorField, emb: Embeddings) -> None:
         )
 
 
+@dataclass(frozen=True)
+class NativeRescore:
+    """A quantized search rescored with float32 originals, which Qdrant and Weaviate do in one query:
+    search `field` with its quantized index, `oversampling` x limit candidates, rescored."""
+
+    field: str
+    query: Embeddings
+    limit: int
+    oversampling: float
+
+
+def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
+    """Recognise VectorSearch(float field F, prefetch=(VectorSearch(quantized twin of F),))."""
+    if not isinstance(plan, VectorSearch) or len(plan.prefetch) != 1:
+        return None
+    inner = plan.prefetch[0]
+    outer_field = schema[plan.field]
+    if (
+        not isinstance(inner, VectorSearch)
+        or inner.prefetch
+        or outer_field.kind is not EmbeddingKind.DENSE
+        or outer_field.precision is not Precision.FLOAT32
+    ):
+        return None
+    inner_field = schema[inner.field]
+    if inner_field.precision is Precision.FLOAT32 or inner_field.dim != outer_field.dim:
+        return None
+    if not isinstance(inner.query, DenseEmbeddings) or not isinstance(plan.query, DenseEmbeddings):
+        return None
+    if not np.array_equal(inner.query.data, plan.query.data):
+        return None
+    return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
+
+
 def uses_keyword(plan: Plan) -> bool:
     return isinstance(plan, KeywordSearch) or any(uses_keyword(p) for p in plan.prefetch)
+
+
+def check_capable(plan: Plan, schema: Schema, capabilities: Capabilities, store: str, rescored: bool = False) -> None:
+    """Refuse a (structurally valid) plan that needs what the store does not declare."""
+    if isinstance(plan, KeywordSearch) and not capabilities.keyword_search:
+        raise UnsupportedStrategyError(
+            f"{store} has no keyword (BM25 over text) search of its own; search a sparse BM25 field "
+            "instead (strategy 'bm25'), or use Weaviate"
+        )
+    if (
+        isinstance(plan, VectorSearch)
+        and not rescored
+        and not capabilities.quantized_without_rescore
+        and schema[plan.field].precision is not Precision.FLOAT32
+    ):
+        raise UnsupportedStrategyError(
+            f"{store} always rescores its compressed index with the original vectors, so field "
+            f"{plan.field!r} cannot be searched without rescoring; use the rescored strategy "
+            "('int8' or 'binary', not ':norescore')"
+        )
+    inner_rescored = isinstance(plan, VectorSearch) and native_rescore(plan, schema) is not None
+    for stage in plan.prefetch:
+        check_capable(stage, schema, capabilities, store, inner_rescored)
 
 
 def check_plan(schema: Schema, plan: Plan) -> None:

@@ -48,14 +48,15 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore, native_rescore
+from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.qdrant_common import (
+    QDRANT_FILTER_KEYS,
     SCHEMA_KEY,
     FilterClasses,
     document_of,
     hit_of,
-    native_rescore,
     needs_stages,
     payload_of,
     point_id,
@@ -156,7 +157,10 @@ class QdrantStore(VectorStore):
             )
         self.collection = collection
         self.local = path is not None
-        self.native_async = not self.local  # a server through AsyncQdrantClient; local mode in a thread
+        # A server: AsyncQdrantClient, native quantization; local mode: a thread, client-side.
+        self.capabilities = Capabilities(
+            native_async=not self.local, native_quantization=not self.local, filter_keys=QDRANT_FILTER_KEYS
+        )
         self.location = url or path
         for name, value in (
             ("shard_number", shard_number),

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from ragembed.embedders.quantization import dequantize_int8, quantize_int8
-from ragembed.errors import InvalidInputError
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch, native_rescore
+from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import (
     DenseEmbeddings,
     Document,
-    EmbeddingKind,
     Embeddings,
     Hit,
     MultiVectorEmbeddings,
@@ -35,7 +34,8 @@ from ragembed.types import (
 # Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
 POINT_NAMESPACE = uuid.UUID("6f0c2a6e-5d2b-4c1e-9a57-2f1f4b3c8d10")
 SCHEMA_KEY = "ragembed_schema"
-FILTERABLE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+# '.' and '[' would be read as a JSON path into the payload, so Qdrant filters on these keys only.
+QDRANT_FILTER_KEYS = FilterKeys(re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, '_' and '-'")
 
 
 def point_id(doc_id: str) -> str:
@@ -87,11 +87,6 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
         return None
     must = []
     for key, condition in filter.items():
-        if not FILTERABLE_KEY.match(key):
-            raise InvalidInputError(
-                f"filter key {key!r}: Qdrant filters on metadata keys of letters, digits, '_' and '-' "
-                "(other characters are read as a JSON path); rename the metadata key"
-            )
         path = f"metadata.{key}"
         values = condition if isinstance(condition, tuple) else (condition,)
         if isinstance(condition, Range):
@@ -114,40 +109,6 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
                 options.append(classes.field_condition(key=path, range=classes.range(gte=number, lte=number)))
         must.append(options[0] if len(options) == 1 else classes.filter(should=options))
     return classes.filter(must=must)
-
-
-@dataclass(frozen=True)
-class NativeRescore:
-    """A quantized search rescored with float32 originals, done by Qdrant in one query:
-    search `field` with its quantized index, `oversampling` x limit candidates, rescored."""
-
-    field: str
-    query: Embeddings
-    limit: int
-    oversampling: float
-
-
-def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
-    """Recognise VectorSearch(float field F, prefetch=(VectorSearch(quantized twin of F),))."""
-    if not isinstance(plan, VectorSearch) or len(plan.prefetch) != 1:
-        return None
-    inner = plan.prefetch[0]
-    outer_field = schema[plan.field]
-    if (
-        not isinstance(inner, VectorSearch)
-        or inner.prefetch
-        or outer_field.kind is not EmbeddingKind.DENSE
-        or outer_field.precision is not Precision.FLOAT32
-    ):
-        return None
-    inner_field = schema[inner.field]
-    if inner_field.precision is Precision.FLOAT32 or inner_field.dim != outer_field.dim:
-        return None
-    if not isinstance(inner.query, DenseEmbeddings) or not isinstance(plan.query, DenseEmbeddings):
-        return None
-    if not np.array_equal(inner.query.data, plan.query.data):
-        return None
-    return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
 
 
 def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:

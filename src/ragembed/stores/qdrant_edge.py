@@ -23,13 +23,14 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore, native_rescore
+from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.qdrant_common import (
+    QDRANT_FILTER_KEYS,
     FilterClasses,
     document_of,
     hit_of,
-    native_rescore,
     needs_stages,
     payload_of,
     point_id,
@@ -50,6 +51,8 @@ STORE = "qdrant-edge"
 
 class QdrantEdgeStore(VectorStore):
     """One collection in an embedded Qdrant Edge shard under `path`."""
+
+    capabilities = Capabilities(native_quantization=True, filter_keys=QDRANT_FILTER_KEYS)
 
     def __init__(
         self, path: str | os.PathLike[str], collection: str = "default", *, indexing_threshold_kb: int | None = None

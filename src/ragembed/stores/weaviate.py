@@ -48,9 +48,11 @@ from ragembed.stores.base import (
     VectorField,
     VectorSearch,
     VectorStore,
+    native_rescore,
     uses_keyword,
 )
-from ragembed.stores.qdrant_common import native_rescore, point_id
+from ragembed.stores.capabilities import PORTABLE, Capabilities
+from ragembed.stores.qdrant_common import point_id
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
 from ragembed.types import (
     DenseEmbeddings,
@@ -147,9 +149,6 @@ class WeaviateStore(VectorStore):
     >>> store = WeaviateStore.embedded("./weaviate-data", "docs")       # embedded
     """
 
-    supported_kinds = frozenset({EmbeddingKind.DENSE, EmbeddingKind.MULTIVECTOR})
-    supports_keyword = True
-
     def __init__(
         self,
         url: str = "http://127.0.0.1:8080",
@@ -218,7 +217,15 @@ class WeaviateStore(VectorStore):
             "grpc_port": grpc_port,
             "timeout_s": timeout_s,
         }
-        self.native_async = client is None
+        self.capabilities = Capabilities(
+            kinds=frozenset({EmbeddingKind.DENSE, EmbeddingKind.MULTIVECTOR}),
+            keyword_search=True,
+            native_async=client is None,
+            native_quantization=True,
+            quantized_without_rescore=False,
+            asymmetric_binary=False,  # BQ compares bits with bits (the field's creation warns)
+            filter_keys=PORTABLE,
+        )
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -486,7 +493,7 @@ class WeaviateStore(VectorStore):
         return steps.run(self._search_steps(plan, filter), self._send)
 
     async def _asearch(self, plan: Plan, filter: filters.Filter | None) -> list[Hit]:
-        if not self.native_async:
+        if not self.capabilities.native_async:
             return await super()._asearch(plan, filter)
         reading = self._consistent(await self._async_collection(), ConsistencyLevel.ONE)
 
@@ -530,14 +537,8 @@ class WeaviateStore(VectorStore):
                 )
             ]
             return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
-        if self._require_schema()[plan.field].precision is not Precision.FLOAT32:
-            # Weaviate rescores compressed candidates with the originals on every query; a search
-            # "on the quantized vectors alone" would silently come back rescored.
-            raise UnsupportedStrategyError(
-                f"Weaviate always rescores its compressed index with the original vectors, so field "
-                f"{plan.field!r} cannot be searched without rescoring; use the rescored strategy "
-                "('int8' or 'binary', not ':norescore')"
-            )
+        # (A quantized field searched alone is refused before here: Weaviate rescores its
+        # compressed index on every query, so it would silently come back rescored.)
         if plan.prefetch:
             stages = yield from steps.together([self._run(stage, where, full=False) for stage in plan.prefetch])
             pool = {h.id for stage in stages for h in stage}

@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from weaviate.classes.config import DataType, Property, Tokenization
 from weaviate.classes.query import Filter
 
-from ragembed.errors import InvalidInputError
+from ragembed.stores.capabilities import PORTABLE
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import Document
 
-FILTERABLE_KEY = re.compile(r"^[A-Za-z0-9_]{1,200}$")
 TYPED = {"s": DataType.TEXT_ARRAY, "n": DataType.NUMBER_ARRAY, "b": DataType.BOOL_ARRAY}
 RETURNED = ["doc_id", "text", "metadata_json"]
 
@@ -73,8 +71,8 @@ def typed_values(metadata: Mapping[str, Any]) -> dict[str, list[Any]]:
     """{property name: values} of one document's filterable metadata."""
     typed: dict[str, list[Any]] = {}
     for key, value in metadata.items():
-        if not FILTERABLE_KEY.match(key):
-            continue  # kept in metadata_json; filtering on it raises with the rule
+        if not PORTABLE.accepts(key):
+            continue  # kept in metadata_json; filtering on it is refused, naming the rule
         for v in value if isinstance(value, (list, tuple)) else (value,):
             kind = value_kind(v)
             if kind:
@@ -112,11 +110,6 @@ def weaviate_filter(filter: Mapping[str, Condition] | None, existing: set[str]) 
         return None
     clauses = []
     for key, condition in filter.items():
-        if not FILTERABLE_KEY.match(key):
-            raise InvalidInputError(
-                f"filter key {key!r}: Weaviate filters metadata keys of letters, digits and '_' "
-                "(at most 200); rename the metadata key"
-            )
         options = key_options(key, condition, existing)
         if not options:
             raise Impossible(key)
