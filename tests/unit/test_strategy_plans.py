@@ -139,3 +139,9 @@ def test_a_plan_with_two_query_vectors_or_another_dimension_is_refused() -> None
         check_plan(schema, VectorSearch("dense", base(2)[EmbeddingKind.DENSE], 5))
     with pytest.raises(InvalidInputError, match="384-dimensional"):
         check_plan(schema, VectorSearch("dense", DenseEmbeddings(np.ones((1, 64), np.float32)), 5))
+
+
+def test_a_keyword_search_takes_no_stages_of_its_own() -> None:
+    assert KeywordSearch("text", 5).prefetch == ()
+    with pytest.raises(TypeError):
+        KeywordSearch("text", 5, (KeywordSearch("other", 5),))  # type: ignore[call-arg]

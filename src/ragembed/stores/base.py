@@ -203,11 +203,15 @@ class Fusion:
 
 @dataclass(frozen=True, eq=False)
 class KeywordSearch:
-    """BM25 over the stored document text, tokenised and scored by the engine itself."""
+    """BM25 over the stored document text, tokenised and scored by the engine itself. It has no
+    stages of its own (no engine narrows its BM25 to candidates): fuse it with others instead."""
 
     text: str
     limit: int
-    prefetch: tuple[Plan, ...] = ()
+
+    @property
+    def prefetch(self) -> tuple[Plan, ...]:
+        return ()
 
 
 Plan = VectorSearch | Fusion | KeywordSearch
