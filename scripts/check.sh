@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gates .ci/run applies before the tests (configured in pyproject.toml): ruff lint and format
-# over the tree, mypy strict over src/ragembed and over the LlamaIndex integration.
+# over the tree, mypy strict over src/ragembed and over the LlamaIndex integrations.
 #   ./scripts/check.sh          check
 #   ./scripts/check.sh --fix    apply ruff's fixes and formatting first
 set -euo pipefail
@@ -12,4 +12,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/mypy -p llama_index.retrievers.ragembed
+.venv/bin/mypy -p llama_index.retrievers.ragembed -p llama_index.embeddings.ragembed

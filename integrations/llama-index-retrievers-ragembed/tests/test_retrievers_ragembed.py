@@ -1,4 +1,4 @@
-"""RagembedRetriever and RagembedEmbedding inside real LlamaIndex pipelines, on SciFact text with
+"""RagembedRetriever inside real LlamaIndex pipelines, on SciFact text with
 the bundled model. No LLM runs offline here, so the query engine answers with llama-index-core's
 MockLLM; what is checked is retrieval: the engine's source nodes are the retriever's hits."""
 
@@ -13,14 +13,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from llama_index.core import Document as LlamaDocument
-from llama_index.core import VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
-from llama_index.retrievers.ragembed import RagembedEmbedding, RagembedRetriever, to_ragembed_filter
+from llama_index.retrievers.ragembed import RagembedRetriever, to_ragembed_filter
 
-from ragembed import DenseEmbedder, Document, Range, Retriever
+from ragembed import DenseEmbedder, Range
 from ragembed.errors import InvalidInputError
 
 SCIFACT = Path(os.environ.get("RAGEMBED_SCIFACT", Path(__file__).resolve().parents[3] / "data" / "scifact"))
@@ -116,15 +115,10 @@ def test_filter_translation_and_its_refusals():
         RagembedRetriever("not a retriever")
 
 
-def test_ragembed_embedding_serves_a_vector_store_index(documents, embedder):
-    embed_model = RagembedEmbedding(embedder=embedder)
-    docs = [d.model_copy() for d in documents[:30]]
-    for d in docs:  # embed the text alone (LlamaIndex would prepend the metadata), one node per document
-        d.excluded_embed_metadata_keys = list(d.metadata)
-    index = VectorStoreIndex.from_documents(docs, embed_model=embed_model, transformations=[])
-    nodes = index.as_retriever(similarity_top_k=5).retrieve("DNA repair mechanisms")
-    # LlamaIndex's own index ranks with ragembed's vectors as ragembed's exact store does.
-    reference = Retriever("memory", "dense", embedder=embedder)
-    reference.index([Document(d.doc_id, d.text) for d in docs])
-    assert [n.node.ref_doc_id for n in nodes] == [h.id for h in reference.search("DNA repair mechanisms", k=5)]
-    assert len(embed_model.get_query_embedding("a query")) == 384
+def test_the_embedding_model_is_still_importable_from_here_for_one_release():
+    from llama_index.embeddings.ragembed import RagembedEmbedding
+
+    with pytest.warns(DeprecationWarning, match="llama-index-embeddings-ragembed"):
+        from llama_index.retrievers.ragembed import RagembedEmbedding as old
+
+    assert old is RagembedEmbedding

@@ -1,5 +1,5 @@
-"""ragembed for LlamaIndex: a retriever over any ragembed store and strategy, and ragembed's
-dense embedders as a LlamaIndex embedding model.
+"""ragembed for LlamaIndex: a retriever over any ragembed store and strategy (ragembed's dense
+embedders as a LlamaIndex embedding model are llama-index-embeddings-ragembed's).
 
     retriever = RagembedRetriever.from_documents(documents, store="qdrant-edge:./index",
                                                  strategy="hybrid", similarity_top_k=5)
@@ -8,21 +8,17 @@ dense embedders as a LlamaIndex embedding model.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilters
 
-from ragembed import DenseEmbedder, Document, Range, Retriever
+from ragembed import Document, Range, Retriever
 from ragembed.errors import InvalidInputError
 from ragembed.stores.filters import Condition, Filter, combine
-from ragembed.types import DenseEmbeddings, narrow
 
 RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
 
@@ -139,40 +135,3 @@ def to_ragembed_filter(filters: MetadataFilters | None) -> Filter | None:
             )
         combine(result, f.key, condition)
     return result
-
-
-class RagembedEmbedding(BaseEmbedding):
-    """ragembed's DenseEmbedder (bundled all-MiniLM-L6-v2 by default, with its embeddings cache)
-    as a LlamaIndex embedding model, for LlamaIndex's own indexes."""
-
-    _embedder: DenseEmbedder = PrivateAttr()
-
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        embedder: DenseEmbedder | None = None,
-        embed_batch_size: int = 32,
-        **kwargs: Any,
-    ) -> None:
-        embedder = embedder or DenseEmbedder(model)
-        super().__init__(model_name=embedder.model_name, embed_batch_size=embed_batch_size, **kwargs)
-        self._embedder = embedder
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "RagembedEmbedding"
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        vector: list[float] = narrow(self._embedder.embed_queries([query]), DenseEmbeddings).data[0].tolist()
-        return vector
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await asyncio.to_thread(self._get_query_embedding, query)  # the model runs in a worker
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embeddings([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        vectors: list[list[float]] = narrow(self._embedder.embed_documents(texts), DenseEmbeddings).data.tolist()
-        return vectors

@@ -1,0 +1,3 @@
+from llama_index.embeddings.ragembed.base import RagembedEmbedding
+
+__all__ = ["RagembedEmbedding"]
