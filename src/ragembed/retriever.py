@@ -33,7 +33,20 @@ UPSERT_BATCH = 1000
 
 
 class Retriever:
-    """Embedders + a store + search strategies: `index`, `search`, `asearch`."""
+    """Embedders + a store + search strategies: `index`, `search`, `asearch`.
+
+    Args:
+        store: a VectorStore, or a store URI ("memory", "qdrant-edge:./index", "qdrant://host:6333",
+            "weaviate://host:8080", ...; `ragembed.stores.uri.SCHEMES`).
+        strategy: one strategy or several, by name ("dense", "binary", "funnel:64", "hybrid",
+            "colbert", ...) or as Strategy objects; the first is the default for `search`, and
+            `index` stores the fields of all of them.
+        embedder: the dense embedder (default: DenseEmbedder(), the bundled all-MiniLM-L6-v2).
+        sparse_embedder: the sparse one (default: BM25Embedder()), for "bm25" and "hybrid".
+        multivector_embedder: the multi-vector one (default: ColBERTEmbedder()), for "colbert".
+        collection: the collection a store URI opens.
+        show_progress: progress bars while embedding.
+    """
 
     def __init__(
         self,
@@ -96,6 +109,13 @@ class Retriever:
     def index(self, documents: Iterable[Document]) -> int:
         """Embed and upsert documents (idempotent by id); returns how many were written.
 
+        Args:
+            documents: Document(id, text, metadata); an id already stored is replaced.
+
+        Raises:
+            PartialWriteError: the store confirmed only part of a batch; it names every document
+                not written (that batch's failures and every later batch).
+
         The int8 calibration and BM25's average document length are fitted on the documents of
         a new collection's first call and stored with the collection; later calls reuse them.
         """
@@ -157,7 +177,16 @@ class Retriever:
     def search(
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[Hit]:
-        """The top-k documents for one query."""
+        """The top-k documents for one query.
+
+        Args:
+            query: the query text.
+            k: how many hits.
+            filter: metadata conditions, all holding: {"lang": "en"} (equality), {"lang": ["en",
+                "fr"]} (any of), {"year": Range(gte=2020)}; a list-valued field matches when any
+                element does.
+            strategy: a strategy given at construction, by name or object (default: the first).
+        """
         return self.search_many([_one_query(query)], k, filter, strategy)[0]
 
     def search_many(

@@ -126,11 +126,12 @@ class Dense(Strategy):
 class Quantized(Strategy):
     """int8 or binary search over `oversampling * k` candidates, rescored with float32 vectors.
 
-    Default oversampling: 4 for int8, 10 for binary. Measured on 600 SciFact abstracts with
-    MiniLM (384 bits), binary rescoring at 4x kept only 0.89 (memory store) / 0.95 (Qdrant)
-    recall@10 against exact search; 10x-16x reach 0.99. At 1M vectors the oversampling decides
-    recall (docs/benchmarks.md, Qdrant Edge, asymmetric: 10x keeps 0.86 of the exact top-10,
-    30x 0.98, 100x 0.99).
+    Args:
+        precision: "int8" or "binary".
+        oversampling: candidates rescored per result (default 4 for int8, 10 for binary; at
+            millions of documents binary needs about 30 for recall@10 0.98: docs/benchmarks.md).
+        rescore: rescore the candidates with the float32 vectors (False: the quantized scores).
+        asymmetric: binary only, see below.
 
     asymmetric (binary only, the default): documents are stored as sign bits, the query keeps its
     values (field "dense_binary_asym"); asymmetric=False reduces the query to bits as well and

@@ -22,7 +22,7 @@ from ragembed.types import check_positive
 
 @dataclass(frozen=True)
 class ColBERTTraining(TrainingOptions):
-    """Defaults: the run that reached nDCG@10 0.697 on SciFact (docs/finetune.md). Training takes
+    """The defaults are those of the best run on SciFact (docs/finetune.md). Training takes
     (query, positive, negative) triplets, so hard_negatives is at least 1."""
 
     epochs: int = 2

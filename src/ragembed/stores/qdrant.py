@@ -51,6 +51,7 @@ from ragembed.stores import folders, steps
 from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore, native_rescore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
+from ragembed.stores.ids import point_id
 from ragembed.stores.qdrant_common import (
     QDRANT_FILTER_KEYS,
     SCHEMA_KEY,
@@ -59,7 +60,6 @@ from ragembed.stores.qdrant_common import (
     hit_of,
     needs_stages,
     payload_of,
-    point_id,
     qdrant_filter,
     vector_values,
 )

@@ -1,5 +1,5 @@
 """What the two Qdrant adapters (qdrant-client and the embedded qdrant-edge engine) share:
-point ids, payload layout, filters, result order, and how a rescoring plan maps onto Qdrant's
+payload layout, filters, result order, and how a rescoring plan maps onto Qdrant's
 native quantization search parameters.
 
 Both APIs build the same Qdrant objects under different class names; `FilterClasses` names the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,15 +30,9 @@ from ragembed.types import (
     SparseEmbeddings,
 )
 
-# Point ids are UUIDs derived from document ids, so upserting a document again replaces it.
-POINT_NAMESPACE = uuid.UUID("6f0c2a6e-5d2b-4c1e-9a57-2f1f4b3c8d10")
 SCHEMA_KEY = "ragembed_schema"
 # '.' and '[' would be read as a JSON path into the payload, so Qdrant filters on these keys only.
 QDRANT_FILTER_KEYS = FilterKeys(re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, '_' and '-'")
-
-
-def point_id(doc_id: str) -> str:
-    return str(uuid.uuid5(POINT_NAMESPACE, doc_id))
 
 
 def payload_of(doc: Document) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from ragembed.stores.base import (
     uses_keyword,
 )
 from ragembed.stores.capabilities import PORTABLE, Capabilities
-from ragembed.stores.qdrant_common import point_id
+from ragembed.stores.ids import point_id
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
 from ragembed.types import (
     DenseEmbeddings,

@@ -1,0 +1,13 @@
+"""Engine ids from document ids: Qdrant and Weaviate both key objects by UUID, so each document
+id maps to one UUID (version 5, in ragembed's namespace) and upserting a document again replaces
+it. The same document has the same UUID in both engines."""
+
+from __future__ import annotations
+
+import uuid
+
+POINT_NAMESPACE = uuid.UUID("6f0c2a6e-5d2b-4c1e-9a57-2f1f4b3c8d10")
+
+
+def point_id(doc_id: str) -> str:
+    return str(uuid.uuid5(POINT_NAMESPACE, doc_id))
