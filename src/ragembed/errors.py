@@ -6,6 +6,8 @@ mistake it was. Messages say what was wrong and how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class RagembedError(Exception):
     """Base class of every error ragembed raises on purpose."""
@@ -38,6 +40,11 @@ class PartialWriteError(StoreError):
     def __init__(self, message: str, failed: dict[str, str]) -> None:
         super().__init__(message)
         self.failed = failed
+
+    @staticmethod
+    def not_confirmed(ids: Iterable[str], cause: Exception) -> dict[str, str]:
+        """`failed` entries for documents whose write the store could not confirm."""
+        return dict.fromkeys(ids, f"not confirmed: {cause}"[:300])
 
 
 class SchemaMismatchError(StoreError):

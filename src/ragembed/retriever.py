@@ -310,7 +310,7 @@ def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> P
     if isinstance(exc, PartialWriteError):
         failed = dict(exc.failed)  # the store confirmed the rest of this batch
     else:
-        failed = {d.id: f"not confirmed: {exc}"[:300] for d in docs[start:stop]}
+        failed = PartialWriteError.not_confirmed((d.id for d in docs[start:stop]), exc)
     failed.update({d.id: "not attempted: indexing stopped at an earlier batch" for d in docs[stop:]})
     return PartialWriteError(
         f"indexing stopped: {len(failed)} of {len(docs)} documents are not (or not surely) written "

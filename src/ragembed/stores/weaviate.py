@@ -394,7 +394,7 @@ class WeaviateStore(VectorStore):
             try:
                 errors = self._guard(lambda: self._insert(objects))
             except StoreError as exc:  # still failing after the retries: say what is not written
-                failed.update({d.id: f"not confirmed: {exc}"[:300] for d in documents[start:]})
+                failed.update(PartialWriteError.not_confirmed((d.id for d in documents[start:]), exc))
                 raise PartialWriteError(
                     f"Weaviate stopped accepting writes ({exc}); {len(failed)} of {len(documents)} documents "
                     "are not (or not surely) written, the others are. Upsert them again once the "
