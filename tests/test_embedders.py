@@ -17,8 +17,8 @@ from ragembed import (
     quantize_int8,
     truncate,
 )
-from ragembed.embedders.quantization import dequantize_int8
 from ragembed.errors import InvalidInputError, ModelLoadError
+from ragembed.quantization import dequantize_int8
 
 
 def test_dense_embeddings_are_unit_float32(dense_embedder, scifact_docs):

@@ -7,7 +7,6 @@ from ragembed.embedders.base import Embedder
 from ragembed.embedders.cache import EmbeddingCache
 from ragembed.embedders.dense import DenseEmbedder
 from ragembed.embedders.matryoshka import MatryoshkaEmbedder, truncate
-from ragembed.embedders.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.errors import (
     DimensionMismatchError,
     InvalidInputError,
@@ -19,6 +18,7 @@ from ragembed.errors import (
     StoreError,
     UnsupportedStrategyError,
 )
+from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.retriever import Retriever
 from ragembed.similarity import similarity
 from ragembed.stores.base import Fusion, KeywordSearch, Schema, VectorField, VectorSearch, VectorStore

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ragembed.embedders.matryoshka import truncate
-from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.quantization import Int8Calibration
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch
 from ragembed.types import (
     DenseEmbeddings,

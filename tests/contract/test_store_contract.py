@@ -25,8 +25,8 @@ from ragembed import (
     VectorField,
     VectorSearch,
 )
-from ragembed.embedders.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.errors import DimensionMismatchError, InvalidInputError, SchemaMismatchError, UnsupportedStrategyError
+from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.types import EmbeddingKind, Precision
 
 from .backends import BACKENDS, AsyncDriven, backend_params

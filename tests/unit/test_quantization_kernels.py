@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragembed.embedders.quantization import (
+from ragembed.errors import DimensionMismatchError, InvalidInputError
+from ragembed.quantization import (
     Int8Calibration,
     asymmetric_binary_similarity,
     dequantize_int8,
@@ -14,7 +15,6 @@ from ragembed.embedders.quantization import (
     quantize_binary,
     quantize_int8,
 )
-from ragembed.errors import DimensionMismatchError, InvalidInputError
 from ragembed.types import DenseEmbeddings
 
 RNG = np.random.default_rng(11)

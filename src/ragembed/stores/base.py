@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ragembed.embedders.quantization import Int8Calibration
 from ragembed.errors import (
     DimensionMismatchError,
     InvalidInputError,
@@ -35,6 +34,7 @@ from ragembed.errors import (
     StoreError,
     UnsupportedStrategyError,
 )
+from ragembed.quantization import Int8Calibration
 from ragembed.stores.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.stores.filters import Filter, validate_filter
 from ragembed.types import (

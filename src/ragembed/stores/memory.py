@@ -44,7 +44,8 @@ from typing import IO, Any
 import numpy as np
 import scipy.sparse as sp
 
-from ragembed.embedders.quantization import (
+from ragembed.errors import RagembedError, StoreError, UnsupportedStrategyError
+from ragembed.quantization import (
     asymmetric_binary_similarity,
     dequantize_int8,
     hamming_similarity,
@@ -52,7 +53,6 @@ from ragembed.embedders.quantization import (
     quantize_binary,
     quantize_int8,
 )
-from ragembed.errors import RagembedError, StoreError, UnsupportedStrategyError
 from ragembed.stores import folders
 from ragembed.stores.base import (
     Fusion,

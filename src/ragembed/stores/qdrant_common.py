@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.embedders.quantization import dequantize_int8, quantize_int8
+from ragembed.quantization import dequantize_int8, quantize_int8
 from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch, native_rescore
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range

@@ -1,5 +1,7 @@
-"""int8 and binary quantization of dense float32 vectors: pure functions, as in
-sentence-transformers' `quantize_embeddings`.
+"""int8 and binary quantization of dense float32 vectors, and the kernels that score against the
+codes: pure functions, as in sentence-transformers' `quantize_embeddings`. Strategies fit the
+int8 calibration, stores quantize (the memory store and Qdrant local mode here, the engines
+natively), so this module belongs to neither embedders nor stores.
 
 int8 maps each dimension's calibrated [min, max] onto 256 levels. The calibration is fitted on
 the corpus once and stored with the collection, so later documents and every query use the same
