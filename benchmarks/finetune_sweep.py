@@ -53,10 +53,7 @@ RUNS = {
 def train(loss_kind: str, settings: dict, pairs, folder: Path) -> float:
     """Train one run with ragembed's own Matryoshka training; its training seconds."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.losses import (
-        CachedMultipleNegativesRankingLoss,
-        GISTEmbedLoss,
-    )
+    from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, GISTEmbedLoss
 
     def gist(model):  # guided by the base model, cut to the same length
         guide = SentenceTransformer(default_model_path())

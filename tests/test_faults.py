@@ -22,9 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from unittest.mock import (
-    patch,  # patch.dict: a scoped environment variable, nothing mocked
-)
+from unittest.mock import patch  # patch.dict: a scoped environment variable, nothing mocked
 
 import pytest
 from qdrant_server import ScriptServer as QdrantServer

@@ -12,15 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ragembed import (
-    DenseEmbeddings,
-    Document,
-    MemoryStore,
-    Range,
-    Schema,
-    VectorField,
-    VectorSearch,
-)
+from ragembed import DenseEmbeddings, Document, MemoryStore, Range, Schema, VectorField, VectorSearch
 from ragembed.errors import InvalidInputError, RagembedError
 from ragembed.stores.qdrant_edge import QdrantEdgeStore
 from ragembed.types import EmbeddingKind

@@ -127,10 +127,7 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-edge": Backend(qdrant_edge, qdrant_edge),
     # The server over HTTP and over gRPC (prefer_grpc=True); reopening = a new client.
     "qdrant-server": Backend(
-        qdrant_server,
-        lambda tmp: qdrant_server(tmp, fresh=False),
-        on_shared_server=True,
-        skip_reason=QDRANT_SKIP,
+        qdrant_server, lambda tmp: qdrant_server(tmp, fresh=False), on_shared_server=True, skip_reason=QDRANT_SKIP
     ),
     "qdrant-server-grpc": Backend(
         lambda tmp: qdrant_server(tmp, grpc=True),
@@ -164,10 +161,7 @@ BACKENDS: dict[str, Backend] = {
     # Weaviate: flat (exact) indexes so rankings can be compared; reopening = a new connection
     # (server restarts are tested in tests/test_weaviate.py).
     "weaviate-server": Backend(
-        weaviate_server,
-        lambda tmp: weaviate_server(tmp, fresh=False),
-        on_shared_server=True,
-        skip_reason=WEAVIATE_SKIP,
+        weaviate_server, lambda tmp: weaviate_server(tmp, fresh=False), on_shared_server=True, skip_reason=WEAVIATE_SKIP
     ),
     "weaviate-server-async": Backend(
         weaviate_server,

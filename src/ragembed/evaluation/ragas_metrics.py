@@ -33,10 +33,7 @@ def ragas_context_metrics(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             from ragas.dataset_schema import SingleTurnSample
-            from ragas.metrics._context_precision import (
-                IDBasedContextPrecision,
-                NonLLMContextPrecisionWithReference,
-            )
+            from ragas.metrics._context_precision import IDBasedContextPrecision, NonLLMContextPrecisionWithReference
             from ragas.metrics._context_recall import IDBasedContextRecall, NonLLMContextRecall
     except ImportError as exc:
         raise MissingDependencyError.for_extra("ragas", "eval") from exc

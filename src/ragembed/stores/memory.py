@@ -54,14 +54,7 @@ from ragembed.quantization import (
     quantize_int8,
 )
 from ragembed.stores import folders
-from ragembed.stores.base import (
-    Fusion,
-    KeywordSearch,
-    Plan,
-    Schema,
-    VectorField,
-    VectorStore,
-)
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Filter, matches
 from ragembed.types import (
     DenseEmbeddings,
