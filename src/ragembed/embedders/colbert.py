@@ -33,6 +33,16 @@ class ColBERTEmbedder(Embedder):
 
     pool_factor > 1 merges similar document tokens (PyLate's hierarchical token pooling), cutting
     the vectors stored per document by about that factor for a small loss in quality.
+
+    Args:
+        model: a PyLate ColBERT model (hub name or folder), or a sentence-transformers model that
+            PyLate turns into one (default: the bundled all-MiniLM-L6-v2 with a 128-dim head).
+        pool_factor: see above (1: no pooling).
+        batch_size: texts per forward pass.
+        seed: seeds the projection head PyLate adds to a plain model, so its vectors repeat.
+        device: "cpu", "cuda", ...
+        cache: as DenseEmbedder's.
+        show_progress: a progress bar while embedding many texts.
     """
 
     kind = EmbeddingKind.MULTIVECTOR

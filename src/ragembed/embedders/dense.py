@@ -28,6 +28,17 @@ from ragembed.types import DenseEmbeddings, EmbeddingKind
 class DenseEmbedder(Embedder):
     """One vector per text from a sentence-transformers model, L2-normalised by default.
 
+    Args:
+        model: a hub name or a local model folder (default: the bundled all-MiniLM-L6-v2).
+        batch_size: texts per forward pass.
+        normalize: L2-normalise the vectors (cosine = dot product).
+        query_prompt: text prepended to every query (a model's query instruction, e5's "query: ").
+        document_prompt: text prepended to every document.
+        device: "cpu", "cuda", ... (default: sentence-transformers' choice).
+        cache: the embeddings cache: None/True the default one (~/.cache/ragembed), False none, a
+            path, or an EmbeddingCache.
+        show_progress: a progress bar while embedding many texts.
+
     >>> embedder = DenseEmbedder()                       # bundled all-MiniLM-L6-v2
     >>> embedder.embed_documents(["a text"]).shape
     (1, 384)

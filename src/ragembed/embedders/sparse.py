@@ -36,7 +36,18 @@ def term_index(term: str) -> int:
 
 
 class BM25Embedder(Embedder):
-    """Sparse BM25 vectors (k1, b as in Lucene and bm25s; English stemming and stop words)."""
+    """Sparse BM25 vectors (k1, b as in Lucene and bm25s; English stemming and stop words).
+
+    Args:
+        k1: term-frequency saturation.
+        b: document-length normalisation.
+        language: the Snowball stemmer's language (PyStemmer).
+        stopwords: bm25s's stop-word list name ("en"), a list of words, or None for none.
+        avgdl: the corpus' average document length, when known (else fit() learns it; a
+            collection stores it, so later documents score alike).
+        cache: as DenseEmbedder's (off by default: BM25 is cheap to recompute).
+        show_progress: a progress bar while embedding many texts.
+    """
 
     kind = EmbeddingKind.SPARSE
 

@@ -80,7 +80,11 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 class MemoryStore(VectorStore):
-    """Exact search over documents held in memory; `path` makes it persist there on close()."""
+    """Exact search over documents held in memory; `path` makes it persist there on close().
+
+    Args:
+        path: a folder the store owns (created, or one it created before); None keeps nothing.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None

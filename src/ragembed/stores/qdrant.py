@@ -115,6 +115,16 @@ class QdrantStore(VectorStore):
     >>> QdrantStore(url="http://localhost:6333", collection="docs")      # a server or cluster
     >>> QdrantStore(path=":memory:", collection="docs")                   # local mode, in memory
     >>> QdrantStore(path="./qdrant-local", collection="docs")             # local mode, on disk
+
+    Args:
+        collection: the Qdrant collection.
+        url: a server or cluster node ("http://localhost:6333"); or
+        path: qdrant-client's local mode, ":memory:" or a folder the store owns.
+        api_key, https, timeout, prefer_grpc, grpc_port: passed to qdrant-client.
+        shard_number, replication_factor, write_consistency_factor: a new collection's layout
+            on a cluster; an existing collection with another layout is refused.
+        upload_parallel, upload_retries: qdrant-client's upload_points workers and retries.
+        indexing_threshold_kb: segment size from which the server builds HNSW indexes.
     """
 
     def __init__(

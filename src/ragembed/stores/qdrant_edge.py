@@ -50,7 +50,14 @@ STORE = "qdrant-edge"
 
 
 class QdrantEdgeStore(VectorStore):
-    """One collection in an embedded Qdrant Edge shard under `path`."""
+    """One collection in an embedded Qdrant Edge shard under `path`.
+
+    Args:
+        path: the folder the store owns (created, or one it created before).
+        collection: the collection, a folder inside `path`.
+        indexing_threshold_kb: segment size from which the engine builds an HNSW index (below it,
+            an exact scan).
+    """
 
     capabilities = Capabilities(native_quantization=True, filter_keys=QDRANT_FILTER_KEYS)
 
