@@ -469,27 +469,29 @@ def uses_keyword(plan: Plan) -> bool:
     return isinstance(plan, KeywordSearch) or any(uses_keyword(p) for p in plan.prefetch)
 
 
-def check_capable(plan: Plan, schema: Schema, capabilities: Capabilities, store: str, rescored: bool = False) -> None:
+def check_capable(plan: Plan, schema: Schema, capabilities: Capabilities, store: str) -> None:
     """Refuse a (structurally valid) plan that needs what the store does not declare."""
-    if isinstance(plan, KeywordSearch) and not capabilities.keyword_search:
+    if not capabilities.keyword_search and uses_keyword(plan):
         raise UnsupportedStrategyError(
             f"{store} has no keyword (BM25 over text) search of its own; search a sparse BM25 field "
             "instead (strategy 'bm25'), or use Weaviate"
         )
-    if (
-        isinstance(plan, VectorSearch)
-        and not rescored
-        and not capabilities.quantized_without_rescore
-        and schema[plan.field].precision is not Precision.FLOAT32
-    ):
+    unrescored = None if capabilities.quantized_without_rescore else quantized_alone(plan, schema)
+    if unrescored is not None:
         raise UnsupportedStrategyError(
             f"{store} always rescores its compressed index with the original vectors, so field "
-            f"{plan.field!r} cannot be searched without rescoring; use the rescored strategy "
+            f"{unrescored!r} cannot be searched without rescoring; use the rescored strategy "
             "('int8' or 'binary', not ':norescore')"
         )
+
+
+def quantized_alone(plan: Plan, schema: Schema, rescored: bool = False) -> str | None:
+    """A quantized field the plan searches without rescoring it with its float32 twin, if any."""
+    if isinstance(plan, VectorSearch) and not rescored and schema[plan.field].precision is not Precision.FLOAT32:
+        return plan.field
     inner_rescored = isinstance(plan, VectorSearch) and native_rescore(plan, schema) is not None
-    for stage in plan.prefetch:
-        check_capable(stage, schema, capabilities, store, inner_rescored)
+    found = (quantized_alone(stage, schema, inner_rescored) for stage in plan.prefetch)
+    return next((name for name in found if name is not None), None)
 
 
 def check_plan(schema: Schema, plan: Plan) -> None:

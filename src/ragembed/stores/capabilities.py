@@ -5,7 +5,7 @@ the alternative) instead of being answered some other way."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ragembed.types import EmbeddingKind
 
@@ -49,4 +49,4 @@ class Capabilities:
     native_quantization: bool = False
     quantized_without_rescore: bool = True
     asymmetric_binary: bool = True
-    filter_keys: FilterKeys = field(default=ANY_KEY)
+    filter_keys: FilterKeys = ANY_KEY

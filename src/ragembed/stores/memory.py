@@ -44,7 +44,7 @@ from typing import IO, Any
 import numpy as np
 import scipy.sparse as sp
 
-from ragembed.errors import RagembedError, StoreError, UnsupportedStrategyError
+from ragembed.errors import RagembedError, StoreError
 from ragembed.quantization import (
     asymmetric_binary_similarity,
     dequantize_int8,
@@ -252,8 +252,7 @@ class MemoryStore(VectorStore):
             rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)
-        if isinstance(plan, KeywordSearch):  # check_plan refuses these before a search gets here
-            raise UnsupportedStrategyError("the memory store has no keyword index; use 'bm25'")
+        assert not isinstance(plan, KeywordSearch), plan  # check_capable refuses these: no keyword index
         if plan.prefetch:
             pooled = [self._run(stage, candidates)[0] for stage in plan.prefetch]
             candidates = np.unique(np.concatenate(pooled)) if pooled else candidates
