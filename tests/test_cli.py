@@ -32,6 +32,19 @@ def small_beir(tmp_path, scifact_dir):
     return folder
 
 
+def test_search_follows_the_collections_backend_and_refuses_another(tmp_path, small_beir):
+    pytest.importorskip("onnxruntime", reason="--backend onnx needs the ragembed[fast] extra")
+    store = ["--store", "memory:./idx", "--json"]
+    done = ragembed("index", str(small_beir), "--backend", "onnx", "--quantize", "int8", *store, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    title = json.loads((small_beir / "corpus.jsonl").read_text().splitlines()[3])
+    found = ragembed("search", title["title"], "-k", "3", *store, cwd=tmp_path)  # no flags: the collection's
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["id"] == str(title["_id"])
+    refused = ragembed("search", title["title"], "--backend", "torch", *store, cwd=tmp_path)
+    assert refused.returncode == 2 and "--backend onnx --quantize int8" in refused.stderr, refused.stderr
+
+
 def test_index_then_search_a_beir_folder(tmp_path, small_beir):
     done = ragembed(
         "index",

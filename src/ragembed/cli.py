@@ -18,10 +18,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ragembed.embedders.backends import BACKENDS
 from ragembed.errors import InvalidInputError, RagembedError
 from ragembed.stores.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.stores.uri import SCHEMES, open_store
@@ -82,7 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--model", help="dense model: hub name or local path (default: bundled all-MiniLM-L6-v2)")
         p.add_argument("--colbert-model", help="PyLate ColBERT model path (default: built from the bundled MiniLM)")
+        backend_options(p)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def backend_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            help="what runs the models: torch, onnx (ONNX Runtime) or openvino; the last two need "
+            "ragembed[fast] (default: what the collection was indexed with, else torch)",
+        )
+        p.add_argument(
+            "--quantize",
+            choices=["int8"],
+            help="int8: ONNX Runtime's dynamic int8 model (with --backend onnx; default: fp32)",
+        )
 
     index = commands.add_parser("index", help="embed and store documents")
     index.add_argument("source", help="a BEIR folder (corpus.jsonl), a .jsonl file, or a folder of .txt/.md files")
@@ -129,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy", action="append", metavar="S", help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})"
     )
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
+    backend_options(demo)
     demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False, k=100)
 
     from ragembed.finetune.command import add_finetune_parser
@@ -157,17 +173,26 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
     states = {f.kind: f.encoder_state or {} for f in (store.schema.fields if store.schema else ())}
     dense_model = args.model or states.get(EmbeddingKind.DENSE, {}).get("model")
     colbert_model = args.colbert_model or states.get(EmbeddingKind.MULTIVECTOR, {}).get("model")
+    dense_backend = _backend_choice(args, states.get(EmbeddingKind.DENSE, {}))
+    colbert_backend = _backend_choice(args, states.get(EmbeddingKind.MULTIVECTOR, {}))
     strategies = args.strategy or ["dense"]
     needs = set().union(*(parse_strategy(s).needs for s in strategies))
     if EmbeddingKind.DENSE in needs or EmbeddingKind.DENSE in states:
         from ragembed.embedders.dense import DenseEmbedder
 
-        dense = DenseEmbedder(dense_model, show_progress=True)
+        dense = DenseEmbedder(dense_model, show_progress=True, **dense_backend)
     if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
         from ragembed.embedders.colbert import ColBERTEmbedder
 
-        colbert = ColBERTEmbedder(colbert_model, show_progress=True)
+        colbert = ColBERTEmbedder(colbert_model, show_progress=True, **colbert_backend)
     return Retriever(store, strategies, show_progress=True, embedder=dense, multivector_embedder=colbert)
+
+
+def _backend_choice(args: argparse.Namespace, state: Mapping[str, Any]) -> dict[str, Any]:
+    """--backend/--quantize as given; else how the collection's field was encoded; else torch fp32."""
+    if args.backend is not None or args.quantize is not None:
+        return {"backend": args.backend or "torch", "quantize": args.quantize}
+    return {"backend": state.get("backend", "torch"), "quantize": state.get("quantize")}
 
 
 def run_index(args: argparse.Namespace) -> int:

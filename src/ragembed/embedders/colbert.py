@@ -13,6 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from ragembed.embedders.backends import (
+    Backend,
+    Quantize,
+    backend_identity,
+    backend_state,
+    check_backend,
+    check_same_backend,
+    use_backend,
+)
 from ragembed.embedders.base import CacheOption, Embedder, Role
 from ragembed.embedders.models import (
     DEFAULT_MODEL,
@@ -43,6 +52,8 @@ class ColBERTEmbedder(Embedder):
         device: "cpu", "cuda", ...
         cache: as DenseEmbedder's.
         show_progress: a progress bar while embedding many texts.
+        backend, quantize: what runs the transformer, as DenseEmbedder's (the projection head
+            stays in torch: a 384 x 128 matrix is a small share of the work).
     """
 
     kind = EmbeddingKind.MULTIVECTOR
@@ -57,8 +68,11 @@ class ColBERTEmbedder(Embedder):
         device: str | None = None,
         cache: CacheOption = None,
         show_progress: bool = False,
+        backend: Backend = "torch",
+        quantize: Quantize = None,
     ) -> None:
         super().__init__(cache=cache, show_progress=show_progress)
+        check_backend(backend, quantize, device)
         if not isinstance(pool_factor, int) or pool_factor < 1:
             raise InvalidInputError(f"pool_factor must be an integer >= 1, got {pool_factor!r}")
         try:
@@ -76,9 +90,16 @@ class ColBERTEmbedder(Embedder):
             raise load_error(self.model_name, exc) from exc
         self.pool_factor, self.batch_size, self.seed = pool_factor, batch_size, seed
         self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
+        self.backend, self.quantize = backend, quantize
+        # PyLate may add its [Q]/[D] marker tokens to the vocabulary, so its transformer gets its
+        # own export, never the dense model's.
+        use_backend(self.model, backend, quantize, f"colbert|{self._fingerprint}")
 
     def __repr__(self) -> str:
-        return f"ColBERTEmbedder(model={self.model_name!r}, dim={self.dim}, pool_factor={self.pool_factor})"
+        return (
+            f"ColBERTEmbedder(model={self.model_name!r}, dim={self.dim}, pool_factor={self.pool_factor}, "
+            f"backend={self.backend!r})"
+        )
 
     @property
     def dim(self) -> int:
@@ -86,13 +107,16 @@ class ColBERTEmbedder(Embedder):
 
     @property
     def identity(self) -> str:
-        return f"colbert|{self._fingerprint}|seed={self.seed}|pool={self.pool_factor}"
+        return f"colbert|{self._fingerprint}|seed={self.seed}|pool={self.pool_factor}" + backend_identity(
+            self.backend, self.quantize
+        )
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.model_name, "seed": self.seed}
+        return {"model": self.model_name, "seed": self.seed, **backend_state(self.backend, self.quantize)}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         check_same_model(state, self.model_name, "ColBERTEmbedder")
+        check_same_backend(state, self.backend, self.quantize, "ColBERTEmbedder")
 
     def _encode(self, texts: list[str], role: Role) -> MultiVectorEmbeddings:
         is_query = role == "query"

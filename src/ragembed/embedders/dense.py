@@ -11,6 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from ragembed.embedders.backends import (
+    Backend,
+    Quantize,
+    backend_identity,
+    backend_state,
+    check_backend,
+    check_same_backend,
+    use_backend,
+)
 from ragembed.embedders.base import CacheOption, Embedder, Role
 from ragembed.embedders.models import (
     DEFAULT_MODEL,
@@ -35,6 +44,10 @@ class DenseEmbedder(Embedder):
         query_prompt: text prepended to every query (a model's query instruction, e5's "query: ").
         document_prompt: text prepended to every document.
         device: "cpu", "cuda", ... (default: sentence-transformers' choice).
+        backend: what runs the transformer: "torch", "onnx" (ONNX Runtime, the fastest on a CPU)
+            or "openvino"; the last two need the ragembed[fast] extra, run on the CPU, and export
+            the model once into the cache folder. See docs/benchmarks.md section 1.
+        quantize: None (fp32) or "int8" (ONNX Runtime's dynamic int8; backend="onnx" only).
         cache: the embeddings cache: None/True the default one (~/.cache/ragembed), False none, a
             path, or an EmbeddingCache.
         show_progress: a progress bar while embedding many texts.
@@ -57,8 +70,11 @@ class DenseEmbedder(Embedder):
         device: str | None = None,
         cache: CacheOption = None,
         show_progress: bool = False,
+        backend: Backend = "torch",
+        quantize: Quantize = None,
     ) -> None:
         super().__init__(cache=cache, show_progress=show_progress)
+        check_backend(backend, quantize, device)
         self.model_name = model or DEFAULT_MODEL
         check_model_location(self.model_name)
         from sentence_transformers import SentenceTransformer
@@ -73,9 +89,11 @@ class DenseEmbedder(Embedder):
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
         self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
+        self.backend, self.quantize = backend, quantize
+        use_backend(self.model, backend, quantize, f"dense|{self._fingerprint}")
 
     def __repr__(self) -> str:
-        return f"DenseEmbedder(model={self.model_name!r}, dim={self.dim})"
+        return f"DenseEmbedder(model={self.model_name!r}, dim={self.dim}, backend={self.backend!r})"
 
     @property
     def dim(self) -> int:
@@ -83,15 +101,19 @@ class DenseEmbedder(Embedder):
 
     @property
     def identity(self) -> str:
-        return f"dense|{self._fingerprint}|norm={self.normalize}|q={self.query_prompt!r}|d={self.document_prompt!r}"
+        return (
+            f"dense|{self._fingerprint}|norm={self.normalize}|q={self.query_prompt!r}|d={self.document_prompt!r}"
+            + backend_identity(self.backend, self.quantize)
+        )
 
-    # The model name travels with the collection, so searching it with another model (whose
-    # vectors would silently mean something else) fails with the fix instead.
+    # The model name and how it ran travel with the collection, so searching it with another
+    # model or precision (whose vectors would silently mean something else) fails with the fix.
     def state(self) -> dict[str, Any]:
-        return {"model": self.model_name}
+        return {"model": self.model_name, **backend_state(self.backend, self.quantize)}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         check_same_model(state, self.model_name, "DenseEmbedder")
+        check_same_backend(state, self.backend, self.quantize, "DenseEmbedder")
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt
