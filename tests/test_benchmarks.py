@@ -44,6 +44,34 @@ def test_encoding_compares_ragembed_with_raw_sentence_transformers(small_beir, t
     assert all(r["docs_per_s"] > 0 for r in rows.values()) and result["docs"] == 40
 
 
+def test_backends_compares_torch_with_onnx_runtime_on_the_same_vectors(small_beir, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the backends need the ragembed[fast] extra")
+    pytest.importorskip("pylate", reason="the ColBERT rows need the ragembed[colbert] extra")
+    rows = run_benchmark(
+        "backends",
+        tmp_path,
+        "--data",
+        str(small_beir),
+        "--docs",
+        "30",
+        "--colbert-docs",
+        "6",
+        "--rows",
+        "torch",
+        "onnx",
+        "colbert:torch",
+        "colbert:onnx",
+    )["rows"]
+    assert [(r["kind"], r["backend"]) for r in rows] == [
+        ("dense", "torch"),
+        ("dense", "onnx"),
+        ("colbert", "torch"),
+        ("colbert", "onnx"),
+    ]
+    assert all(r["docs_per_s"] > 0 and r["peak_rss_mb"] > 0 and r["max_abs_vs_torch"] < 1e-5 for r in rows)
+    assert rows[0]["ndcg10"] == pytest.approx(rows[1]["ndcg10"], abs=1e-6) and 0 <= rows[0]["ndcg10"] <= 1
+
+
 def test_ingest_holds_the_same_points_in_every_library(small_beir, tmp_path):
     result = run_benchmark("ingest", tmp_path, "--data", str(small_beir), "--copies", "2")
     libraries = {(r["library"], r["engine"]) for r in result["rows"]}
