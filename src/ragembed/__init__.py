@@ -21,7 +21,7 @@ from ragembed.errors import (
 from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.retriever import Retriever
 from ragembed.similarity import similarity
-from ragembed.stores.base import Fusion, KeywordSearch, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Fusion, KeywordSearch, Rescore, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.filters import Range
 from ragembed.stores.memory import MemoryStore
 from ragembed.stores.uri import open_store
@@ -98,6 +98,7 @@ __all__ = [
     "Quantized",
     "RagembedError",
     "Range",
+    "Rescore",
     "Retriever",
     "Schema",
     "SchemaMismatchError",

@@ -40,7 +40,7 @@ from typing import ClassVar
 from ragembed.embedders.matryoshka import truncate
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.quantization import Int8Calibration
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorSearch
 from ragembed.types import (
     DenseEmbeddings,
     EmbeddingKind,
@@ -206,8 +206,7 @@ class Quantized(Strategy):
         if not self.rescore:
             return self._stage(quantized, query, k)
         assert self.oversampling is not None  # __post_init__ sets the default
-        candidates = max(k, round(k * self.oversampling))
-        return self._stage(full, query, k, (self._stage(quantized, query, candidates),))
+        return Rescore(quantized.name, full.name, derive(full, query[DENSE]), k, self.oversampling)
 
 
 @dataclass(frozen=True)
@@ -290,7 +289,7 @@ class Hybrid(Strategy):
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         dense, sparse = self.fields_in(schema)
         limit = max(k, self.candidates)
-        return Fusion((self._stage(sparse, query, limit), self._stage(dense, query, limit)), k, self.rrf_k)
+        return Fusion((self._stage(sparse, query, limit), self._stage(dense, query, limit)), k, rrf_k=self.rrf_k)
 
 
 @dataclass(frozen=True)

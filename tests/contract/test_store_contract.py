@@ -20,6 +20,7 @@ from ragembed import (
     MemoryStore,
     MultiVectorEmbeddings,
     Range,
+    Rescore,
     Schema,
     SparseEmbeddings,
     VectorField,
@@ -217,7 +218,11 @@ def check_quantized(store, field: str, reference, q: np.ndarray) -> None:
         only = None
     else:
         only = store.search(VectorSearch(field, vec, 10))
-    rescored = store.search(VectorSearch("dense", vec, 10, (VectorSearch(field, vec, 40),)))
+    plan = Rescore(field, "dense", vec, 10, oversampling=4.0)
+    rescored = store.search(plan)
+    if not store.capabilities.quantized_without_rescore:  # its stages would be rescored unasked
+        with pytest.raises(UnsupportedStrategyError, match="Rescore"):
+            store.search(plan.as_stages())
     scores = reference(q)
     candidates = [int(c[4:]) for c in ranked(scores, 40)]
     expected_rescored = ranked(dense_scores(q, candidates), 10)
@@ -229,6 +234,7 @@ def check_quantized(store, field: str, reference, q: np.ndarray) -> None:
         return
     assert ids(only) == ranked(scores, 10)
     assert_rescored_within_ties(ids(rescored), scores, q, cutoff=40)
+    assert ids(store.search(plan.as_stages())) == ids(rescored)  # the two stages it stands for
 
 
 def assert_rescored_within_ties(
@@ -319,7 +325,8 @@ def test_sparse_returns_only_documents_sharing_a_term(store):
     assert store.search(VectorSearch("bm25", SparseEmbeddings((unseen,), (np.ones(1, np.float32),)), 5)) == []
 
 
-def test_hybrid_rrf_fusion(store):
+@pytest.mark.parametrize("rrf_k", [60, 5])
+def test_hybrid_rrf_fusion(store, rrf_k):
     needs_sparse(store)
     q = query_vector(9)
     terms, weights = VOCAB[[3, 50, 100]], np.ones(3, np.float32)
@@ -329,13 +336,13 @@ def test_hybrid_rrf_fusion(store):
             VectorSearch("dense", DenseEmbeddings(q[None]), 20),
         ),
         limit=10,
-        k=60,
+        rrf_k=rrf_k,
     )
     hits = store.search(plan)
     fused: dict[int, float] = {}
     for ranking in (ranked(bm25_scores(terms, weights), 20), ranked(dense_scores(q), 20)):
         for rank, doc_id in enumerate(ranking, start=1):
-            fused[int(doc_id[4:])] = fused.get(int(doc_id[4:]), 0) + 1 / (60 + rank)
+            fused[int(doc_id[4:])] = fused.get(int(doc_id[4:]), 0) + 1 / (rrf_k + rank)
     assert ids(hits) == ranked(fused, 10)
     assert hits[0].score == pytest.approx(fused[int(hits[0].id[4:])])
 
@@ -351,7 +358,7 @@ def test_weighted_rrf_fusion(store, weights):
             VectorSearch("dense", DenseEmbeddings(q[None]), 20),
         ),
         limit=10,
-        k=60,
+        rrf_k=60,
         weights=weights,
     )
     hits = store.search(plan)
@@ -395,10 +402,16 @@ def test_filters(store, flt, keep):
 
 def test_filter_applies_to_prefetch_stages(store):
     q = query_vector(2)
-    bits = DenseEmbeddings(q[None])
-    plan = VectorSearch("dense", DenseEmbeddings(q[None]), 5, (VectorSearch("dense_binary", bits, 20),))
+    first_stage = VectorSearch("dense_d8", DenseEmbeddings(q[None, :8].copy()), 20)
+    plan = VectorSearch("dense", DenseEmbeddings(q[None]), 5, (first_stage,))
     hits = store.search(plan, filter={"group": 0})
     assert hits and all(DOCS[int(h.id[4:])].metadata["group"] == 0 for h in hits)
+
+
+def test_filter_applies_to_rescore_candidates(store):
+    q = DenseEmbeddings(query_vector(2)[None])
+    hits = store.search(Rescore("dense_binary", "dense", q, 5, oversampling=4.0), filter={"group": 0})
+    assert len(hits) == 5 and all(DOCS[int(h.id[4:])].metadata["group"] == 0 for h in hits)
 
 
 # --- writes ---------------------------------------------------------------------------------------
@@ -525,6 +538,24 @@ def test_keyword_search_where_declared_and_refused_where_not(store):
         return
     with pytest.raises(UnsupportedStrategyError, match="Store has no keyword .*'bm25'"):
         store.search(plan)
+
+
+def test_a_keyword_fusion_means_the_same_in_either_order_and_keeps_its_rrf_k(store):
+    """Weaviate answers KeywordSearch + dense as its own hybrid query (RRF constant fixed at 60),
+    whichever stage comes first; another rrf_k is honoured by fusing the two rankings here."""
+    if not store.capabilities.keyword_search:
+        pytest.skip("no KeywordSearch on this store")
+    dense = VectorSearch("dense", DenseEmbeddings(query_vector(4)[None]), 20)
+    keyword = KeywordSearch("number 17", 20)
+    forward = store.search(Fusion((keyword, dense), 10, weights=(0.3, 0.7)))
+    backward = store.search(Fusion((dense, keyword), 10, weights=(0.7, 0.3)))
+    assert ids(forward) == ids(backward) and len(forward) == 10
+    fused: dict[str, float] = {}
+    for ranking in (ids(store.search(keyword)), ranked(dense_scores(query_vector(4)), 20)):
+        for rank, doc_id in enumerate(ranking, start=1):
+            fused[doc_id] = fused.get(doc_id, 0) + 1 / (5 + rank)
+    got = store.search(Fusion((keyword, dense), 10, rrf_k=5))
+    assert ids(got) == sorted(fused, key=lambda i: (-fused[i], i))[:10]
 
 
 def test_filter_keys_outside_the_stores_alphabet_are_refused_naming_the_store(store):

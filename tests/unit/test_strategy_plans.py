@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
-from ragembed.stores.base import Fusion, KeywordSearch, Schema, VectorSearch, check_plan
+from ragembed.stores.base import Fusion, KeywordSearch, Rescore, Schema, VectorSearch, check_plan
 from ragembed.strategies import parse_strategy
 from ragembed.types import DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
 
@@ -34,6 +34,8 @@ def shape(plan: object) -> tuple:
         return ("vector", plan.field, plan.limit, tuple(shape(p) for p in plan.prefetch))
     if isinstance(plan, KeywordSearch):
         return ("keyword", plan.text, plan.limit)
+    if isinstance(plan, Rescore):
+        return ("rescore", plan.field, plan.candidates, "by", plan.original, plan.limit)
     assert isinstance(plan, Fusion)
     return ("rrf", plan.limit, plan.weights, tuple(shape(p) for p in plan.prefetch))
 
@@ -41,10 +43,10 @@ def shape(plan: object) -> tuple:
 # name -> (fields stored, plan shape for k=10)
 EXPECTED = {
     "dense": (["dense"], ("vector", "dense", 10, ())),
-    "int8": (["dense", "dense_int8"], ("vector", "dense", 10, (("vector", "dense_int8", 40, ()),))),
+    "int8": (["dense", "dense_int8"], ("rescore", "dense_int8", 40, "by", "dense", 10)),
     "int8:norescore": (["dense", "dense_int8"], ("vector", "dense_int8", 10, ())),
-    "binary": (["dense", "dense_binary_asym"], ("vector", "dense", 10, (("vector", "dense_binary_asym", 100, ()),))),
-    "binary:hamming": (["dense", "dense_binary"], ("vector", "dense", 10, (("vector", "dense_binary", 100, ()),))),
+    "binary": (["dense", "dense_binary_asym"], ("rescore", "dense_binary_asym", 100, "by", "dense", 10)),
+    "binary:hamming": (["dense", "dense_binary"], ("rescore", "dense_binary", 100, "by", "dense", 10)),
     "binary:norescore": (["dense", "dense_binary_asym"], ("vector", "dense_binary_asym", 10, ())),
     "matryoshka:64": (["dense", "dense_d64"], ("vector", "dense_d64", 10, ())),
     "funnel:64": (["dense", "dense_d64"], ("vector", "dense", 10, (("vector", "dense_d64", 100, ()),))),
@@ -121,15 +123,39 @@ def test_a_matryoshka_dimension_over_the_models_is_refused() -> None:
         (lambda q: VectorSearch("dense", q, True), "positive integer"),
         (lambda q: Fusion((), 5), "at least one prefetch"),
         (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, weights=(1.0, 2.0)), "one non-negative weight"),
-        (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, k=-1), "RRF k"),
+        (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, rrf_k=-1), "rrf_k"),
+        (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, rrf_k=2.5), "rrf_k"),
         (lambda q: KeywordSearch("  ", 5), "non-empty query text"),
         (lambda q: VectorSearch("nope", q, 5), "nope"),
-        (lambda q: "dense", "VectorSearch, Fusion or KeywordSearch"),
+        (lambda q: "dense", "VectorSearch, Rescore, Fusion or KeywordSearch"),
     ],
 )
 def test_bad_plans_are_refused_before_any_engine_sees_them(plan, message: str) -> None:
     schema = Schema(tuple(parse_strategy("dense").fields(base(2))))
     with pytest.raises(Exception, match=message):
+        check_plan(schema, plan(base(1)[EmbeddingKind.DENSE]))
+
+
+def test_a_rescore_step_is_the_two_stages_it_stands_for() -> None:
+    plan = parse_strategy("int8").plan(base(1), Schema(tuple(parse_strategy("int8").fields(base(4)))), 3, "q")
+    assert isinstance(plan, Rescore) and plan.oversampling == 4.0 and plan.candidates == 12
+    assert shape(plan.as_stages()) == ("vector", "dense", 3, (("vector", "dense_int8", 12, ()),))
+    assert Rescore("dense_int8", "dense", plan.query, 3, 1.2).candidates == 4  # never fewer than limit
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (lambda q: Rescore("dense", "dense", q, 5, 4.0), "quantized .* 'dense' is float32"),
+        (lambda q: Rescore("dense_int8", "dense_int8", q, 5, 4.0), "float32 dense field"),
+        (lambda q: Rescore("dense_int8", "dense", q, 5, 0.5), "oversampling .* >= 1"),
+        (lambda q: Rescore("dense_int8", "dense", q, 5, True), "oversampling"),
+        (lambda q: Rescore("dense_int8", "dense", q, 0, 4.0), "positive integer"),
+    ],
+)
+def test_bad_rescore_steps_are_refused(plan, message: str) -> None:
+    schema = Schema(tuple(parse_strategy("int8").fields(base(4))))
+    with pytest.raises(InvalidInputError, match=message):
         check_plan(schema, plan(base(1)[EmbeddingKind.DENSE]))
 
 

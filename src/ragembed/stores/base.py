@@ -6,15 +6,20 @@ engine does natively:
 
     VectorSearch(field, query, limit, prefetch=(...))  score on `field`; with prefetch, only the
                                                        union of the prefetch stages' results
-    Fusion(prefetch=(...), limit, k=60)                reciprocal rank fusion of the stages
+    Rescore(field, original, query, limit, oversampling)
+                                                       quantized search, then the candidates
+                                                       ranked again by their float32 originals
+    Fusion(prefetch=(...), limit, rrf_k=60)            reciprocal rank fusion of the stages
     KeywordSearch(text, limit)                         the engine's own BM25 over document text
                                                        (stores whose capabilities have
                                                        keyword_search: Weaviate)
 
-So "binary, then rescore with float32" is VectorSearch("dense", q, 10,
-prefetch=(VectorSearch("dense_binary", q_bits, 40),)), and hybrid search is a Fusion of a
-sparse and a dense stage. The base class validates every upsert and search before an adapter
-sees it, so bad input fails the same way everywhere and never reaches stored data.
+So "binary, then rescore with float32" is Rescore("dense_binary", "dense", q, 10, 4.0), which
+Qdrant and Weaviate answer in one query on their quantized index, and which means the same as the
+two stages VectorSearch("dense", q, 10, prefetch=(VectorSearch("dense_binary", q, 40),)) that
+other stores run; hybrid search is a Fusion of a sparse and a dense stage. Intent is written in
+the plan, never guessed from its shape. The base class validates every upsert and search before an
+adapter sees it, so bad input fails the same way everywhere and never reaches stored data.
 """
 
 from __future__ import annotations
@@ -191,13 +196,41 @@ class VectorSearch:
 
 
 @dataclass(frozen=True, eq=False)
+class Rescore:
+    """Quantized search with an exact second pass: the `candidates` (oversampling x limit) best
+    documents of the quantized field `field`, ranked again by their float32 vectors in its twin
+    `original`, with the same float32 query. Engines with native quantization keep the originals
+    beside the quantized index and rescore in one query; other stores run `as_stages()`."""
+
+    field: str
+    original: str
+    query: Embeddings
+    limit: int
+    oversampling: float
+
+    @property
+    def candidates(self) -> int:
+        return max(self.limit, round(self.limit * self.oversampling))
+
+    @property
+    def prefetch(self) -> tuple[Plan, ...]:
+        return ()
+
+    def as_stages(self) -> VectorSearch:
+        """The same search as two stages: the quantized candidates, then the float32 ranking."""
+        return VectorSearch(
+            self.original, self.query, self.limit, prefetch=(VectorSearch(self.field, self.query, self.candidates),)
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class Fusion:
-    """Reciprocal rank fusion: score = sum over stages of weight / (k + rank), rank from 1
-    (weights default to 1 each)."""
+    """Reciprocal rank fusion: score = sum over stages of weight / (rrf_k + rank), rank from 1
+    (weights default to 1 each; rrf_k is RRF's constant, not a number of results)."""
 
     prefetch: tuple[Plan, ...]
     limit: int
-    k: int = 60
+    rrf_k: int = 60
     weights: tuple[float, ...] | None = None
 
 
@@ -214,7 +247,7 @@ class KeywordSearch:
         return ()
 
 
-Plan = VectorSearch | Fusion | KeywordSearch
+Plan = VectorSearch | Rescore | Fusion | KeywordSearch
 
 
 class VectorStore(ABC):
@@ -431,40 +464,6 @@ def check_embeddings(f: VectorField, emb: Embeddings) -> None:
         )
 
 
-@dataclass(frozen=True)
-class NativeRescore:
-    """A quantized search rescored with float32 originals, which Qdrant and Weaviate do in one query:
-    search `field` with its quantized index, `oversampling` x limit candidates, rescored."""
-
-    field: str
-    query: Embeddings
-    limit: int
-    oversampling: float
-
-
-def native_rescore(plan: Plan, schema: Schema) -> NativeRescore | None:
-    """Recognise VectorSearch(float field F, prefetch=(VectorSearch(quantized twin of F),))."""
-    if not isinstance(plan, VectorSearch) or len(plan.prefetch) != 1:
-        return None
-    inner = plan.prefetch[0]
-    outer_field = schema[plan.field]
-    if (
-        not isinstance(inner, VectorSearch)
-        or inner.prefetch
-        or outer_field.kind is not EmbeddingKind.DENSE
-        or outer_field.precision is not Precision.FLOAT32
-    ):
-        return None
-    inner_field = schema[inner.field]
-    if inner_field.precision is Precision.FLOAT32 or inner_field.dim != outer_field.dim:
-        return None
-    if not isinstance(inner.query, DenseEmbeddings) or not isinstance(plan.query, DenseEmbeddings):
-        return None
-    if not np.array_equal(inner.query.data, plan.query.data):
-        return None
-    return NativeRescore(inner.field, plan.query, plan.limit, max(1.0, inner.limit / plan.limit))
-
-
 def uses_keyword(plan: Plan) -> bool:
     return isinstance(plan, KeywordSearch) or any(uses_keyword(p) for p in plan.prefetch)
 
@@ -481,34 +480,58 @@ def check_capable(plan: Plan, schema: Schema, capabilities: Capabilities, store:
         raise UnsupportedStrategyError(
             f"{store} always rescores its compressed index with the original vectors, so field "
             f"{unrescored!r} cannot be searched without rescoring; use the rescored strategy "
-            "('int8' or 'binary', not ':norescore')"
+            "('int8' or 'binary', not ':norescore'), whose plan is a Rescore step"
         )
 
 
-def quantized_alone(plan: Plan, schema: Schema, rescored: bool = False) -> str | None:
-    """A quantized field the plan searches without rescoring it with its float32 twin, if any."""
-    if isinstance(plan, VectorSearch) and not rescored and schema[plan.field].precision is not Precision.FLOAT32:
+def quantized_alone(plan: Plan, schema: Schema) -> str | None:
+    """A quantized field the plan searches without a Rescore step, if any."""
+    if isinstance(plan, VectorSearch) and schema[plan.field].precision is not Precision.FLOAT32:
         return plan.field
-    inner_rescored = isinstance(plan, VectorSearch) and native_rescore(plan, schema) is not None
-    found = (quantized_alone(stage, schema, inner_rescored) for stage in plan.prefetch)
+    found = (quantized_alone(stage, schema) for stage in plan.prefetch)
     return next((name for name in found if name is not None), None)
 
 
+def check_rescore(schema: Schema, plan: Rescore) -> None:
+    quantized, original = schema[plan.field], schema[plan.original]
+    if quantized.precision is Precision.FLOAT32 or quantized.kind is not EmbeddingKind.DENSE:
+        raise InvalidInputError(
+            f"Rescore searches a quantized (int8 or binary) field; {plan.field!r} is "
+            f"{quantized.precision.value} {quantized.kind.value}. Search it with a VectorSearch instead"
+        )
+    if original.precision is not Precision.FLOAT32 or original.kind is not EmbeddingKind.DENSE:
+        raise InvalidInputError(f"Rescore ranks by a float32 dense field; {plan.original!r} is not one")
+    if original.dim != quantized.dim:
+        raise InvalidInputError(
+            f"Rescore needs {plan.original!r} to be the float32 twin of {plan.field!r} (same dimension), "
+            f"got {original.dim} and {quantized.dim}; for a smaller first stage, nest VectorSearch stages"
+        )
+    if isinstance(plan.oversampling, bool) or not isinstance(plan.oversampling, (int, float)) or plan.oversampling < 1:
+        raise InvalidInputError(f"Rescore oversampling (candidates per result) must be >= 1, got {plan.oversampling!r}")
+    check_embeddings(original, plan.query)
+    if len(plan.query) != 1:
+        raise InvalidInputError(f"a search stage takes one query vector, got {len(plan.query)}")
+
+
 def check_plan(schema: Schema, plan: Plan) -> None:
-    if not isinstance(plan, (VectorSearch, Fusion, KeywordSearch)):
-        raise InvalidInputError(f"a search plan is a VectorSearch, Fusion or KeywordSearch, got {type(plan).__name__}")
+    if not isinstance(plan, (VectorSearch, Rescore, Fusion, KeywordSearch)):
+        raise InvalidInputError(
+            f"a search plan is a VectorSearch, Rescore, Fusion or KeywordSearch, got {type(plan).__name__}"
+        )
     if isinstance(plan.limit, bool) or not isinstance(plan.limit, (int, np.integer)) or plan.limit <= 0:
         raise InvalidInputError(f"limit (k) must be a positive integer, got {plan.limit!r}")
     if isinstance(plan, Fusion):
         if not plan.prefetch:
             raise InvalidInputError("Fusion needs at least one prefetch stage")
-        if plan.k < 0:
-            raise InvalidInputError(f"RRF k must be >= 0, got {plan.k}")
+        if isinstance(plan.rrf_k, bool) or not isinstance(plan.rrf_k, (int, np.integer)) or plan.rrf_k < 0:
+            raise InvalidInputError(f"Fusion rrf_k (the RRF constant) must be a whole number >= 0, got {plan.rrf_k!r}")
         if plan.weights is not None and (len(plan.weights) != len(plan.prefetch) or min(plan.weights) < 0):
             raise InvalidInputError("Fusion weights: one non-negative weight per prefetch stage")
     elif isinstance(plan, KeywordSearch):
         if not isinstance(plan.text, str) or not plan.text.strip():
             raise InvalidInputError("a keyword search needs a non-empty query text")
+    elif isinstance(plan, Rescore):
+        check_rescore(schema, plan)
     else:
         check_embeddings(schema[plan.field], plan.query)
         if len(plan.query) != 1:

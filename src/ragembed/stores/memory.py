@@ -54,7 +54,7 @@ from ragembed.quantization import (
     quantize_int8,
 )
 from ragembed.stores import folders
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Schema, VectorField, VectorStore
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Filter, matches
 from ragembed.types import (
     DenseEmbeddings,
@@ -248,11 +248,13 @@ class MemoryStore(VectorStore):
             for stage, weight in zip(plan.prefetch, weights):
                 rows, _ = self._run(stage, candidates)
                 for rank, row in enumerate(rows.tolist(), start=1):
-                    fused[row] = fused.get(row, 0.0) + weight / (plan.k + rank)
+                    fused[row] = fused.get(row, 0.0) + weight / (plan.rrf_k + rank)
             rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)
         assert not isinstance(plan, KeywordSearch), plan  # check_capable refuses these: no keyword index
+        if isinstance(plan, Rescore):  # exact scores either way: the two stages it stands for
+            return self._run(plan.as_stages(), candidates)
         if plan.prefetch:
             pooled = [self._run(stage, candidates)[0] for stage in plan.prefetch]
             candidates = np.unique(np.concatenate(pooled)) if pooled else candidates

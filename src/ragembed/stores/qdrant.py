@@ -48,7 +48,7 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore, native_rescore
+from ragembed.stores.base import Plan, Rescore, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.ids import point_id
@@ -550,15 +550,16 @@ class QdrantStore(VectorStore):
         """(query, using, prefetch, search params) of one plan node; the filter goes on every stage."""
         # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor
         # a keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
-        assert isinstance(plan, VectorSearch), plan
         schema = self._require_schema()
-        rescore = None if self.local else native_rescore(plan, schema)
         params: models.SearchParams | None
-        if rescore is not None:
+        if isinstance(plan, Rescore):
+            if self.local:  # no quantized index: the two stages, client-side quantized scores first
+                return self._translate(plan.as_stages(), qfilter, weights)
             params = models.SearchParams(
-                quantization=models.QuantizationSearchParams(rescore=True, oversampling=rescore.oversampling)
+                quantization=models.QuantizationSearchParams(rescore=True, oversampling=plan.candidates / plan.limit)
             )
-            return self._query_vector(schema[rescore.field], rescore.query, weights), rescore.field, None, params
+            return self._query_vector(schema[plan.field], plan.query, weights), plan.field, None, params
+        assert isinstance(plan, VectorSearch), plan
         f = schema[plan.field]
         params = None
         if f.precision is not Precision.FLOAT32 and not self.local:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ragembed.quantization import dequantize_int8, quantize_int8
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch, native_rescore
+from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import (
@@ -112,11 +112,11 @@ def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
         no ties, while ragembed decides every tie by document id; its weighted RRF also stretches
         ranks (1 / (rank / w + k)) where ragembed's, like Elasticsearch's, scales scores (w / (k + rank));
       - on a sharded collection, a stage with candidate stages under it: Qdrant runs it on each
-        shard apart, each rescoring its own top candidates (a quantized search rescored natively
-        is one search, and is left to the engine)."""
+        shard apart, each rescoring its own top candidates (a Rescore step is one search on the
+        quantized index, and is left to the engine)."""
     if isinstance(plan, Fusion):
         return True
-    if isinstance(plan, VectorSearch) and plan.prefetch and native_rescore(plan, schema) is None and sharded:
+    if isinstance(plan, VectorSearch) and plan.prefetch and sharded:
         return True
     return any(needs_stages(p, schema, sharded) for p in plan.prefetch)
 

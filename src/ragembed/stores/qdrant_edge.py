@@ -23,7 +23,7 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore, native_rescore
+from ragembed.stores.base import Plan, Rescore, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.ids import point_id
@@ -275,14 +275,13 @@ class QdrantEdgeStore(VectorStore):
         """(query, prefetches, search params) of one plan node; the filter goes on every stage."""
         # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor
         # a keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
-        assert isinstance(plan, VectorSearch), plan
-        rescore = native_rescore(plan, self._require_schema())
         params: qe.SearchParams | None
-        if rescore is not None:
+        if isinstance(plan, Rescore):
             params = qe.SearchParams(
-                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=rescore.oversampling)
+                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=plan.candidates / plan.limit)
             )
-            return self._nearest(rescore.field, rescore.query), None, params
+            return self._nearest(plan.field, plan.query), None, params
+        assert isinstance(plan, VectorSearch), plan
         f = self._require_schema()[plan.field]
         params = (
             qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=False))

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from ragembed.stores.base import Fusion, KeywordSearch, Plan
+from ragembed.stores.base import Fusion, Plan, VectorSearch
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
 from ragembed.types import Hit
 
@@ -105,8 +105,8 @@ def by_stage(
     ragembed's RRF. Sibling stages go out together."""
     if isinstance(plan, Fusion):
         rankings = yield from together([by_stage(stage, where, query, restrict) for stage in plan.prefetch])
-        return reciprocal_rank_fusion(rankings, plan.limit, plan.k, plan.weights)
-    if isinstance(plan, KeywordSearch) or not plan.prefetch:
+        return reciprocal_rank_fusion(rankings, plan.limit, plan.rrf_k, plan.weights)
+    if not isinstance(plan, VectorSearch) or not plan.prefetch:  # one engine query (Rescore too)
         return (yield from query(plan, where))
     candidates = yield from together([by_stage(stage, where, query, restrict) for stage in plan.prefetch])
     pool = sorted({h.id for stage in candidates for h in stage})

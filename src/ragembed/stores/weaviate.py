@@ -44,11 +44,11 @@ from ragembed.stores.base import (
     Fusion,
     KeywordSearch,
     Plan,
+    Rescore,
     Schema,
     VectorField,
     VectorSearch,
     VectorStore,
-    native_rescore,
     uses_keyword,
 )
 from ragembed.stores.capabilities import PORTABLE, Capabilities
@@ -100,6 +100,7 @@ PASSING_OBJECT_ERROR = re.compile(
     r"timeout|deadline|connect|unavailable|resolve node|not ready|broken pipe", re.IGNORECASE
 )
 ID_CHUNK = 5_000  # under Weaviate's QUERY_MAXIMUM_RESULTS (10,000) per delete/fetch
+WEAVIATE_RRF_K = 60  # the constant of Weaviate's ranked (RRF) hybrid fusion, not configurable
 # Transient faults worth retrying (for retry_s seconds): upserts are idempotent (deterministic
 # ids), so a retry after a half-applied batch writes each document once.
 # So does the client giving up its own retries. A batch in which every object failed counts too:
@@ -527,15 +528,10 @@ class WeaviateStore(VectorStore):
             return (yield from self._fusion(plan, where, full))
         if isinstance(plan, KeywordSearch):
             return (yield from steps.with_ties(("bm25", plan.text, where, full), plan.limit))
-        rescore = native_rescore(plan, self._require_schema())
-        if rescore is not None:
+        if isinstance(plan, Rescore):
             # The quantized index, rescored by Weaviate with the original vectors: ask it for
             # the oversampled candidate count, keep the best `limit` of the rescored scores.
-            (candidates,) = yield [
-                steps.Ask(
-                    ("near", rescore.field, rescore.query, where, False), int(rescore.limit * rescore.oversampling)
-                )
-            ]
+            (candidates,) = yield [steps.Ask(("near", plan.field, plan.query, where, False), plan.candidates)]
             return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
         # (A quantized field searched alone is refused before here: Weaviate rescores its
         # compressed index on every query, so it would silently come back rescored.)
@@ -550,18 +546,28 @@ class WeaviateStore(VectorStore):
 
     def _fusion(self, plan: Fusion, where: Any, full: bool) -> steps.Steps[list[Hit]]:
         stages = plan.prefetch
-        if (
-            len(stages) == 2
-            and isinstance(stages[0], KeywordSearch)
-            and isinstance(stages[1], VectorSearch)
-            and not stages[1].prefetch
-            and self._require_schema()[stages[1].field].precision is Precision.FLOAT32
-        ):
-            weights = plan.weights or (1.0, 1.0)
-            alpha = weights[1] / sum(weights) if sum(weights) else 0.5
-            return (yield from steps.with_ties(("hybrid", stages[0].text, stages[1], alpha, where, full), plan.limit))
+        hybrid = self._hybrid_stages(plan)
+        if hybrid is not None:
+            keyword, vector, alpha = hybrid
+            return (yield from steps.with_ties(("hybrid", keyword.text, vector, alpha, where, full), plan.limit))
         rankings = yield from steps.together([self._run(stage, where, full=False) for stage in stages])
-        return (yield from self._complete(reciprocal_rank_fusion(rankings, plan.limit, plan.k, plan.weights), full))
+        return (yield from self._complete(reciprocal_rank_fusion(rankings, plan.limit, plan.rrf_k, plan.weights), full))
+
+    def _hybrid_stages(self, plan: Fusion) -> tuple[KeywordSearch, VectorSearch, float] | None:
+        """A fusion of one keyword search and one plain float32 vector search, in either order, is
+        Weaviate's own hybrid query (ranked fusion, alpha = the vector stage's share of the weight),
+        when it uses Weaviate's fixed RRF constant; another rrf_k is fused here instead."""
+        if len(plan.prefetch) != 2 or plan.rrf_k != WEAVIATE_RRF_K:
+            return None
+        weights = dict(zip(plan.prefetch, plan.weights or (1.0, 1.0)))
+        keyword = next((s for s in plan.prefetch if isinstance(s, KeywordSearch)), None)
+        vector = next((s for s in plan.prefetch if isinstance(s, VectorSearch)), None)
+        if keyword is None or vector is None or vector.prefetch:
+            return None
+        if self._require_schema()[vector.field].precision is not Precision.FLOAT32:
+            return None
+        total = weights[keyword] + weights[vector]
+        return keyword, vector, weights[vector] / total if total else 0.5
 
     def _complete(self, hits: list[Hit], full: bool) -> steps.Steps[list[Hit]]:
         """Fill in text and metadata of id-only hits (final results of client-side stages)."""
