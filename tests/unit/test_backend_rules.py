@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ragembed.embedders.backends import backend_identity, backend_state, check_backend, check_same_backend
+from ragembed.embedders.backends import Runtime
 from ragembed.errors import InvalidInputError, MissingDependencyError
 
 
@@ -24,37 +24,37 @@ from ragembed.errors import InvalidInputError, MissingDependencyError
 )
 def test_combinations_that_cannot_run_are_refused_with_the_fix(backend, quantize, device, says):
     with pytest.raises(InvalidInputError, match=re.escape(says)):
-        check_backend(backend, quantize, device)
+        Runtime.checked(backend, quantize, device)
 
 
 def test_runnable_combinations_pass():
     for backend, quantize, device in [("torch", None, "cuda"), ("onnx", "int8", "cpu"), ("openvino", None, None)]:
-        check_backend(backend, quantize, device)
+        Runtime.checked(backend, quantize, device)
 
 
 @pytest.mark.parametrize(("backend", "package"), [("onnx", "onnxruntime"), ("openvino", "openvino")])
 def test_a_missing_runtime_names_the_extra(monkeypatch, backend, package):
     monkeypatch.setitem(sys.modules, package, None)  # what Python does for a package that is absent
     with pytest.raises(MissingDependencyError, match=r"ragembed\[fast\]"):
-        check_backend(backend, None, None)
+        Runtime.checked(backend, None, None)
 
 
 def test_every_backend_and_precision_has_its_own_cache_key():
-    keys = {backend_identity(b, q) for b, q in [("torch", None), ("onnx", None), ("onnx", "int8"), ("openvino", None)]}
+    keys = {Runtime(b, q).identity for b, q in [("torch", None), ("onnx", None), ("onnx", "int8"), ("openvino", None)]}
     assert len(keys) == 4
-    assert backend_identity("torch", None) == ""  # caches written before backends existed stay valid
+    assert Runtime().identity == ""  # caches written before backends existed stay valid
 
 
 def test_a_collection_refuses_queries_from_another_backend_or_precision():
-    indexed = {"model": "m", **backend_state("onnx", "int8")}
-    check_same_backend(indexed, "onnx", "int8", "DenseEmbedder")
+    indexed = {"model": "m", **Runtime("onnx", "int8").state()}
+    Runtime("onnx", "int8").check_same(indexed, "DenseEmbedder")
     with pytest.raises(InvalidInputError, match=r"--backend onnx --quantize int8"):
-        check_same_backend(indexed, "onnx", None, "DenseEmbedder")
+        Runtime("onnx").check_same(indexed, "DenseEmbedder")
     with pytest.raises(InvalidInputError, match=r"backend='onnx', quantize='int8'"):
-        check_same_backend(indexed, "torch", None, "DenseEmbedder")
+        Runtime().check_same(indexed, "DenseEmbedder")
 
 
 def test_collections_from_before_backends_count_as_torch_fp32():
-    check_same_backend({"model": "m"}, "torch", None, "DenseEmbedder")
+    Runtime().check_same({"model": "m"}, "DenseEmbedder")
     with pytest.raises(InvalidInputError, match="backend='torch'"):
-        check_same_backend({"model": "m"}, "onnx", None, "DenseEmbedder")
+        Runtime("onnx").check_same({"model": "m"}, "DenseEmbedder")

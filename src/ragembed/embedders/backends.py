@@ -19,6 +19,7 @@ import importlib
 import os
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -36,77 +37,89 @@ GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 GraphRunner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
-def check_backend(backend: object, quantize: object, device: str | None) -> None:
-    """Refuse a backend, quantization or device combination that cannot run (or is not
-    installed), naming what can."""
-    if backend not in BACKENDS:
-        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if quantize not in QUANTIZATIONS:
-        raise InvalidInputError(f"quantize must be None (fp32) or 'int8', got {quantize!r}")
-    if quantize == "int8" and backend != "onnx":
-        raise InvalidInputError(
-            f"quantize='int8' needs backend='onnx' (ONNX Runtime's dynamic int8), not {backend!r}; "
-            "pass backend='onnx' (CLI: --backend onnx --quantize int8) or leave quantize unset"
-        )
-    if backend != "torch" and device not in (None, "cpu"):
-        raise InvalidInputError(
-            f"backend={backend!r} runs on the CPU, not on device={device!r}; "
-            "use backend='torch' for a GPU, or leave device unset"
-        )
-    if backend != "torch":  # onnx exports (torch.onnx writes through it); the runtime runs the graph
-        for package in ("onnx", "onnxruntime" if backend == "onnx" else "openvino"):
-            require(package)
+@dataclass(frozen=True)
+class Runtime:
+    """What runs an embedder's transformer: the backend and its precision. Dense and ColBERT
+    embedders hold one; it names itself in their cache key and collection state.
 
+    Args:
+        backend: "torch", "onnx" (ONNX Runtime) or "openvino".
+        quantize: None (fp32) or "int8" (ONNX Runtime's dynamic int8; backend "onnx" only).
+    """
 
-def backend_identity(backend: Backend, quantize: Quantize) -> str:
-    """The part of an embedder's cache key that names how the model ran ("" for torch fp32, so
-    caches written before backends existed stay valid)."""
-    if backend == "torch" and quantize is None:
-        return ""
-    return f"|backend={backend}|quantize={quantize}"
+    backend: Backend = "torch"
+    quantize: Quantize = None
 
+    @classmethod
+    def checked(cls, backend: object, quantize: object, device: str | None) -> Runtime:
+        """The runtime, after refusing a backend, quantization or device combination that cannot
+        run (or is not installed), naming what can."""
+        if backend not in BACKENDS:
+            raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if quantize not in QUANTIZATIONS:
+            raise InvalidInputError(f"quantize must be None (fp32) or 'int8', got {quantize!r}")
+        if quantize == "int8" and backend != "onnx":
+            raise InvalidInputError(
+                f"quantize='int8' needs backend='onnx' (ONNX Runtime's dynamic int8), not {backend!r}; "
+                "pass backend='onnx' (CLI: --backend onnx --quantize int8) or leave quantize unset"
+            )
+        if backend != "torch" and device not in (None, "cpu"):
+            raise InvalidInputError(
+                f"backend={backend!r} runs on the CPU, not on device={device!r}; "
+                "use backend='torch' for a GPU, or leave device unset"
+            )
+        if backend != "torch":  # onnx exports (torch.onnx writes through it); the runtime runs the graph
+            for package in ("onnx", "onnxruntime" if backend == "onnx" else "openvino"):
+                require(package)
+        return cls(backend, quantize)
 
-def backend_state(backend: Backend, quantize: Quantize) -> dict[str, Any]:
-    return {"backend": backend, "quantize": quantize}
+    @property
+    def identity(self) -> str:
+        """The part of an embedder's cache key that names how the model ran ("" for torch fp32, so
+        caches written before backends existed stay valid)."""
+        if self.backend == "torch" and self.quantize is None:
+            return ""
+        return f"|backend={self.backend}|quantize={self.quantize}"
 
+    def state(self) -> dict[str, Any]:
+        return {"backend": self.backend, "quantize": self.quantize}
 
-def check_same_backend(state: Mapping[str, Any], backend: Backend, quantize: Quantize, cls: str) -> None:
-    """Refuse to embed queries for a collection whose documents another backend or precision
-    encoded (an int8 model's vectors are not the fp32 model's). Collections from before backends
-    existed were encoded by torch fp32."""
-    stored = (state.get("backend", "torch"), state.get("quantize"))
-    if stored != (backend, quantize):
-        was_backend, was_quantize = stored
-        cli = f"--backend {was_backend}" + (f" --quantize {was_quantize}" if was_quantize else "")
-        raise InvalidInputError(
-            f"this collection was indexed with backend={was_backend!r}, quantize={was_quantize!r}, "
-            f"not backend={backend!r}, quantize={quantize!r}; use {cls}(backend={was_backend!r}, "
-            f"quantize={was_quantize!r}) (CLI: {cli}), or index into a new collection"
-        )
+    def check_same(self, state: Mapping[str, Any], embedder: str) -> None:
+        """Refuse to embed queries for a collection whose documents another backend or precision
+        encoded (an int8 model's vectors are not the fp32 model's). Collections from before
+        backends existed were encoded by torch fp32."""
+        stored = (state.get("backend", "torch"), state.get("quantize"))
+        if stored != (self.backend, self.quantize):
+            was_backend, was_quantize = stored
+            cli = f"--backend {was_backend}" + (f" --quantize {was_quantize}" if was_quantize else "")
+            raise InvalidInputError(
+                f"this collection was indexed with backend={was_backend!r}, quantize={was_quantize!r}, "
+                f"not backend={self.backend!r}, quantize={self.quantize!r}; use {embedder}(backend="
+                f"{was_backend!r}, quantize={was_quantize!r}) (CLI: {cli}), or index into a new collection"
+            )
 
+    def apply(self, model: Any, fingerprint: str) -> None:
+        """Make a loaded sentence-transformers model (or PyLate ColBERT model) run its transformer
+        on this backend; exported graphs are cached per model fingerprint."""
+        if self.backend == "torch":
+            return
+        from sentence_transformers.models import Transformer
 
-def use_backend(model: Any, backend: Backend, quantize: Quantize, fingerprint: str) -> None:
-    """Make a loaded sentence-transformers model (or PyLate ColBERT model) run its transformer on
-    `backend`; exported graphs are cached per model fingerprint."""
-    if backend == "torch":
-        return
-    from sentence_transformers.models import Transformer
-
-    transformer = model[0]
-    if not isinstance(transformer, Transformer):
-        raise InvalidInputError(
-            f"backend={backend!r} needs a model whose first module is a sentence-transformers "
-            f"Transformer, not {type(transformer).__name__}; use backend='torch'"
-        )
-    folder = export_folder(fingerprint)
-    if backend == "onnx":
-        graph = fused_graph(transformer, folder)
-        if quantize == "int8":
-            graph = int8_graph(graph)
-        run = onnxruntime_runner(graph)
-    else:
-        run = openvino_runner(exported_graph(transformer, folder))
-    transformer.auto_model = graph_module(run, transformer.auto_model.config)
+        transformer = model[0]
+        if not isinstance(transformer, Transformer):
+            raise InvalidInputError(
+                f"backend={self.backend!r} needs a model whose first module is a sentence-transformers "
+                f"Transformer, not {type(transformer).__name__}; use backend='torch'"
+            )
+        folder = export_folder(fingerprint)
+        if self.backend == "onnx":
+            graph = fused_graph(transformer, folder)
+            if self.quantize == "int8":
+                graph = int8_graph(graph)
+            run = onnxruntime_runner(graph)
+        else:
+            run = openvino_runner(exported_graph(transformer, folder))
+        transformer.auto_model = graph_module(run, transformer.auto_model.config)
 
 
 def require(package: str) -> None:
@@ -231,8 +244,10 @@ def openvino_runner(graph: Path) -> GraphRunner:
     import openvino
 
     # LATENCY: one inference at a time on all cores (measured faster than THROUGHPUT's streams
-    # here, where sentence-transformers sends one batch at a time).
-    compiled = openvino.Core().compile_model(str(graph), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    # here, where sentence-transformers sends one batch at a time). f32: on CPUs with bf16 units
+    # (AVX-512 BF16, AMX) OpenVINO would otherwise run in bf16, about 1e-3 off the torch vectors.
+    options = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = openvino.Core().compile_model(str(graph), "CPU", options)
     wanted = [i.get_any_name() for i in compiled.inputs]
     return lambda feed: cast(np.ndarray, compiled({n: feed[n] for n in wanted})[0])
 

@@ -13,15 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.embedders.backends import (
-    Backend,
-    Quantize,
-    backend_identity,
-    backend_state,
-    check_backend,
-    check_same_backend,
-    use_backend,
-)
+from ragembed.embedders.backends import Backend, Quantize, Runtime
 from ragembed.embedders.base import CacheOption, Embedder, Role
 from ragembed.embedders.models import (
     DEFAULT_MODEL,
@@ -72,7 +64,7 @@ class ColBERTEmbedder(Embedder):
         quantize: Quantize = None,
     ) -> None:
         super().__init__(cache=cache, show_progress=show_progress)
-        check_backend(backend, quantize, device)
+        self.runtime = Runtime.checked(backend, quantize, device)
         if not isinstance(pool_factor, int) or pool_factor < 1:
             raise InvalidInputError(f"pool_factor must be an integer >= 1, got {pool_factor!r}")
         try:
@@ -90,15 +82,14 @@ class ColBERTEmbedder(Embedder):
             raise load_error(self.model_name, exc) from exc
         self.pool_factor, self.batch_size, self.seed = pool_factor, batch_size, seed
         self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
-        self.backend, self.quantize = backend, quantize
         # PyLate may add its [Q]/[D] marker tokens to the vocabulary, so its transformer gets its
         # own export, never the dense model's.
-        use_backend(self.model, backend, quantize, f"colbert|{self._fingerprint}")
+        self.runtime.apply(self.model, f"colbert|{self._fingerprint}")
 
     def __repr__(self) -> str:
         return (
             f"ColBERTEmbedder(model={self.model_name!r}, dim={self.dim}, pool_factor={self.pool_factor}, "
-            f"backend={self.backend!r})"
+            f"backend={self.runtime.backend!r})"
         )
 
     @property
@@ -107,16 +98,14 @@ class ColBERTEmbedder(Embedder):
 
     @property
     def identity(self) -> str:
-        return f"colbert|{self._fingerprint}|seed={self.seed}|pool={self.pool_factor}" + backend_identity(
-            self.backend, self.quantize
-        )
+        return f"colbert|{self._fingerprint}|seed={self.seed}|pool={self.pool_factor}" + self.runtime.identity
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.model_name, "seed": self.seed, **backend_state(self.backend, self.quantize)}
+        return {"model": self.model_name, "seed": self.seed, **self.runtime.state()}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         check_same_model(state, self.model_name, "ColBERTEmbedder")
-        check_same_backend(state, self.backend, self.quantize, "ColBERTEmbedder")
+        self.runtime.check_same(state, "ColBERTEmbedder")
 
     def _encode(self, texts: list[str], role: Role) -> MultiVectorEmbeddings:
         is_query = role == "query"

@@ -11,15 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.embedders.backends import (
-    Backend,
-    Quantize,
-    backend_identity,
-    backend_state,
-    check_backend,
-    check_same_backend,
-    use_backend,
-)
+from ragembed.embedders.backends import Backend, Quantize, Runtime
 from ragembed.embedders.base import CacheOption, Embedder, Role
 from ragembed.embedders.models import (
     DEFAULT_MODEL,
@@ -74,7 +66,7 @@ class DenseEmbedder(Embedder):
         quantize: Quantize = None,
     ) -> None:
         super().__init__(cache=cache, show_progress=show_progress)
-        check_backend(backend, quantize, device)
+        self.runtime = Runtime.checked(backend, quantize, device)
         self.model_name = model or DEFAULT_MODEL
         check_model_location(self.model_name)
         from sentence_transformers import SentenceTransformer
@@ -89,11 +81,10 @@ class DenseEmbedder(Embedder):
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
         self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
-        self.backend, self.quantize = backend, quantize
-        use_backend(self.model, backend, quantize, f"dense|{self._fingerprint}")
+        self.runtime.apply(self.model, f"dense|{self._fingerprint}")
 
     def __repr__(self) -> str:
-        return f"DenseEmbedder(model={self.model_name!r}, dim={self.dim}, backend={self.backend!r})"
+        return f"DenseEmbedder(model={self.model_name!r}, dim={self.dim}, backend={self.runtime.backend!r})"
 
     @property
     def dim(self) -> int:
@@ -103,17 +94,17 @@ class DenseEmbedder(Embedder):
     def identity(self) -> str:
         return (
             f"dense|{self._fingerprint}|norm={self.normalize}|q={self.query_prompt!r}|d={self.document_prompt!r}"
-            + backend_identity(self.backend, self.quantize)
+            + self.runtime.identity
         )
 
     # The model name and how it ran travel with the collection, so searching it with another
     # model or precision (whose vectors would silently mean something else) fails with the fix.
     def state(self) -> dict[str, Any]:
-        return {"model": self.model_name, **backend_state(self.backend, self.quantize)}
+        return {"model": self.model_name, **self.runtime.state()}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         check_same_model(state, self.model_name, "DenseEmbedder")
-        check_same_backend(state, self.backend, self.quantize, "DenseEmbedder")
+        self.runtime.check_same(state, "DenseEmbedder")
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt
