@@ -150,6 +150,7 @@ def test_a_rescore_step_is_the_two_stages_it_stands_for() -> None:
         (lambda q: Rescore("dense_int8", "dense_int8", q, 5, 4.0), "float32 dense field"),
         (lambda q: Rescore("dense_int8", "dense", q, 5, 0.5), "oversampling .* >= 1"),
         (lambda q: Rescore("dense_int8", "dense", q, 5, True), "oversampling"),
+        (lambda q: Rescore("dense_int8", "dense", q, 5, float("inf")), "oversampling"),
         (lambda q: Rescore("dense_int8", "dense", q, 0, 4.0), "positive integer"),
     ],
 )

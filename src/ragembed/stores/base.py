@@ -50,6 +50,7 @@ from ragembed.types import (
     Hit,
     Precision,
     SparseEmbeddings,
+    check_positive,
     parse_enum,
     validate_documents,
 )
@@ -506,11 +507,16 @@ def check_rescore(schema: Schema, plan: Rescore) -> None:
             f"Rescore needs {plan.original!r} to be the float32 twin of {plan.field!r} (same dimension), "
             f"got {original.dim} and {quantized.dim}; for a smaller first stage, nest VectorSearch stages"
         )
-    if isinstance(plan.oversampling, bool) or not isinstance(plan.oversampling, (int, float)) or plan.oversampling < 1:
+    check_positive("Rescore oversampling (candidates per result)", plan.oversampling)
+    if plan.oversampling < 1:
         raise InvalidInputError(f"Rescore oversampling (candidates per result) must be >= 1, got {plan.oversampling!r}")
-    check_embeddings(original, plan.query)
-    if len(plan.query) != 1:
-        raise InvalidInputError(f"a search stage takes one query vector, got {len(plan.query)}")
+    check_query(original, plan.query)
+
+
+def check_query(f: VectorField, query: Embeddings) -> None:
+    check_embeddings(f, query)
+    if len(query) != 1:
+        raise InvalidInputError(f"a search stage takes one query vector, got {len(query)}")
 
 
 def check_plan(schema: Schema, plan: Plan) -> None:
@@ -533,8 +539,6 @@ def check_plan(schema: Schema, plan: Plan) -> None:
     elif isinstance(plan, Rescore):
         check_rescore(schema, plan)
     else:
-        check_embeddings(schema[plan.field], plan.query)
-        if len(plan.query) != 1:
-            raise InvalidInputError(f"a search stage takes one query vector, got {len(plan.query)}")
+        check_query(schema[plan.field], plan.query)
     for stage in plan.prefetch:
         check_plan(schema, stage)

@@ -511,7 +511,7 @@ class QdrantStore(VectorStore):
         return await steps.arun(self._steps(plan, qfilter), send)
 
     def _steps(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
-        if needs_stages(plan, self._require_schema(), sharded=self._shards > 1):
+        if needs_stages(plan, sharded=self._shards > 1):
             return steps.by_stage(plan, qfilter, self._query, self._restricted)
         return self._query(plan, qfilter)
 

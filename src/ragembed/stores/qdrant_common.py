@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ragembed.quantization import dequantize_int8, quantize_int8
-from ragembed.stores.base import Fusion, Plan, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, Plan, VectorField, VectorSearch
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import (
@@ -104,7 +104,7 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
     return classes.filter(must=must)
 
 
-def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
+def needs_stages(plan: Plan, sharded: bool) -> bool:
     """Whether one Qdrant query would rank `plan` differently from ragembed's plan semantics
     (the memory store's), so that its stages must run one query each (steps.by_stage):
       - any fusion: Qdrant cuts each stage at its limit with ties in no set order (BM25 scores
@@ -118,7 +118,7 @@ def needs_stages(plan: Plan, schema: Schema, sharded: bool) -> bool:
         return True
     if isinstance(plan, VectorSearch) and plan.prefetch and sharded:
         return True
-    return any(needs_stages(p, schema, sharded) for p in plan.prefetch)
+    return any(needs_stages(p, sharded) for p in plan.prefetch)
 
 
 def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) -> np.ndarray:

@@ -239,7 +239,7 @@ class QdrantEdgeStore(VectorStore):
         qfilter = qdrant_filter(filter, FILTERS)
         query = (
             steps.by_stage(plan, qfilter, self._query, self._restricted)
-            if needs_stages(plan, self._require_schema(), sharded=False)
+            if needs_stages(plan, sharded=False)
             else self._query(plan, qfilter)
         )
         return steps.run(query, self._send)
