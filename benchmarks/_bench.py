@@ -126,7 +126,7 @@ class WeaviateServer:
         self.url = os.environ.get("WEAVIATE_URL")
         self.grpc_port = int(os.environ.get("WEAVIATE_GRPC_PORT", "50051"))
         if not self.url:
-            from ragembed.stores.weaviate_connect import free_port_pairs
+            from ragembed.stores.weaviate.connection import free_port_pairs
 
             http, self.grpc_port, gossip, raft = free_port_pairs(4)
             self.env = {

@@ -51,8 +51,7 @@ from qdrant_client import models
 from ragembed import DenseEmbedder, Document, MemoryStore, Retriever
 from ragembed.embedders.base import Embedder
 from ragembed.evaluation import load_beir
-from ragembed.stores.qdrant import QdrantStore
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
 from ragembed.strategies import Quantized
 from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision
 

@@ -32,8 +32,7 @@ import numpy as np
 
 from ragembed import DenseEmbedder, Document, MemoryStore, Retriever, Schema
 from ragembed.evaluation import load_beir
-from ragembed.stores.qdrant import QdrantStore
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
 from ragembed.strategies import Dense
 from ragembed.types import DenseEmbeddings
 

@@ -58,7 +58,7 @@ def open_store(backend: str, folder: Path, server: Callable[[str], Any]) -> Any:
 
         return QdrantStore("load", path=":memory:")
     if backend == "qdrant-edge":
-        from ragembed.stores.qdrant_edge import QdrantEdgeStore
+        from ragembed.stores.qdrant import QdrantEdgeStore
 
         return QdrantEdgeStore(folder / "edge", "load")
     if backend in ("qdrant-server", "qdrant-cluster"):

@@ -33,7 +33,7 @@ import _bench
 
 from ragembed import ColBERTEmbedder, DenseEmbedder, MemoryStore, Retriever
 from ragembed.evaluation import load_beir
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore
 from ragembed.types import Hit
 
 LATENCY_QUERIES = 50  # PLAID's latency sample

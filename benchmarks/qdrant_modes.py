@@ -28,8 +28,7 @@ import _bench
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.embedders.sparse import BM25Embedder
 from ragembed.evaluation import load_beir
-from ragembed.stores.qdrant import QdrantStore
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
 
 STRATEGIES = ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"]
 

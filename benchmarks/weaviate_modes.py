@@ -26,7 +26,7 @@ import _bench
 from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.embedders.sparse import BM25Embedder
 from ragembed.evaluation import load_beir
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore
 from ragembed.stores.weaviate import WeaviateStore
 
 REPO = _bench.REPO

@@ -170,7 +170,7 @@ def test_an_async_qdrant_search_failure_is_a_clear_store_error(scifact_docs, den
 def test_an_async_weaviate_search_failure_is_a_clear_store_error(scifact_docs, dense_embedder):
     r = Retriever(weaviate_server_store(), "dense", embedder=dense_embedder)
     r.index(scifact_docs[:10])
-    from ragembed.stores.weaviate_connect import connect
+    from ragembed.stores.weaviate.connection import connect
 
     url, grpc_port = weaviate_session_server()
     with connect(url, grpc_port=grpc_port) as other:  # another client drops the collection under r

@@ -110,7 +110,7 @@ def index_command(corpus: Path, uri: str, collection: str) -> list[str]:
 def environment(cache_dir: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAGEMBED_CACHE_DIR": str(cache_dir), **extra}
     if unavailable_reason() is None and not os.environ.get("WEAVIATE_URL"):
-        from ragembed.stores.weaviate_connect import server_binary
+        from ragembed.stores.weaviate.connection import server_binary
 
         env["RAGEMBED_WEAVIATE_BINARY"] = str(server_binary())  # the cache folder moved above
     return env

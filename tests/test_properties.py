@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from ragembed import DenseEmbeddings, Document, MemoryStore, Range, Schema, VectorField, VectorSearch
 from ragembed.errors import InvalidInputError, RagembedError
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore
 from ragembed.types import EmbeddingKind
 
 DIM = 8

@@ -14,8 +14,7 @@ import pytest
 from ragembed import MemoryStore, Retriever
 from ragembed.errors import StoreError
 from ragembed.evaluation import load_beir
-from ragembed.stores.qdrant import QdrantStore
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
 
 QUERIES = [
     "vitamin D and bone health",

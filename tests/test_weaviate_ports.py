@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from ragembed.stores.weaviate_connect import free_port_pairs
+from ragembed.stores.weaviate.connection import free_port_pairs
 
 
 def test_port_pairs_are_distinct_and_free_with_their_successors():

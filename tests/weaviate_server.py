@@ -18,7 +18,7 @@ SCRIPT = REPO / "scripts" / "weaviate.sh"
 
 
 def binary_path() -> Path:
-    from ragembed.stores.weaviate_connect import server_binary
+    from ragembed.stores.weaviate.connection import server_binary
 
     return server_binary()
 
@@ -43,7 +43,7 @@ class ScriptServer:
 
     @classmethod
     def on_free_ports(cls, data: Path) -> ScriptServer:
-        from ragembed.stores.weaviate_connect import free_port_pairs
+        from ragembed.stores.weaviate.connection import free_port_pairs
 
         http, grpc, gossip, raft = free_port_pairs(4)
         env = {
@@ -99,7 +99,7 @@ def embedded_client():
     """One embedded Weaviate for the session (each test uses its own collection in it)."""
     global _embedded
     if _embedded is None:
-        from ragembed.stores.weaviate_connect import connect_embedded
+        from ragembed.stores.weaviate.connection import connect_embedded
 
         data = Path(tempfile.mkdtemp(prefix="ragembed-weaviate-embedded-"))
         _embedded = connect_embedded(data)

@@ -51,9 +51,9 @@ from ragembed.types import (
 _LAZY = {
     "BM25Embedder": "ragembed.embedders.sparse",
     "ColBERTEmbedder": "ragembed.embedders.colbert",
-    "QdrantStore": "ragembed.stores.qdrant",
-    "QdrantEdgeStore": "ragembed.stores.qdrant_edge",
-    "WeaviateStore": "ragembed.stores.weaviate",
+    "QdrantStore": "ragembed.stores.qdrant.client",
+    "QdrantEdgeStore": "ragembed.stores.qdrant.edge",
+    "WeaviateStore": "ragembed.stores.weaviate.store",
 }
 
 

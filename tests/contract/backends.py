@@ -68,7 +68,7 @@ def qdrant_local(path: str | Path) -> VectorStore:
 
 
 def qdrant_edge(tmp_path: Path) -> VectorStore:
-    from ragembed.stores.qdrant_edge import QdrantEdgeStore
+    from ragembed.stores.qdrant import QdrantEdgeStore
 
     return QdrantEdgeStore(tmp_path / "edge", "contract")
 

@@ -8,12 +8,11 @@ import qdrant_edge as qe
 from qdrant_client import models
 
 from ragembed.errors import InvalidInputError
-from ragembed.stores import qdrant, qdrant_edge
 from ragembed.stores.capabilities import ANY_KEY, PORTABLE
 from ragembed.stores.filters import Range, combine, matches, validate_filter
-from ragembed.stores.qdrant_common import QDRANT_FILTER_KEYS, qdrant_filter
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
-from ragembed.stores.weaviate_properties import Impossible, typed_name, weaviate_filter
+from ragembed.stores.qdrant import QdrantEdgeStore, client, edge
+from ragembed.stores.qdrant.mapping import QDRANT_FILTER_KEYS, qdrant_filter
+from ragembed.stores.weaviate.properties import Impossible, typed_name, weaviate_filter
 
 DOCS = {
     "a": {"lang": "en", "year": 2020, "tags": ["x", "y"], "open": True},
@@ -45,24 +44,24 @@ def test_the_memory_store_matches_like_the_engines(filter, expected) -> None:
 
 def test_qdrant_gets_a_must_of_payload_conditions_with_numbers_as_ranges() -> None:
     checked = validate_filter({"lang": ["en", "fr"], "year": 2021, "open": True, "score": Range(gt=0.5)})
-    built = qdrant_filter(checked, qdrant.FILTERS)
+    built = qdrant_filter(checked, client.FILTERS)
     assert isinstance(built, models.Filter) and len(built.must) == 4
     lang, year, open_, score = built.must
     assert lang == models.FieldCondition(key="metadata.lang", match=models.MatchAny(any=["en", "fr"]))
     assert year == models.FieldCondition(key="metadata.year", range=models.Range(gte=2021.0, lte=2021.0))
     assert open_ == models.FieldCondition(key="metadata.open", match=models.MatchValue(value=True))
     assert score == models.FieldCondition(key="metadata.score", range=models.Range(gt=0.5))
-    assert qdrant_filter(None, qdrant.FILTERS) is None
+    assert qdrant_filter(None, client.FILTERS) is None
 
 
 def test_a_mixed_any_of_becomes_a_should() -> None:
-    built = qdrant_filter(validate_filter({"v": ["a", 3]}), qdrant.FILTERS)
+    built = qdrant_filter(validate_filter({"v": ["a", 3]}), client.FILTERS)
     (clause,) = built.must
     assert isinstance(clause, models.Filter) and len(clause.should) == 2
 
 
 def test_qdrant_edge_builds_its_own_filter_objects() -> None:
-    built = qdrant_filter(validate_filter({"lang": "en", "year": Range(lte=2020)}), qdrant_edge.FILTERS)
+    built = qdrant_filter(validate_filter({"lang": "en", "year": Range(lte=2020)}), edge.FILTERS)
     assert isinstance(built, qe.Filter)
 
 

@@ -9,8 +9,7 @@ import pytest
 
 from ragembed.errors import InvalidInputError
 from ragembed.stores.memory import MemoryStore
-from ragembed.stores.qdrant import QdrantStore
-from ragembed.stores.qdrant_edge import QdrantEdgeStore
+from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
 from ragembed.stores.uri import SCHEMES, open_store
 
 

@@ -50,15 +50,15 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
     if scheme == "qdrant-edge":
         if not rest:
             raise InvalidInputError("qdrant-edge needs a folder: qdrant-edge:./index")
-        from ragembed.stores.qdrant_edge import QdrantEdgeStore
+        from ragembed.stores.qdrant.edge import QdrantEdgeStore
 
         return QdrantEdgeStore(rest, collection)
     if scheme == "qdrant-local":
-        from ragembed.stores.qdrant import QdrantStore
+        from ragembed.stores.qdrant.client import QdrantStore
 
         return QdrantStore(collection, path=rest if rest and rest != ":memory:" else ":memory:")
     if scheme in ("qdrant", "qdrants"):
-        from ragembed.stores.qdrant import QdrantStore
+        from ragembed.stores.qdrant.client import QdrantStore
 
         host = rest.lstrip("/")
         if not host:
@@ -66,7 +66,7 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
         url = f"{'https' if scheme == 'qdrants' else 'http'}://{host}"
         return QdrantStore(collection, url=url, api_key=os.environ.get("QDRANT_API_KEY") or None)
     if scheme in ("weaviate", "weaviates"):
-        from ragembed.stores.weaviate import WeaviateStore
+        from ragembed.stores.weaviate.store import WeaviateStore
 
         host = rest.lstrip("/")
         if not host:
@@ -75,7 +75,7 @@ def open_store(uri: str, collection: str = "default") -> VectorStore:
     if scheme == "weaviate-embedded":
         if not rest:
             raise InvalidInputError("weaviate-embedded needs a folder: weaviate-embedded:./weaviate-data")
-        from ragembed.stores.weaviate import WeaviateStore
+        from ragembed.stores.weaviate.store import WeaviateStore
 
         return WeaviateStore.embedded(rest, collection)
     raise InvalidInputError(f"unknown store URI {uri!r}; ragembed knows {', '.join(SCHEMES)}")

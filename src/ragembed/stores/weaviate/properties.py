@@ -22,12 +22,11 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from weaviate.classes.config import DataType, Property, Tokenization
-from weaviate.classes.query import Filter
-
 from ragembed.stores.capabilities import PORTABLE
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import Document
+from weaviate.classes.config import DataType, Property, Tokenization
+from weaviate.classes.query import Filter
 
 TYPED = {"s": DataType.TEXT_ARRAY, "n": DataType.NUMBER_ARRAY, "b": DataType.BOOL_ARRAY}
 RETURNED = ["doc_id", "text", "metadata_json"]

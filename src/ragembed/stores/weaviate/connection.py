@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from ragembed.embedders.cache import default_cache_dir
 from ragembed.errors import InvalidInputError, MissingDependencyError, StoreError
-from ragembed.stores import embedded_owner, folders
+from ragembed.stores import folders
+from ragembed.stores.weaviate import embedded_owner
 
 try:
     import weaviate

@@ -68,6 +68,7 @@ from ragembed.types import (
 
 try:
     from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
     from weaviate.classes.config import Configure, ConsistencyLevel, VectorDistances
     from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
@@ -81,8 +82,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError.for_extra("weaviate-client", "weaviate") from exc
 
-from ragembed.stores.weaviate_connect import connect, connect_async, connect_embedded
-from ragembed.stores.weaviate_properties import (
+from ragembed.stores.weaviate.connection import connect, connect_async, connect_embedded
+from ragembed.stores.weaviate.properties import (
     BASE_PROPERTIES,
     RETURNED,
     Impossible,

@@ -4,7 +4,7 @@ persisted to a directory. ragembed's default store for users who run no server.
 Layout: DIR/<collection>/shard (the Edge shard), DIR/<collection>/ragembed-schema.json, and the
 folder's marker and lock (stores/folders.py): the store writes only in a folder it created, one
 writer at a time.
-The field mapping is the Qdrant server's (see stores/qdrant.py), quantization included: int8
+The field mapping is the Qdrant server's (one mapping for both: mapping.py), quantization included: int8
 and binary fields are native Qdrant scalar/binary quantization, searched with rescoring and
 oversampling. `optimize()` (run by Retriever.index after a bulk load) builds the HNSW and
 quantized indexes of segments big enough to need them; smaller segments are searched exactly.
@@ -23,18 +23,22 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Rescore, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.ids import point_id
-from ragembed.stores.qdrant_common import (
+from ragembed.stores.qdrant.mapping import (
     QDRANT_FILTER_KEYS,
     FilterClasses,
+    QuantizedSearch,
+    Query,
     document_of,
     hit_of,
     needs_stages,
     payload_of,
     qdrant_filter,
+    query_of,
+    vector_layout,
     vector_values,
 )
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
@@ -165,24 +169,26 @@ class QdrantEdgeStore(VectorStore):
 
     @staticmethod
     def _vector_params(f: VectorField) -> Any:
-        distance = qe.Distance.Cosine if f.distance == "cosine" else qe.Distance.Dot
-        if f.kind is EmbeddingKind.MULTIVECTOR:
+        layout = vector_layout(f, native_quantization=True)
+        distance = qe.Distance.Cosine if layout.cosine else qe.Distance.Dot
+        if layout.multivector:
             return qe.EdgeVectorParams(
-                size=f.dim,
+                size=layout.size,
                 distance=distance,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                 hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
             )
-        if f.precision is Precision.FLOAT32:
-            return qe.EdgeVectorParams(size=f.dim, distance=distance)
+        if layout.quantization is Precision.FLOAT32:
+            return qe.EdgeVectorParams(size=layout.size, distance=distance)
         quantization = (
             qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
-            if f.precision is Precision.INT8
+            if layout.quantization is Precision.INT8
             else qe.BinaryQuantizationConfig(
-                always_ram=True, query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits if f.asymmetric else None
+                always_ram=True,
+                query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits if layout.query_8bit else None,
             )
         )
-        return qe.EdgeVectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
+        return qe.EdgeVectorParams(size=layout.size, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
@@ -249,55 +255,50 @@ class QdrantEdgeStore(VectorStore):
         only = qe.HasIdCondition({point_id(i) for i in ids})
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
-    def _query(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
-        query, prefetches, params = self._translate(plan, qfilter)
-        return steps.with_ties((query, prefetches, qfilter, params), plan.limit)
+    @staticmethod
+    def _query(plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
+        return steps.with_ties((plan, qfilter), plan.limit)
 
     def _send(self, asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
         """The engine runs in this process: one query after another."""
         answers = []
         for ask in asks:
-            query, prefetches, qfilter, params = ask.request
+            plan, qfilter = ask.request
+            query = query_of(plan, self._require_schema(), native_quantization=True)
             points = self._shard.query(
                 qe.QueryRequest(
                     limit=ask.limit,
-                    query=query,
-                    prefetches=prefetches,
+                    query=self._nearest(query),
+                    prefetches=self._prefetch(query, qfilter),
                     filter=qfilter,
-                    params=params,
+                    params=search_params(query.quantized),
                     with_payload=True,
                 )
             )
             answers.append([hit_of(p.payload, p.score) for p in points])
         return answers
 
-    def _translate(self, plan: Plan, qfilter: Any) -> tuple[Any, list[Any] | None, qe.SearchParams | None]:
-        """(query, prefetches, search params) of one plan node; the filter goes on every stage."""
-        # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor
-        # a keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
-        params: qe.SearchParams | None
-        if isinstance(plan, Rescore):
-            params = qe.SearchParams(
-                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=plan.candidates / plan.limit)
+    def _prefetch(self, query: Query, qfilter: Any) -> list[Any] | None:
+        """`query`'s prefetch stages; the filter goes on every stage."""
+        return [
+            qe.Prefetch(
+                limit=stage.limit,
+                query=self._nearest(stage),
+                prefetches=self._prefetch(stage, qfilter),
+                params=search_params(stage.quantized),
+                filter=qfilter,
             )
-            return self._nearest(plan.field, plan.query), None, params
-        assert isinstance(plan, VectorSearch), plan
-        f = self._require_schema()[plan.field]
-        params = (
-            qe.SearchParams(quantization=qe.QuantizationSearchParams(rescore=False))
-            if f.precision is not Precision.FLOAT32
-            else None
-        )
-        return (
-            self._nearest(plan.field, plan.query),
-            [self._prefetch(p, qfilter) for p in plan.prefetch] or None,
-            params,
-        )
+            for stage in query.prefetch
+        ] or None
 
-    def _prefetch(self, plan: Plan, qfilter: Any) -> Any:
-        query, prefetches, params = self._translate(plan, qfilter)
-        return qe.Prefetch(limit=plan.limit, query=query, prefetches=prefetches, params=params, filter=qfilter)
+    def _nearest(self, query: Query) -> Any:
+        f = self._require_schema()[query.field]
+        return qe.Query.Nearest(vector_values(f, query.vector, 0, qe.SparseVector, False, query=True), using=f.name)
 
-    def _nearest(self, name: str, query: Embeddings) -> Any:
-        vector = vector_values(self._require_schema()[name], query, 0, qe.SparseVector, False, query=True)
-        return qe.Query.Nearest(vector, using=name)
+
+def search_params(quantized: QuantizedSearch | None) -> qe.SearchParams | None:
+    if quantized is None:
+        return None
+    return qe.SearchParams(
+        quantization=qe.QuantizationSearchParams(rescore=quantized.rescore, oversampling=quantized.oversampling)
+    )

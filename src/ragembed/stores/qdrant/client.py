@@ -21,7 +21,7 @@ Mapping (one named vector per ragembed field, all in one collection):
                      so every shard layout ranks exactly like one node
   plans              Query API: prefetch stages and native rescoring in one query; fusions (and,
                      on sharded collections, rescoring stages) one query per stage, fused and
-                     cut here by ragembed's own rules (see qdrant_common.needs_stages)
+                     cut here by ragembed's own rules (see mapping.needs_stages)
   filters            payload filters on "metadata.<key>"
 The ragembed schema (calibration, encoder state) is stored in the collection's metadata.
 On a cluster: shard_number and replication_factor are fixed when the collection is created
@@ -48,19 +48,23 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Rescore, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.ids import point_id
-from ragembed.stores.qdrant_common import (
+from ragembed.stores.qdrant.mapping import (
     QDRANT_FILTER_KEYS,
     SCHEMA_KEY,
     FilterClasses,
+    QuantizedSearch,
+    Query,
     document_of,
     hit_of,
     needs_stages,
     payload_of,
     qdrant_filter,
+    query_of,
+    vector_layout,
     vector_values,
 )
 from ragembed.types import (
@@ -370,29 +374,30 @@ class QdrantStore(VectorStore):
         self._corpus_idf = set()
 
     def _vector_params(self, f: VectorField) -> models.VectorParams:
-        distance = models.Distance.COSINE if f.distance == "cosine" else models.Distance.DOT
-        if f.kind is EmbeddingKind.MULTIVECTOR:
+        layout = vector_layout(f, native_quantization=not self.local)
+        distance = models.Distance.COSINE if layout.cosine else models.Distance.DOT
+        if layout.multivector:
             return models.VectorParams(
-                size=f.dim,
+                size=layout.size,
                 distance=distance,
                 hnsw_config=models.HnswConfigDiff(m=0),
                 multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
             )
-        if f.precision is Precision.FLOAT32 or self.local:
-            return models.VectorParams(size=f.dim, distance=distance)
+        if layout.quantization is Precision.FLOAT32:
+            return models.VectorParams(size=layout.size, distance=distance)
         quantization = (
             models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
             )
-            if f.precision is Precision.INT8
+            if layout.quantization is Precision.INT8
             else models.BinaryQuantization(
                 binary=models.BinaryQuantizationConfig(
                     always_ram=True,
-                    query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS if f.asymmetric else None,
+                    query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS if layout.query_8bit else None,
                 )
             )
         )
-        return models.VectorParams(size=f.dim, distance=distance, on_disk=True, quantization_config=quantization)
+        return models.VectorParams(size=layout.size, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
@@ -533,53 +538,39 @@ class QdrantStore(VectorStore):
 
     def _request(self, ask: steps.Ask[Any], weights: Weights) -> models.QueryRequest:
         plan, qfilter = ask.request
-        query, using, prefetch, params = self._translate(plan, qfilter, weights)
+        query = query_of(plan, self._require_schema(), native_quantization=not self.local)
         return models.QueryRequest(
-            query=query,
-            using=using,
-            prefetch=prefetch,
+            query=self._query_vector(query, weights),
+            using=query.field,
+            prefetch=self._prefetch(query, qfilter, weights),
             filter=qfilter,
-            params=params,
+            params=search_params(query.quantized),
             limit=ask.limit,
             with_payload=True,
         )
 
-    def _translate(
-        self, plan: Plan, qfilter: Any, weights: Weights
-    ) -> tuple[Any, str | None, list[models.Prefetch] | None, models.SearchParams | None]:
-        """(query, using, prefetch, search params) of one plan node; the filter goes on every stage."""
-        # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor
-        # a keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
-        schema = self._require_schema()
-        params: models.SearchParams | None
-        if isinstance(plan, Rescore):
-            if self.local:  # no quantized index: the two stages, client-side quantized scores first
-                return self._translate(plan.as_stages(), qfilter, weights)
-            params = models.SearchParams(
-                quantization=models.QuantizationSearchParams(rescore=True, oversampling=plan.candidates / plan.limit)
+    def _prefetch(self, query: Query, qfilter: Any, weights: Weights) -> list[models.Prefetch] | None:
+        """`query`'s prefetch stages; the filter goes on every stage."""
+        return [
+            models.Prefetch(
+                query=self._query_vector(stage, weights),
+                using=stage.field,
+                prefetch=self._prefetch(stage, qfilter, weights),
+                params=search_params(stage.quantized),
+                limit=stage.limit,
+                filter=qfilter,
             )
-            return self._query_vector(schema[plan.field], plan.query, weights), plan.field, None, params
-        assert isinstance(plan, VectorSearch), plan
-        f = schema[plan.field]
-        params = None
-        if f.precision is not Precision.FLOAT32 and not self.local:
-            params = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=False))
-        prefetch = [self._prefetch(p, qfilter, weights) for p in plan.prefetch] or None
-        return self._query_vector(f, plan.query, weights), plan.field, prefetch, params
+            for stage in query.prefetch
+        ] or None
 
-    def _prefetch(self, plan: Plan, qfilter: Any, weights: Weights) -> models.Prefetch:
-        query, using, prefetch, params = self._translate(plan, qfilter, weights)
-        return models.Prefetch(
-            query=query, using=using, prefetch=prefetch, params=params, limit=plan.limit, filter=qfilter
-        )
-
-    def _query_vector(self, f: VectorField, query: Embeddings, weights: Weights) -> Any:
+    def _query_vector(self, query: Query, weights: Weights) -> Any:
+        f = self._require_schema()[query.field]
         if f.name in self._corpus_idf:
-            sparse = narrow(query, SparseEmbeddings)
+            sparse = narrow(query.vector, SparseEmbeddings)
             terms = sparse.indices[0]
             idf = weights[(f.name, terms.tobytes())]
             return self._sparse(terms.tolist(), (sparse.values[0] * idf).tolist())
-        return vector_values(f, query, 0, self._sparse, self.local, query=True)
+        return vector_values(f, query.vector, 0, self._sparse, self.local, query=True)
 
     def _idf_terms(self, plan: Plan) -> dict[tuple[str, bytes], np.ndarray]:
         """The query terms of every stage of `plan` on a field whose IDF ragembed computes."""
@@ -678,6 +669,14 @@ class QdrantStore(VectorStore):
     @staticmethod
     def _sparse(indices: list[int], values: list[float]) -> models.SparseVector:
         return models.SparseVector(indices=indices, values=values)
+
+
+def search_params(quantized: QuantizedSearch | None) -> models.SearchParams | None:
+    if quantized is None:
+        return None
+    return models.SearchParams(
+        quantization=models.QuantizationSearchParams(rescore=quantized.rescore, oversampling=quantized.oversampling)
+    )
 
 
 def hits_of(responses: Sequence[Any]) -> list[list[Hit]]:

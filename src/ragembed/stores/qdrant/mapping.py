@@ -1,9 +1,11 @@
-"""What the two Qdrant adapters (qdrant-client and the embedded qdrant-edge engine) share:
-payload layout, filters, result order, and how a rescoring plan maps onto Qdrant's
-native quantization search parameters.
+"""The one mapping of ragembed onto Qdrant's model, shared by both Qdrant adapters (client.py:
+qdrant-client; edge.py: the embedded qdrant-edge engine): how each field is laid out
+(`vector_layout`), what query a plan node becomes (`query_of`, `needs_stages`), filters, payloads
+and the vectors sent.
 
-Both APIs build the same Qdrant objects under different class names; `FilterClasses` names the
-constructors, so one translation serves both.
+Both APIs build the same Qdrant objects under different class names and signatures. Every
+decision is made here, in API-neutral values; an adapter only spells them in its API's classes
+(`FilterClasses` names the filter constructors, so one filter translation serves both).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from ragembed.quantization import dequantize_int8, quantize_int8
-from ragembed.stores.base import Fusion, Plan, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, Plan, Rescore, Schema, VectorField, VectorSearch
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import (
     DenseEmbeddings,
     Document,
+    EmbeddingKind,
     Embeddings,
     Hit,
     MultiVectorEmbeddings,
@@ -102,6 +105,74 @@ def qdrant_filter(filter: Mapping[str, Condition] | None, classes: FilterClasses
                 options.append(classes.field_condition(key=path, range=classes.range(gte=number, lte=number)))
         must.append(options[0] if len(options) == 1 else classes.filter(should=options))
     return classes.filter(must=must)
+
+
+@dataclass(frozen=True)
+class VectorLayout:
+    """How one dense or multi-vector field is laid out in a Qdrant collection."""
+
+    size: int
+    cosine: bool  # else dot product
+    # A named multivector compared by MAX_SIM, HNSW off (m=0): scored exactly, by full scan or as a
+    # rescoring stage, as Qdrant recommends.
+    multivector: bool
+    # FLOAT32: plain HNSW. INT8 / BINARY: Qdrant's scalar or binary quantization kept in RAM, the
+    # float32 originals on disk.
+    quantization: Precision
+    query_8bit: bool  # an asymmetric binary field: the query at 8 bits against 1-bit documents
+
+
+def vector_layout(f: VectorField, native_quantization: bool) -> VectorLayout:
+    """`f`'s layout; without native quantization (local mode) a quantized field is stored as the
+    float32 vectors of `client_side_vectors`."""
+    quantization = f.precision if native_quantization else Precision.FLOAT32  # only dense fields are quantized
+    return VectorLayout(
+        size=f.dim,
+        cosine=f.distance == "cosine",
+        multivector=f.kind is EmbeddingKind.MULTIVECTOR,
+        quantization=quantization,
+        query_8bit=quantization is Precision.BINARY and f.asymmetric,
+    )
+
+
+@dataclass(frozen=True)
+class QuantizedSearch:
+    """How a query searches a quantized field: the quantized index alone, or rescored with the
+    float32 originals after fetching `oversampling` times the limit."""
+
+    rescore: bool
+    oversampling: float | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One Qdrant query node (the query itself or one of its prefetches) that a plan node becomes."""
+
+    field: str
+    vector: Embeddings  # the plan's query embeddings for `field`
+    limit: int
+    quantized: QuantizedSearch | None  # None: a float32 (or client-side quantized) field
+    prefetch: tuple[Query, ...]
+
+
+def query_of(plan: Plan, schema: Schema, native_quantization: bool) -> Query:
+    """The Qdrant query a Rescore or VectorSearch plan node (with its prefetch stages) becomes."""
+    # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor a
+    # keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
+    if isinstance(plan, Rescore):
+        if not native_quantization:  # no quantized index: the two stages, client-side quantized scores first
+            return query_of(plan.as_stages(), schema, native_quantization)
+        rescored = QuantizedSearch(rescore=True, oversampling=plan.candidates / plan.limit)
+        return Query(plan.field, plan.query, plan.limit, rescored, ())
+    assert isinstance(plan, VectorSearch), plan
+    quantized = schema[plan.field].precision is not Precision.FLOAT32 and native_quantization
+    return Query(
+        plan.field,
+        plan.query,
+        plan.limit,
+        QuantizedSearch(rescore=False) if quantized else None,
+        tuple(query_of(p, schema, native_quantization) for p in plan.prefetch),
+    )
 
 
 def needs_stages(plan: Plan, sharded: bool) -> bool:
