@@ -1,0 +1,74 @@
+"""The one Qdrant mapping both adapters spell in their API: each strategy's field layouts and the
+query each plan becomes, on a server or Edge (native quantization) and in local mode (none)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragembed.stores.base import Schema
+from ragembed.stores.qdrant.mapping import QuantizedSearch, Query, query_of, vector_layout
+from ragembed.strategies import parse_strategy
+from ragembed.types import DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, Precision
+
+K = 10
+RNG = np.random.default_rng(3)
+
+
+def base(n: int) -> dict[EmbeddingKind, object]:
+    dense = RNG.standard_normal((n, 64)).astype(np.float32)
+    tokens = tuple(RNG.standard_normal((5, 16)).astype(np.float32) for _ in range(n))
+    return {
+        EmbeddingKind.DENSE: DenseEmbeddings(dense / np.linalg.norm(dense, axis=1, keepdims=True)),
+        EmbeddingKind.MULTIVECTOR: MultiVectorEmbeddings(tokens),
+    }
+
+
+def planned(name: str, native_quantization: bool) -> tuple[Schema, Query]:
+    strategy = parse_strategy(name)
+    schema = Schema(tuple(strategy.fields(base(4))))
+    return schema, query_of(strategy.plan(base(1), schema, K, "q"), schema, native_quantization)
+
+
+def outline(query: Query) -> tuple:
+    return (query.field, query.limit, query.quantized, tuple(outline(p) for p in query.prefetch))
+
+
+@pytest.mark.parametrize(
+    ("name", "native", "expected"),
+    [
+        ("dense", True, ("dense", K, None, ())),
+        # Rescore: one query on the quantized index, rescored natively; local mode has no quantized
+        # index, so it runs the two stages it stands for on client-side quantized vectors.
+        ("int8", True, ("dense_int8", K, QuantizedSearch(rescore=True, oversampling=4.0), ())),
+        ("int8", False, ("dense", K, None, (("dense_int8", 4 * K, None, ()),))),
+        ("binary", True, ("dense_binary_asym", K, QuantizedSearch(rescore=True, oversampling=10.0), ())),
+        # A quantized field searched without rescoring says so: Qdrant would rescore by default.
+        ("int8:norescore", True, ("dense_int8", K, QuantizedSearch(rescore=False), ())),
+        ("int8:norescore", False, ("dense_int8", K, None, ())),
+        ("funnel:32", True, ("dense", K, None, (("dense_d32", 10 * K, None, ()),))),
+        ("colbert", True, ("colbert", K, None, ())),
+    ],
+)
+def test_each_plan_becomes_one_qdrant_query(name: str, native: bool, expected: tuple) -> None:
+    assert outline(planned(name, native)[1]) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "native", "quantization", "query_8bit", "multivector"),
+    [
+        ("dense", "dense", True, Precision.FLOAT32, False, False),
+        ("int8", "dense_int8", True, Precision.INT8, False, False),
+        ("int8", "dense_int8", False, Precision.FLOAT32, False, False),  # local mode: client-side
+        ("binary", "dense_binary_asym", True, Precision.BINARY, True, False),
+        ("binary:hamming", "dense_binary", True, Precision.BINARY, False, False),
+        ("colbert", "colbert", True, Precision.FLOAT32, False, True),
+    ],
+)
+def test_each_field_has_one_layout(
+    name: str, field: str, native: bool, quantization: Precision, query_8bit: bool, multivector: bool
+) -> None:
+    schema, _ = planned(name, native)
+    layout = vector_layout(schema[field], native_quantization=native)
+    assert (layout.quantization, layout.query_8bit, layout.multivector) == (quantization, query_8bit, multivector)
+    assert layout.size == schema[field].dim and layout.cosine == (schema[field].distance == "cosine")
