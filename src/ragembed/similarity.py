@@ -1,4 +1,5 @@
-"""Similarity between two sets of embeddings, as sentence-transformers' `model.similarity`."""
+"""Similarity between two sets of embeddings, as sentence-transformers' `model.similarity`, and
+the one row normaliser the embedders and stores use."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import numpy as np
 
 from ragembed.errors import DimensionMismatchError, InvalidInputError
 from ragembed.types import DenseEmbeddings, Precision
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit L2 norm; an all-zero row stays zero."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 def similarity(a: DenseEmbeddings, b: DenseEmbeddings | None = None) -> np.ndarray:
@@ -16,10 +23,5 @@ def similarity(a: DenseEmbeddings, b: DenseEmbeddings | None = None) -> np.ndarr
             raise InvalidInputError("similarity takes float32 DenseEmbeddings (from embed_documents/queries)")
     if a.dim != b.dim:
         raise DimensionMismatchError(f"cannot compare {a.dim}- and {b.dim}-dimensional embeddings")
-
-    def unit(m: np.ndarray) -> np.ndarray:
-        norms = np.linalg.norm(m, axis=1, keepdims=True)
-        return m / np.where(norms == 0, 1.0, norms)
-
-    similarities: np.ndarray = unit(a.data) @ unit(b.data).T
+    similarities: np.ndarray = normalize_rows(a.data) @ normalize_rows(b.data).T
     return similarities

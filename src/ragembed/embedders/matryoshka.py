@@ -15,6 +15,7 @@ import numpy as np
 from ragembed.embedders.base import Embedder, Role
 from ragembed.embedders.dense import DenseEmbedder
 from ragembed.errors import InvalidInputError
+from ragembed.similarity import normalize_rows
 from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision, narrow, validate_texts
 
 
@@ -23,9 +24,7 @@ def truncate(embeddings: DenseEmbeddings, dim: int) -> DenseEmbeddings:
     if embeddings.precision is not Precision.FLOAT32:
         raise InvalidInputError("truncate float32 embeddings, then quantize; not the other way round")
     check_dim(dim, embeddings.dim)
-    head = embeddings.data[:, :dim]
-    norms = np.linalg.norm(head, axis=1, keepdims=True)
-    return DenseEmbeddings(head / np.where(norms == 0, 1.0, norms))
+    return DenseEmbeddings(normalize_rows(embeddings.data[:, :dim]))
 
 
 def check_dim(dim: int, full_dim: int) -> None:

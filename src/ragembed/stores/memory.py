@@ -53,6 +53,7 @@ from ragembed.quantization import (
     quantize_binary,
     quantize_int8,
 )
+from ragembed.similarity import normalize_rows
 from ragembed.stores import folders
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorStore
 from ragembed.stores.filters import Filter, matches
@@ -72,11 +73,6 @@ LAYOUT_VERSION = 2  # of the store folder: marker + data-<hex>/ (1: the data fil
 STORE = "memory"
 DATA_FOLDER = re.compile(r"^data-[0-9a-f]{32}$")
 LEGACY_FILE = re.compile(r"^(schema\.json|documents\.jsonl|field\d+(\.(lengths|indices|values))?\.npy)$")
-
-
-def normalize_rows(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
 
 
 class MemoryStore(VectorStore):
