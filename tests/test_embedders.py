@@ -133,7 +133,26 @@ def test_colbert_token_vectors_and_pooling(colbert_embedder):
     np.testing.assert_allclose(np.linalg.norm(docs.vectors[0], axis=1), 1.0, atol=1e-4)
     query = colbert_embedder.embed_queries(["what powers the cell?"])
     assert query.vectors[0].shape[0] == 32  # PyLate pads queries with [MASK] expansion tokens
-    pooled = ColBERTEmbedder(pool_factor=2, cache=False).embed_documents([text])
+    pooler = ColBERTEmbedder(pool_factor=2, cache=False)
+    pooled = pooler.embed_documents([text])
     assert pooled.vectors[0].shape[0] < docs.vectors[0].shape[0]
+    # Pooling after the cache gives what PyLate's own pooled encoding gives
+    (reference,) = pooler.model.encode([text], is_query=False, pool_factor=2, show_progress_bar=False)
+    np.testing.assert_allclose(pooled.vectors[0], np.asarray(reference), atol=1e-5)
+    assert pooler.embed_queries(["what powers the cell?"]).vectors[0].shape[0] == 32  # queries unpooled
     again = ColBERTEmbedder(cache=False).embed_documents([text])  # seeded head: reproducible
     np.testing.assert_allclose(again.vectors[0], docs.vectors[0], atol=1e-5)
+
+
+@pytest.mark.colbert
+def test_a_pooled_collection_refuses_an_embedder_with_another_pool_factor(colbert_embedder):
+    from ragembed import ColBERTEmbedder, Document, MemoryStore, Retriever
+
+    store = MemoryStore()
+    docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
+    Retriever(store, "colbert", multivector_embedder=ColBERTEmbedder(pool_factor=2)).index(docs)
+    with pytest.raises(InvalidInputError, match="indexed with pool_factor=2.*ColBERTEmbedder\\(pool_factor=2\\)"):
+        Retriever(store, "colbert", multivector_embedder=colbert_embedder)
+    assert store.count() == 2  # nothing lost
+    hits = Retriever(store, "colbert", multivector_embedder=ColBERTEmbedder(pool_factor=2)).search("energy", k=1)
+    assert hits[0].id == "a"

@@ -38,6 +38,7 @@ from ragembed.strategies import (
     parse_strategy,
 )
 from ragembed.types import (
+    Datatype,
     DenseEmbeddings,
     Document,
     EmbeddingKind,
@@ -69,6 +70,7 @@ __all__ = [
     "BM25Embedder",
     "ColBERT",
     "ColBERTEmbedder",
+    "Datatype",
     "Dense",
     "DenseEmbedder",
     "DenseEmbeddings",

@@ -22,6 +22,8 @@ Names, as the CLI and `parse_strategy` take them:
   hybrid           BM25 + dense, reciprocal rank fusion
   colbert          ColBERT MaxSim over every document
   colbert+dense    dense first stage, ColBERT MaxSim rescoring
+                   (either with :float16, :turbo8 or :turbo4: the token vectors kept as half
+                   floats, or as Qdrant Edge's 8- or 4-bit TurboQuant codes)
   keyword          the engine's own BM25 over the stored text (Weaviate)
   keyword-hybrid   the engine's BM25 + dense, fused by the engine (Weaviate's hybrid; alpha 0.5,
                    or keyword-hybrid:0.7 for more weight on the vector side)
@@ -42,6 +44,7 @@ from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.quantization import Int8Calibration
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorSearch
 from ragembed.types import (
+    Datatype,
     DenseEmbeddings,
     EmbeddingKind,
     Embeddings,
@@ -294,15 +297,23 @@ class Hybrid(Strategy):
 
 @dataclass(frozen=True)
 class ColBERT(Strategy):
-    """MaxSim late interaction; with first_stage="dense", rescore the dense top `candidates`."""
+    """MaxSim late interaction; with first_stage="dense", rescore the dense top `candidates`.
+
+    datatype: how the store keeps the token vectors (types.Datatype): float32; float16 (half the
+    bytes, the same ranking to 3-4 digits); turbo8 / turbo4 (Qdrant Edge's TurboQuant: a quarter
+    or an eighth of the bytes, lossy; docs/benchmarks.md section 4 measures each). Each datatype
+    is its own field ("colbert", "colbert_float16", ...), so one collection can hold several.
+    """
 
     first_stage: str | None = None
     candidates: int = 100
+    datatype: Datatype = Datatype.FLOAT32
 
     def __post_init__(self) -> None:
         if self.first_stage not in (None, "dense"):
             raise InvalidInputError(f"ColBERT first_stage must be None or 'dense', got {self.first_stage!r}")
         check_positive("candidates", self.candidates, integer=True)
+        object.__setattr__(self, "datatype", parse_enum(Datatype, self.datatype, "ColBERT datatype"))
 
     @property
     def needs(self) -> frozenset[EmbeddingKind]:  # type: ignore[override]
@@ -310,14 +321,20 @@ class ColBERT(Strategy):
 
     @property
     def name(self) -> str:
-        return "colbert+dense" if self.first_stage else "colbert"
+        base = "colbert+dense" if self.first_stage else "colbert"
+        return base if self.datatype is Datatype.FLOAT32 else f"{base}:{self.datatype.value}"
+
+    @property
+    def _tokens_field(self) -> str:
+        return "colbert" if self.datatype is Datatype.FLOAT32 else f"colbert_{self.datatype.value}"
 
     @property
     def field_names(self) -> list[str]:
-        return ["dense", "colbert"] if self.first_stage else ["colbert"]
+        return ["dense", self._tokens_field] if self.first_stage else [self._tokens_field]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        colbert = VectorField("colbert", MULTI, narrow(docs[MULTI], MultiVectorEmbeddings).dim, distance="dot")
+        dim = narrow(docs[MULTI], MultiVectorEmbeddings).dim
+        colbert = VectorField(self._tokens_field, MULTI, dim, distance="dot", datatype=self.datatype)
         return (Dense().fields(docs) if self.first_stage else []) + [colbert]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
@@ -378,8 +395,8 @@ STRATEGY_NAMES = [
     "funnel:<dim>",
     "bm25",
     "hybrid",
-    "colbert",
-    "colbert+dense",
+    "colbert[:float16|turbo8|turbo4]",
+    "colbert+dense[:float16|turbo8|turbo4]",
     "keyword",
     "keyword-hybrid[:alpha]",
 ]
@@ -403,6 +420,14 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
     }
     if name in simple and not arg:
         return simple[name]()
+    datatypes = [d.value for d in Datatype if d is not Datatype.FLOAT32]
+    if name in ("colbert", "colbert+dense") and arg in datatypes:
+        return ColBERT(first_stage="dense" if name == "colbert+dense" else None, datatype=Datatype(arg))
+    if name in ("colbert", "colbert+dense"):
+        raise UnsupportedStrategyError(
+            f"strategy {spec!r}: {name} keeps its token vectors as float32 (no suffix) or as one of "
+            f"{', '.join(datatypes)}, e.g. {name}:float16"
+        )
     if name == "int8" and arg in ("", "norescore"):
         return Quantized(Precision.INT8, rescore=not arg)
     if name == "binary" and arg in ("", "norescore", "hamming", "hamming:norescore"):

@@ -61,6 +61,18 @@ class Precision(str, enum.Enum):
     BINARY = "binary"  # sign bits packed 8 per uint8 byte, as numpy.packbits writes them
 
 
+class Datatype(str, enum.Enum):
+    """How a store keeps a multi-vector field's token vectors themselves (no float32 copy is
+    kept beside them, unlike int8/binary Precision, which adds a quantized index to float32
+    originals). FLOAT16: half floats (2 bytes a dimension). TURBO8 / TURBO4: Qdrant's TurboQuant
+    storage datatype (a random rotation, then 8 or 4 bits a dimension; lossy, Qdrant Edge only)."""
+
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    TURBO8 = "turbo8"
+    TURBO4 = "turbo4"
+
+
 @dataclass(frozen=True)
 class Document:
     """A text to index, with its id and flat metadata (used by filters)."""

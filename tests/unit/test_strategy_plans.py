@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
-from ragembed.stores.base import Fusion, KeywordSearch, Rescore, Schema, VectorSearch, check_plan
+from ragembed.stores.base import Fusion, KeywordSearch, Rescore, Schema, VectorField, VectorSearch, check_plan
 from ragembed.strategies import parse_strategy
-from ragembed.types import DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
+from ragembed.types import Datatype, DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
 
 DIM, K = 384, 10
 RNG = np.random.default_rng(7)
@@ -52,6 +52,11 @@ EXPECTED = {
     "funnel:64": (["dense", "dense_d64"], ("vector", "dense", 10, (("vector", "dense_d64", 100, ()),))),
     "bm25": (["bm25"], ("vector", "bm25", 10, ())),
     "colbert": (["colbert"], ("vector", "colbert", 10, ())),
+    "colbert:turbo4": (["colbert_turbo4"], ("vector", "colbert_turbo4", 10, ())),
+    "colbert+dense:float16": (
+        ["dense", "colbert_float16"],
+        ("vector", "colbert_float16", 10, (("vector", "dense", 100, ()),)),
+    ),
 }
 
 
@@ -102,6 +107,7 @@ def test_the_matryoshka_stage_searches_truncated_renormalised_vectors() -> None:
         ("densest", UnsupportedStrategyError),
         ("funnel:sixty", UnsupportedStrategyError),
         ("binary:fast", UnsupportedStrategyError),
+        ("colbert+dense:int4", UnsupportedStrategyError),
         (42, InvalidInputError),
     ],
 )
@@ -109,6 +115,30 @@ def test_unknown_strategy_names_are_refused_with_the_names_there_are(spec: objec
     with pytest.raises(error) as caught:
         parse_strategy(spec)  # type: ignore[arg-type]
     assert "strategy" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["colbert:float16", "colbert:turbo8", "colbert+dense:turbo4", "colbert+dense"])
+def test_colbert_datatypes_round_trip_and_keep_their_tokens_in_a_field_of_their_own(name: str) -> None:
+    strategy = parse_strategy(name)
+    assert parse_strategy(strategy.name) == strategy and strategy.name == name
+    tokens = strategy.fields(base(2))[-1]
+    assert tokens.kind is EmbeddingKind.MULTIVECTOR and tokens.datatype is strategy.datatype
+    assert tokens.name == ("colbert" if tokens.datatype is Datatype.FLOAT32 else f"colbert_{tokens.datatype.value}")
+
+
+def test_only_multivector_fields_take_a_datatype() -> None:
+    with pytest.raises(InvalidInputError, match="only multi-vector fields take a datatype"):
+        VectorField("dense", EmbeddingKind.DENSE, 8, datatype=Datatype.FLOAT16)
+    with pytest.raises(InvalidInputError, match="datatype 'int4' is not one of"):
+        VectorField("colbert", EmbeddingKind.MULTIVECTOR, 8, datatype="int4")  # type: ignore[arg-type]
+
+
+def test_a_schema_saved_before_datatypes_reads_as_float32() -> None:
+    saved = VectorField("colbert", EmbeddingKind.MULTIVECTOR, 8, distance="dot").to_dict()
+    del saved["datatype"]
+    assert VectorField.from_dict(saved).datatype is Datatype.FLOAT32
+    half = VectorField("colbert_float16", EmbeddingKind.MULTIVECTOR, 8, distance="dot", datatype="float16")
+    assert VectorField.from_dict(half.to_dict()) == half
 
 
 def test_a_matryoshka_dimension_over_the_models_is_refused() -> None:

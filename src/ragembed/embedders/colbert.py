@@ -8,7 +8,7 @@ is random, so it is seeded for reproducible vectors; train it with ragembed's fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,14 +26,17 @@ from ragembed.embedders.models import (
     resolve_model_name,
 )
 from ragembed.errors import InvalidInputError, MissingDependencyError
-from ragembed.types import EmbeddingKind, MultiVectorEmbeddings
+from ragembed.types import EmbeddingKind, MultiVectorEmbeddings, narrow
 
 
 class ColBERTEmbedder(Embedder):
     """Token-level vectors from a PyLate ColBERT model.
 
     pool_factor > 1 merges similar document tokens (PyLate's hierarchical token pooling), cutting
-    the vectors stored per document by about that factor for a small loss in quality.
+    the vectors stored per document by about that factor for a small loss in quality. Pooling runs
+    after the embeddings cache, which keeps the whole tokens, so trying another pool factor on a
+    corpus encodes nothing again. A collection remembers the factor its documents were pooled
+    with and refuses an embedder with another one (its new documents would not match).
 
     Args:
         model: a PyLate ColBERT model (hub name or folder), or a sentence-transformers model that
@@ -98,22 +101,40 @@ class ColBERTEmbedder(Embedder):
 
     @property
     def identity(self) -> str:
-        return f"colbert|{self._fingerprint}|seed={self.seed}|pool={self.pool_factor}" + self.runtime.identity
+        # What the cache holds: the whole (unpooled) tokens. "pool=1" keeps the key of the
+        # caches written when pooling ran inside the model.
+        return f"colbert|{self._fingerprint}|seed={self.seed}|pool=1" + self.runtime.identity
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.model_name, "seed": self.seed, **self.runtime.state()}
+        return {"model": self.model_name, "seed": self.seed, "pool_factor": self.pool_factor, **self.runtime.state()}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         check_same_model(state, self.model_name, "ColBERTEmbedder")
         self.runtime.check_same(state, "ColBERTEmbedder")
+        pooled = state.get("pool_factor", 1)  # collections indexed before it was recorded: unpooled
+        if pooled != self.pool_factor:
+            raise InvalidInputError(
+                f"this collection's documents were indexed with pool_factor={pooled}, and this "
+                f"ColBERTEmbedder pools with {self.pool_factor}: documents added now would not match "
+                f"them; use ColBERTEmbedder(pool_factor={pooled}), or index into a new collection"
+            )
+
+    def embed(self, texts: Sequence[str], role: Role) -> MultiVectorEmbeddings:
+        tokens = narrow(super().embed(texts, role), MultiVectorEmbeddings)
+        if role == "query" or self.pool_factor == 1:  # queries keep every token, as in PyLate
+            return tokens
+        return self.pool(tokens)
+
+    def pool(self, tokens: MultiVectorEmbeddings) -> MultiVectorEmbeddings:
+        """Documents' tokens merged by PyLate's hierarchical pooling (the first, [CLS], kept)."""
+        import torch
+
+        pooled = self.model.pool_embeddings_hierarchical(
+            [torch.from_numpy(m) for m in tokens.vectors], pool_factor=self.pool_factor, protected_tokens=1
+        )
+        return MultiVectorEmbeddings(tuple(p.numpy().astype(np.float32) for p in pooled))
 
     def _encode(self, texts: list[str], role: Role) -> MultiVectorEmbeddings:
         is_query = role == "query"
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            is_query=is_query,
-            pool_factor=1 if is_query else self.pool_factor,
-            show_progress_bar=False,
-        )
+        vectors = self.model.encode(texts, batch_size=self.batch_size, is_query=is_query, show_progress_bar=False)
         return MultiVectorEmbeddings(tuple(np.asarray(v, dtype=np.float32) for v in vectors))

@@ -43,6 +43,7 @@ from ragembed.quantization import Int8Calibration
 from ragembed.stores.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.stores.filters import Filter, validate_filter
 from ragembed.types import (
+    Datatype,
     DenseEmbeddings,
     Document,
     EmbeddingKind,
@@ -56,7 +57,8 @@ from ragembed.types import (
 )
 
 Distance = Literal["cosine", "dot"]
-# What a saved VectorField holds, beside `asymmetric` (absent from schemas saved before it existed).
+# What a saved VectorField holds, beside `asymmetric` and `datatype` (absent from schemas saved
+# before they existed).
 FIELD_KEYS = ("name", "kind", "dim", "precision", "distance", "idf", "calibration", "encoder_state")
 
 
@@ -77,6 +79,9 @@ class VectorField:
         dimension; at 1M SciFact-derived vectors, rescoring 10 x k candidates, it keeps 0.78 of
         the exact top-10 where Hamming keeps 0.59 (memory store; Qdrant Edge 0.86 and 0.74,
         docs/benchmarks.md). Qdrant: query_encoding scalar8bits.
+    datatype: multi-vector fields only; how the store keeps the token vectors (types.Datatype:
+        float32, float16, or Qdrant's TurboQuant turbo8/turbo4). Stores declare the datatypes they
+        keep (Capabilities.datatypes) and refuse the others.
     """
 
     name: str
@@ -88,10 +93,12 @@ class VectorField:
     calibration: Mapping[str, Any] | None = None
     encoder_state: Mapping[str, Any] | None = None
     asymmetric: bool = False
+    datatype: Datatype = Datatype.FLOAT32
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, f"field {self.name!r}: precision"))
+        object.__setattr__(self, "datatype", parse_enum(Datatype, self.datatype, f"field {self.name!r}: datatype"))
         if not self.name or not isinstance(self.name, str):
             raise InvalidInputError(f"vector field names must be non-empty strings, got {self.name!r}")
         if self.distance not in ("cosine", "dot"):
@@ -102,6 +109,11 @@ class VectorField:
             raise InvalidInputError(f"field {self.name!r}: only dense fields can be int8 or binary")
         if self.asymmetric and self.precision is not Precision.BINARY:
             raise InvalidInputError(f"field {self.name!r}: only binary fields can be asymmetric")
+        if self.datatype is not Datatype.FLOAT32 and self.kind is not EmbeddingKind.MULTIVECTOR:
+            raise InvalidInputError(
+                f"field {self.name!r}: only multi-vector fields take a datatype other than float32; "
+                "shrink a dense field with precision 'int8' or 'binary' instead"
+            )
 
     def int8_calibration(self) -> Int8Calibration:
         """The ranges an int8 field quantizes with (every int8 field has them: __post_init__)."""
@@ -110,8 +122,10 @@ class VectorField:
         return Int8Calibration.from_dict(self.calibration)
 
     def same_layout(self, other: VectorField) -> bool:
-        """Same name, kind, dimension, precision, distance, IDF and query encoding: interchangeable."""
-        return (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric) == (
+        """Same name, kind, dimension, precision, distance, IDF, query encoding and datatype:
+        interchangeable."""
+        mine = (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric, self.datatype)
+        theirs = (
             other.name,
             other.kind,
             other.dim,
@@ -119,7 +133,9 @@ class VectorField:
             other.distance,
             other.idf,
             other.asymmetric,
+            other.datatype,
         )
+        return mine == theirs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,13 +148,17 @@ class VectorField:
             "calibration": dict(self.calibration) if self.calibration else None,
             "encoder_state": dict(self.encoder_state) if self.encoder_state else None,
             "asymmetric": self.asymmetric,
+            "datatype": self.datatype.value,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VectorField:
-        # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming.
+        # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming;
+        # before `datatype`, every field was float32.
         saved: dict[str, Any] = {k: data.get(k) for k in FIELD_KEYS}  # __post_init__ checks each
-        return cls(**saved, asymmetric=bool(data.get("asymmetric", False)))
+        return cls(
+            **saved, asymmetric=bool(data.get("asymmetric", False)), datatype=data.get("datatype") or Datatype.FLOAT32
+        )
 
 
 @dataclass(frozen=True)
@@ -339,6 +359,16 @@ class VectorStore(ABC):
                 f"{type(self).__name__} cannot store the fields {unsupported} (it stores "
                 f"{sorted(k.value for k in kinds)} vectors); leave them out or use another store"
             )
+        kept = self.capabilities.datatypes
+        for f in wanted.fields:
+            if f.datatype not in kept:
+                turbo = f.datatype in (Datatype.TURBO8, Datatype.TURBO4)
+                raise UnsupportedStrategyError(
+                    f"{type(self).__name__} cannot keep field {f.name!r} as {f.datatype.value} (it keeps "
+                    f"{', '.join(sorted(d.value for d in kept))} token vectors); "
+                    + ("TurboQuant storage is Qdrant Edge's (QdrantEdgeStore), or " if turbo else "")
+                    + "choose a datatype this store keeps (strategy 'colbert+dense:float16' or plain 'colbert+dense')"
+                )
         current = self.schema
         if current is None:
             self.check_writable()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ragembed.types import EmbeddingKind
+from ragembed.types import Datatype, EmbeddingKind
 
 # Metadata keys every store can filter on: Qdrant reads '.' and '[' in a key as a JSON path,
 # Weaviate names a property per key (letters, digits and '_', at most 200 with ragembed's prefix).
@@ -41,6 +41,7 @@ class Capabilities:
         the float32 originals (Weaviate always rescores its compressed index).
     asymmetric_binary: binary fields are scored with the query's own values against the
         documents' bits (else bits against bits, as Hamming search).
+    datatypes: how it can keep multi-vector fields (types.Datatype).
     filter_keys: the metadata keys its filters can name."""
 
     kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
@@ -49,4 +50,5 @@ class Capabilities:
     native_quantization: bool = False
     quantized_without_rescore: bool = True
     asymmetric_binary: bool = True
+    datatypes: frozenset[Datatype] = frozenset({Datatype.FLOAT32})
     filter_keys: FilterKeys = ANY_KEY

@@ -56,8 +56,10 @@ from ragembed.quantization import (
 from ragembed.similarity import normalize_rows
 from ragembed.stores import folders
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorStore
+from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter, matches
 from ragembed.types import (
+    Datatype,
     DenseEmbeddings,
     Document,
     EmbeddingKind,
@@ -81,6 +83,9 @@ class MemoryStore(VectorStore):
     Args:
         path: a folder the store owns (created, or one it created before); None keeps nothing.
     """
+
+    # TurboQuant (turbo8/turbo4) is Qdrant's own codec: the exact store cannot score like it.
+    capabilities = Capabilities(datatypes=frozenset({Datatype.FLOAT32, Datatype.FLOAT16}))
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
@@ -370,7 +375,9 @@ class MemoryStore(VectorStore):
                 return list(cls._quantize(f, emb.data))
             return list(normalize_rows(emb.data) if f.distance == "cosine" else emb.data.copy())
         if isinstance(emb, MultiVectorEmbeddings):
-            return list(emb.vectors)
+            # float16 fields keep half floats (MaxSim multiplies them with the float32 query)
+            dtype = np.float16 if f.datatype is Datatype.FLOAT16 else np.float32
+            return [m.astype(dtype) for m in emb.vectors]
         return list(zip(emb.indices, emb.values))
 
     # --- persistence --------------------------------------------------------------------------

@@ -68,6 +68,7 @@ from ragembed.stores.qdrant.mapping import (
     vector_values,
 )
 from ragembed.types import (
+    Datatype,
     Document,
     EmbeddingKind,
     Embeddings,
@@ -171,9 +172,14 @@ class QdrantStore(VectorStore):
             )
         self.collection = collection
         self.local = path is not None
-        # A server: AsyncQdrantClient, native quantization; local mode: a thread, client-side.
+        # A server: AsyncQdrantClient, native quantization; local mode: a thread, client-side
+        # (float16 fields there are rounded to half floats before they are sent). qdrant-client
+        # 1.18 spells no TurboQuant datatype, so turbo8/turbo4 stay Qdrant Edge's.
         self.capabilities = Capabilities(
-            native_async=not self.local, native_quantization=not self.local, filter_keys=QDRANT_FILTER_KEYS
+            native_async=not self.local,
+            native_quantization=not self.local,
+            datatypes=frozenset({Datatype.FLOAT32, Datatype.FLOAT16}),
+            filter_keys=QDRANT_FILTER_KEYS,
         )
         self.location = url or path
         for name, value in (
@@ -382,6 +388,7 @@ class QdrantStore(VectorStore):
                 distance=distance,
                 hnsw_config=models.HnswConfigDiff(m=0),
                 multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+                datatype=models.Datatype.FLOAT16 if layout.datatype is Datatype.FLOAT16 else None,
             )
         if layout.quantization is Precision.FLOAT32:
             return models.VectorParams(size=layout.size, distance=distance)

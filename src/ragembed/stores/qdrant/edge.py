@@ -4,9 +4,10 @@ persisted to a directory. ragembed's default store for users who run no server.
 Layout: DIR/<collection>/shard (the Edge shard), DIR/<collection>/ragembed-schema.json, and the
 folder's marker and lock (stores/folders.py): the store writes only in a folder it created, one
 writer at a time.
-The field mapping is the Qdrant server's (one mapping for both: mapping.py), quantization included: int8
-and binary fields are native Qdrant scalar/binary quantization, searched with rescoring and
-oversampling. `optimize()` (run by Retriever.index after a bulk load) builds the HNSW and
+The field mapping is the Qdrant server's (one mapping for both: mapping.py), quantization
+included: int8 and binary fields are native Qdrant scalar/binary quantization, searched with
+rescoring and oversampling; multi-vector fields can be kept as float16 or as TurboQuant codes
+(turbo8/turbo4). `optimize()` (run by Retriever.index after a bulk load) builds the HNSW and
 quantized indexes of segments big enough to need them; smaller segments are searched exactly.
 """
 
@@ -41,7 +42,7 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, Precision
+from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:
     import qdrant_edge as qe
@@ -51,6 +52,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 FILTERS = FilterClasses(qe.Filter, qe.FieldCondition, qe.MatchValue, qe.MatchAny, qe.RangeFloat, np.bool_)
 SCHEMA_FILE = "ragembed-schema.json"
 STORE = "qdrant-edge"
+# Multi-vector storage datatypes; TurboQuant (Qdrant 1.18) stores 8 or 4 bits a dimension and
+# keeps no float copy, which is what brings ColBERT tokens near PLAID's size (docs/benchmarks.md).
+EDGE_DATATYPES = {
+    Datatype.FLOAT32: None,
+    Datatype.FLOAT16: qe.VectorStorageDatatype.Float16,
+    Datatype.TURBO8: qe.VectorStorageDatatype.Turbo8,
+    Datatype.TURBO4: qe.VectorStorageDatatype.Turbo4,  # type: ignore[attr-defined]  # the 0.9 stubs lack it
+}
 
 
 class QdrantEdgeStore(VectorStore):
@@ -63,7 +72,9 @@ class QdrantEdgeStore(VectorStore):
             an exact scan).
     """
 
-    capabilities = Capabilities(native_quantization=True, filter_keys=QDRANT_FILTER_KEYS)
+    capabilities = Capabilities(
+        native_quantization=True, datatypes=frozenset(EDGE_DATATYPES), filter_keys=QDRANT_FILTER_KEYS
+    )
 
     def __init__(
         self, path: str | os.PathLike[str], collection: str = "default", *, indexing_threshold_kb: int | None = None
@@ -177,6 +188,7 @@ class QdrantEdgeStore(VectorStore):
                 distance=distance,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                 hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+                datatype=EDGE_DATATYPES[layout.datatype],
             )
         if layout.quantization is Precision.FLOAT32:
             return qe.EdgeVectorParams(size=layout.size, distance=distance)

@@ -23,6 +23,7 @@ from ragembed.stores.base import Fusion, Plan, Rescore, Schema, VectorField, Vec
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
 from ragembed.types import (
+    Datatype,
     DenseEmbeddings,
     Document,
     EmbeddingKind,
@@ -120,11 +121,12 @@ class VectorLayout:
     # float32 originals on disk.
     quantization: Precision
     query_8bit: bool  # an asymmetric binary field: the query at 8 bits against 1-bit documents
+    datatype: Datatype  # how the engine stores the (multi-vector) field's vectors themselves
 
 
 def vector_layout(f: VectorField, native_quantization: bool) -> VectorLayout:
-    """`f`'s layout; without native quantization (local mode) a quantized field is stored as the
-    float32 vectors of `client_side_vectors`."""
+    """`f`'s layout; without native quantization (local mode) a quantized or float16 field is
+    stored as the float32 vectors of `client_side_vectors`."""
     quantization = f.precision if native_quantization else Precision.FLOAT32  # only dense fields are quantized
     return VectorLayout(
         size=f.dim,
@@ -132,6 +134,7 @@ def vector_layout(f: VectorField, native_quantization: bool) -> VectorLayout:
         multivector=f.kind is EmbeddingKind.MULTIVECTOR,
         quantization=quantization,
         query_8bit=quantization is Precision.BINARY and f.asymmetric,
+        datatype=f.datatype if native_quantization else Datatype.FLOAT32,
     )
 
 
@@ -219,7 +222,10 @@ def vector_values(
     if isinstance(emb, SparseEmbeddings):
         return sparse(emb.indices[row].tolist(), emb.values[row].tolist())
     if isinstance(emb, MultiVectorEmbeddings):
-        return emb.vectors[row].tolist()
+        tokens = emb.vectors[row]
+        if client_side_quantization and f.datatype is Datatype.FLOAT16 and not query:
+            tokens = tokens.astype(np.float16).astype(np.float32)  # what a float16 field keeps
+        return tokens.tolist()
     data = emb.data[row : row + 1]
     if client_side_quantization:
         data = client_side_vectors(f, data, query)
