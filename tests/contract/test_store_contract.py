@@ -313,7 +313,8 @@ DATATYPE_RECALL_FLOOR = {Datatype.FLOAT16: 0.98, Datatype.TURBO8: 0.95, Datatype
 @pytest.mark.parametrize("backend_name", backend_params())
 def test_multivector_datatypes_keep_maxsim_or_are_refused(backend_name, datatype, tmp_path):
     backend = BACKENDS[backend_name]
-    field = VectorField(f"colbert_{datatype.value}", EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot", datatype=datatype)
+    name = f"colbert_{datatype.value}"
+    field = VectorField(name, EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot", datatype=datatype)
     schema = Schema((SCHEMA["dense"], field))
     store = backend.create(tmp_path)
     try:
