@@ -1,22 +1,31 @@
-"""Multi-vector (ColBERT) retrieval on SciFact: ragembed through the Qdrant Edge engine (MaxSim
-over every document, and with a single-vector first stage) against PyLate's PLAID index
-(fast-plaid) and brute-force MaxSim.
+"""Multi-vector (ColBERT) retrieval on SciFact: ragembed through the Qdrant Edge engine, with the
+token vectors whole or pooled and kept as float32, float16 or TurboQuant codes, against PyLate's
+PLAID index (fast-plaid) and brute-force MaxSim.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/multivector.py [--model DIR] [--output runs/multivector.json]
 
 Model: the bundled all-MiniLM-L6-v2 with PyLate's ColBERT head (untrained unless --model names
 a model made by `ragembed finetune colbert`); 128-dim token vectors, documents up to 256
 tokens, queries 32. Token embeddings come from ragembed's cache (the first run encodes the
-corpus: about 10 minutes on 2 cores), and every system gets the same ones, so the table compares
-the indexes, not the model. Build: time from embeddings to a searchable index. Bytes: the index
-on disk (Edge folder, PLAID folder) or the float32 token matrices held in memory (brute force).
-Latency: one query at a time, k=10, after one warm-up query (query embeddings cached); for
-PLAID, the first 50 queries (its nDCG@10 comes from one batched call over all 300).
+corpus: about 4 minutes on 2 cores) and every system gets the same ones, so the table compares
+the indexes, not the model; pooled rows pool those same tokens (PyLate's hierarchical pooling,
+inside the build time).
+
+Columns: nDCG@10; recall@10 against exact MaxSim over the whole tokens (the brute-force row);
+p50/p95 ms, one query at a time, k=10, after one warm-up query (query embeddings cached; for
+PLAID the first 50 queries, its quality from one batched call over all 300); sizes in MB on disk
+(allocated blocks, as `du` counts them): `tokens` the token vectors alone (the Edge field's vector
+storage, the PLAID folder, or the float32 matrices brute force holds in RAM), `index` all of the
+collection's segments (token vectors, the dense first stage's vectors and HNSW graph, payloads
+with the text), `wal` Qdrant's write-ahead log beside them; build: from embeddings to a
+searchable index.
 
 Rows:
 - brute-force MaxSim: ragembed's MemoryStore `colbert` strategy (numpy, exact).
-- ragembed + Qdrant Edge `colbert`: Qdrant's MAX_SIM multivector comparator over all points.
-- ragembed + Qdrant Edge `colbert+dense`: dense HNSW first stage (100 candidates), MaxSim rerank.
+- Edge `colbert`: Qdrant's MAX_SIM comparator over every document.
+- Edge `colbert+dense[:datatype]`: dense HNSW first stage (100 candidates), MaxSim rerank over
+  tokens kept as float32, float16 (half floats), turbo8 or turbo4 (Qdrant's TurboQuant storage:
+  8 or 4 bits a dimension, no float copy), with pool factor 1, 2 or 3.
 - PyLate PLAID (fast-plaid): 4-bit residual compression, centroid probing (PyLate's defaults).
 """
 
@@ -26,6 +35,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -37,47 +47,76 @@ from ragembed.stores.qdrant import QdrantEdgeStore
 from ragembed.types import Hit
 
 LATENCY_QUERIES = 50  # PLAID's latency sample
+MB = 2**20
 
 
-def folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+@dataclass(frozen=True)
+class Config:
+    strategy: str
+    pool: int = 1
+    store: str = "edge"  # or "memory" (brute force)
+
+    @property
+    def system(self) -> str:
+        where = "brute-force MaxSim (memory store)" if self.store == "memory" else "Qdrant Edge"
+        return f"{where}: {self.strategy}" + (f", pool {self.pool}" if self.pool > 1 else "")
 
 
-def ragembed_rows(data, qids, colbert, dense, token_bytes: int, tmp: Path) -> list[dict]:
-    queries = [data.queries[q] for q in qids]
-    setups = {
-        "brute-force MaxSim (ragembed memory store)": (lambda: MemoryStore(), "colbert", None),
-        "ragembed + Qdrant Edge: colbert": (lambda: QdrantEdgeStore(tmp / "edge", "bench"), "colbert", tmp / "edge"),
-        "ragembed + Qdrant Edge: colbert+dense": (
-            lambda: QdrantEdgeStore(tmp / "edge-2", "bench"),
-            "colbert+dense",
-            tmp / "edge-2",
-        ),
+CONFIGS = [
+    Config("colbert", store="memory"),
+    Config("colbert"),
+    Config("colbert+dense"),
+    *(Config(f"colbert+dense:{d}", pool) for pool in (1, 2, 3) for d in ("float16", "turbo8", "turbo4")),
+    Config("colbert:turbo4", 2),  # MaxSim over every document again, on the smallest tokens
+]
+
+
+def disk_bytes(paths) -> int:
+    return sum(p.stat().st_blocks * 512 for root in paths for p in [root, *root.rglob("*")] if p.is_file())
+
+
+def edge_sizes(shard: Path, tokens_field: str) -> dict[str, float]:
+    segments = list((shard / "segments").glob("*"))
+    return {
+        "tokens_mb": disk_bytes(s / f"vector_storage-{tokens_field}" for s in segments) / MB,
+        "index_mb": disk_bytes([shard / "segments"]) / MB,
+        "wal_mb": disk_bytes([shard / "wal"]) / MB,
     }
-    rows = []
-    for system, (make, strategy, folder) in setups.items():
-        retriever = Retriever(make(), strategy, embedder=dense, multivector_embedder=colbert)
-        started = time.perf_counter()
-        retriever.index(data.corpus)
-        build_s = time.perf_counter() - started
-        results, timing = _bench.timed_each(partial(retriever.search, k=10), queries)
-        size = token_bytes if folder is None else folder_bytes(folder)  # in memory: the float32 tokens
-        rows.append(
-            {
-                "system": system,
-                "build_s": build_s,
-                "index_mb": size / 2**20,
-                "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
-                **timing,
-            }
-        )
-        retriever.close()
-    return rows
 
 
-def plaid_row(data, qids, colbert, docs: tuple, tmp: Path) -> dict:
+def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tuple[dict, list]:
+    folder = tmp / config.system.replace(" ", "_").replace(":", "_").replace(",", "")
+    store = MemoryStore() if config.store == "memory" else QdrantEdgeStore(folder, "bench")
+    colbert = colbert_of(config.pool)
+    retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert)
+    started = time.perf_counter()
+    retriever.index(data.corpus)
+    build_s = time.perf_counter() - started
+    results, timing = _bench.timed_each(partial(retriever.search, k=10), [data.queries[q] for q in qids])
+    tokens_field = retriever.strategies[config.strategy].field_names[-1]
+    retriever.close()
+    if config.store == "memory":
+        tokens = sum(m.nbytes for m in colbert.embed_documents([d.text for d in data.corpus]).vectors) / MB
+        sizes = {"tokens_mb": tokens, "index_mb": tokens, "wal_mb": 0.0}  # float32 matrices in RAM
+    else:
+        sizes = edge_sizes(folder / "bench" / "shard", tokens_field)
+        shutil.rmtree(folder, ignore_errors=True)
+    row = {
+        "system": config.system,
+        "strategy": config.strategy,
+        "pool": config.pool,
+        "build_s": build_s,
+        "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
+        **sizes,
+        **timing,
+    }
+    return row, results
+
+
+def plaid_row(data, qids, colbert, tmp: Path) -> tuple[dict, list]:
     from pylate import indexes, retrieve
 
+    docs = colbert.embed_documents([d.text for d in data.corpus]).vectors
     query_vectors = colbert.embed_queries([data.queries[q] for q in qids]).vectors
     started = time.perf_counter()
     index = indexes.PLAID(index_folder=str(tmp / "plaid"), index_name="scifact", override=True, show_progress=False)
@@ -91,15 +130,20 @@ def plaid_row(data, qids, colbert, docs: tuple, tmp: Path) -> dict:
         lambda q: searcher.retrieve(queries_embeddings=[q], k=10), list(query_vectors)[:LATENCY_QUERIES]
     )
     results = [[Hit(str(r["id"]), float(r["score"])) for r in top] for top in found]
-    size = folder_bytes(tmp / "plaid")
+    size = disk_bytes([tmp / "plaid"]) / MB
     shutil.rmtree(tmp / "plaid", ignore_errors=True)
-    return {
+    row = {
         "system": "PyLate PLAID (fast-plaid, 4-bit)",
+        "strategy": "plaid",
+        "pool": 1,
         "build_s": build_s,
-        "index_mb": size / 2**20,
         "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
+        "tokens_mb": size,
+        "index_mb": size,
+        "wal_mb": 0.0,
         **timing,
     }
+    return row, results
 
 
 def main() -> None:
@@ -110,14 +154,25 @@ def main() -> None:
     args = parser.parse_args()
     data = load_beir(args.data, "test")
     qids = list(data.queries)
-    colbert = ColBERTEmbedder(args.model, show_progress=True)
+    embedders: dict[int, ColBERTEmbedder] = {}
+
+    def colbert_of(pool: int) -> ColBERTEmbedder:
+        if pool not in embedders:
+            embedders[pool] = ColBERTEmbedder(args.model, pool_factor=pool, show_progress=True)
+        return embedders[pool]
+
     dense = DenseEmbedder(show_progress=True)
     texts = [d.text for d in data.corpus]
-    tokens = colbert.embed_documents(texts).vectors  # warms the caches: builds measure indexes, not models
+    colbert_of(1).embed_documents(texts)  # warms the caches: builds measure indexes, not models
     dense.embed_documents(texts)
+    rows, exact = [], None
     with tempfile.TemporaryDirectory() as folder:
-        rows = ragembed_rows(data, qids, colbert, dense, sum(m.nbytes for m in tokens), Path(folder))
-        rows.append(plaid_row(data, qids, colbert, tokens, Path(folder)))
+        for config in CONFIGS:
+            row, results = ragembed_row(config, data, qids, colbert_of, dense, Path(folder))
+            exact = exact or [[h.id for h in hits] for hits in results]  # the brute-force row comes first
+            rows.append(row | {"recall@10": _bench.recall_vs([[h.id for h in r] for r in results], exact)})
+        row, results = plaid_row(data, qids, colbert_of(1), Path(folder))
+        rows.append(row | {"recall@10": _bench.recall_vs([[h.id for h in r] for r in results], exact)})
     print(
         f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=10, "
         f"ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}"
@@ -128,9 +183,12 @@ def main() -> None:
             [
                 ("system", "system", ""),
                 ("ndcg@10", "nDCG@10", ".4f"),
+                ("recall@10", "recall@10 vs exact", ".3f"),
                 ("p50_ms", "p50 ms", ".1f"),
                 ("p95_ms", "p95 ms", ".1f"),
+                ("tokens_mb", "tokens MB", ".1f"),
                 ("index_mb", "index MB", ".1f"),
+                ("wal_mb", "wal MB", ".1f"),
                 ("build_s", "build s", ".1f"),
             ],
         )
