@@ -109,3 +109,15 @@ def test_errors_name_the_problem_and_exit_2(tmp_path):
     assert not (tmp_path / "idx").exists()  # nothing half-written
     empty = ragembed("search", "anything", "--store", "memory:./none", cwd=tmp_path)
     assert empty.returncode == 2 and "index documents" in empty.stderr
+
+
+def test_the_demo_reranks_turbo4_tokens_where_the_store_keeps_them_and_float32_elsewhere(tmp_path):
+    from ragembed import MemoryStore
+    from ragembed.cli import demo_strategies
+    from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
+
+    with QdrantEdgeStore(tmp_path, "demo") as edge:
+        assert demo_strategies(edge)[-1] == "colbert+dense:turbo4"
+    assert demo_strategies(MemoryStore())[-1] == "colbert+dense"
+    assert demo_strategies(QdrantStore(path=":memory:"))[-1] == "colbert+dense"
+    assert "colbert" not in demo_strategies(MemoryStore())  # MaxSim over every document: the slow row it replaces

@@ -9,12 +9,26 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+from qdrant_server import unavailable_reason
 
-from ragembed import MemoryStore, Retriever
-from ragembed.errors import StoreError
+from ragembed import (
+    DenseEmbeddings,
+    Document,
+    MemoryStore,
+    MultiVectorEmbeddings,
+    Retriever,
+    Schema,
+    VectorField,
+    VectorSearch,
+)
+from ragembed.errors import SchemaMismatchError, StoreError
 from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant import QdrantEdgeStore, QdrantStore
+from ragembed.types import EmbeddingKind, Precision
+
+QDRANT_SKIP = unavailable_reason()
 
 QUERIES = [
     "vitamin D and bone health",
@@ -186,3 +200,77 @@ def test_an_unreachable_server_is_a_clear_error_and_the_key_stays_secret(monkeyp
 def test_local_mode_refuses_server_settings_it_cannot_honour():
     with pytest.raises(StoreError, match="shard_number, indexing_threshold_kb only apply to a Qdrant server"):
         QdrantStore(path=":memory:", shard_number=2, indexing_threshold_kb=64)
+    with pytest.raises(StoreError, match="vectors_on_disk only apply to a Qdrant server"):
+        QdrantStore(path=":memory:", vectors_on_disk=True)
+
+
+def on_disk_fields() -> tuple[Schema, dict]:
+    schema = Schema(
+        (
+            VectorField("dense", EmbeddingKind.DENSE, 4),
+            VectorField("colbert", EmbeddingKind.MULTIVECTOR, 4, distance="dot"),
+            VectorField("dense_int8", EmbeddingKind.DENSE, 4, Precision.INT8, "dot", calibration=CALIBRATION_4D),
+        )
+    )
+    vectors = {
+        "dense": DenseEmbeddings(np.eye(4, dtype=np.float32)[:2]),
+        "colbert": MultiVectorEmbeddings((np.eye(4, dtype=np.float32)[:2], np.eye(4, dtype=np.float32)[2:])),
+        "dense_int8": DenseEmbeddings(np.eye(4, dtype=np.float32)[:2]),
+    }
+    return schema, vectors
+
+
+CALIBRATION_4D = {"lo": [-1.0] * 4, "hi": [1.0] * 4}
+TWO_DOCS = [Document("a", "first"), Document("b", "second")]
+
+
+def test_edge_keeps_full_vectors_on_disk_when_asked_and_refuses_the_other_setting_later(tmp_path):
+    schema, vectors = on_disk_fields()
+    with QdrantEdgeStore(tmp_path, "c", vectors_on_disk=True) as store:
+        store.ensure_schema(schema)
+        store.upsert(TWO_DOCS, vectors)
+    config = json.loads((tmp_path / "c" / "shard" / "edge_config.json").read_text())  # the engine's own record
+    assert {name: v["on_disk"] for name, v in config["vectors"].items()} == {
+        "dense": True,
+        "colbert": True,
+        "dense_int8": True,
+    }
+    with pytest.raises(SchemaMismatchError, match="keeps its full vectors on disk, not as vectors_on_disk=False"):
+        QdrantEdgeStore(tmp_path, "c", vectors_on_disk=False)
+    with QdrantEdgeStore(tmp_path, "c") as store:  # no preference: opens as it was made, nothing lost
+        assert store.vectors_on_disk and store.count() == 2
+        hit = store.search(VectorSearch("dense", DenseEmbeddings(np.eye(4, dtype=np.float32)[1:2]), 1))[0]
+        assert hit.id == "b"
+    with QdrantEdgeStore(tmp_path / "ram", "c") as store:  # the default: in RAM, quantized originals on disk
+        store.ensure_schema(schema)
+    config = json.loads((tmp_path / "ram" / "c" / "shard" / "edge_config.json").read_text())
+    assert {name: bool(v.get("on_disk")) for name, v in config["vectors"].items()} == {
+        "dense": False,
+        "colbert": False,
+        "dense_int8": True,
+    }
+
+
+@pytest.mark.server
+@pytest.mark.skipif(QDRANT_SKIP is not None, reason=QDRANT_SKIP or "")
+def test_a_server_collection_keeps_full_vectors_on_disk_when_asked(tmp_path):
+    from qdrant_server import session_server
+
+    schema, vectors = on_disk_fields()
+    url = session_server()[0]
+    name = f"on_disk_{tmp_path.name[-30:]}"
+    store = QdrantStore(name, url=url, vectors_on_disk=True)
+    try:
+        store.drop()
+        store.ensure_schema(schema)
+        store.upsert(TWO_DOCS, vectors)
+        stored = store.client.get_collection(name).config.params.vectors
+        assert {n: bool(v.on_disk) for n, v in stored.items()} == {"dense": True, "colbert": True, "dense_int8": True}
+        with pytest.raises(SchemaMismatchError, match=r"keeps the fields \['dense', 'colbert'\] on disk, not in RAM"):
+            QdrantStore(name, url=url, vectors_on_disk=False)
+        reopened = QdrantStore(name, url=url)
+        assert reopened.count() == 2
+        reopened.close()
+    finally:
+        store.drop()
+        store.close()

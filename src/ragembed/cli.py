@@ -27,7 +27,7 @@ from ragembed.errors import InvalidInputError, RagembedError
 from ragembed.stores.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
-from ragembed.types import EmbeddingKind
+from ragembed.types import Datatype, EmbeddingKind
 
 if TYPE_CHECKING:  # the retriever and the evaluation load models: imported when a command runs
     from ragembed.embedders.base import Embedder
@@ -47,8 +47,15 @@ DEMO_STRATEGIES = [
     "funnel:64",
     "bm25",
     "hybrid",
-    "colbert",
 ]
+# ColBERT's row: the dense first stage reranked by MaxSim over 4-bit TurboQuant tokens where the
+# store keeps them (Qdrant Edge: the nDCG@10 of float32 tokens at 13% of their bytes and 30x the
+# speed of MaxSim over every document, docs/benchmarks.md section 4), else over float32 tokens.
+DEMO_COLBERT = {True: "colbert+dense:turbo4", False: "colbert+dense"}
+
+
+def demo_strategies(store: VectorStore) -> list[str]:
+    return [*DEMO_STRATEGIES, DEMO_COLBERT[Datatype.TURBO4 in store.capabilities.datatypes]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store URI (default: qdrant-edge:./ragembed-demo, the embedded Qdrant engine)",
     )
     demo.add_argument(
-        "--strategy", action="append", metavar="S", help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)})"
+        "--strategy",
+        action="append",
+        metavar="S",
+        help=f"strategies to compare (default: {' '.join(DEMO_STRATEGIES)} and {DEMO_COLBERT[True]}, or "
+        f"{DEMO_COLBERT[False]} on a store without TurboQuant)",
     )
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
     backend_options(demo)
@@ -270,7 +281,11 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.sample is not None:
         dataset = sample(dataset, args.sample)
     args.collection = "scifact" if args.sample is None else f"scifact-sample-{args.sample}"
-    return evaluate_and_report(args, dataset, args.strategy or DEMO_STRATEGIES)
+    strategies = args.strategy
+    if not strategies:
+        with open_store(args.store, args.collection) as store:
+            strategies = demo_strategies(store)
+    return evaluate_and_report(args, dataset, strategies)
 
 
 def evaluate_and_report(args: argparse.Namespace, dataset: BeirDataset, strategies: list[str]) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.errors import MissingDependencyError, RagembedError, StoreError
+from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
 from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
 from ragembed.stores.capabilities import Capabilities
@@ -70,6 +70,9 @@ class QdrantEdgeStore(VectorStore):
         collection: the collection, a folder inside `path`.
         indexing_threshold_kb: segment size from which the engine builds an HNSW index (below it,
             an exact scan).
+        vectors_on_disk: a new collection keeps its float32 dense and multi-vector fields
+            memory-mapped instead of in RAM (as QdrantStore's); kept with the collection, and a
+            collection made with the other setting is refused.
     """
 
     capabilities = Capabilities(
@@ -77,20 +80,33 @@ class QdrantEdgeStore(VectorStore):
     )
 
     def __init__(
-        self, path: str | os.PathLike[str], collection: str = "default", *, indexing_threshold_kb: int | None = None
+        self,
+        path: str | os.PathLike[str],
+        collection: str = "default",
+        *,
+        indexing_threshold_kb: int | None = None,
+        vectors_on_disk: bool | None = None,
     ) -> None:
         """indexing_threshold_kb: segments larger than this get HNSW and quantized indexes when
         optimized (Qdrant's default, 10,000 KB, keeps small collections on exact full scans)."""
         self.root = Path(path).expanduser() / collection
         self.collection = collection
         self.indexing_threshold_kb = indexing_threshold_kb
+        self.vectors_on_disk = bool(vectors_on_disk)
         self._shard: Any = None
         self._schema: Schema | None = None
         self._claim: folders.Claim | None = None
         if folders.check_can_open(self.root, STORE) and (self.root / SCHEMA_FILE).exists():
             self.check_writable()  # the engine writes its shard even to search (its write-ahead log)
             try:
-                self._schema = self._read_schema()
+                self._schema, on_disk = self._read_schema()
+                if vectors_on_disk is not None and on_disk != vectors_on_disk:
+                    raise SchemaMismatchError(
+                        f"the Qdrant Edge collection at {self.root} keeps its full vectors "
+                        f"{'on disk' if on_disk else 'in RAM'}, not as vectors_on_disk={vectors_on_disk} asks; "
+                        "open it without vectors_on_disk, or index into another collection"
+                    )
+                self.vectors_on_disk = on_disk
                 self._shard = self._open(lambda: qe.EdgeShard.load(str(self.root / "shard")))
             except BaseException:
                 self.close()
@@ -112,10 +128,12 @@ class QdrantEdgeStore(VectorStore):
         if folders.read_marker(self.root) is None:
             folders.write_marker(self.root, STORE, format=1)
 
-    def _read_schema(self) -> Schema:
+    def _read_schema(self) -> tuple[Schema, bool]:
+        """The collection's schema, and whether its full vectors are on disk."""
         path = self.root / SCHEMA_FILE
         try:
-            return Schema.from_dict(json.loads(path.read_text(encoding="utf-8"))["schema"])
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            return Schema.from_dict(saved["schema"]), bool(saved.get("vectors_on_disk", False))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
             raise StoreError(
                 f"cannot read {path} ({type(exc).__name__}: {exc}): it is damaged or was written by "
@@ -160,7 +178,8 @@ class QdrantEdgeStore(VectorStore):
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self.root / "shard"), config))
         # Written after the shard exists, so a schema file always names a real shard.
         staging = self.root / f".{SCHEMA_FILE}.tmp"
-        staging.write_text(json.dumps({"format": 1, "schema": schema.to_dict()}, indent=1))
+        saved = {"format": 1, "schema": schema.to_dict(), "vectors_on_disk": self.vectors_on_disk}
+        staging.write_text(json.dumps(saved, indent=1))
         os.replace(staging, self.root / SCHEMA_FILE)
         self._schema = schema
 
@@ -178,20 +197,20 @@ class QdrantEdgeStore(VectorStore):
         shutil.rmtree(self.root / "shard", ignore_errors=True)
         self._schema = None
 
-    @staticmethod
-    def _vector_params(f: VectorField) -> Any:
-        layout = vector_layout(f, native_quantization=True)
+    def _vector_params(self, f: VectorField) -> Any:
+        layout = vector_layout(f, native_quantization=True, vectors_on_disk=self.vectors_on_disk)
         distance = qe.Distance.Cosine if layout.cosine else qe.Distance.Dot
         if layout.multivector:
             return qe.EdgeVectorParams(
                 size=layout.size,
                 distance=distance,
+                on_disk=layout.on_disk,
                 multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
                 hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
                 datatype=EDGE_DATATYPES[layout.datatype],
             )
         if layout.quantization is Precision.FLOAT32:
-            return qe.EdgeVectorParams(size=layout.size, distance=distance)
+            return qe.EdgeVectorParams(size=layout.size, distance=distance, on_disk=layout.on_disk)
         quantization = (
             qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
             if layout.quantization is Precision.INT8

@@ -122,13 +122,18 @@ class VectorLayout:
     quantization: Precision
     query_8bit: bool  # an asymmetric binary field: the query at 8 bits against 1-bit documents
     datatype: Datatype  # how the engine stores the (multi-vector) field's vectors themselves
+    # The full vectors memory-mapped from disk instead of held in RAM: always for a quantized
+    # field's float32 originals (the quantized index is what searches read), for the others when
+    # the store is asked to (vectors_on_disk).
+    on_disk: bool
 
 
-def vector_layout(f: VectorField, native_quantization: bool) -> VectorLayout:
+def vector_layout(f: VectorField, native_quantization: bool, vectors_on_disk: bool = False) -> VectorLayout:
     """`f`'s layout; without native quantization (local mode) a quantized or float16 field is
     stored as the float32 vectors of `client_side_vectors`."""
     quantization = f.precision if native_quantization else Precision.FLOAT32  # only dense fields are quantized
     return VectorLayout(
+        on_disk=quantization is not Precision.FLOAT32 or vectors_on_disk,
         size=f.dim,
         cosine=f.distance == "cosine",
         multivector=f.kind is EmbeddingKind.MULTIVECTOR,
