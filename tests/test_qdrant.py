@@ -100,6 +100,29 @@ def test_edge_colbert_maxsim_matches_the_memory_store(tmp_path, scifact_docs, de
     edge.close()
 
 
+@pytest.mark.colbert
+def test_compressed_colbert_tokens_keep_exact_maxsim_top10_on_scifact(
+    tmp_path, scifact_docs, dense_embedder, colbert_embedder
+):
+    """Real ColBERT tokens kept as float16 / TurboQuant on Qdrant Edge against exact float32 MaxSim
+    (floors under what they kept when set: 1.00, 1.00 and 0.98 of the top 10 over 10 queries)."""
+    kwargs = {"embedder": dense_embedder, "multivector_embedder": colbert_embedder}
+    exact = Retriever(MemoryStore(), "colbert", **kwargs)
+    floors = {"colbert:float16": 0.99, "colbert:turbo8": 0.97, "colbert:turbo4": 0.9}
+    edge = Retriever(QdrantEdgeStore(tmp_path), [*floors, "colbert+dense:turbo4"], **kwargs)
+    for r in (exact, edge):
+        r.index(scifact_docs)
+    queries = [d.text.split(".")[0] for d in scifact_docs[::12]]  # each document's first sentence
+    truth = [{h.id for h in exact.search(q, k=10)} for q in queries]
+    for strategy, floor in floors.items():
+        found = [{h.id for h in edge.search(q, k=10, strategy=strategy)} for q in queries]
+        kept = sum(len(f & t) for f, t in zip(found, truth)) / (10 * len(queries))
+        assert kept >= floor, (strategy, kept)
+    for q, doc in zip(queries, scifact_docs[::12]):  # the two-stage strategy finds the document it quotes
+        assert doc.id in {h.id for h in edge.search(q, k=10, strategy="colbert+dense:turbo4")}
+    edge.close()
+
+
 INDEX_THEN_SEARCH = """
     import json, sys
     from ragembed import Retriever
