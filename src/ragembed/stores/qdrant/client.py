@@ -143,11 +143,12 @@ class QdrantStore(VectorStore):
         upload_parallel, upload_retries: qdrant-client's upload_points workers and retries.
         indexing_threshold_kb: segment size from which the server builds HNSW indexes.
         vectors_on_disk: a new collection keeps its float32 dense and multi-vector fields
-            memory-mapped from disk instead of in RAM (Qdrant's on_disk; searches then read them
-            through the OS page cache). It saves 4 x dim bytes a document per field per replica:
-            1.4 GiB at 1M 384-dim documents, 14.3 GiB at 10M (docs/qdrant.md). Quantized fields
-            always keep their float32 originals on disk. An existing collection made with the
-            other setting is refused.
+            memory-mapped from disk instead of loaded into RAM (Qdrant's on_disk; searches read
+            them through the OS page cache, which keeps what they touch). Once indexed, the
+            server holds about 1,675 fewer resident bytes a 384-dim document (1.6 GiB at 1M,
+            15.6 GiB at 10M per copy of the data; docs/qdrant.md). Quantized fields always keep
+            their float32 originals on disk. An existing collection made with the other setting
+            is refused.
     """
 
     def __init__(
