@@ -35,13 +35,13 @@ def proc_memory(pid: int) -> dict[str, float]:
 
 
 def one_setting(on_disk: bool, vectors: np.ndarray, queries: np.ndarray, folder: Path) -> dict:
-    server = _bench.QdrantServer(folder)
+    # Always a server of its own (never $QDRANT_URL): the memory measured is its process's.
+    url, _, grpc_port, _, _ = _bench.script("qdrant", "start", str(folder)).split()
     try:
-        status = _bench.script("qdrant", "status", str(folder)).split()
-        pid = int(status[-1])
+        pid = int(_bench.script("qdrant", "status", str(folder)).split()[-1])
         idle = proc_memory(pid)
         store = QdrantStore(
-            "on_disk_bench", url=server.url, prefer_grpc=True, grpc_port=server.grpc_port, vectors_on_disk=on_disk
+            "on_disk_bench", url=url, prefer_grpc=True, grpc_port=int(grpc_port), vectors_on_disk=on_disk
         )
         store.ensure_schema(Schema((VectorField("dense", EmbeddingKind.DENSE, vectors.shape[1]),)))
         started = time.perf_counter()
@@ -71,7 +71,7 @@ def one_setting(on_disk: bool, vectors: np.ndarray, queries: np.ndarray, folder:
             **timing,
         }
     finally:
-        server.stop()
+        _bench.script("qdrant", "stop", str(folder))
 
 
 def main() -> None:

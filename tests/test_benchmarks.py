@@ -155,3 +155,15 @@ def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir
     for row in result["rows"]:
         # concurrency changes nothing: no failures, every answer the one a lone client gets
         assert row["searches"] > 0 and row["errors"] == 0 and row["differs"] == 0, row
+
+
+@pytest.mark.server
+def test_qdrant_on_disk_loads_one_collection_both_ways_into_servers_of_its_own(tmp_path):
+    from qdrant_server import unavailable_reason
+
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    rows = run_benchmark("qdrant_on_disk", tmp_path, "--docs", "3000")["rows"]
+    assert [r["setting"] for r in rows] == ["in RAM (Qdrant's default)", "vectors_on_disk=True (memory-mapped)"]
+    assert rows[0]["recall@10"] == pytest.approx(rows[1]["recall@10"], abs=0.05)
+    assert all(r["rss_file_mb"] >= 0 and r["p50_ms"] > 0 for r in rows)
