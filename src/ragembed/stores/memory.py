@@ -377,7 +377,7 @@ class MemoryStore(VectorStore):
         if isinstance(emb, MultiVectorEmbeddings):
             # float16 fields keep half floats (MaxSim multiplies them with the float32 query)
             dtype = np.float16 if f.datatype is Datatype.FLOAT16 else np.float32
-            return [m.astype(dtype) for m in emb.vectors]
+            return [m.astype(dtype, copy=False) for m in emb.vectors]
         return list(zip(emb.indices, emb.values))
 
     # --- persistence --------------------------------------------------------------------------
