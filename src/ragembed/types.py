@@ -72,6 +72,11 @@ class Datatype(str, enum.Enum):
     TURBO8 = "turbo8"
     TURBO4 = "turbo4"
 
+    @property
+    def bits(self) -> int:
+        """Bits a dimension takes (TurboQuant's per-vector scale aside)."""
+        return {"float32": 32, "float16": 16, "turbo8": 8, "turbo4": 4}[self.value]
+
 
 @dataclass(frozen=True)
 class Document:

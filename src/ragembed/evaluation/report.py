@@ -35,10 +35,11 @@ def report_dict(dataset: BeirDataset, runs: Sequence[StrategyRun], **extra: Any)
 
 def choice_table(runs: Sequence[StrategyRun]) -> str:
     """The "which should you choose" table, as plain text."""
-    lines = [f"{'strategy':<16}{'nDCG@10':>9}{'R@100':>8}{'bytes/doc':>11}{'p50 ms':>9}", "-" * 53]
+    width = max([16, *(len(r.strategy) + 2 for r in runs)])
+    lines = [f"{'strategy':<{width}}{'nDCG@10':>9}{'R@100':>8}{'bytes/doc':>11}{'p50 ms':>9}", "-" * (width + 37)]
     for r in sorted(runs, key=lambda r: -r.metrics["ndcg@10"]):
         lines.append(
-            f"{r.strategy:<16}{r.metrics['ndcg@10']:>9.4f}{r.metrics['recall@100']:>8.4f}"
+            f"{r.strategy:<{width}}{r.metrics['ndcg@10']:>9.4f}{r.metrics['recall@100']:>8.4f}"
             f"{r.bytes_per_doc:>11,.0f}{r.latency_ms['p50']:>9.2f}"
         )
     return "\n".join(lines)

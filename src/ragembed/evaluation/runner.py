@@ -102,9 +102,10 @@ def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[st
 
 def field_bytes(f: VectorField, stats: dict[str, float]) -> float:
     """Bytes per document of one field: float32 4 per dim, int8 1, binary 1/8; sparse 8 per term
-    (uint32 index + float32 value); multi-vector 4 per dim per token."""
+    (uint32 index + float32 value); multi-vector per dim per token as its datatype keeps it
+    (float32 4, float16 2, turbo8 1, turbo4 1/2)."""
     if f.kind is EmbeddingKind.SPARSE:
         return 8 * stats["terms"]
     if f.kind is EmbeddingKind.MULTIVECTOR:
-        return 4 * f.dim * stats["tokens"]
+        return f.datatype.bits / 8 * f.dim * stats["tokens"]
     return f.dim * {Precision.FLOAT32: 4, Precision.INT8: 1, Precision.BINARY: 1 / 8}[f.precision]

@@ -1,0 +1,35 @@
+"""The demo's choice table and its bytes-per-document column, without a model."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragembed.evaluation.report import choice_table
+from ragembed.evaluation.runner import StrategyRun, field_bytes
+from ragembed.stores.base import VectorField
+from ragembed.types import Datatype, EmbeddingKind, Precision
+
+
+@pytest.mark.parametrize(
+    ("datatype", "per_token"), [("float32", 512), ("float16", 256), ("turbo8", 128), ("turbo4", 64)]
+)
+def test_token_bytes_follow_the_fields_datatype(datatype, per_token):
+    field = VectorField("colbert", EmbeddingKind.MULTIVECTOR, 128, datatype=Datatype(datatype))
+    assert field_bytes(field, {"tokens": 10.0}) == 10 * per_token
+
+
+@pytest.mark.parametrize(("precision", "expected"), [("float32", 1536), ("int8", 384), ("binary", 48)])
+def test_dense_bytes_follow_the_fields_precision(precision, expected):
+    calibration = {"lo": [0.0] * 384, "hi": [1.0] * 384} if precision == "int8" else None
+    field = VectorField("dense", EmbeddingKind.DENSE, 384, precision=Precision(precision), calibration=calibration)
+    assert field_bytes(field, {}) == expected
+
+
+def test_a_long_strategy_name_keeps_the_columns_aligned():
+    runs = [
+        StrategyRun(name, "memory", {"ndcg@10": score, "recall@100": 0.9}, {"p50": 1.0}, 1536.0)
+        for name, score in (("dense", 0.6), ("colbert+dense:turbo4", 0.7))
+    ]
+    header, rule, *rows = choice_table(runs).splitlines()
+    assert rows[0].startswith("colbert+dense:turbo4  ")
+    assert {len(line) for line in (header, rule, *rows)} == {len(header)}
