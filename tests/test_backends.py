@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragembed import DenseEmbedder, EmbeddingCache, MemoryStore, Retriever
+from ragembed import DenseEmbedder, EmbeddingCache, EmbeddingKind, MemoryStore, Retriever
 from ragembed.errors import InvalidInputError
 
 pytest.importorskip("onnxruntime", reason="the backends need the ragembed[fast] extra")
@@ -52,8 +52,8 @@ def test_int8_vectors_never_come_from_the_fp32_cache(tmp_path, texts):
 def test_a_collection_indexed_in_int8_refuses_fp32_queries(scifact_docs, onnx_int8):
     store = MemoryStore()
     Retriever(store, "dense", embedder=onnx_int8).index(scifact_docs[:30])
-    (field,) = store.schema.fields
-    assert field.encoder_state["backend"] == "onnx" and field.encoder_state["quantize"] == "int8"
+    recorded = store.schema.encoders[EmbeddingKind.DENSE]
+    assert recorded["backend"] == "onnx" and recorded["quantize"] == "int8"
     hits = Retriever(store, "dense", embedder=onnx_int8).search("cancer cells", k=3)
     assert len(hits) == 3
     with pytest.raises(InvalidInputError, match="quantize='int8'"):

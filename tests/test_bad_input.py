@@ -94,7 +94,7 @@ def test_duplicate_ids_in_one_batch(filled):
 
 def test_vector_dimension_that_does_not_match_the_collection(filled, dense_embedder):
     small = MatryoshkaEmbedder(dense_embedder, dim=64)
-    other = Retriever(filled.store, "dense", embedder=small, sparse_embedder=filled._embedders[EmbeddingKind.SPARSE])
+    other = Retriever(filled.store, "dense", embedder=small, sparse_embedder=filled.embedder(EmbeddingKind.SPARSE))
     with pytest.raises(SchemaMismatchError, match="'dense'.*delete this collection"):
         other.index([Document("new", "a new abstract")])
     with pytest.raises(DimensionMismatchError, match="384-dimensional vectors, got 64"):

@@ -45,6 +45,20 @@ def test_search_follows_the_collections_backend_and_refuses_another(tmp_path, sm
     assert refused.returncode == 2 and "--backend onnx --quantize int8" in refused.stderr, refused.stderr
 
 
+@pytest.mark.colbert
+def test_search_pools_like_the_collection_it_opens(tmp_path):
+    """A collection indexed with pool_factor=2 records it in its manifest; the CLI's ColBERT
+    embedder follows the record instead of being refused for the default pool factor."""
+    from ragembed import ColBERTEmbedder, Document, Retriever
+
+    docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
+    with Retriever(f"memory:{tmp_path / 'idx'}", "colbert", multivector_embedder=ColBERTEmbedder(pool_factor=2)) as r:
+        r.index(docs)
+    found = ragembed("search", "energy", "--store", "memory:./idx", "--strategy", "colbert", "--json", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["id"] == "a"
+
+
 def test_index_then_search_a_beir_folder(tmp_path, small_beir):
     done = ragembed(
         "index",

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ragembed import MemoryStore, Quantized, Retriever, parse_strategy
+from ragembed import EmbeddingKind, MemoryStore, Quantized, Retriever, parse_strategy
 
 STRATEGIES = ["dense", "int8", "binary", "funnel:64", "matryoshka:64", "bm25", "hybrid"]
 QUERIES = [
@@ -111,13 +111,13 @@ def test_collection_persists_with_its_calibration_and_bm25_state(tmp_path, scifa
     with Retriever(uri, ["int8", "hybrid"], embedder=dense_embedder) as first:
         first.index(scifact_docs[:60])
         expected = {s: [h.id for h in first.search(QUERIES[1], k=10, strategy=s)] for s in ("int8", "hybrid", "bm25")}
-        state = first.store.schema["bm25"].encoder_state
+        state = first.store.schema.encoders[EmbeddingKind.SPARSE]
     with Retriever(uri, ["int8", "hybrid"], embedder=dense_embedder) as reopened:
         assert reopened.count() == 60
         for strategy, ids in expected.items():
             assert [h.id for h in reopened.search(QUERIES[1], k=10, strategy=strategy)] == ids
         reopened.index(scifact_docs[60:])  # later documents use the stored avgdl and int8 ranges
-        assert reopened.store.schema["bm25"].encoder_state == state
+        assert reopened.store.schema.encoders[EmbeddingKind.SPARSE] == state
         assert reopened.count() == len(scifact_docs)
 
 

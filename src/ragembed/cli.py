@@ -180,8 +180,9 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
 
     dense: Embedder | None = None
     colbert: Embedder | None = None
-    # Use the models the collection was indexed with, unless the user names one.
-    states = {f.kind: f.encoder_state or {} for f in (store.schema.fields if store.schema else ())}
+    # Use the models (and ColBERT pool factor) the collection was indexed with, unless the user
+    # names a model.
+    states = store.schema.encoders if store.schema else {}
     dense_model = args.model or states.get(EmbeddingKind.DENSE, {}).get("model")
     colbert_model = args.colbert_model or states.get(EmbeddingKind.MULTIVECTOR, {}).get("model")
     dense_backend = _backend_choice(args, states.get(EmbeddingKind.DENSE, {}))
@@ -195,7 +196,8 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
     if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
         from ragembed.embedders.colbert import ColBERTEmbedder
 
-        colbert = ColBERTEmbedder(colbert_model, show_progress=True, **colbert_backend)
+        pooled = states.get(EmbeddingKind.MULTIVECTOR, {}).get("pool_factor", 1)
+        colbert = ColBERTEmbedder(colbert_model, pool_factor=pooled, show_progress=True, **colbert_backend)
     return Retriever(store, strategies, show_progress=True, embedder=dense, multivector_embedder=colbert)
 
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
 from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, UnsupportedStrategyError
-from ragembed.stores.base import Schema, VectorField, VectorStore, fields_missing_error, missing_collection_message
+from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.filters import Filter
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents, validate_texts
@@ -95,7 +96,10 @@ class Retriever:
                 self._embedders[kind] = given
         for s in self.strategies.values():
             self._check_servable(s)
-        self._restore_encoder_state()
+        # Embedders restored from the collection's manifest, by kind, with the record they match.
+        self._restored: dict[EmbeddingKind, tuple[Mapping[str, Any], Embedder]] = {}
+        for kind in list(self._embedders):  # an embedder the collection cannot use fails here
+            self.embedder(kind)
 
     def __repr__(self) -> str:
         return f"Retriever(store={self.store!r}, strategies={list(self.strategies)})"
@@ -130,22 +134,20 @@ class Retriever:
         kinds = set().union(*(s.needs for s in self.strategies.values()))
         if schema is not None:
             kinds |= {f.kind for f in schema.fields}
-        embedders = {kind: self.embedder(kind) for kind in sorted(kinds)}
-        # Corpus statistics belong to the collection, not to the embedder object (which may
-        # serve several collections): fit them on a new collection's first documents, else
-        # restore what the collection stored.
-        if schema is None:
-            for embedder in embedders.values():
-                embedder.fit(texts)
-        else:
-            self._restore_encoder_state()
+        # Corpus statistics belong to the collection, not to the embedder (which may serve
+        # several collections): an embedder the collection recorded is restored from its
+        # record, any other is fitted on these, its first documents.
+        recorded = schema.encoders if schema is not None else {}
+        embedders = {
+            kind: self.embedder(kind) if kind in recorded else self._given(kind).fitted(texts) for kind in sorted(kinds)
+        }
         base: Base = {kind: e.embed_documents(texts) for kind, e in embedders.items()}
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
             for f in s.fields(base):
-                state = embedders[f.kind].state() or None
-                wanted.setdefault(f.name, replace(f, encoder_state=state))
-        schema = self.store.ensure_schema(Schema(tuple(wanted.values())))
+                wanted.setdefault(f.name, f)
+        encoders = {kind: state for kind, e in embedders.items() if (state := e.encoder_state())}
+        schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders))
         vectors = {f.name: derive(f, base[f.kind]) for f in schema.fields}
         with tqdm(
             total=len(docs), desc="upsert", unit="doc", disable=not self.show_progress or len(docs) <= UPSERT_BATCH
@@ -282,18 +284,30 @@ class Retriever:
         return [schema[name] for name in chosen.searched_fields]
 
     def embedder(self, kind: EmbeddingKind) -> Embedder:
-        """The embedder of one kind (the default one, created on first use, if none was given)."""
+        """The embedder of one kind as the collection encodes with it: the one given (or the
+        default, created on first use), restored from the collection's manifest where it has a
+        record of that kind (the model checked, BM25's statistics carried over). The embedder
+        given is never changed, so several Retrievers can share it.
+
+        Raises:
+            InvalidInputError: the collection was encoded by an embedder this one cannot stand
+                in for (another model, runtime, pool factor or tokeniser).
+        """
+        given = self._given(kind)
+        schema = self.store.schema
+        state = schema.encoders.get(kind) if schema is not None else None
+        if not state:
+            return given
+        known = self._restored.get(kind)
+        if known is None or known[0] != state:
+            known = (state, given.restored(state))
+            self._restored[kind] = known
+        return known[1]
+
+    def _given(self, kind: EmbeddingKind) -> Embedder:
         if kind not in self._embedders:
             self._embedders[kind] = _default_embedder(kind, self.show_progress)
-            self._restore_encoder_state()
         return self._embedders[kind]
-
-    def _restore_encoder_state(self) -> None:
-        schema = self.store.schema
-        for f in schema.fields if schema else ():
-            embedder = self._embedders.get(f.kind)
-            if f.encoder_state and embedder is not None:
-                embedder.load_state(f.encoder_state)
 
 
 _DEFAULTS = {

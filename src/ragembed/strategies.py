@@ -42,7 +42,8 @@ from typing import ClassVar
 from ragembed.embedders.matryoshka import truncate
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.quantization import Int8Calibration
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,

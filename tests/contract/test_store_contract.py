@@ -73,13 +73,22 @@ SCHEMA = Schema(
         VectorField("dense_binary_asym", EmbeddingKind.DENSE, DIM, Precision.BINARY, "dot", asymmetric=True),
         VectorField("colbert", EmbeddingKind.MULTIVECTOR, TOKEN_DIM, distance="dot"),
         VectorField("bm25", EmbeddingKind.SPARSE, 0, distance="dot", idf=True),
-    )
+    ),
+    # The manifest's record of each embedder (what Embedder.encoder_state() gives): nested JSON.
+    {
+        EmbeddingKind.DENSE: {"model": "contract-model", "backend": "torch", "quantize": None},
+        EmbeddingKind.MULTIVECTOR: {"model": "contract-colbert", "seed": 0, "pool_factor": 2},
+        EmbeddingKind.SPARSE: {"avgdl": 3.25, "k1": 1.2, "b": 0.75, "language": "english", "stopwords": ["a"]},
+    },
 )
 
 
 def schema_for(store) -> Schema:
     """The contract schema less the kinds the engine does not store (Weaviate: sparse)."""
-    return Schema(tuple(f for f in SCHEMA.fields if f.kind in store.capabilities.kinds))
+    kinds = store.capabilities.kinds
+    return Schema(
+        tuple(f for f in SCHEMA.fields if f.kind in kinds), {k: s for k, s in SCHEMA.encoders.items() if k in kinds}
+    )
 
 
 def needs_sparse(store) -> None:
@@ -511,6 +520,15 @@ def test_ensure_schema_keeps_the_stored_calibration(store):
     )
     schema = store.ensure_schema(Schema(fields))
     assert schema["dense_int8"].calibration["lo"] == pytest.approx(CALIBRATION.lo.tolist())
+
+
+def test_the_manifest_keeps_each_embedders_record(store):
+    """Read back from the engine (every persisting backend reopens before the test); a later
+    ensure_schema keeps the record the stored documents were encoded with."""
+    assert store.schema.encoders == schema_for(store).encoders
+    other = {kind: {**state, "model": "another"} for kind, state in schema_for(store).encoders.items()}
+    assert store.ensure_schema(Schema(schema_for(store).fields, other)).encoders == schema_for(store).encoders
+    assert store.schema.encoders == schema_for(store).encoders
 
 
 def test_incompatible_schema_is_refused_and_nothing_is_lost(store):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
-from ragembed.stores.base import Fusion, KeywordSearch, Rescore, Schema, VectorField, VectorSearch, check_plan
+from ragembed.stores.base import Fusion, KeywordSearch, Rescore, VectorSearch, check_plan
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.strategies import parse_strategy
 from ragembed.types import Datatype, DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
 

@@ -69,18 +69,28 @@ class Embedder(ABC):
     def embed_queries(self, texts: Sequence[str]) -> Embeddings:
         return self.embed(texts, "query")
 
-    # Corpus statistics some embedders need before they embed documents (BM25's avgdl).
-    def fit(self, texts: Sequence[str]) -> Embedder:
-        """Learn corpus statistics, where the embedder has any; a no-op otherwise."""
+    # A collection records how its documents were encoded (encoder_state: the model, how it ran,
+    # statistics fitted on its corpus such as BM25's average document length) and encodes later
+    # documents and queries with an embedder restored from that record. `fitted` and `restored`
+    # return an embedder rather than changing this one, which may serve several collections.
+    def fitted(self, texts: Sequence[str]) -> Embedder:
+        """This embedder fitted to a new collection's corpus: a fitted copy where there is
+        something to learn (BM25's average document length), else itself."""
         return self
 
-    # Fitted state (for example BM25's average document length) is stored with the collection,
-    # so that a store opened later scores new documents and queries exactly like the first ones.
-    def state(self) -> dict[str, Any]:
+    def encoder_state(self) -> dict[str, Any]:
+        """What a collection records about how this embedder encodes (JSON-serialisable)."""
         return {}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Restore state(); embedders without state accept only an empty mapping."""
+    def restored(self, state: Mapping[str, Any]) -> Embedder:
+        """An embedder that encodes exactly like the one that recorded `state`: itself once the
+        model and runtime are checked to match, or a copy carrying the recorded statistics.
+
+        Raises:
+            InvalidInputError: `state` was recorded by an embedder this one cannot stand in for
+                (another model, runtime or tokeniser); the message names the embedder to use.
+        """
+        return self
 
     def _embed(self, texts: list[str], role: Role) -> Embeddings:
         key = self.identity

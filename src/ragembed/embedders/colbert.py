@@ -105,10 +105,10 @@ class ColBERTEmbedder(Embedder):
         # caches written when pooling ran inside the model.
         return f"colbert|{self._fingerprint}|seed={self.seed}|pool=1" + self.runtime.identity
 
-    def state(self) -> dict[str, Any]:
+    def encoder_state(self) -> dict[str, Any]:
         return {"model": self.model_name, "seed": self.seed, "pool_factor": self.pool_factor, **self.runtime.state()}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def restored(self, state: Mapping[str, Any]) -> ColBERTEmbedder:
         check_same_model(state, self.model_name, "ColBERTEmbedder")
         self.runtime.check_same(state, "ColBERTEmbedder")
         pooled = state.get("pool_factor", 1)  # collections indexed before it was recorded: unpooled
@@ -118,6 +118,7 @@ class ColBERTEmbedder(Embedder):
                 f"ColBERTEmbedder pools with {self.pool_factor}: documents added now would not match "
                 f"them; use ColBERTEmbedder(pool_factor={pooled}), or index into a new collection"
             )
+        return self
 
     def embed(self, texts: Sequence[str], role: Role) -> MultiVectorEmbeddings:
         tokens = narrow(super().embed(texts, role), MultiVectorEmbeddings)

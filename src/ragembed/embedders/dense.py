@@ -99,12 +99,13 @@ class DenseEmbedder(Embedder):
 
     # The model name and how it ran travel with the collection, so searching it with another
     # model or precision (whose vectors would silently mean something else) fails with the fix.
-    def state(self) -> dict[str, Any]:
+    def encoder_state(self) -> dict[str, Any]:
         return {"model": self.model_name, **self.runtime.state()}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
+    def restored(self, state: Mapping[str, Any]) -> DenseEmbedder:
         check_same_model(state, self.model_name, "DenseEmbedder")
         self.runtime.check_same(state, "DenseEmbedder")
+        return self
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt

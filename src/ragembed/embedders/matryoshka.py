@@ -61,11 +61,12 @@ class MatryoshkaEmbedder(Embedder):
     def identity(self) -> str:
         return f"{self.base.identity}|matryoshka={self._dim}"
 
-    def state(self) -> dict[str, Any]:
-        return self.base.state()
+    def encoder_state(self) -> dict[str, Any]:
+        return self.base.encoder_state()
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        self.base.load_state(state)
+    def restored(self, state: Mapping[str, Any]) -> MatryoshkaEmbedder:
+        base = self.base.restored(state)
+        return self if base is self.base else MatryoshkaEmbedder(base, dim=self._dim)
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         return truncate(narrow(self.base.embed(texts, role), DenseEmbeddings), self._dim)

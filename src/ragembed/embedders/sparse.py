@@ -11,12 +11,13 @@ its Lucene 8+ form without the constant (k1 + 1) factor, as bm25s's default "luc
 Tokenising (lower-casing, stop words, Snowball stemming) is bm25s's and PyStemmer's. Terms map to
 indices by a stable CRC32 hash (as Qdrant's own BM25 does with a hash), so no vocabulary has to
 be fitted or stored; collisions are rare (about one pair per 90,000 distinct terms) and only
-merge two terms. The average document length is fitted on the first corpus and stored with the
-collection (see `state()`).
+merge two terms. The average document length is fitted on a collection's first corpus and
+recorded in its manifest (`encoder_state()`); `restored()` carries it to later sessions.
 """
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -43,8 +44,8 @@ class BM25Embedder(Embedder):
         b: document-length normalisation.
         language: the Snowball stemmer's language (PyStemmer).
         stopwords: bm25s's stop-word list name ("en"), a list of words, or None for none.
-        avgdl: the corpus' average document length, when known (else fit() learns it; a
-            collection stores it, so later documents score alike).
+        avgdl: the corpus' average document length, when known (else `fitted(texts)` gives a
+            copy that learned it; a collection records it, so later documents score alike).
         cache: as DenseEmbedder's (off by default: BM25 is cheap to recompute).
         show_progress: a progress bar while embedding many texts.
     """
@@ -98,28 +99,35 @@ class BM25Embedder(Embedder):
         )
         return [[t for t in doc if t] for doc in tokens]
 
-    def fit(self, texts: Sequence[str]) -> BM25Embedder:
-        """Set the average document length from a corpus."""
+    def fitted(self, texts: Sequence[str]) -> BM25Embedder:
+        """A copy with the average document length of a corpus (this one is left as it is)."""
         lengths = [len(doc) for doc in self.tokenize(validate_texts(texts))]
-        self.avgdl = max(float(np.mean(lengths)), 1.0)
-        return self
+        return self._with(max(float(np.mean(lengths)), 1.0), self.k1, self.b)
 
-    def state(self) -> dict[str, Any]:
+    def encoder_state(self) -> dict[str, Any]:
         return {"avgdl": self.avgdl, "k1": self.k1, "b": self.b, "language": self.language, "stopwords": self.stopwords}
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        self.avgdl = float(state["avgdl"])
-        self.k1, self.b = float(state["k1"]), float(state["b"])
+    def restored(self, state: Mapping[str, Any]) -> BM25Embedder:
+        """A copy scoring like the collection's documents: its avgdl, k1 and b. The tokeniser
+        (language, stop words) decides which terms exist, so it must be the same."""
         if state.get("language") != self.language or state.get("stopwords") != self.stopwords:
             raise InvalidInputError(
                 f"this collection's BM25 vectors were built with language={state.get('language')!r}, "
                 f"stopwords={state.get('stopwords')!r}; create the BM25Embedder with the same settings"
             )
+        return self._with(float(state["avgdl"]), float(state["k1"]), float(state["b"]))
+
+    def _with(self, avgdl: float, k1: float, b: float) -> BM25Embedder:
+        twin = copy.copy(self)  # shares the stemmer and the cache; the statistics are its own
+        twin.avgdl, twin.k1, twin.b = avgdl, k1, b
+        return twin
 
     def _encode(self, texts: list[str], role: Role) -> SparseEmbeddings:
         if role == "document" and self.avgdl is None:
-            raise InvalidInputError("BM25Embedder is not fitted: call fit(corpus_texts) before embedding documents")
-        avgdl = self.avgdl or 1.0  # documents need fit() (checked above); queries do not use it
+            raise InvalidInputError(
+                "BM25Embedder is not fitted: embed documents with embedder.fitted(corpus_texts), or give avgdl="
+            )
+        avgdl = self.avgdl or 1.0  # documents need avgdl (checked above); queries do not use it
         indices, values = [], []
         for tokens in self.tokenize(texts):
             counts: Counter[int] = Counter(term_index(t) for t in tokens)

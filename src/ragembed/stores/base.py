@@ -1,4 +1,4 @@
-"""The VectorStore interface, the collection schema and the search plan.
+"""The VectorStore interface and the search plan (the collection schema: stores/schema.py).
 
 A collection holds documents and, per document, one vector in each named field of its schema.
 A search is a plan, the shape of Qdrant's Query API, which every adapter maps onto what its
@@ -28,7 +28,6 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import numpy as np
 
@@ -39,9 +38,9 @@ from ragembed.errors import (
     StoreError,
     UnsupportedStrategyError,
 )
-from ragembed.quantization import Int8Calibration
 from ragembed.stores.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.stores.filters import Filter, validate_filter
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,
@@ -52,158 +51,8 @@ from ragembed.types import (
     Precision,
     SparseEmbeddings,
     check_positive,
-    parse_enum,
     validate_documents,
 )
-
-Distance = Literal["cosine", "dot"]
-# What a saved VectorField holds, beside `asymmetric` and `datatype` (absent from schemas saved
-# before they existed).
-FIELD_KEYS = ("name", "kind", "dim", "precision", "distance", "idf", "calibration", "encoder_state")
-
-
-@dataclass(frozen=True)
-class VectorField:
-    """One named vector per document.
-
-    precision: how the store keeps and searches the field. Dense vectors always arrive as float32
-        (documents and queries); an int8 or binary field is quantized by the store itself, the
-        way engines with native quantization (Qdrant, Weaviate) do it.
-    calibration: int8 ranges ({"lo": [...], "hi": [...]}) that int8 vectors were quantized with.
-    idf: sparse fields only; the store multiplies query weights by each term's inverse document
-        frequency over the collection (Qdrant's Modifier.IDF), which turns BM25 vectors into BM25.
-    encoder_state: what the embedder fitted on the corpus (BM25's avgdl), kept for later sessions.
-    asymmetric: binary fields only. The query keeps its values and is scored against the
-        documents' sign bits (the dot product of q with their +-1 vectors), instead of being
-        reduced to sign bits itself (dim - 2 * Hamming distance). Same 1 bit per stored
-        dimension; at 1M SciFact-derived vectors, rescoring 10 x k candidates, it keeps 0.78 of
-        the exact top-10 where Hamming keeps 0.59 (memory store; Qdrant Edge 0.86 and 0.74,
-        docs/benchmarks.md). Qdrant: query_encoding scalar8bits.
-    datatype: multi-vector fields only; how the store keeps the token vectors (types.Datatype:
-        float32, float16, or Qdrant's TurboQuant turbo8/turbo4). Stores declare the datatypes they
-        keep (Capabilities.datatypes) and refuse the others.
-    """
-
-    name: str
-    kind: EmbeddingKind
-    dim: int
-    precision: Precision = Precision.FLOAT32
-    distance: Distance = "cosine"
-    idf: bool = False
-    calibration: Mapping[str, Any] | None = None
-    encoder_state: Mapping[str, Any] | None = None
-    asymmetric: bool = False
-    datatype: Datatype = Datatype.FLOAT32
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
-        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, f"field {self.name!r}: precision"))
-        object.__setattr__(self, "datatype", parse_enum(Datatype, self.datatype, f"field {self.name!r}: datatype"))
-        if not self.name or not isinstance(self.name, str):
-            raise InvalidInputError(f"vector field names must be non-empty strings, got {self.name!r}")
-        if self.distance not in ("cosine", "dot"):
-            raise InvalidInputError(f"field {self.name!r}: distance must be 'cosine' or 'dot', got {self.distance!r}")
-        if self.precision is Precision.INT8 and self.calibration is None:
-            raise InvalidInputError(f"int8 field {self.name!r} needs its calibration (lo/hi ranges)")
-        if self.precision is not Precision.FLOAT32 and self.kind is not EmbeddingKind.DENSE:
-            raise InvalidInputError(f"field {self.name!r}: only dense fields can be int8 or binary")
-        if self.asymmetric and self.precision is not Precision.BINARY:
-            raise InvalidInputError(f"field {self.name!r}: only binary fields can be asymmetric")
-        if self.datatype is not Datatype.FLOAT32 and self.kind is not EmbeddingKind.MULTIVECTOR:
-            raise InvalidInputError(
-                f"field {self.name!r}: only multi-vector fields take a datatype other than float32; "
-                "shrink a dense field with precision 'int8' or 'binary' instead"
-            )
-
-    def int8_calibration(self) -> Int8Calibration:
-        """The ranges an int8 field quantizes with (every int8 field has them: __post_init__)."""
-        if self.calibration is None:
-            raise InvalidInputError(f"field {self.name!r} is {self.precision.value}, not int8: it has no calibration")
-        return Int8Calibration.from_dict(self.calibration)
-
-    def same_layout(self, other: VectorField) -> bool:
-        """Same name, kind, dimension, precision, distance, IDF, query encoding and datatype:
-        interchangeable."""
-        mine = (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric, self.datatype)
-        theirs = (
-            other.name,
-            other.kind,
-            other.dim,
-            other.precision,
-            other.distance,
-            other.idf,
-            other.asymmetric,
-            other.datatype,
-        )
-        return mine == theirs
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind.value,
-            "dim": self.dim,
-            "precision": self.precision.value,
-            "distance": self.distance,
-            "idf": self.idf,
-            "calibration": dict(self.calibration) if self.calibration else None,
-            "encoder_state": dict(self.encoder_state) if self.encoder_state else None,
-            "asymmetric": self.asymmetric,
-            "datatype": self.datatype.value,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VectorField:
-        # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming;
-        # before `datatype`, every field was float32.
-        saved: dict[str, Any] = {k: data.get(k) for k in FIELD_KEYS}  # __post_init__ checks each
-        return cls(
-            **saved, asymmetric=bool(data.get("asymmetric", False)), datatype=data.get("datatype") or Datatype.FLOAT32
-        )
-
-
-@dataclass(frozen=True)
-class Schema:
-    fields: tuple[VectorField, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fields", tuple(self.fields))
-        names = [f.name for f in self.fields]  # none at all is fine: a keyword-only collection
-        if len(set(names)) != len(names):
-            raise InvalidInputError(f"vector field names repeat: {names}")
-
-    def __getitem__(self, name: str) -> VectorField:
-        for f in self.fields:
-            if f.name == name:
-                return f
-        raise InvalidInputError(
-            f"the collection has no vector field {name!r}; its fields are {self.names}. Index with "
-            "a strategy that needs that field first"
-        )
-
-    def __contains__(self, name: object) -> bool:
-        return any(f.name == name for f in self.fields)
-
-    @property
-    def names(self) -> list[str]:
-        return [f.name for f in self.fields]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"fields": [f.to_dict() for f in self.fields]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
-        return cls(tuple(VectorField.from_dict(f) for f in data["fields"]))
-
-    def merged_with(self, wanted: Schema) -> Schema:
-        """This schema plus `wanted`'s new fields; a field both define must have the same layout."""
-        for f in wanted.fields:
-            if f.name in self and not self[f.name].same_layout(f):
-                raise SchemaMismatchError(
-                    f"field {f.name!r} exists as {self[f.name].to_dict() | {'calibration': '...'}} but "
-                    f"{f.to_dict() | {'calibration': '...'}} was asked for; use another collection "
-                    "name, or delete this collection to re-index with the new settings"
-                )
-        return Schema(self.fields + tuple(f for f in wanted.fields if f.name not in self))
 
 
 @dataclass(frozen=True, eq=False)
@@ -349,8 +198,8 @@ class VectorStore(ABC):
     def ensure_schema(self, wanted: Schema) -> Schema:
         """Create the collection, or add `wanted`'s missing fields to it; return the schema in force.
 
-        Fields that already exist keep their stored calibration and encoder state, so documents
-        indexed later are encoded exactly like the first ones.
+        Fields that already exist keep their stored calibration, and recorded encoders their
+        record, so documents indexed later are encoded exactly like the first ones.
         """
         kinds = self.capabilities.kinds
         unsupported = [f.name for f in wanted.fields if f.kind not in kinds]
@@ -375,11 +224,12 @@ class VectorStore(ABC):
             self._create(wanted)
             return wanted
         merged = current.merged_with(wanted)
-        if merged.names != current.names:
-            if self.count():
-                raise fields_missing_error(self, [n for n in merged.names if n not in current])
-            self.check_writable()
-            self._update_schema(merged)
+        if merged.names == current.names:
+            return current  # new fields are the only change a collection takes
+        if self.count():
+            raise fields_missing_error(self, [n for n in merged.names if n not in current])
+        self.check_writable()
+        self._update_schema(merged)
         return merged
 
     def upsert(self, documents: Sequence[Document], vectors: Mapping[str, Embeddings]) -> None:

@@ -55,9 +55,10 @@ from ragembed.quantization import (
 )
 from ragembed.similarity import normalize_rows
 from ragembed.stores import folders
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, Schema, VectorField, VectorStore
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter, matches
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,

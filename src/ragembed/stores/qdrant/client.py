@@ -48,7 +48,7 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorSearch, VectorStore
+from ragembed.stores.base import Plan, VectorSearch, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.ids import point_id
@@ -67,6 +67,7 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     Document,

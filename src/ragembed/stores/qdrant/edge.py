@@ -24,7 +24,7 @@ import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
 from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, Schema, VectorField, VectorStore
+from ragembed.stores.base import Plan, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter
 from ragembed.stores.ids import point_id
@@ -42,6 +42,7 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from ragembed.quantization import dequantize_int8, quantize_int8
-from ragembed.stores.base import Fusion, Plan, Rescore, Schema, VectorField, VectorSearch
+from ragembed.stores.base import Fusion, Plan, Rescore, VectorSearch
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,

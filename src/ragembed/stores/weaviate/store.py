@@ -40,20 +40,11 @@ from ragembed.errors import (
     UnsupportedStrategyError,
 )
 from ragembed.stores import filters, steps
-from ragembed.stores.base import (
-    Fusion,
-    KeywordSearch,
-    Plan,
-    Rescore,
-    Schema,
-    VectorField,
-    VectorSearch,
-    VectorStore,
-    uses_keyword,
-)
+from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorSearch, VectorStore, uses_keyword
 from ragembed.stores.capabilities import PORTABLE, Capabilities
 from ragembed.stores.ids import point_id
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
+from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     DenseEmbeddings,
     Document,

@@ -1,0 +1,188 @@
+"""A collection's schema: its named vector fields and the manifest of how they were encoded.
+
+Every store saves `Schema.to_dict()` with the collection (Qdrant in the collection's metadata,
+Qdrant Edge and the memory store in a file beside their data, Weaviate in the class description)
+and reads it back with `Schema.from_dict`, which also reads schemas saved by earlier versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ragembed.errors import InvalidInputError, SchemaMismatchError
+from ragembed.quantization import Int8Calibration
+from ragembed.types import Datatype, EmbeddingKind, Precision, parse_enum
+
+Distance = Literal["cosine", "dot"]
+# What a saved VectorField holds, beside `asymmetric` and `datatype` (absent from schemas saved
+# before they existed).
+FIELD_KEYS = ("name", "kind", "dim", "precision", "distance", "idf", "calibration")
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """One named vector per document.
+
+    precision: how the store keeps and searches the field. Dense vectors always arrive as float32
+        (documents and queries); an int8 or binary field is quantized by the store itself, the
+        way engines with native quantization (Qdrant, Weaviate) do it.
+    calibration: int8 ranges ({"lo": [...], "hi": [...]}) that int8 vectors were quantized with.
+    idf: sparse fields only; the store multiplies query weights by each term's inverse document
+        frequency over the collection (Qdrant's Modifier.IDF), which turns BM25 vectors into BM25.
+    asymmetric: binary fields only. The query keeps its values and is scored against the
+        documents' sign bits (the dot product of q with their +-1 vectors), instead of being
+        reduced to sign bits itself (dim - 2 * Hamming distance). Same 1 bit per stored
+        dimension; at 1M SciFact-derived vectors, rescoring 10 x k candidates, it keeps 0.78 of
+        the exact top-10 where Hamming keeps 0.59 (memory store; Qdrant Edge 0.86 and 0.74,
+        docs/benchmarks.md). Qdrant: query_encoding scalar8bits.
+    datatype: multi-vector fields only; how the store keeps the token vectors (types.Datatype:
+        float32, float16, or Qdrant's TurboQuant turbo8/turbo4). Stores declare the datatypes they
+        keep (Capabilities.datatypes) and refuse the others.
+    """
+
+    name: str
+    kind: EmbeddingKind
+    dim: int
+    precision: Precision = Precision.FLOAT32
+    distance: Distance = "cosine"
+    idf: bool = False
+    calibration: Mapping[str, Any] | None = None
+    asymmetric: bool = False
+    datatype: Datatype = Datatype.FLOAT32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
+        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, f"field {self.name!r}: precision"))
+        object.__setattr__(self, "datatype", parse_enum(Datatype, self.datatype, f"field {self.name!r}: datatype"))
+        if not self.name or not isinstance(self.name, str):
+            raise InvalidInputError(f"vector field names must be non-empty strings, got {self.name!r}")
+        if self.distance not in ("cosine", "dot"):
+            raise InvalidInputError(f"field {self.name!r}: distance must be 'cosine' or 'dot', got {self.distance!r}")
+        if self.precision is Precision.INT8 and self.calibration is None:
+            raise InvalidInputError(f"int8 field {self.name!r} needs its calibration (lo/hi ranges)")
+        if self.precision is not Precision.FLOAT32 and self.kind is not EmbeddingKind.DENSE:
+            raise InvalidInputError(f"field {self.name!r}: only dense fields can be int8 or binary")
+        if self.asymmetric and self.precision is not Precision.BINARY:
+            raise InvalidInputError(f"field {self.name!r}: only binary fields can be asymmetric")
+        if self.datatype is not Datatype.FLOAT32 and self.kind is not EmbeddingKind.MULTIVECTOR:
+            raise InvalidInputError(
+                f"field {self.name!r}: only multi-vector fields take a datatype other than float32; "
+                "shrink a dense field with precision 'int8' or 'binary' instead"
+            )
+
+    def int8_calibration(self) -> Int8Calibration:
+        """The ranges an int8 field quantizes with (every int8 field has them: __post_init__)."""
+        if self.calibration is None:
+            raise InvalidInputError(f"field {self.name!r} is {self.precision.value}, not int8: it has no calibration")
+        return Int8Calibration.from_dict(self.calibration)
+
+    def same_layout(self, other: VectorField) -> bool:
+        """Same name, kind, dimension, precision, distance, IDF, query encoding and datatype:
+        interchangeable."""
+        mine = (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric, self.datatype)
+        theirs = (
+            other.name,
+            other.kind,
+            other.dim,
+            other.precision,
+            other.distance,
+            other.idf,
+            other.asymmetric,
+            other.datatype,
+        )
+        return mine == theirs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "dim": self.dim,
+            "precision": self.precision.value,
+            "distance": self.distance,
+            "idf": self.idf,
+            "calibration": dict(self.calibration) if self.calibration else None,
+            "asymmetric": self.asymmetric,
+            "datatype": self.datatype.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VectorField:
+        # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming;
+        # before `datatype`, every field was float32.
+        saved: dict[str, Any] = {k: data.get(k) for k in FIELD_KEYS}  # __post_init__ checks each
+        return cls(
+            **saved, asymmetric=bool(data.get("asymmetric", False)), datatype=data.get("datatype") or Datatype.FLOAT32
+        )
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A collection's manifest: its vector fields, and how each kind of embedder that filled them
+    encodes (`encoders`: Embedder.encoder_state() per kind: the model, how it ran, BM25's
+    average document length). The Retriever restores its embedders from it, so documents and
+    queries of a later session are encoded exactly like the first documents.
+    """
+
+    fields: tuple[VectorField, ...]
+    encoders: Mapping[EmbeddingKind, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+        names = [f.name for f in self.fields]  # none at all is fine: a keyword-only collection
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"vector field names repeat: {names}")
+        if not isinstance(self.encoders, Mapping) or not all(isinstance(s, Mapping) for s in self.encoders.values()):
+            raise InvalidInputError(
+                f"a schema's encoders map an embedding kind to a mapping of settings, got {self.encoders!r}"
+            )
+        encoders = {parse_enum(EmbeddingKind, k, "encoder kind"): dict(s) for k, s in self.encoders.items()}
+        object.__setattr__(self, "encoders", encoders)
+
+    def __getitem__(self, name: str) -> VectorField:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise InvalidInputError(
+            f"the collection has no vector field {name!r}; its fields are {self.names}. Index with "
+            "a strategy that needs that field first"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fields": [f.to_dict() for f in self.fields],
+            "encoders": {kind.value: dict(state) for kind, state in self.encoders.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        encoders = data.get("encoders")
+        if encoders is None:  # saved before the manifest: each field carried its embedder's state
+            encoders = {}
+            for f in data["fields"]:
+                if f.get("encoder_state"):
+                    encoders.setdefault(f["kind"], f["encoder_state"])
+        return cls(tuple(VectorField.from_dict(f) for f in data["fields"]), encoders)
+
+    def merged_with(self, wanted: Schema) -> Schema:
+        """This schema plus `wanted`'s new fields and encoders; a field both define must have the
+        same layout, and an encoder both record keeps this schema's record (the one the stored
+        documents were encoded with; the Retriever checks a new embedder against it)."""
+        for f in wanted.fields:
+            if f.name in self and not self[f.name].same_layout(f):
+                raise SchemaMismatchError(
+                    f"field {f.name!r} exists as {self[f.name].to_dict() | {'calibration': '...'}} but "
+                    f"{f.to_dict() | {'calibration': '...'}} was asked for; use another collection "
+                    "name, or delete this collection to re-index with the new settings"
+                )
+        return Schema(
+            self.fields + tuple(f for f in wanted.fields if f.name not in self), {**wanted.encoders, **self.encoders}
+        )
