@@ -139,6 +139,11 @@ class WeaviateServer:
             self.data, self.url = folder, f"http://127.0.0.1:{http}"
             subprocess.run(["bash", str(REPO / "scripts/weaviate.sh"), "start", str(folder)], env=self.env, check=True)
 
+    @property
+    def pids(self) -> list[int]:
+        """The server process this object started (none for $WEAVIATE_URL)."""
+        return pids_in([self.data / "weaviate.pid"] if self.data is not None else [])
+
     def stop(self) -> None:
         if self.data is not None:
             subprocess.run(
@@ -171,6 +176,11 @@ class QdrantServer:
             self.url, _, grpc, _, _ = script("qdrant", "start", str(folder)).split()
             self.grpc_port = int(grpc)
 
+    @property
+    def pids(self) -> list[int]:
+        """The server process this object started (none for $QDRANT_URL)."""
+        return pids_in([self.data / "qdrant.pid"] if self.data is not None else [])
+
     def stop(self) -> None:
         if self.data is not None:
             script("qdrant", "stop", str(self.data))
@@ -182,6 +192,7 @@ class Cluster:
 
     def __init__(self, engine: str, folder: Path, nodes: int = 3) -> None:
         self.engine = engine
+        self.folder = folder
         self.env = {"RAGEMBED_QDRANT_DIR" if engine == "qdrant" else "RAGEMBED_WEAVIATE_DIR": str(folder)}
         self.urls: dict[int, str] = {}
         self.grpc_ports: dict[int, int] = {}
@@ -191,5 +202,24 @@ class Cluster:
             if engine == "weaviate":
                 self.grpc_ports[int(fields[1])] = int(fields[4])
 
+    @property
+    def pids(self) -> list[int]:
+        """Every node's server process (each node keeps its pid file in its own folder)."""
+        return pids_in(sorted(self.folder.glob(f"node*/{self.engine}.pid")))
+
     def stop(self) -> None:
         script(self.engine, "cluster-stop", env=self.env)
+
+
+def pids_in(files: Sequence[Path]) -> list[int]:
+    return [int(f.read_text().split()[0]) for f in files if f.exists()]
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time the processes have used so far (/proc/PID/stat utime, stime)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), after pid and comm
+    return total / ticks

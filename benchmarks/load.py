@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import tempfile
 import threading
 import time
@@ -165,6 +166,42 @@ def asynchronous(search: Callable[[Retriever, str], Any]) -> Callable[..., float
     return load
 
 
+# The server each backend searches (the names `server()` starts).
+SERVERS = {
+    "qdrant-server": "qdrant",
+    "qdrant-cluster": "qdrant-cluster",
+    "weaviate": "weaviate",
+    "weaviate-cluster": "weaviate-cluster",
+}
+
+
+def server_pids(backend: str, server: Callable[[str], Any]) -> list[int] | None:
+    """The engine's own processes: [] where it runs inside this one (memory, local mode, Edge),
+    None where its CPU time cannot be read (embedded Weaviate's child, a server given by URL)."""
+    if backend in SERVERS:
+        return server(SERVERS[backend]).pids or None
+    return None if backend == "weaviate-embedded" else []
+
+
+def client_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_use(before: tuple[float, float], pids: list[int] | None, searches: int, elapsed: float) -> dict[str, Any]:
+    """CPU time per search, in this process (Retriever, client library, in-process engines) and in
+    the server processes, and how many cores the two kept busy: on a saturated machine the
+    throughput is the cores over the CPU a search costs, whichever way the client waits."""
+    client = client_cpu_seconds() - before[0]
+    server = _bench.cpu_seconds(pids) - before[1] if pids is not None else None
+    per = 1000 / max(searches, 1)
+    return {
+        "client_cpu_ms": client * per,
+        "server_cpu_ms": server * per if server is not None else None,
+        "cores_busy": (client + server) / elapsed if server is not None else None,
+    }
+
+
 MODES = {
     "threads": threaded,
     "asyncio-threads": asynchronous(lambda r, q: asyncio.to_thread(r.search, q, k=K)),
@@ -209,11 +246,14 @@ def main() -> None:
                 retriever = Retriever(open_store(backend, Path(tmp), server), "dense", embedder=embedder)
                 retriever.index(data.corpus)
                 expected = [[h.id for h in hits] for hits in retriever.search_many(queries, k=K)]
+                pids = server_pids(backend, server)
                 for mode, load in MODES.items():
                     clients = args.clients if mode == "threads" else args.async_clients
                     tally = Tally(expected)
+                    before = client_cpu_seconds(), _bench.cpu_seconds(pids or [])
                     elapsed = load(retriever, queries, tally, clients, args.seconds)
                     rows.append(tally.row(backend, mode, clients, elapsed))
+                    rows[-1].update(cpu_use(before, pids, len(tally.latencies), elapsed))
                     print(rows[-1])
                 retriever.close()
         finally:
@@ -239,6 +279,9 @@ def main() -> None:
                 ("p50_ms", "p50 ms", ".1f"),
                 ("p95_ms", "p95 ms", ".1f"),
                 ("p99_ms", "p99 ms", ".1f"),
+                ("client_cpu_ms", "client CPU ms/query", ".2f"),
+                ("server_cpu_ms", "server CPU ms/query", ".2f"),
+                ("cores_busy", "cores busy", ".2f"),
             ],
         )
     )

@@ -155,6 +155,12 @@ def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir
     for row in result["rows"]:
         # concurrency changes nothing: no failures, every answer the one a lone client gets
         assert row["searches"] > 0 and row["errors"] == 0 and row["differs"] == 0, row
+        assert row["client_cpu_ms"] > 0, row
+        given_by_url = os.environ.get("QDRANT_URL" if "qdrant" in row["backend"] else "WEAVIATE_URL")
+        if row["backend"] in ("memory", "qdrant-local", "qdrant-edge"):  # the engine is this process
+            assert row["server_cpu_ms"] == 0, row
+        elif row["backend"] in ("qdrant-server", "weaviate") and not given_by_url:  # servers it started
+            assert row["server_cpu_ms"] > 0 and row["cores_busy"] > 0, row
 
 
 @pytest.mark.server

@@ -224,3 +224,23 @@ def test_demo_command_prints_the_choice_table(tmp_path, scifact_dir):
     for strategy in ("dense", "binary", "bm25"):
         assert f"\n{strategy} " in table
     assert (tmp_path / "report" / "report.json").exists()
+
+
+def test_the_demo_reuses_its_collection_and_rebuilds_it_for_other_embedders(tmp_path, scifact_dir):
+    store = f"qdrant-edge:{tmp_path / 'demo'}"
+    args = ("demo", "--data", str(scifact_dir), "--sample", "5", "--strategy", "dense", "--store", store)
+
+    def demo(*more: str) -> tuple[str, float]:
+        done = ragembed(*args, *more, "--output", "report", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        report = json.loads((tmp_path / "report" / "report.json").read_text())
+        return done.stderr, report["runs"][0]["metrics"]["ndcg@10"]
+
+    first, ndcg = demo()
+    assert "indexing" in first
+    again, ndcg_again = demo()
+    assert "already holds the" in again and "indexing" not in again
+    assert ndcg_again == ndcg
+    pytest.importorskip("onnxruntime", reason="--backend onnx needs the ragembed[fast] extra")
+    other, _ = demo("--backend", "onnx", "--quantize", "int8")
+    assert "rebuilding collection" in other and "indexing" in other

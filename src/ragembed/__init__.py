@@ -9,6 +9,7 @@ from ragembed.embedders.dense import DenseEmbedder
 from ragembed.embedders.matryoshka import MatryoshkaEmbedder, truncate
 from ragembed.errors import (
     DimensionMismatchError,
+    EncoderMismatchError,
     InvalidInputError,
     MissingDependencyError,
     ModelLoadError,
@@ -80,6 +81,7 @@ __all__ = [
     "Embedder",
     "EmbeddingCache",
     "EmbeddingKind",
+    "EncoderMismatchError",
     "Fusion",
     "Hit",
     "Hybrid",

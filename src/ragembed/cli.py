@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragembed.embedders.backends import BACKENDS
-from ragembed.errors import InvalidInputError, RagembedError
+from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedError
 from ragembed.stores.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
@@ -175,6 +175,16 @@ def open_retriever(args: argparse.Namespace, *, recreate: bool = False) -> Retri
         raise
 
 
+def open_evaluation_retriever(args: argparse.Namespace) -> Retriever:
+    """Evaluation owns its collection: one encoded by other embedders than the ones asked for
+    (another --model, --backend, --quantize) is rebuilt, not refused."""
+    try:
+        return open_retriever(args)
+    except EncoderMismatchError as exc:
+        print(f"rebuilding collection {args.collection!r} for the embedders asked for ({exc})", file=sys.stderr)
+        return open_retriever(args, recreate=True)
+
+
 def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
     from ragembed.retriever import Retriever
 
@@ -296,15 +306,17 @@ def evaluate_and_report(args: argparse.Namespace, dataset: BeirDataset, strategi
 
     args.strategy = strategies
     started = time.perf_counter()
-    with open_retriever(args) as retriever:
+    with open_evaluation_retriever(args) as retriever:
         schema = retriever.store.schema
         wanted = {f for s in strategies for f in parse_strategy(s).field_names}
         if schema is not None and not wanted <= set(schema.names):
-            # Evaluation owns its collection: rebuild it with the fields the new strategies need.
             print(f"rebuilding collection {args.collection!r} for the strategies' new fields", file=sys.stderr)
             retriever.store.drop()
-        print(f"indexing {len(dataset.corpus)} documents of {dataset.name} into {args.store} ...", file=sys.stderr)
-        retriever.index(dataset.corpus)
+        if retriever.holds(dataset.corpus):
+            print(f"{args.store} already holds the {len(dataset.corpus)} documents of {dataset.name}", file=sys.stderr)
+        else:
+            print(f"indexing {len(dataset.corpus)} documents of {dataset.name} into {args.store} ...", file=sys.stderr)
+            retriever.index(dataset.corpus)
         indexed = time.perf_counter() - started
         runs = evaluate(retriever, dataset, strategies, k=args.k, store_name=args.store, show_progress=True)
     folder = write_report(

@@ -21,6 +21,12 @@ class DimensionMismatchError(InvalidInputError):
     """A vector whose dimension differs from the collection's field."""
 
 
+class EncoderMismatchError(InvalidInputError):
+    """An embedder that cannot stand in for the one a collection was encoded with (another model,
+    backend, precision, ColBERT pool factor or BM25 tokeniser): its vectors would mean other
+    things. The message names the embedder to use."""
+
+
 class UnsupportedStrategyError(RagembedError):
     """A search strategy that the embedder or the store cannot serve."""
 

@@ -162,6 +162,20 @@ class Retriever:
         self.store.optimize()
         return len(docs)
 
+    def holds(self, documents: Iterable[Document]) -> bool:
+        """Whether the collection holds exactly these documents (same ids, texts and metadata,
+        nothing else) in every field the strategies need, so indexing them again would rewrite
+        the same vectors: the embedders are the collection's own (checked against its manifest
+        when this Retriever was made), and every upsert writes all of a document's fields."""
+        docs = validate_documents(documents)
+        schema = self.store.schema
+        if schema is None or any(n not in schema for s in self.strategies.values() for n in s.field_names):
+            return False
+        if self.store.count() != len(docs):
+            return False
+        stored = {d.id: d for d in self.store.get([d.id for d in docs])}
+        return all(stored.get(d.id) == d for d in docs)
+
     def delete(self, ids: Sequence[str]) -> int:
         return self.store.delete(ids)
 
@@ -290,7 +304,7 @@ class Retriever:
         given is never changed, so several Retrievers can share it.
 
         Raises:
-            InvalidInputError: the collection was encoded by an embedder this one cannot stand
+            EncoderMismatchError: the collection was encoded by an embedder this one cannot stand
                 in for (another model, runtime, pool factor or tokeniser).
         """
         given = self._given(kind)

@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from ragembed.embedders.cache import default_cache_dir
-from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.errors import EncoderMismatchError, InvalidInputError, MissingDependencyError
 
 Backend = Literal["torch", "onnx", "openvino"]
 Quantize = Literal["int8"] | None
@@ -92,7 +92,7 @@ class Runtime:
         if stored != (self.backend, self.quantize):
             was_backend, was_quantize = stored
             cli = f"--backend {was_backend}" + (f" --quantize {was_quantize}" if was_quantize else "")
-            raise InvalidInputError(
+            raise EncoderMismatchError(
                 f"this collection was indexed with backend={was_backend!r}, quantize={was_quantize!r}, "
                 f"not backend={self.backend!r}, quantize={self.quantize!r}; use {embedder}(backend="
                 f"{was_backend!r}, quantize={was_quantize!r}) (CLI: {cli}), or index into a new collection"

@@ -87,7 +87,7 @@ class Embedder(ABC):
         model and runtime are checked to match, or a copy carrying the recorded statistics.
 
         Raises:
-            InvalidInputError: `state` was recorded by an embedder this one cannot stand in for
+            EncoderMismatchError: `state` was recorded by an embedder this one cannot stand in for
                 (another model, runtime or tokeniser); the message names the embedder to use.
         """
         return self

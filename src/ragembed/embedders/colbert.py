@@ -25,7 +25,7 @@ from ragembed.embedders.models import (
     quiet_loading,
     resolve_model_name,
 )
-from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.errors import EncoderMismatchError, InvalidInputError, MissingDependencyError
 from ragembed.types import EmbeddingKind, MultiVectorEmbeddings, narrow
 
 
@@ -113,7 +113,7 @@ class ColBERTEmbedder(Embedder):
         self.runtime.check_same(state, "ColBERTEmbedder")
         pooled = state.get("pool_factor", 1)  # collections indexed before it was recorded: unpooled
         if pooled != self.pool_factor:
-            raise InvalidInputError(
+            raise EncoderMismatchError(
                 f"this collection's documents were indexed with pool_factor={pooled}, and this "
                 f"ColBERTEmbedder pools with {self.pool_factor}: documents added now would not match "
                 f"them; use ColBERTEmbedder(pool_factor={pooled}), or index into a new collection"

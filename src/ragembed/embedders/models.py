@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ragembed.errors import InvalidInputError, ModelLoadError
+from ragembed.errors import EncoderMismatchError, ModelLoadError
 
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
@@ -77,7 +77,7 @@ def check_same_model(state: Mapping[str, Any], model_name: str, cls: str) -> Non
     """Refuse to embed for a collection that another model indexed: its vectors mean other things."""
     stored = state.get("model")
     if stored is not None and not (isinstance(stored, str) and same_model(stored, model_name)):
-        raise InvalidInputError(
+        raise EncoderMismatchError(
             f"this collection was indexed with model {state['model']!r}, not {model_name!r}; "
             f"use {cls}({state['model']!r}) (CLI: --model), or index into a new collection"
         )

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ragembed.embedders.base import CacheOption, Embedder, Role
-from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.errors import EncoderMismatchError, InvalidInputError, MissingDependencyError
 from ragembed.types import EmbeddingKind, SparseEmbeddings, validate_texts
 
 
@@ -111,7 +111,7 @@ class BM25Embedder(Embedder):
         """A copy scoring like the collection's documents: its avgdl, k1 and b. The tokeniser
         (language, stop words) decides which terms exist, so it must be the same."""
         if state.get("language") != self.language or state.get("stopwords") != self.stopwords:
-            raise InvalidInputError(
+            raise EncoderMismatchError(
                 f"this collection's BM25 vectors were built with language={state.get('language')!r}, "
                 f"stopwords={state.get('stopwords')!r}; create the BM25Embedder with the same settings"
             )
