@@ -6,13 +6,16 @@ store.capabilities.native_async); per backend and mode the searches done, errors
 lone client's, queries/s and p50/p95/p99.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/load.py [--data data/scifact] [--clients 8]
-        [--async-clients 64] [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,qdrant-server,qdrant-cluster,
+        [--async-clients 64] [--seconds 60] [--backends memory,qdrant-local,qdrant-edge,qdrant-server,
+        qdrant-server-grpc,qdrant-cluster,
         weaviate,weaviate-embedded,weaviate-cluster] [--output runs/load.json]
 
 Each backend holds the whole corpus with dense vectors (HNSW where the engine has it; Qdrant
 local mode and the memory store scan exactly). Queries are the dataset's, drawn at random by
 each client; their embeddings are cached first, so the load falls on the stores and the
-Retriever, not on the model. "differs" counts answers whose top-10 ids are not the ones the same
+Retriever, not on the model. qdrant-server talks HTTP to the server, qdrant-server-grpc gRPC
+(prefer_grpc=True); "client CPU" and "server CPU" are the CPU time a search costs in this process
+and in the server processes. "differs" counts answers whose top-10 ids are not the ones the same
 query got from a single client before the load: concurrency must not change results.
 Servers: $QDRANT_URL / $WEAVIATE_URL, else servers this script starts with scripts/qdrant.sh and
 scripts/weaviate.sh (build them once). Clusters: 3 nodes on loopback started by the same scripts;
@@ -43,6 +46,7 @@ BACKENDS = [
     "qdrant-local",
     "qdrant-edge",
     "qdrant-server",
+    "qdrant-server-grpc",
     "qdrant-cluster",
     "weaviate",
     "weaviate-embedded",
@@ -62,12 +66,17 @@ def open_store(backend: str, folder: Path, server: Callable[[str], Any]) -> Any:
         from ragembed.stores.qdrant import QdrantEdgeStore
 
         return QdrantEdgeStore(folder / "edge", "load")
-    if backend in ("qdrant-server", "qdrant-cluster"):
+    if backend in ("qdrant-server", "qdrant-server-grpc", "qdrant-cluster"):
         from ragembed.stores.qdrant import QdrantStore
 
-        if backend == "qdrant-server":
+        if backend != "qdrant-cluster":
+            qdrant = server("qdrant")
             store = QdrantStore(
-                "ragembed_load", url=server("qdrant").url, api_key=os.environ.get("QDRANT_API_KEY") or None
+                "ragembed_load",
+                url=qdrant.url,
+                api_key=os.environ.get("QDRANT_API_KEY") or None,
+                prefer_grpc=backend == "qdrant-server-grpc",
+                grpc_port=qdrant.grpc_port,
             )
         else:
             store = QdrantStore(
@@ -169,6 +178,7 @@ def asynchronous(search: Callable[[Retriever, str], Any]) -> Callable[..., float
 # The server each backend searches (the names `server()` starts).
 SERVERS = {
     "qdrant-server": "qdrant",
+    "qdrant-server-grpc": "qdrant",
     "qdrant-cluster": "qdrant-cluster",
     "weaviate": "weaviate",
     "weaviate-cluster": "weaviate-cluster",
