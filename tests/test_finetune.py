@@ -84,6 +84,21 @@ def test_colbert_training_saves_a_pylate_model_ragembed_loads(small_beir, tmp_pa
     assert not np.allclose(a, b)  # the head moved
 
 
+@pytest.mark.colbert
+def test_colbert_training_with_a_smaller_head_makes_tokens_of_that_size(small_beir, tmp_path):
+    pytest.importorskip("pylate")
+    from ragembed import ColBERTEmbedder
+    from ragembed.cli import main
+
+    output = tmp_path / "colbert-64"
+    args = ["finetune", "colbert", str(small_beir), "--output", str(output), "--no-eval", "--dim", "64"]
+    assert main([*args, "--epochs", "1", "--batch-size", "8"]) == 0
+    assert json.loads((output / TRAINING_RECORD).read_text())["config"]["dim"] == 64
+    trained = ColBERTEmbedder(str(output), cache=False)
+    assert trained.dim == 64
+    assert trained.embed_documents(["Cells divide by mitosis."]).vectors[0].shape[1] == 64
+
+
 def test_finetune_cli_trains_and_scores_before_and_after(small_beir, tmp_path, capsys):
     from ragembed.cli import main
 

@@ -177,6 +177,7 @@ def test_sample_sizes_must_be_whole_positive_numbers(scifact_dir):
         ("colbert", "--lr", "0", "learning_rate must be a positive number"),
         ("dense", "--lr", "2", "learning_rate 2.0 is not in (0, 1)"),
         ("dense", "--max-seq-length", "0", "max_seq_length must be a positive whole number"),
+        ("colbert", "--dim", "0", "dim must be a positive whole number"),
         ("dense", "--dims", "384,0", "must be distinct whole numbers >= 1"),
         ("dense", "--dim-weights", "64=-1", "dim_weights {64: -1.0} must be positive"),
         ("dense", "--seed", "-5", "seed must be a whole number >= 0"),

@@ -23,15 +23,19 @@ from ragembed.types import check_positive
 @dataclass(frozen=True)
 class ColBERTTraining(TrainingOptions):
     """The defaults are those of the best run on SciFact (docs/finetune.md). Training takes
-    (query, positive, negative) triplets, so hard_negatives is at least 1."""
+    (query, positive, negative) triplets, so hard_negatives is at least 1. `dim` is the size of
+    each token vector the projection head makes (PyLate's `embedding_size`; 64 stores half the
+    bytes of the default 128 per token)."""
 
     epochs: int = 2
+    dim: int = 128
     document_length: int = 256
     query_length: int = 32
     min_hard_negatives: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_positive("dim", self.dim, integer=True)
         check_positive("document_length", self.document_length, integer=True)
         check_positive("query_length", self.query_length, integer=True)
 
@@ -69,7 +73,10 @@ def train_colbert(
     set_seed(config.seed)  # the projection head starts from a seeded random init
     with quiet_loading():
         model = models.ColBERT(
-            model_name_or_path=base_path, document_length=config.document_length, query_length=config.query_length
+            model_name_or_path=base_path,
+            embedding_size=config.dim,
+            document_length=config.document_length,
+            query_length=config.query_length,
         )
     return train_and_save(
         model,

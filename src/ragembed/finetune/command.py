@@ -67,6 +67,12 @@ def add_finetune_parser(commands: Any) -> None:  # argparse's private _SubParser
     dense.set_defaults(run=run_finetune_dense)
     colbert = kinds.add_parser("colbert", help="ColBERT training (PyLate, contrastive with mined negatives)")
     common(colbert, ColBERTTraining())
+    colbert.add_argument(
+        "--dim",
+        type=int,
+        default=ColBERTTraining().dim,
+        help="dimensions of each token vector (the projection head's output; default: %(default)s)",
+    )
     colbert.set_defaults(run=run_finetune_colbert)
 
 
@@ -143,6 +149,7 @@ def run_finetune_colbert(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         hard_negatives=args.hard_negatives,
         seed=args.seed,
+        dim=args.dim,
     )
     started = time.perf_counter()
     output = train_colbert(training_pairs(args.dataset, args.train_split), args.output, config)
