@@ -5,7 +5,7 @@ PLAID index (fast-plaid) and brute-force MaxSim.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/multivector.py [--model DIR] [--output runs/multivector.json]
 
 Model: the bundled all-MiniLM-L6-v2 with PyLate's ColBERT head (untrained unless --model names
-a model made by `ragembed finetune colbert`); 128-dim token vectors, documents up to 256
+a model made by `ragembed finetune colbert`); 128-dim token vectors (or --model's), documents up to 256
 tokens, queries 32. Token embeddings come from ragembed's cache (the first run encodes the
 corpus: about 4 minutes on 2 cores) and every system gets the same ones, so the table compares
 the indexes, not the model; pooled rows pool those same tokens (PyLate's hierarchical pooling,
@@ -23,9 +23,9 @@ searchable index.
 Rows:
 - brute-force MaxSim: ragembed's MemoryStore `colbert` strategy (numpy, exact).
 - Edge `colbert`: Qdrant's MAX_SIM comparator over every document.
-- Edge `colbert+dense[:datatype]`: dense HNSW first stage (100 candidates), MaxSim rerank over
-  tokens kept as float32, float16 (half floats), turbo8 or turbo4 (Qdrant's TurboQuant storage:
-  8 or 4 bits a dimension, no float copy), with pool factor 1, 2 or 3.
+- Edge `colbert+dense[:datatype]`: dense HNSW first stage (100 candidates, or the number the row
+  names), MaxSim rerank over tokens kept as float32, float16 (half floats), turbo8 or turbo4
+  (Qdrant's TurboQuant storage: 8 or 4 bits a dimension, no float copy), with pool factor 1, 2 or 3.
 - PyLate PLAID (fast-plaid): 4-bit residual compression, centroid probing (PyLate's defaults).
 """
 
@@ -35,7 +35,7 @@ import argparse
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -44,6 +44,7 @@ import _bench
 from ragembed import ColBERTEmbedder, DenseEmbedder, MemoryStore, Retriever
 from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant import QdrantEdgeStore
+from ragembed.strategies import ColBERT, Strategy, parse_strategy
 from ragembed.types import Hit
 
 LATENCY_QUERIES = 50  # PLAID's latency sample
@@ -55,11 +56,18 @@ class Config:
     strategy: str
     pool: int = 1
     store: str = "edge"  # or "memory" (brute force)
+    candidates: int = 100  # colbert+dense: the dense first stage's candidates that MaxSim reranks
 
     @property
     def system(self) -> str:
         where = "brute-force MaxSim (memory store)" if self.store == "memory" else "Qdrant Edge"
-        return f"{where}: {self.strategy}" + (f", pool {self.pool}" if self.pool > 1 else "")
+        pool = f", pool {self.pool}" if self.pool > 1 else ""
+        candidates = f", {self.candidates} candidates" if self.candidates != Config.candidates else ""
+        return f"{where}: {self.strategy}{pool}{candidates}"
+
+    def searched(self) -> Strategy:
+        strategy = parse_strategy(self.strategy)
+        return replace(strategy, candidates=self.candidates) if isinstance(strategy, ColBERT) else strategy
 
 
 CONFIGS = [
@@ -68,6 +76,8 @@ CONFIGS = [
     Config("colbert+dense"),
     *(Config(f"colbert+dense:{d}", pool) for pool in (1, 2, 3) for d in ("float16", "turbo8", "turbo4")),
     Config("colbert:turbo4", 2),  # MaxSim over every document again, on the smallest tokens
+    # fewer first-stage candidates: MaxSim over fewer documents' tokens, the cost that grows with them
+    *(Config(f"colbert+dense:{d}", candidates=n) for n in (50, 30) for d in ("turbo8", "turbo4")),
 ]
 
 
@@ -88,7 +98,7 @@ def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tu
     folder = tmp / config.system.replace(" ", "_").replace(":", "_").replace(",", "")
     store = MemoryStore() if config.store == "memory" else QdrantEdgeStore(folder, "bench")
     colbert = colbert_of(config.pool)
-    retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert)
+    retriever = Retriever(store, config.searched(), embedder=dense, multivector_embedder=colbert)
     started = time.perf_counter()
     retriever.index(data.corpus)
     build_s = time.perf_counter() - started
