@@ -121,7 +121,7 @@ def test_another_model_is_refused_for_an_indexed_collection(filled, tmp_path):
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, "10", True])
 def test_k_must_be_positive(filled, k):
-    with pytest.raises(InvalidInputError, match="k must be a positive integer"):
+    with pytest.raises(InvalidInputError, match="k must be a positive whole number"):
         filled.search("cell biology", k=k)
 
 

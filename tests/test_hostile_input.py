@@ -133,6 +133,12 @@ def test_wrong_types_at_the_front_door(saved):
         Retriever(MemoryStore(), 3)
 
 
+def test_an_index_limit_that_is_not_a_positive_whole_number_exits_2(tmp_path, saved):
+    (tmp_path / "docs.jsonl").write_text('{"id": "x", "text": "fine"}\n')
+    done = cli("index", "docs.jsonl", "--store", saved, "--strategy", "bm25", "--limit", "0", cwd=tmp_path)
+    assert_exit_2(done, "--limit must be a positive whole number, got 0")
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

@@ -27,7 +27,7 @@ from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedErr
 from ragembed.stores.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
-from ragembed.types import Datatype, EmbeddingKind
+from ragembed.types import Datatype, EmbeddingKind, check_positive
 
 if TYPE_CHECKING:  # the retriever and the evaluation load models: imported when a command runs
     from ragembed.embedders.base import Embedder
@@ -223,8 +223,7 @@ def run_index(args: argparse.Namespace) -> int:
 
     documents = load_documents(args.source)
     if args.limit is not None:
-        if args.limit <= 0:
-            raise InvalidInputError(f"--limit must be positive, got {args.limit}")
+        check_positive("--limit", args.limit, integer=True)
         documents = documents[: args.limit]
     started = time.perf_counter()
     with open_retriever(args, recreate=args.recreate) as retriever:

@@ -27,7 +27,7 @@ from ragembed.stores.filters import Filter
 from ragembed.stores.schema import Schema, VectorField
 from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents, validate_texts
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, check_positive, validate_documents, validate_texts
 
 StrategySpec = str | Strategy
 UPSERT_BATCH = 1000
@@ -262,8 +262,7 @@ class Retriever:
 
     # --- internals ------------------------------------------------------------------------------
     def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None) -> tuple[Strategy, Base, Schema]:
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        check_positive("k", k, integer=True)
         texts = validate_texts(queries, "queries")
         chosen = self.strategy if strategy is None else parse_strategy(strategy)
         if isinstance(strategy, str):  # a name means the instance given at construction, if any

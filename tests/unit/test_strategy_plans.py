@@ -150,8 +150,8 @@ def test_a_matryoshka_dimension_over_the_models_is_refused() -> None:
 @pytest.mark.parametrize(
     ("plan", "message"),
     [
-        (lambda q: VectorSearch("dense", q, 0), "positive integer"),
-        (lambda q: VectorSearch("dense", q, True), "positive integer"),
+        (lambda q: VectorSearch("dense", q, 0), "limit \\(k\\) must be a positive whole number"),
+        (lambda q: VectorSearch("dense", q, True), "limit \\(k\\) must be a positive whole number"),
         (lambda q: Fusion((), 5), "at least one prefetch"),
         (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, weights=(1.0, 2.0)), "one non-negative weight"),
         (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, rrf_k=-1), "rrf_k"),
@@ -182,7 +182,7 @@ def test_a_rescore_step_is_the_two_stages_it_stands_for() -> None:
         (lambda q: Rescore("dense_int8", "dense", q, 5, 0.5), "oversampling .* >= 1"),
         (lambda q: Rescore("dense_int8", "dense", q, 5, True), "oversampling"),
         (lambda q: Rescore("dense_int8", "dense", q, 5, float("inf")), "oversampling"),
-        (lambda q: Rescore("dense_int8", "dense", q, 0, 4.0), "positive integer"),
+        (lambda q: Rescore("dense_int8", "dense", q, 0, 4.0), "limit \\(k\\) must be a positive whole number"),
     ],
 )
 def test_bad_rescore_steps_are_refused(plan, message: str) -> None:

@@ -404,8 +404,7 @@ def check_plan(schema: Schema, plan: Plan) -> None:
         raise InvalidInputError(
             f"a search plan is a VectorSearch, Rescore, Fusion or KeywordSearch, got {type(plan).__name__}"
         )
-    if isinstance(plan.limit, bool) or not isinstance(plan.limit, (int, np.integer)) or plan.limit <= 0:
-        raise InvalidInputError(f"limit (k) must be a positive integer, got {plan.limit!r}")
+    check_positive("limit (k)", plan.limit, integer=True)
     if isinstance(plan, Fusion):
         if not plan.prefetch:
             raise InvalidInputError("Fusion needs at least one prefetch stage")

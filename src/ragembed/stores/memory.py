@@ -58,6 +58,7 @@ from ragembed.stores import folders
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorStore
 from ragembed.stores.capabilities import Capabilities
 from ragembed.stores.filters import Filter, matches
+from ragembed.stores.ranking import rrf_scores
 from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
@@ -245,12 +246,8 @@ class MemoryStore(VectorStore):
     def _run(self, plan: Plan, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the plan's top `limit` among `candidates` (row numbers)."""
         if isinstance(plan, Fusion):
-            fused: dict[int, float] = {}
-            weights = plan.weights or (1.0,) * len(plan.prefetch)
-            for stage, weight in zip(plan.prefetch, weights):
-                rows, _ = self._run(stage, candidates)
-                for rank, row in enumerate(rows.tolist(), start=1):
-                    fused[row] = fused.get(row, 0.0) + weight / (plan.rrf_k + rank)
+            rankings = [self._run(stage, candidates)[0].tolist() for stage in plan.prefetch]
+            fused = rrf_scores(rankings, plan.rrf_k, plan.weights)
             rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)

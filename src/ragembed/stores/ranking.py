@@ -1,13 +1,16 @@
 """Result order shared by the engine adapters: score descending, ties by document id, the order
 the memory store defines, so every backend returns the same ranking for the same scores; and
-reciprocal rank fusion for adapters that fuse stages themselves. (How an adapter asks for more
+reciprocal rank fusion for every store that fuses stages itself. (How an adapter asks for more
 hits while the cut-off is tied is in stores/steps.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 from ragembed.types import Hit
+
+K = TypeVar("K", bound=Hashable)
 
 
 def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
@@ -15,15 +18,23 @@ def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
     return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
 
 
+def rrf_scores(rankings: Sequence[Sequence[K]], k: int, weights: Sequence[float] | None = None) -> dict[K, float]:
+    """Reciprocal rank fusion: score = sum over rankings of weight / (k + rank), rank from 1, for
+    whatever identifies a result (document ids here, row numbers in the memory store)."""
+    scores: dict[K, float] = {}
+    for ranking, weight in zip(rankings, weights or (1.0,) * len(rankings)):
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
+    return scores
+
+
 def reciprocal_rank_fusion(
     rankings: Sequence[list[Hit]], limit: int, k: int, weights: Sequence[float] | None = None
 ) -> list[Hit]:
-    """score = sum over rankings of weight / (k + rank), rank from 1 (the memory store's RRF);
-    each fused hit keeps the text and metadata of its first appearance."""
-    scores: dict[str, float] = {}
+    """`rrf_scores` over hits; each fused hit keeps the text and metadata of its first appearance."""
     first: dict[str, Hit] = {}
-    for ranking, weight in zip(rankings, weights or (1.0,) * len(rankings)):
-        for rank, hit in enumerate(ranking, start=1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (k + rank)
+    for ranking in rankings:
+        for hit in ranking:
             first.setdefault(hit.id, hit)
+    scores = rrf_scores([[h.id for h in ranking] for ranking in rankings], k, weights)
     return ordered_hits([Hit(i, s, first[i].text, first[i].metadata) for i, s in scores.items()], limit)
