@@ -133,7 +133,7 @@ class Retriever:
                 raise fields_missing_error(self.store, list(dict.fromkeys(missing)))
         kinds = set().union(*(s.needs for s in self.strategies.values()))
         if schema is not None:
-            kinds |= {f.kind for f in schema.fields}
+            kinds |= {f.source for f in schema.fields}
         # Corpus statistics belong to the collection, not to the embedder (which may serve
         # several collections): an embedder the collection recorded is restored from its
         # record, any other is fitted on these, its first documents.
@@ -148,7 +148,7 @@ class Retriever:
                 wanted.setdefault(f.name, f)
         encoders = {kind: state for kind, e in embedders.items() if (state := e.encoder_state())}
         schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders))
-        vectors = {f.name: derive(f, base[f.kind]) for f in schema.fields}
+        vectors = {f.name: derive(f, base, for_query=False) for f in schema.fields}
         with tqdm(
             total=len(docs), desc="upsert", unit="doc", disable=not self.show_progress or len(docs) <= UPSERT_BATCH
         ) as bar:

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from ragembed.embedders.matryoshka import truncate
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.muvera import DEFAULT_SHAPE, SHAPE_LABEL, MuveraShape
 from ragembed.quantization import Int8Calibration
 from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
 from ragembed.stores.schema import Schema, VectorField
@@ -58,18 +59,22 @@ from ragembed.types import (
 
 DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
 Base = Mapping[EmbeddingKind, Embeddings]  # one Embeddings per embedder kind
+T = TypeVar("T")
 
 
 def _dense_field(dim: int) -> VectorField:
     return VectorField("dense", DENSE, dim)
 
 
-def derive(f: VectorField, base: Embeddings) -> Embeddings:
-    """A field's vectors from its kind's base embeddings: Matryoshka fields truncate them.
+def derive(f: VectorField, base: Base, for_query: bool) -> Embeddings:
+    """A field's vectors from the base embeddings of its source kind: Matryoshka fields truncate
+    dense ones, MUVERA fields encode multi-vector ones (queries and documents differently).
     (Quantized fields take float32 too: the store quantizes, natively where it can.)"""
+    if f.muvera is not None:
+        return MuveraShape.from_dict(f.muvera).encode(narrow(base[MULTI], MultiVectorEmbeddings), query=for_query)
     if f.kind is not DENSE:
-        return base
-    dense = narrow(base, DenseEmbeddings)
+        return base[f.kind]
+    dense = narrow(base[DENSE], DenseEmbeddings)
     return dense if f.dim >= dense.dim else truncate(dense, f.dim)
 
 
@@ -108,7 +113,7 @@ class Strategy(ABC):
         return self.field_names
 
     def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple[VectorSearch, ...] = ()) -> VectorSearch:
-        return VectorSearch(f.name, derive(f, query[f.kind]), limit, prefetch)
+        return VectorSearch(f.name, derive(f, query, for_query=True), limit, prefetch)
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,7 @@ class Quantized(Strategy):
         if not self.rescore:
             return self._stage(quantized, query, k)
         assert self.oversampling is not None  # __post_init__ sets the default
-        return Rescore(quantized.name, full.name, derive(full, query[DENSE]), k, self.oversampling)
+        return Rescore(quantized.name, full.name, derive(full, query, for_query=True), k, self.oversampling)
 
 
 @dataclass(frozen=True)
@@ -296,10 +301,16 @@ class Hybrid(Strategy):
         return Fusion((self._stage(sparse, query, limit), self._stage(dense, query, limit)), k, rrf_k=self.rrf_k)
 
 
+FIRST_STAGES = {None: "colbert", "dense": "colbert+dense", "muvera": "colbert+muvera"}
+
+
 @dataclass(frozen=True)
 class ColBERT(Strategy):
-    """MaxSim late interaction; with first_stage="dense", rescore the dense top `candidates`.
+    """MaxSim late interaction, over every document or over a first stage's top `candidates`.
 
+    first_stage: None (MaxSim over every document: exact, slow), "dense" (the dense model's
+    single vector finds the candidates) or "muvera" (a MUVERA encoding of the same ColBERT tokens
+    finds them: one model, no dense embedder; `muvera` its shape, see ragembed.muvera).
     datatype: how the store keeps the token vectors (types.Datatype): float32; float16 (half the
     bytes, the same ranking to 3-4 digits); turbo8 / turbo4 (Qdrant Edge's TurboQuant: a quarter
     or an eighth of the bytes, lossy; docs/benchmarks.md section 4 measures each). Each datatype
@@ -309,41 +320,72 @@ class ColBERT(Strategy):
     first_stage: str | None = None
     candidates: int = 100
     datatype: Datatype = Datatype.FLOAT32
+    muvera: MuveraShape = DEFAULT_SHAPE
 
     def __post_init__(self) -> None:
-        if self.first_stage not in (None, "dense"):
-            raise InvalidInputError(f"ColBERT first_stage must be None or 'dense', got {self.first_stage!r}")
+        if self.first_stage not in FIRST_STAGES:
+            raise InvalidInputError(f"ColBERT first_stage must be None, 'dense' or 'muvera', got {self.first_stage!r}")
         check_positive("candidates", self.candidates, integer=True)
         object.__setattr__(self, "datatype", parse_enum(Datatype, self.datatype, "ColBERT datatype"))
+        if not isinstance(self.muvera, MuveraShape):
+            raise InvalidInputError(f"ColBERT muvera must be a MuveraShape, got {type(self.muvera).__name__}")
 
     @property
     def needs(self) -> frozenset[EmbeddingKind]:  # type: ignore[override]
-        return frozenset({MULTI, DENSE}) if self.first_stage else frozenset({MULTI})
+        return frozenset({MULTI, DENSE}) if self.first_stage == "dense" else frozenset({MULTI})
 
     @property
     def name(self) -> str:
-        base = "colbert+dense" if self.first_stage else "colbert"
-        return base if self.datatype is Datatype.FLOAT32 else f"{base}:{self.datatype.value}"
+        parts = [FIRST_STAGES[self.first_stage]]
+        if self.first_stage == "muvera" and self.muvera != DEFAULT_SHAPE:
+            parts.append(self.muvera.label)
+        if self.datatype is not Datatype.FLOAT32:
+            parts.append(self.datatype.value)
+        if self.first_stage and self.candidates != ColBERT.candidates:
+            parts.append(str(self.candidates))
+        return ":".join(parts)
 
     @property
     def _tokens_field(self) -> str:
         return "colbert" if self.datatype is Datatype.FLOAT32 else f"colbert_{self.datatype.value}"
 
     @property
+    def _first_stage_field(self) -> str:
+        return "dense" if self.first_stage == "dense" else f"muvera_{self.muvera.label}"
+
+    @property
     def field_names(self) -> list[str]:
-        return ["dense", self._tokens_field] if self.first_stage else [self._tokens_field]
+        return [self._first_stage_field, self._tokens_field] if self.first_stage else [self._tokens_field]
 
     def fields(self, docs: Base) -> list[VectorField]:
         dim = narrow(docs[MULTI], MultiVectorEmbeddings).dim
         colbert = VectorField(self._tokens_field, MULTI, dim, distance="dot", datatype=self.datatype)
-        return (Dense().fields(docs) if self.first_stage else []) + [colbert]
+        if self.first_stage == "dense":
+            return [*Dense().fields(docs), colbert]
+        if self.first_stage == "muvera":
+            self.muvera.check_tokens(dim)
+            fde = VectorField(
+                self._first_stage_field, DENSE, self.muvera.dim, distance="dot", muvera=self.muvera.to_dict()
+            )
+            return [fde, colbert]
+        return [colbert]
+
+    def fields_in(self, schema: Schema) -> list[VectorField]:
+        fields = super().fields_in(schema)
+        if self.first_stage == "muvera" and fields[0].muvera != self.muvera.to_dict():
+            raise UnsupportedStrategyError(
+                f"field {fields[0].name!r} holds MUVERA encodings {fields[0].muvera}, not the "
+                f"{self.muvera.to_dict()} strategy {self.name!r} encodes queries with; index the "
+                "documents with this strategy into another collection"
+            )
+        return fields
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         fields = self.fields_in(schema)
         if not self.first_stage:
             return self._stage(fields[0], query, k)
-        dense, colbert = fields
-        return self._stage(colbert, query, k, (self._stage(dense, query, max(k, self.candidates)),))
+        first, colbert = fields
+        return self._stage(colbert, query, k, (self._stage(first, query, max(k, self.candidates)),))
 
 
 @dataclass(frozen=True)
@@ -397,7 +439,8 @@ STRATEGY_NAMES = [
     "bm25",
     "hybrid",
     "colbert[:float16|turbo8|turbo4]",
-    "colbert+dense[:float16|turbo8|turbo4]",
+    "colbert+dense[:float16|turbo8|turbo4][:candidates]",
+    "colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:float16|turbo8|turbo4][:candidates]",
     "keyword",
     "keyword-hybrid[:alpha]",
 ]
@@ -410,25 +453,17 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
     if not isinstance(spec, str):
         raise InvalidInputError(f"a strategy is a name or a Strategy, got {type(spec).__name__}")
     name, _, arg = spec.strip().lower().partition(":")
-    simple = {
+    simple: dict[str, type[Strategy]] = {
         "dense": Dense,
         "bm25": BM25,
         "hybrid": Hybrid,
-        "colbert": ColBERT,
-        "colbert+dense": lambda: ColBERT(first_stage="dense"),
         "keyword": Keyword,
         "keyword-hybrid": KeywordHybrid,
     }
     if name in simple and not arg:
         return simple[name]()
-    datatypes = [d.value for d in Datatype if d is not Datatype.FLOAT32]
-    if name in ("colbert", "colbert+dense") and arg in datatypes:
-        return ColBERT(first_stage="dense" if name == "colbert+dense" else None, datatype=Datatype(arg))
-    if name in ("colbert", "colbert+dense"):
-        raise UnsupportedStrategyError(
-            f"strategy {spec!r}: {name} keeps its token vectors as float32 (no suffix) or as one of "
-            f"{', '.join(datatypes)}, e.g. {name}:float16"
-        )
+    if name in FIRST_STAGES.values():
+        return _parse_colbert(spec, name, arg)
     if name == "int8" and arg in ("", "norescore"):
         return Quantized(Precision.INT8, rescore=not arg)
     if name == "binary" and arg in ("", "norescore", "hamming", "hamming:norescore"):
@@ -440,3 +475,47 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
     if name in ("matryoshka", "funnel"):
         raise UnsupportedStrategyError(f"strategy {spec!r}: {name} takes a whole number of dimensions, e.g. {name}:64")
     raise UnsupportedStrategyError(f"unknown strategy {spec!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+
+
+def _parse_colbert(spec: str, name: str, arg: str) -> ColBERT:
+    """colbert, colbert+dense or colbert+muvera, each part after a colon one of: a datatype, a
+    number of first-stage candidates, a MUVERA shape (colbert+muvera:k4p16r10:turbo4:50)."""
+    first_stage = next(stage for stage, spelled in FIRST_STAGES.items() if spelled == name)
+    datatypes = [d.value for d in Datatype if d is not Datatype.FLOAT32]
+    datatype: Datatype | None = None
+    candidates: int | None = None
+    shape: MuveraShape | None = None
+    for part in arg.split(":") if arg else []:
+        if part in datatypes and datatype is None:
+            datatype = Datatype(part)
+        elif part.isdigit() and first_stage and candidates is None:
+            candidates = int(part)
+        elif first_stage == "muvera" and SHAPE_LABEL.fullmatch(part) and shape is None:
+            shape = _named(spec, lambda: MuveraShape.from_label(part))
+        else:
+            forms = {
+                None: f"colbert or colbert:<datatype> ({', '.join(datatypes)}); colbert searches every document, "
+                "so it takes no candidate count (colbert+dense:50 does)",
+                "dense": f"colbert+dense[:<datatype>][:<candidates>], datatypes {', '.join(datatypes)}, "
+                "e.g. colbert+dense:turbo4:50",
+                "muvera": f"colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:<datatype>][:<candidates>], datatypes "
+                f"{', '.join(datatypes)}, e.g. colbert+muvera:k4p16r10:turbo4:50",
+            }[first_stage]
+            raise UnsupportedStrategyError(f"strategy {spec!r}: {part!r} is not understood; write {forms}")
+    return _named(
+        spec,
+        lambda: ColBERT(
+            first_stage=first_stage,
+            candidates=ColBERT.candidates if candidates is None else candidates,
+            datatype=datatype or Datatype.FLOAT32,
+            muvera=shape or DEFAULT_SHAPE,
+        ),
+    )
+
+
+def _named(spec: str, make: Callable[[], T]) -> T:
+    """make(), its bad-value errors prefixed with the strategy name they came from."""
+    try:
+        return make()
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"strategy {spec!r}: {exc}") from exc

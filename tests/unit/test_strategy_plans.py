@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
+from ragembed.muvera import MuveraShape
 from ragembed.stores.base import Fusion, KeywordSearch, Rescore, VectorSearch, check_plan
 from ragembed.stores.schema import Schema, VectorField
-from ragembed.strategies import parse_strategy
+from ragembed.strategies import ColBERT, derive, parse_strategy
 from ragembed.types import Datatype, DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
 
 DIM, K = 384, 10
@@ -57,6 +58,18 @@ EXPECTED = {
     "colbert+dense:float16": (
         ["dense", "colbert_float16"],
         ("vector", "colbert_float16", 10, (("vector", "dense", 100, ()),)),
+    ),
+    "colbert+dense:turbo4:50": (
+        ["dense", "colbert_turbo4"],
+        ("vector", "colbert_turbo4", 10, (("vector", "dense", 50, ()),)),
+    ),
+    "colbert+muvera": (
+        ["muvera_k5p16r20", "colbert"],
+        ("vector", "colbert", 10, (("vector", "muvera_k5p16r20", 100, ()),)),
+    ),
+    "colbert+muvera:k4p8r10:turbo4:30": (
+        ["muvera_k4p8r10", "colbert_turbo4"],
+        ("vector", "colbert_turbo4", 10, (("vector", "muvera_k4p8r10", 30, ()),)),
     ),
 }
 
@@ -109,6 +122,12 @@ def test_the_matryoshka_stage_searches_truncated_renormalised_vectors() -> None:
         ("funnel:sixty", UnsupportedStrategyError),
         ("binary:fast", UnsupportedStrategyError),
         ("colbert+dense:int4", UnsupportedStrategyError),
+        ("colbert:50", UnsupportedStrategyError),  # MaxSim over every document has no candidates
+        ("colbert+dense:k4p8r10", UnsupportedStrategyError),  # a MUVERA shape without MUVERA
+        ("colbert+dense:turbo4:turbo8", UnsupportedStrategyError),
+        ("colbert+muvera:k4p8", UnsupportedStrategyError),
+        ("colbert+muvera:k11p8r10", InvalidInputError),
+        ("colbert+dense:0", InvalidInputError),
         (42, InvalidInputError),
     ],
 )
@@ -118,13 +137,65 @@ def test_unknown_strategy_names_are_refused_with_the_names_there_are(spec: objec
     assert "strategy" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["colbert:float16", "colbert:turbo8", "colbert+dense:turbo4", "colbert+dense"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "colbert:float16",
+        "colbert:turbo8",
+        "colbert+dense:turbo4",
+        "colbert+dense",
+        "colbert+dense:50",
+        "colbert+muvera",
+        "colbert+muvera:float16",
+        "colbert+muvera:k4p16r10:turbo4:50",
+    ],
+)
 def test_colbert_datatypes_round_trip_and_keep_their_tokens_in_a_field_of_their_own(name: str) -> None:
     strategy = parse_strategy(name)
     assert parse_strategy(strategy.name) == strategy and strategy.name == name
     tokens = strategy.fields(base(2))[-1]
     assert tokens.kind is EmbeddingKind.MULTIVECTOR and tokens.datatype is strategy.datatype
     assert tokens.name == ("colbert" if tokens.datatype is Datatype.FLOAT32 else f"colbert_{tokens.datatype.value}")
+
+
+def test_colbert_names_are_canonical_whatever_order_their_parts_come_in() -> None:
+    strategy = parse_strategy("colbert+muvera:50:turbo4:k4p16r10")
+    assert strategy.name == "colbert+muvera:k4p16r10:turbo4:50"
+    assert (strategy.candidates, strategy.muvera.dim) == (50, 10 * 16 * 16)
+    assert parse_strategy("colbert+muvera:k5p16r20").name == "colbert+muvera"  # the default shape
+
+
+def test_the_muvera_stage_searches_the_query_encoding_of_the_same_tokens() -> None:
+    """Queries leave empty clusters empty, documents fill them with their nearest cluster's tokens
+    (MUVERA's asymmetry): for a one-token text, each repetition's one occupied cluster agrees."""
+    strategy = parse_strategy("colbert+muvera:k2p8r3")
+    docs = base(4)
+    fde, tokens = strategy.fields(docs)
+    assert (fde.kind, fde.source, fde.dim, fde.distance) == (EmbeddingKind.DENSE, EmbeddingKind.MULTIVECTOR, 96, "dot")
+    one_token = {EmbeddingKind.MULTIVECTOR: MultiVectorEmbeddings((docs[EmbeddingKind.MULTIVECTOR].vectors[0][:1],))}
+    plan = strategy.plan(one_token, Schema((fde, tokens)), K, "q")
+    first = plan.prefetch[0]
+    assert first.field == fde.name and first.query.dim == 96
+    as_query, as_document = first.query.data[0], derive(fde, one_token, for_query=False).data[0]
+    occupied = as_query != 0
+    assert occupied.sum() == 3 * 8  # one cluster of 8 projected dimensions per repetition
+    np.testing.assert_allclose(as_query[occupied], as_document[occupied], rtol=1e-5)
+    assert (as_document != 0).all()
+    assert strategy.needs == {EmbeddingKind.MULTIVECTOR}  # no dense embedder needed
+
+
+def test_a_muvera_field_keeps_its_shape_and_a_strategy_of_another_shape_is_refused() -> None:
+    fde, tokens = parse_strategy("colbert+muvera:k2p8r3").fields(base(2))
+    assert VectorField.from_dict(fde.to_dict()) == fde
+    other = ColBERT(first_stage="muvera", muvera=MuveraShape(2, 8, 3, seed=7))  # same name, other projections
+    with pytest.raises(UnsupportedStrategyError, match="holds MUVERA encodings"):
+        other.plan(base(1), Schema((fde, tokens)), K, "q")
+    with pytest.raises(InvalidInputError, match="MUVERA encodings k2p8r3 are float32 dense vectors of 96"):
+        VectorField("muvera_k2p8r3", EmbeddingKind.DENSE, 95, distance="dot", muvera=fde.muvera)
+    with pytest.raises(InvalidInputError, match="a MUVERA shape is a mapping"):
+        VectorField("muvera_k2p8r3", EmbeddingKind.DENSE, 96, distance="dot", muvera={"k_sim": 2})
+    with pytest.raises(InvalidInputError, match="dim_proj 256 exceeds the model's 128-dim token vectors"):
+        parse_strategy("colbert+muvera:k2p256r3").fields(base(2))
 
 
 def test_only_multivector_fields_take_a_datatype() -> None:

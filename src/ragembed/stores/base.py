@@ -216,7 +216,12 @@ class VectorStore(ABC):
                     f"{type(self).__name__} cannot keep field {f.name!r} as {f.datatype.value} (it keeps "
                     f"{', '.join(sorted(d.value for d in kept))} token vectors); "
                     + ("TurboQuant storage is Qdrant Edge's (QdrantEdgeStore), or " if turbo else "")
-                    + "choose a datatype this store keeps (strategy 'colbert+dense:float16' or plain 'colbert+dense')"
+                    + "choose a datatype this store keeps ("
+                    + " or ".join(
+                        f"strategy 'colbert+dense:{d.value}'" if d is not Datatype.FLOAT32 else "plain 'colbert+dense'"
+                        for d in sorted(kept, key=lambda d: d.bits)
+                    )
+                    + ")"
                 )
         current = self.schema
         if current is None:

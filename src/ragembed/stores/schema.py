@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ragembed.errors import InvalidInputError, SchemaMismatchError
+from ragembed.muvera import MuveraShape
 from ragembed.quantization import Int8Calibration
 from ragembed.types import Datatype, EmbeddingKind, Precision, parse_enum
 
 Distance = Literal["cosine", "dot"]
-# What a saved VectorField holds, beside `asymmetric` and `datatype` (absent from schemas saved
-# before they existed).
+# What a saved VectorField holds, beside `asymmetric`, `datatype` and `muvera` (absent from
+# schemas saved before they existed).
 FIELD_KEYS = ("name", "kind", "dim", "precision", "distance", "idf", "calibration")
 
 
@@ -40,6 +41,9 @@ class VectorField:
     datatype: multi-vector fields only; how the store keeps the token vectors (types.Datatype:
         float32, float16, or Qdrant's TurboQuant turbo8/turbo4). Stores declare the datatypes they
         keep (Capabilities.datatypes) and refuse the others.
+    muvera: a dense field of MUVERA encodings (muvera.MuveraShape.to_dict()): its vectors derive
+        from the multi-vector embeddings, not the dense ones (`source`); to the store it is a
+        plain float32 dense field with dot-product distance.
     """
 
     name: str
@@ -51,6 +55,7 @@ class VectorField:
     calibration: Mapping[str, Any] | None = None
     asymmetric: bool = False
     datatype: Datatype = Datatype.FLOAT32
+    muvera: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
@@ -71,6 +76,22 @@ class VectorField:
                 f"field {self.name!r}: only multi-vector fields take a datatype other than float32; "
                 "shrink a dense field with precision 'int8' or 'binary' instead"
             )
+        if self.muvera is not None:
+            self._check_muvera(MuveraShape.from_dict(self.muvera))
+
+    def _check_muvera(self, shape: MuveraShape) -> None:
+        layout = (self.kind, self.precision, self.distance, self.dim)
+        if layout != (EmbeddingKind.DENSE, Precision.FLOAT32, "dot", shape.dim):
+            raise InvalidInputError(
+                f"field {self.name!r}: MUVERA encodings {shape.label} are float32 dense vectors of "
+                f"{shape.dim} dimensions with distance 'dot', not {self.precision.value} {self.kind.value} "
+                f"of {self.dim} with {self.distance!r}"
+            )
+
+    @property
+    def source(self) -> EmbeddingKind:
+        """The kind of base embeddings this field's vectors derive from."""
+        return EmbeddingKind.MULTIVECTOR if self.muvera is not None else self.kind
 
     def int8_calibration(self) -> Int8Calibration:
         """The ranges an int8 field quantizes with (every int8 field has them: __post_init__)."""
@@ -79,9 +100,19 @@ class VectorField:
         return Int8Calibration.from_dict(self.calibration)
 
     def same_layout(self, other: VectorField) -> bool:
-        """Same name, kind, dimension, precision, distance, IDF, query encoding and datatype:
-        interchangeable."""
-        mine = (self.name, self.kind, self.dim, self.precision, self.distance, self.idf, self.asymmetric, self.datatype)
+        """Same name, kind, dimension, precision, distance, IDF, query encoding, datatype and
+        MUVERA shape: interchangeable."""
+        mine = (
+            self.name,
+            self.kind,
+            self.dim,
+            self.precision,
+            self.distance,
+            self.idf,
+            self.asymmetric,
+            self.datatype,
+            self.muvera,
+        )
         theirs = (
             other.name,
             other.kind,
@@ -91,6 +122,7 @@ class VectorField:
             other.idf,
             other.asymmetric,
             other.datatype,
+            other.muvera,
         )
         return mine == theirs
 
@@ -105,15 +137,19 @@ class VectorField:
             "calibration": dict(self.calibration) if self.calibration else None,
             "asymmetric": self.asymmetric,
             "datatype": self.datatype.value,
+            "muvera": dict(self.muvera) if self.muvera is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VectorField:
         # Schemas saved before `asymmetric` existed have no such key: their binary fields are Hamming;
-        # before `datatype`, every field was float32.
+        # before `datatype`, every field was float32; before `muvera`, none was an encoding.
         saved: dict[str, Any] = {k: data.get(k) for k in FIELD_KEYS}  # __post_init__ checks each
         return cls(
-            **saved, asymmetric=bool(data.get("asymmetric", False)), datatype=data.get("datatype") or Datatype.FLOAT32
+            **saved,
+            asymmetric=bool(data.get("asymmetric", False)),
+            datatype=data.get("datatype") or Datatype.FLOAT32,
+            muvera=data.get("muvera"),
         )
 
 
