@@ -17,15 +17,20 @@ PLAID the first 50 queries, its quality from one batched call over all 300); siz
 (allocated blocks, as `du` counts them): `tokens` the token vectors alone (the Edge field's vector
 storage, the PLAID folder, or the float32 matrices brute force holds in RAM), `index` all of the
 collection's segments (token vectors, the dense first stage's vectors and HNSW graph, payloads
-with the text), `wal` Qdrant's write-ahead log beside them; build: from embeddings to a
-searchable index.
+with the text), `first` the first stage's vectors and HNSW graph alone, `wal` Qdrant's
+write-ahead log beside them; build: from embeddings to a searchable index (MUVERA rows: with
+encoding the documents' tokens).
 
 Rows:
 - brute-force MaxSim: ragembed's MemoryStore `colbert` strategy (numpy, exact).
 - Edge `colbert`: Qdrant's MAX_SIM comparator over every document.
-- Edge `colbert+dense[:datatype]`: dense HNSW first stage (100 candidates, or the number the row
-  names), MaxSim rerank over tokens kept as float32, float16 (half floats), turbo8 or turbo4
-  (Qdrant's TurboQuant storage: 8 or 4 bits a dimension, no float copy), with pool factor 1, 2 or 3.
+- Edge `colbert+dense[:datatype][:candidates]`: dense HNSW first stage (100 candidates, or the
+  number the name ends with), MaxSim rerank over tokens kept as float32, float16 (half floats),
+  turbo8 or turbo4 (Qdrant's TurboQuant storage: 8 or 4 bits a dimension, no float copy), with
+  pool factor 1, 2 or 3.
+- Edge `colbert+muvera[:shape][:datatype][:candidates]`: the first stage is an HNSW index over
+  MUVERA encodings of the same ColBERT tokens (fastembed's; the default shape k5p16r20 is 10,240
+  dimensions, k4p16r10 2,560), instead of the dense model's vector.
 - PyLate PLAID (fast-plaid): 4-bit residual compression, centroid probing (PyLate's defaults).
 """
 
@@ -35,7 +40,7 @@ import argparse
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -44,7 +49,6 @@ import _bench
 from ragembed import ColBERTEmbedder, DenseEmbedder, MemoryStore, Retriever
 from ragembed.evaluation import load_beir
 from ragembed.stores.qdrant import QdrantEdgeStore
-from ragembed.strategies import ColBERT, Strategy, parse_strategy
 from ragembed.types import Hit
 
 LATENCY_QUERIES = 50  # PLAID's latency sample
@@ -56,18 +60,11 @@ class Config:
     strategy: str
     pool: int = 1
     store: str = "edge"  # or "memory" (brute force)
-    candidates: int = 100  # colbert+dense: the dense first stage's candidates that MaxSim reranks
 
     @property
     def system(self) -> str:
         where = "brute-force MaxSim (memory store)" if self.store == "memory" else "Qdrant Edge"
-        pool = f", pool {self.pool}" if self.pool > 1 else ""
-        candidates = f", {self.candidates} candidates" if self.candidates != Config.candidates else ""
-        return f"{where}: {self.strategy}{pool}{candidates}"
-
-    def searched(self) -> Strategy:
-        strategy = parse_strategy(self.strategy)
-        return replace(strategy, candidates=self.candidates) if isinstance(strategy, ColBERT) else strategy
+        return f"{where}: {self.strategy}" + (f", pool {self.pool}" if self.pool > 1 else "")
 
 
 CONFIGS = [
@@ -77,7 +74,9 @@ CONFIGS = [
     *(Config(f"colbert+dense:{d}", pool) for pool in (1, 2, 3) for d in ("float16", "turbo8", "turbo4")),
     Config("colbert:turbo4", 2),  # MaxSim over every document again, on the smallest tokens
     # fewer first-stage candidates: MaxSim over fewer documents' tokens, the cost that grows with them
-    *(Config(f"colbert+dense:{d}", candidates=n) for n in (50, 30) for d in ("turbo8", "turbo4")),
+    *(Config(f"colbert+dense:{d}:{n}") for n in (50, 30) for d in ("turbo8", "turbo4")),
+    # a MUVERA first stage over the same tokens instead of the dense model's vector
+    *(Config(f"colbert+muvera{shape}:turbo4{n}") for shape in ("", ":k4p16r10") for n in ("", ":50")),
 ]
 
 
@@ -85,10 +84,15 @@ def disk_bytes(paths) -> int:
     return sum(p.stat().st_blocks * 512 for root in paths for p in [root, *root.rglob("*")] if p.is_file())
 
 
-def edge_sizes(shard: Path, tokens_field: str) -> dict[str, float]:
+def edge_sizes(shard: Path, fields: list[str]) -> dict[str, float]:
+    """Sizes of a collection whose fields are [first stage, tokens] or [tokens]."""
     segments = list((shard / "segments").glob("*"))
+    first = fields[0] if len(fields) == 2 else None
     return {
-        "tokens_mb": disk_bytes(s / f"vector_storage-{tokens_field}" for s in segments) / MB,
+        "tokens_mb": disk_bytes(s / f"vector_storage-{fields[-1]}" for s in segments) / MB,
+        "first_mb": disk_bytes(s / f"vector_{part}-{first}" for s in segments for part in ("storage", "index")) / MB
+        if first
+        else 0.0,
         "index_mb": disk_bytes([shard / "segments"]) / MB,
         "wal_mb": disk_bytes([shard / "wal"]) / MB,
     }
@@ -98,18 +102,18 @@ def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tu
     folder = tmp / config.system.replace(" ", "_").replace(":", "_").replace(",", "")
     store = MemoryStore() if config.store == "memory" else QdrantEdgeStore(folder, "bench")
     colbert = colbert_of(config.pool)
-    retriever = Retriever(store, config.searched(), embedder=dense, multivector_embedder=colbert)
+    retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert)
     started = time.perf_counter()
     retriever.index(data.corpus)
     build_s = time.perf_counter() - started
     results, timing = _bench.timed_each(partial(retriever.search, k=10), [data.queries[q] for q in qids])
-    tokens_field = retriever.strategies[config.strategy].field_names[-1]
+    fields = retriever.strategies[config.strategy].field_names
     retriever.close()
     if config.store == "memory":
         tokens = sum(m.nbytes for m in colbert.embed_documents([d.text for d in data.corpus]).vectors) / MB
-        sizes = {"tokens_mb": tokens, "index_mb": tokens, "wal_mb": 0.0}  # float32 matrices in RAM
+        sizes = {"tokens_mb": tokens, "first_mb": 0.0, "index_mb": tokens, "wal_mb": 0.0}  # float32 in RAM
     else:
-        sizes = edge_sizes(folder / "bench" / "shard", tokens_field)
+        sizes = edge_sizes(folder / "bench" / "shard", fields)
         shutil.rmtree(folder, ignore_errors=True)
     row = {
         "system": config.system,
@@ -149,6 +153,7 @@ def plaid_row(data, qids, colbert, tmp: Path) -> tuple[dict, list]:
         "build_s": build_s,
         "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
         "tokens_mb": size,
+        "first_mb": 0.0,
         "index_mb": size,
         "wal_mb": 0.0,
         **timing,
@@ -197,6 +202,7 @@ def main() -> None:
                 ("p50_ms", "p50 ms", ".1f"),
                 ("p95_ms", "p95 ms", ".1f"),
                 ("tokens_mb", "tokens MB", ".1f"),
+                ("first_mb", "first stage MB", ".1f"),
                 ("index_mb", "index MB", ".1f"),
                 ("wal_mb", "wal MB", ".1f"),
                 ("build_s", "build s", ".1f"),

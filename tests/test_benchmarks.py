@@ -104,7 +104,7 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     pytest.importorskip("pylate")
     result = run_benchmark("multivector", tmp_path, "--data", str(small_beir))
     rows = {r["system"]: r for r in result["rows"]}
-    assert len(rows) == 18 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
+    assert len(rows) == 22 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
     exact = rows["brute-force MaxSim (memory store): colbert"]
     assert exact["recall@10"] == 1.0
     assert rows["Qdrant Edge: colbert"]["ndcg@10"] == pytest.approx(exact["ndcg@10"], abs=1e-4)
@@ -116,8 +116,12 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     pooled = rows["Qdrant Edge: colbert+dense:float16, pool 2"]
     assert pooled["tokens_mb"] < half["tokens_mb"]
     # MaxSim over fewer dense candidates finds at most the exact top 10 that more candidates find
-    fewer, more = rows["Qdrant Edge: colbert+dense:turbo4, 30 candidates"], rows["Qdrant Edge: colbert+dense:turbo4"]
+    fewer, more = rows["Qdrant Edge: colbert+dense:turbo4:30"], rows["Qdrant Edge: colbert+dense:turbo4"]
     assert fewer["recall@10"] <= more["recall@10"] + 0.02
+    # MUVERA's first stage: fixed-size encodings of the tokens, larger than the dense model's vector
+    muvera, small = rows["Qdrant Edge: colbert+muvera:turbo4"], rows["Qdrant Edge: colbert+muvera:k4p16r10:turbo4"]
+    assert muvera["first_mb"] > small["first_mb"] > more["first_mb"] > 0
+    assert min(muvera["recall@10"], small["recall@10"]) > 0.5
     assert all(r["index_mb"] >= r["tokens_mb"] > 0 and r["ndcg@10"] > 0 for r in rows.values())
 
 
