@@ -23,7 +23,11 @@ Names, as the CLI and `parse_strategy` take them:
   colbert          ColBERT MaxSim over every document
   colbert+dense    dense first stage, ColBERT MaxSim rescoring
                    (either with :float16, :turbo8 or :turbo4: the token vectors kept as half
-                   floats, or as Qdrant Edge's 8- or 4-bit TurboQuant codes)
+                   floats, or as Qdrant Edge's 8- or 4-bit TurboQuant codes; and a number of
+                   first-stage candidates, 100 unless named: colbert+dense:turbo4:50)
+  colbert+muvera   the same with a MUVERA first stage: fixed-size encodings of the ColBERT
+                   tokens themselves (no dense model); a shape after it, k5p16r20 unless named
+                   (colbert+muvera:k4p16r10:turbo4:50), see ragembed.muvera
   keyword          the engine's own BM25 over the stored text (Weaviate)
   keyword-hybrid   the engine's BM25 + dense, fused by the engine (Weaviate's hybrid; alpha 0.5,
                    or keyword-hybrid:0.7 for more weight on the vector side)
