@@ -74,6 +74,22 @@ def quantize_binary(embeddings: DenseEmbeddings) -> DenseEmbeddings:
     return DenseEmbeddings(np.packbits(embeddings.data > 0, axis=1), Precision.BINARY)
 
 
+def quantized_as_float(
+    vectors: np.ndarray, precision: Precision, calibration: Int8Calibration | None, keep_values: bool = False
+) -> np.ndarray:
+    """float32 vectors whose dot products equal the quantized scores, for scoring quantized vectors
+    with a float32 kernel (MaxSim over token vectors; engines without native quantization): int8,
+    the de-quantized codes; binary, +-1 per sign bit (so a dot product is dim - 2 * Hamming
+    distance), or the vectors themselves with keep_values (the query of asymmetric binary search)."""
+    if precision is Precision.INT8:
+        if calibration is None:
+            raise InvalidInputError("int8 scores need the field's calibration")
+        return dequantize_int8(quantize_int8(DenseEmbeddings(vectors), calibration).data, calibration)
+    if precision is Precision.BINARY and not keep_values:
+        return np.where(vectors > 0, 1.0, -1.0).astype(np.float32)
+    return vectors
+
+
 def hamming_similarity(query_bits: np.ndarray, doc_bits: np.ndarray) -> np.ndarray:
     """dim - 2 * Hamming distance: the dot product of the +-1 vectors the bits stand for."""
     diff = np.bitwise_xor(doc_bits, query_bits[None, :])

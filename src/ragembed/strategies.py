@@ -23,7 +23,9 @@ Names, as the CLI and `parse_strategy` take them:
   colbert          ColBERT MaxSim over every document
   colbert+dense    dense first stage, ColBERT MaxSim rescoring
                    (either with :float16, :turbo8 or :turbo4: the token vectors kept as half
-                   floats, or as Qdrant Edge's 8- or 4-bit TurboQuant codes; and a number of
+                   floats, or as Qdrant Edge's 8- or 4-bit TurboQuant codes; or with :int8 or
+                   :binary: a quantized index of the tokens beside their float32 originals,
+                   MaxSim on the codes, the best rescored with the originals; and a number of
                    first-stage candidates, 100 unless named: colbert+dense:turbo4:50)
   colbert+muvera   the same with a MUVERA first stage: fixed-size encodings of the ColBERT
                    tokens themselves (no dense model); a shape after it, k5p16r20 unless named
@@ -42,6 +44,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
+
+import numpy as np
 
 from ragembed.embedders.matryoshka import truncate
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
@@ -319,20 +323,43 @@ class ColBERT(Strategy):
     bytes, the same ranking to 3-4 digits); turbo8 / turbo4 (Qdrant Edge's TurboQuant: a quarter
     or an eighth of the bytes, lossy; docs/benchmarks.md section 4 measures each). Each datatype
     is its own field ("colbert", "colbert_float16", ...), so one collection can hold several.
+    precision: "int8" or "binary" keeps a quantized index of the tokens beside their float32
+    originals (Qdrant: the codes in RAM, the originals on disk; Weaviate: RQ / BQ): MaxSim on
+    the codes ranks the candidates, and the best `oversampling` x k of them are rescored with
+    the originals (default 4 for int8, 10 for binary). It replaces no tokens, so it excludes a
+    datatype other than float32. Binary keeps the query tokens' own values (asymmetric).
     """
 
     first_stage: str | None = None
     candidates: int = 100
     datatype: Datatype = Datatype.FLOAT32
     muvera: MuveraShape = DEFAULT_SHAPE
+    precision: Precision = Precision.FLOAT32
+    oversampling: float | None = None
 
     def __post_init__(self) -> None:
         if self.first_stage not in FIRST_STAGES:
             raise InvalidInputError(f"ColBERT first_stage must be None, 'dense' or 'muvera', got {self.first_stage!r}")
         check_positive("candidates", self.candidates, integer=True)
         object.__setattr__(self, "datatype", parse_enum(Datatype, self.datatype, "ColBERT datatype"))
+        object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "ColBERT precision"))
         if not isinstance(self.muvera, MuveraShape):
             raise InvalidInputError(f"ColBERT muvera must be a MuveraShape, got {type(self.muvera).__name__}")
+        if self.precision is not Precision.FLOAT32 and self.datatype is not Datatype.FLOAT32:
+            raise InvalidInputError(
+                f"ColBERT precision {self.precision.value!r} keeps float32 token vectors beside their codes, "
+                f"and datatype {self.datatype.value!r} replaces them: choose one"
+            )
+        if self.precision is Precision.FLOAT32:
+            if self.oversampling is not None:
+                raise InvalidInputError(
+                    "ColBERT oversampling applies to a quantized index (precision 'int8' or 'binary'); "
+                    "float32 tokens are scored exactly, so leave it out"
+                )
+            return
+        if self.oversampling is None:
+            object.__setattr__(self, "oversampling", 10.0 if self.precision is Precision.BINARY else 4.0)
+        check_positive("oversampling", self.oversampling)
 
     @property
     def needs(self) -> frozenset[EmbeddingKind]:  # type: ignore[override]
@@ -345,13 +372,16 @@ class ColBERT(Strategy):
             parts.append(self.muvera.label)
         if self.datatype is not Datatype.FLOAT32:
             parts.append(self.datatype.value)
+        if self.precision is not Precision.FLOAT32:
+            parts.append(self.precision.value)
         if self.first_stage and self.candidates != ColBERT.candidates:
             parts.append(str(self.candidates))
         return ":".join(parts)
 
     @property
     def _tokens_field(self) -> str:
-        return "colbert" if self.datatype is Datatype.FLOAT32 else f"colbert_{self.datatype.value}"
+        kept = self.precision.value if self.precision is not Precision.FLOAT32 else self.datatype.value
+        return "colbert" if kept == "float32" else f"colbert_{kept}"
 
     @property
     def _first_stage_field(self) -> str:
@@ -362,12 +392,24 @@ class ColBERT(Strategy):
         return [self._first_stage_field, self._tokens_field] if self.first_stage else [self._tokens_field]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        dim = narrow(docs[MULTI], MultiVectorEmbeddings).dim
-        colbert = VectorField(self._tokens_field, MULTI, dim, distance="dot", datatype=self.datatype)
+        tokens = narrow(docs[MULTI], MultiVectorEmbeddings)
+        calibration = None
+        if self.precision is Precision.INT8:  # one range per dimension, over every token of the first documents
+            calibration = Int8Calibration.fit(DenseEmbeddings(np.concatenate(tokens.vectors))).to_dict()
+        colbert = VectorField(
+            self._tokens_field,
+            MULTI,
+            tokens.dim,
+            self.precision,
+            distance="dot",
+            calibration=calibration,
+            asymmetric=self.precision is Precision.BINARY,
+            datatype=self.datatype,
+        )
         if self.first_stage == "dense":
             return [*Dense().fields(docs), colbert]
         if self.first_stage == "muvera":
-            self.muvera.check_tokens(dim)
+            self.muvera.check_tokens(tokens.dim)
             fde = VectorField(
                 self._first_stage_field, DENSE, self.muvera.dim, distance="dot", muvera=self.muvera.to_dict()
             )
@@ -385,11 +427,13 @@ class ColBERT(Strategy):
         return fields
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
-        fields = self.fields_in(schema)
-        if not self.first_stage:
-            return self._stage(fields[0], query, k)
-        first, colbert = fields
-        return self._stage(colbert, query, k, (self._stage(first, query, max(k, self.candidates)),))
+        *first, colbert = self.fields_in(schema)
+        prefetch = tuple(self._stage(f, query, max(k, self.candidates)) for f in first)
+        if self.precision is Precision.FLOAT32:
+            return self._stage(colbert, query, k, prefetch)
+        assert self.oversampling is not None  # __post_init__ sets the default
+        tokens = derive(colbert, query, for_query=True)
+        return Rescore(colbert.name, colbert.name, tokens, k, self.oversampling, prefetch)
 
 
 @dataclass(frozen=True)
@@ -442,9 +486,9 @@ STRATEGY_NAMES = [
     "funnel:<dim>",
     "bm25",
     "hybrid",
-    "colbert[:float16|turbo8|turbo4]",
-    "colbert+dense[:float16|turbo8|turbo4][:candidates]",
-    "colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:float16|turbo8|turbo4][:candidates]",
+    "colbert[:float16|turbo8|turbo4|int8|binary]",
+    "colbert+dense[:float16|turbo8|turbo4|int8|binary][:candidates]",
+    "colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:float16|turbo8|turbo4|int8|binary][:candidates]",
     "keyword",
     "keyword-hybrid[:alpha]",
 ]
@@ -482,37 +526,47 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
 
 
 def _parse_colbert(spec: str, name: str, arg: str) -> ColBERT:
-    """colbert, colbert+dense or colbert+muvera, each part after a colon one of: a datatype, a
-    number of first-stage candidates, a MUVERA shape (colbert+muvera:k4p16r10:turbo4:50)."""
+    """colbert, colbert+dense or colbert+muvera, each part after a colon one of: how the tokens
+    are kept (a datatype, or a precision: a quantized index beside float32 tokens), a number of
+    first-stage candidates, a MUVERA shape (colbert+muvera:k4p16r10:turbo4:50)."""
     first_stage = next(stage for stage, spelled in FIRST_STAGES.items() if spelled == name)
-    datatypes = [d.value for d in Datatype if d is not Datatype.FLOAT32]
-    datatype: Datatype | None = None
+    kept_as = [d.value for d in Datatype if d is not Datatype.FLOAT32] + [
+        p.value for p in Precision if p is not Precision.FLOAT32
+    ]
+    kept: str | None = None
     candidates: int | None = None
     shape: MuveraShape | None = None
     for part in arg.split(":") if arg else []:
-        if part in datatypes and datatype is None:
-            datatype = Datatype(part)
+        if part in kept_as and kept is not None:
+            raise UnsupportedStrategyError(
+                f"strategy {spec!r}: the token vectors are kept one way, {kept!r} or {part!r}; name one"
+            )
+        if part in kept_as:
+            kept = part
         elif part.isdigit() and first_stage and candidates is None:
             candidates = int(part)
         elif first_stage == "muvera" and SHAPE_LABEL.fullmatch(part) and shape is None:
             shape = _named(spec, lambda: MuveraShape.from_label(part))
         else:
+            one = f"one of {', '.join(kept_as)} (the token vectors as a datatype, or a quantized index beside them)"
             forms = {
-                None: f"colbert or colbert:<datatype> ({', '.join(datatypes)}); colbert searches every document, "
-                "so it takes no candidate count (colbert+dense:50 does)",
-                "dense": f"colbert+dense[:<datatype>][:<candidates>], datatypes {', '.join(datatypes)}, "
-                "e.g. colbert+dense:turbo4:50",
-                "muvera": f"colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:<datatype>][:<candidates>], datatypes "
-                f"{', '.join(datatypes)}, e.g. colbert+muvera:k4p16r10:turbo4:50",
+                None: f"colbert or colbert:<kept>, <kept> {one}; colbert searches every document, so it takes "
+                "no candidate count (colbert+dense:50 does)",
+                "dense": f"colbert+dense[:<kept>][:<candidates>], <kept> {one}, e.g. colbert+dense:turbo4:50",
+                "muvera": f"colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:<kept>][:<candidates>], <kept> {one}, "
+                "e.g. colbert+muvera:k4p16r10:turbo4:50",
             }[first_stage]
             raise UnsupportedStrategyError(f"strategy {spec!r}: {part!r} is not understood; write {forms}")
+    datatype = next((d for d in Datatype if d.value == kept), Datatype.FLOAT32)
+    precision = next((p for p in Precision if p.value == kept), Precision.FLOAT32)
     return _named(
         spec,
         lambda: ColBERT(
             first_stage=first_stage,
             candidates=ColBERT.candidates if candidates is None else candidates,
-            datatype=datatype or Datatype.FLOAT32,
+            datatype=datatype,
             muvera=shape or DEFAULT_SHAPE,
+            precision=precision,
         ),
     )
 

@@ -73,7 +73,13 @@ def qdrant_edge(tmp_path: Path) -> VectorStore:
     return QdrantEdgeStore(tmp_path / "edge", "contract")
 
 
-def qdrant_server(tmp_path: Path, fresh: bool = True, grpc: bool = False, shards: int | None = None) -> VectorStore:
+def qdrant_server(
+    tmp_path: Path,
+    fresh: bool = True,
+    grpc: bool = False,
+    shards: int | None = None,
+    indexing_threshold_kb: int | None = None,
+) -> VectorStore:
     from ragembed.stores.qdrant import QdrantStore
 
     url, grpc_port = qdrant_session_server()
@@ -85,6 +91,7 @@ def qdrant_server(tmp_path: Path, fresh: bool = True, grpc: bool = False, shards
         prefer_grpc=grpc,
         grpc_port=grpc_port,
         shard_number=shards,
+        indexing_threshold_kb=indexing_threshold_kb,
     )
     if fresh:
         store.drop()

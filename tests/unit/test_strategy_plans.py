@@ -10,7 +10,7 @@ from ragembed.muvera import MuveraShape
 from ragembed.stores.base import Fusion, KeywordSearch, Rescore, VectorSearch, check_plan
 from ragembed.stores.schema import Schema, VectorField
 from ragembed.strategies import ColBERT, derive, parse_strategy
-from ragembed.types import Datatype, DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, SparseEmbeddings
+from ragembed.types import Datatype, DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, Precision, SparseEmbeddings
 
 DIM, K = 384, 10
 RNG = np.random.default_rng(7)
@@ -37,7 +37,15 @@ def shape(plan: object) -> tuple:
     if isinstance(plan, KeywordSearch):
         return ("keyword", plan.text, plan.limit)
     if isinstance(plan, Rescore):
-        return ("rescore", plan.field, plan.candidates, "by", plan.original, plan.limit)
+        return (
+            "rescore",
+            plan.field,
+            plan.candidates,
+            "by",
+            plan.original,
+            plan.limit,
+            tuple(shape(p) for p in plan.prefetch),
+        )
     assert isinstance(plan, Fusion)
     return ("rrf", plan.limit, plan.weights, tuple(shape(p) for p in plan.prefetch))
 
@@ -45,10 +53,10 @@ def shape(plan: object) -> tuple:
 # name -> (fields stored, plan shape for k=10)
 EXPECTED = {
     "dense": (["dense"], ("vector", "dense", 10, ())),
-    "int8": (["dense", "dense_int8"], ("rescore", "dense_int8", 40, "by", "dense", 10)),
+    "int8": (["dense", "dense_int8"], ("rescore", "dense_int8", 40, "by", "dense", 10, ())),
     "int8:norescore": (["dense", "dense_int8"], ("vector", "dense_int8", 10, ())),
-    "binary": (["dense", "dense_binary_asym"], ("rescore", "dense_binary_asym", 100, "by", "dense", 10)),
-    "binary:hamming": (["dense", "dense_binary"], ("rescore", "dense_binary", 100, "by", "dense", 10)),
+    "binary": (["dense", "dense_binary_asym"], ("rescore", "dense_binary_asym", 100, "by", "dense", 10, ())),
+    "binary:hamming": (["dense", "dense_binary"], ("rescore", "dense_binary", 100, "by", "dense", 10, ())),
     "binary:norescore": (["dense", "dense_binary_asym"], ("vector", "dense_binary_asym", 10, ())),
     "matryoshka:64": (["dense", "dense_d64"], ("vector", "dense_d64", 10, ())),
     "funnel:64": (["dense", "dense_d64"], ("vector", "dense", 10, (("vector", "dense_d64", 100, ()),))),
@@ -62,6 +70,19 @@ EXPECTED = {
     "colbert+dense:turbo4:50": (
         ["dense", "colbert_turbo4"],
         ("vector", "colbert_turbo4", 10, (("vector", "dense", 50, ()),)),
+    ),
+    "colbert:int8": (["colbert_int8"], ("rescore", "colbert_int8", 40, "by", "colbert_int8", 10, ())),
+    "colbert+dense:int8": (
+        ["dense", "colbert_int8"],
+        ("rescore", "colbert_int8", 40, "by", "colbert_int8", 10, (("vector", "dense", 100, ()),)),
+    ),
+    "colbert+dense:binary:50": (
+        ["dense", "colbert_binary"],
+        ("rescore", "colbert_binary", 100, "by", "colbert_binary", 10, (("vector", "dense", 50, ()),)),
+    ),
+    "colbert+muvera:k4p8r10:int8:30": (
+        ["muvera_k4p8r10", "colbert_int8"],
+        ("rescore", "colbert_int8", 40, "by", "colbert_int8", 10, (("vector", "muvera_k4p8r10", 30, ()),)),
     ),
     "colbert+muvera": (
         ["muvera_k5p16r20", "colbert"],
@@ -125,6 +146,7 @@ def test_the_matryoshka_stage_searches_truncated_renormalised_vectors() -> None:
         ("colbert:50", UnsupportedStrategyError),  # MaxSim over every document has no candidates
         ("colbert+dense:k4p8r10", UnsupportedStrategyError),  # a MUVERA shape without MUVERA
         ("colbert+dense:turbo4:turbo8", UnsupportedStrategyError),
+        ("colbert+dense:turbo4:int8", UnsupportedStrategyError),  # tokens kept one way only
         ("colbert+muvera:k4p8", UnsupportedStrategyError),
         ("colbert+muvera:k11p8r10", InvalidInputError),
         ("colbert+dense:0", InvalidInputError),
@@ -148,6 +170,9 @@ def test_unknown_strategy_names_are_refused_with_the_names_there_are(spec: objec
         "colbert+muvera",
         "colbert+muvera:float16",
         "colbert+muvera:k4p16r10:turbo4:50",
+        "colbert:int8",
+        "colbert+dense:binary:30",
+        "colbert+muvera:k4p16r10:int8:50",
     ],
 )
 def test_colbert_datatypes_round_trip_and_keep_their_tokens_in_a_field_of_their_own(name: str) -> None:
@@ -155,7 +180,44 @@ def test_colbert_datatypes_round_trip_and_keep_their_tokens_in_a_field_of_their_
     assert parse_strategy(strategy.name) == strategy and strategy.name == name
     tokens = strategy.fields(base(2))[-1]
     assert tokens.kind is EmbeddingKind.MULTIVECTOR and tokens.datatype is strategy.datatype
-    assert tokens.name == ("colbert" if tokens.datatype is Datatype.FLOAT32 else f"colbert_{tokens.datatype.value}")
+    assert tokens.precision is strategy.precision
+    kept = strategy.precision if strategy.precision is not Precision.FLOAT32 else strategy.datatype
+    assert tokens.name == ("colbert" if kept.value == "float32" else f"colbert_{kept.value}")
+
+
+def test_quantized_colbert_tokens_keep_a_calibration_or_the_querys_values() -> None:
+    """int8 tokens: one range per dimension over every token of the first documents; binary:
+    the query tokens keep their values (asymmetric), as binary dense search does."""
+    docs = base(3)
+    int8 = parse_strategy("colbert+dense:int8").fields(docs)[-1]
+    tokens = np.concatenate(docs[EmbeddingKind.MULTIVECTOR].vectors)
+    np.testing.assert_allclose(int8.int8_calibration().lo, tokens.min(axis=0))
+    np.testing.assert_allclose(int8.int8_calibration().hi, tokens.max(axis=0))
+    binary = parse_strategy("colbert:binary").fields(docs)[-1]
+    assert binary.asymmetric and binary.calibration is None
+    query = docs[EmbeddingKind.MULTIVECTOR].vectors[0]
+    np.testing.assert_array_equal(binary.scored_as_float(query, query=True), query)
+    np.testing.assert_array_equal(binary.scored_as_float(query), np.where(query > 0, 1.0, -1.0))
+    assert ColBERT("dense", precision="binary", oversampling=2).oversampling == 2.0
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ColBERT("dense", datatype="turbo4", precision="int8"), "keeps float32 token vectors.*choose one"),
+        (lambda: ColBERT("dense", oversampling=4), "oversampling applies to a quantized index"),
+        (lambda: ColBERT("dense", precision="int8", oversampling=0), "oversampling must be a positive number"),
+        (lambda: ColBERT(precision="int4"), "precision 'int4' is not one of"),
+        (
+            lambda: VectorField("c", EmbeddingKind.MULTIVECTOR, 8, "binary", datatype="float16"),
+            "its datatype cannot be float16; choose one",
+        ),
+        (lambda: VectorField("b", EmbeddingKind.SPARSE, 0, "binary"), "only dense and multi-vector fields"),
+    ],
+)
+def test_a_quantized_index_beside_tokens_they_replace_is_refused(make, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        make()
 
 
 def test_colbert_names_are_canonical_whatever_order_their_parts_come_in() -> None:
@@ -260,6 +322,16 @@ def test_bad_rescore_steps_are_refused(plan, message: str) -> None:
     schema = Schema(tuple(parse_strategy("int8").fields(base(4))))
     with pytest.raises(InvalidInputError, match=message):
         check_plan(schema, plan(base(1)[EmbeddingKind.DENSE]))
+
+
+def test_a_quantized_multivector_field_is_rescored_by_its_own_tokens() -> None:
+    strategy = parse_strategy("colbert+dense:int8")
+    schema = Schema(tuple(strategy.fields(base(4))))
+    tokens = base(1)[EmbeddingKind.MULTIVECTOR]
+    with pytest.raises(InvalidInputError, match="keeps its own float32 token vectors: Rescore 'colbert_int8' with"):
+        check_plan(schema, Rescore("colbert_int8", "dense", tokens, 5, 4.0))
+    with pytest.raises(InvalidInputError, match="oversampling .* >= 1"):
+        check_plan(schema, Rescore("colbert_int8", "colbert_int8", tokens, 5, 0.5))
 
 
 def test_a_plan_with_two_query_vectors_or_another_dimension_is_refused() -> None:

@@ -6,8 +6,9 @@ engine does natively:
 
     VectorSearch(field, query, limit, prefetch=(...))  score on `field`; with prefetch, only the
                                                        union of the prefetch stages' results
-    Rescore(field, original, query, limit, oversampling)
-                                                       quantized search, then the candidates
+    Rescore(field, original, query, limit, oversampling, prefetch=(...))
+                                                       quantized search (with prefetch, of only
+                                                       their results), then the candidates
                                                        ranked again by their float32 originals
     Fusion(prefetch=(...), limit, rrf_k=60)            reciprocal rank fusion of the stages
     KeywordSearch(text, limit)                         the engine's own BM25 over document text
@@ -68,29 +69,30 @@ class VectorSearch:
 @dataclass(frozen=True, eq=False)
 class Rescore:
     """Quantized search with an exact second pass: the `candidates` (oversampling x limit) best
-    documents of the quantized field `field`, ranked again by their float32 vectors in its twin
-    `original`, with the same float32 query. Engines with native quantization keep the originals
-    beside the quantized index and rescore in one query; other stores run `as_stages()`."""
+    documents of the quantized field `field` (with prefetch, among the prefetch stages' results),
+    ranked again by their float32 vectors in `original`, with the same float32 query. A dense
+    field's originals are its float32 twin ("dense" for "dense_int8"); a quantized multi-vector
+    field keeps its own, so its `original` is the field itself. Engines with native quantization
+    keep the originals beside the quantized index and rescore in one query; other stores run
+    `as_stages()` (dense fields)."""
 
     field: str
     original: str
     query: Embeddings
     limit: int
     oversampling: float
+    prefetch: tuple[Plan, ...] = ()
 
     @property
     def candidates(self) -> int:
         return max(self.limit, round(self.limit * self.oversampling))
 
-    @property
-    def prefetch(self) -> tuple[Plan, ...]:
-        return ()
-
     def as_stages(self) -> VectorSearch:
-        """The same search as two stages: the quantized candidates, then the float32 ranking."""
-        return VectorSearch(
-            self.original, self.query, self.limit, prefetch=(VectorSearch(self.field, self.query, self.candidates),)
-        )
+        """The same search as two stages: the quantized candidates, then the float32 ranking
+        (for a dense field and its float32 twin; a multi-vector field is its own original)."""
+        assert self.original != self.field, "a field that keeps its own originals has no twin to rank by"
+        candidates = VectorSearch(self.field, self.query, self.candidates, self.prefetch)
+        return VectorSearch(self.original, self.query, self.limit, prefetch=(candidates,))
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,6 +225,14 @@ class VectorStore(ABC):
                     )
                     + ")"
                 )
+        if not self.capabilities.quantized_multivectors:
+            for f in wanted.fields:
+                if f.kind is EmbeddingKind.MULTIVECTOR and f.precision is not Precision.FLOAT32:
+                    raise UnsupportedStrategyError(
+                        f"{type(self).__name__} keeps no {f.precision.value} index beside the float32 token "
+                        f"vectors of field {f.name!r}; use 'colbert+dense' or 'colbert+dense:float16' here, or "
+                        "a store that does (the Qdrant server, Qdrant Edge qdrant-edge:PATH, Weaviate, memory)"
+                    )
         current = self.schema
         if current is None:
             self.check_writable()
@@ -380,14 +390,20 @@ def quantized_alone(plan: Plan, schema: Schema) -> str | None:
 
 def check_rescore(schema: Schema, plan: Rescore) -> None:
     quantized, original = schema[plan.field], schema[plan.original]
-    if quantized.precision is Precision.FLOAT32 or quantized.kind is not EmbeddingKind.DENSE:
+    if quantized.precision is Precision.FLOAT32:
         raise InvalidInputError(
             f"Rescore searches a quantized (int8 or binary) field; {plan.field!r} is "
             f"{quantized.precision.value} {quantized.kind.value}. Search it with a VectorSearch instead"
         )
-    if original.precision is not Precision.FLOAT32 or original.kind is not EmbeddingKind.DENSE:
+    if quantized.kind is EmbeddingKind.MULTIVECTOR:
+        if plan.original != plan.field:
+            raise InvalidInputError(
+                f"a quantized multi-vector field keeps its own float32 token vectors: Rescore {plan.field!r} "
+                f"with original={plan.field!r}, not {plan.original!r}"
+            )
+    elif original.precision is not Precision.FLOAT32 or original.kind is not EmbeddingKind.DENSE:
         raise InvalidInputError(f"Rescore ranks by a float32 dense field; {plan.original!r} is not one")
-    if original.dim != quantized.dim:
+    elif original.dim != quantized.dim:
         raise InvalidInputError(
             f"Rescore needs {plan.original!r} to be the float32 twin of {plan.field!r} (same dimension), "
             f"got {original.dim} and {quantized.dim}; for a smaller first stage, nest VectorSearch stages"

@@ -42,6 +42,8 @@ class Capabilities:
     asymmetric_binary: binary fields are scored with the query's own values against the
         documents' bits (else bits against bits, as Hamming search).
     datatypes: how it can keep multi-vector fields (types.Datatype).
+    quantized_multivectors: it keeps an int8/binary index of a multi-vector field beside the
+        float32 token vectors (MaxSim on the codes, the best candidates rescored with the originals).
     filter_keys: the metadata keys its filters can name."""
 
     kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
@@ -51,4 +53,5 @@ class Capabilities:
     quantized_without_rescore: bool = True
     asymmetric_binary: bool = True
     datatypes: frozenset[Datatype] = frozenset({Datatype.FLOAT32})
+    quantized_multivectors: bool = True
     filter_keys: FilterKeys = ANY_KEY

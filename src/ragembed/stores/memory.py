@@ -23,7 +23,10 @@ Scores (higher is better):
                  calibration (vectors arrive as float32; the store quantizes, as engines do)
   dense binary   dim - 2 * Hamming distance between sign bits (the dot of the +-1 vectors);
                  asymmetric fields: the float32 query's dot with the documents' +-1 vectors
-  multi-vector   MaxSim: sum over query tokens of the best dot with a document token
+  multi-vector   MaxSim: sum over query tokens of the best dot with a document token; an int8 or
+                 binary field scores it on its codes (de-quantized tokens, or +-1 per sign bit
+                 against the query's own values when asymmetric), and keeps its float32 tokens
+                 for the Rescore step
   sparse         dot, with query weights times IDF = ln(1 + (N - df + 0.5) / (df + 0.5)) when the
                  field has idf=True (Lucene's and Qdrant's formula; N, df over stored documents)
 """
@@ -252,12 +255,16 @@ class MemoryStore(VectorStore):
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)
         assert not isinstance(plan, KeywordSearch), plan  # check_capable refuses these: no keyword index
-        if isinstance(plan, Rescore):  # exact scores either way: the two stages it stands for
-            return self._run(plan.as_stages(), candidates)
         if plan.prefetch:
             pooled = [self._run(stage, candidates)[0] for stage in plan.prefetch]
             candidates = np.unique(np.concatenate(pooled)) if pooled else candidates
-        scores = self._score(self._require_schema()[plan.field], plan.query, candidates)
+        schema = self._require_schema()
+        if isinstance(plan, Rescore):  # the quantized field's best candidates, ranked by the originals
+            best = np.sort(
+                self._top(candidates, self._score(schema[plan.field], plan.query, candidates), plan.candidates)[0]
+            )
+            return self._top(best, self._score(schema[plan.original], plan.query, best, originals=True), plan.limit)
+        scores = self._score(schema[plan.field], plan.query, candidates)
         hit = np.isfinite(scores)  # -inf: a sparse vector sharing no term with the query (as Qdrant)
         return self._top(candidates[hit], scores[hit], plan.limit)
 
@@ -274,12 +281,17 @@ class MemoryStore(VectorStore):
         order = sorted(range(len(rows)), key=lambda i: (-scores[i], self._docs[rows[i]].id))[:limit]
         return rows[order].astype(np.int64), scores[order]
 
-    def _score(self, f: VectorField, query: Embeddings, rows: np.ndarray) -> np.ndarray:
+    def _score(self, f: VectorField, query: Embeddings, rows: np.ndarray, originals: bool = False) -> np.ndarray:
+        """Scores of `rows` (sorted, distinct); originals=True scores a quantized multi-vector
+        field's float32 tokens instead of its codes."""
         if len(rows) == 0:
             return np.zeros(0)
-        matrix = self._matrix(f)
         if isinstance(query, MultiVectorEmbeddings):
-            return self._maxsim(matrix, query.vectors[0], rows)
+            if f.precision is Precision.FLOAT32 or originals:
+                return self._maxsim(self._matrix(f), query.vectors[0], rows)
+            q = f.scored_as_float(query.vectors[0], query=True)
+            return self._maxsim(self._quantized_tokens(f), q, rows)
+        matrix = self._matrix(f)
         if isinstance(query, SparseEmbeddings):
             return self._sparse_scores(f, matrix, query, rows)
         q = query.data[0]
@@ -346,6 +358,16 @@ class MemoryStore(VectorStore):
                 built = self._sparse_matrix(rows)
             self._matrices[f.name] = built
         return self._matrices[f.name]
+
+    def _quantized_tokens(self, f: VectorField) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A quantized multi-vector field's tokens as the float32 vectors its codes stand for
+        (VectorField.scored_as_float), cached like `_matrix`."""
+        key = f"{f.name}\0codes"  # no field name holds a NUL
+        if key not in self._matrices:
+            tokens, starts, lengths = self._matrix(f)
+            self._matrices[key] = (f.scored_as_float(tokens), starts, lengths)
+        built: tuple[np.ndarray, np.ndarray, np.ndarray] = self._matrices[key]
+        return built
 
     @staticmethod
     def _sparse_matrix(rows: list[Any]) -> tuple[Any, dict[int, int]]:

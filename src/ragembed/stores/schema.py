@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from ragembed.errors import InvalidInputError, SchemaMismatchError
 from ragembed.muvera import MuveraShape
-from ragembed.quantization import Int8Calibration
+from ragembed.quantization import Int8Calibration, quantized_as_float
 from ragembed.types import Datatype, EmbeddingKind, Precision, parse_enum
 
 Distance = Literal["cosine", "dot"]
@@ -28,8 +30,12 @@ class VectorField:
 
     precision: how the store keeps and searches the field. Dense vectors always arrive as float32
         (documents and queries); an int8 or binary field is quantized by the store itself, the
-        way engines with native quantization (Qdrant, Weaviate) do it.
-    calibration: int8 ranges ({"lo": [...], "hi": [...]}) that int8 vectors were quantized with.
+        way engines with native quantization (Qdrant, Weaviate) do it. A quantized multi-vector
+        field keeps its float32 token vectors too (Qdrant: on disk, the codes in RAM): searches
+        score MaxSim on the codes and rescore the best candidates with the originals (a Rescore
+        plan whose original is the field itself; stores declare it: quantized_multivectors).
+    calibration: int8 ranges ({"lo": [...], "hi": [...]}) that int8 vectors (or tokens) were
+        quantized with.
     idf: sparse fields only; the store multiplies query weights by each term's inverse document
         frequency over the collection (Qdrant's Modifier.IDF), which turns BM25 vectors into BM25.
     asymmetric: binary fields only. The query keeps its values and is scored against the
@@ -67,8 +73,15 @@ class VectorField:
             raise InvalidInputError(f"field {self.name!r}: distance must be 'cosine' or 'dot', got {self.distance!r}")
         if self.precision is Precision.INT8 and self.calibration is None:
             raise InvalidInputError(f"int8 field {self.name!r} needs its calibration (lo/hi ranges)")
-        if self.precision is not Precision.FLOAT32 and self.kind is not EmbeddingKind.DENSE:
-            raise InvalidInputError(f"field {self.name!r}: only dense fields can be int8 or binary")
+        if self.precision is not Precision.FLOAT32 and self.kind is EmbeddingKind.SPARSE:
+            raise InvalidInputError(f"field {self.name!r}: only dense and multi-vector fields can be int8 or binary")
+        if self.precision is not Precision.FLOAT32 and self.datatype is not Datatype.FLOAT32:
+            raise InvalidInputError(
+                f"field {self.name!r}: a {self.precision.value} multi-vector field keeps a quantized index "
+                f"beside float32 token vectors, so its datatype cannot be {self.datatype.value}; choose one: "
+                f"precision {self.precision.value!r} (RAM: the codes; disk: float32 originals) or datatype "
+                f"{self.datatype.value!r} (the tokens themselves replaced)"
+            )
         if self.asymmetric and self.precision is not Precision.BINARY:
             raise InvalidInputError(f"field {self.name!r}: only binary fields can be asymmetric")
         if self.datatype is not Datatype.FLOAT32 and self.kind is not EmbeddingKind.MULTIVECTOR:
@@ -98,6 +111,15 @@ class VectorField:
         if self.calibration is None:
             raise InvalidInputError(f"field {self.name!r} is {self.precision.value}, not int8: it has no calibration")
         return Int8Calibration.from_dict(self.calibration)
+
+    def scored_as_float(self, vectors: np.ndarray, query: bool = False) -> np.ndarray:
+        """float32 vectors whose dot products equal this field's quantized scores (for float32
+        kernels: MaxSim on codes, engines without native quantization); the query of an
+        asymmetric binary field keeps its values. A float32 field's vectors are returned as given."""
+        if self.precision is Precision.FLOAT32:
+            return vectors
+        calibration = self.int8_calibration() if self.precision is Precision.INT8 else None
+        return quantized_as_float(vectors, self.precision, calibration, keep_values=query and self.asymmetric)
 
     def same_layout(self, other: VectorField) -> bool:
         """Same name, kind, dimension, precision, distance, IDF, query encoding, datatype and

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from ragembed.stores.base import Fusion, Plan, VectorSearch
+from ragembed.stores.base import Fusion, Plan, Rescore, VectorSearch
 from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
 from ragembed.types import Hit
 
@@ -106,7 +106,7 @@ def by_stage(
     if isinstance(plan, Fusion):
         rankings = yield from together([by_stage(stage, where, query, restrict) for stage in plan.prefetch])
         return reciprocal_rank_fusion(rankings, plan.limit, plan.rrf_k, plan.weights)
-    if not isinstance(plan, VectorSearch) or not plan.prefetch:  # one engine query (Rescore too)
+    if not isinstance(plan, (VectorSearch, Rescore)) or not plan.prefetch:  # one engine query
         return (yield from query(plan, where))
     candidates = yield from together([by_stage(stage, where, query, restrict) for stage in plan.prefetch])
     pool = sorted({h.id for stage in candidates for h in stage})

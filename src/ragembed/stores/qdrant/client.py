@@ -12,7 +12,10 @@ Mapping (one named vector per ragembed field, all in one collection):
                      de-quantized vectors, so rankings equal the memory store's, without the
                      memory saving
   multi-vector       named multivector with the MAX_SIM comparator, HNSW off (m=0): it is scored
-                     exactly, by full scan or as a rescoring stage, as Qdrant recommends
+                     exactly, by full scan or as a rescoring stage, as Qdrant recommends; an
+                     int8 / binary one (server only) adds the quantization to the token vectors,
+                     kept on disk, and its Rescore step is one query (prefetch + quantized
+                     MaxSim + rescoring of the best with the originals)
   sparse             sparse vector with Modifier.IDF when the field asks for IDF (BM25). Qdrant
                      computes that IDF from each shard's own documents, so a sharded collection
                      would rank differently from a single node: there ragembed keeps each
@@ -201,6 +204,7 @@ class QdrantStore(VectorStore):
             native_async=not self.local,
             native_quantization=not self.local,
             datatypes=frozenset({Datatype.FLOAT32, Datatype.FLOAT16}),
+            quantized_multivectors=not self.local,  # local mode stores one (client-side) form a field
             filter_keys=QDRANT_FILTER_KEYS,
         )
         self.location = url or path
@@ -406,31 +410,30 @@ class QdrantStore(VectorStore):
 
     def _vector_params(self, f: VectorField) -> models.VectorParams:
         layout = vector_layout(f, native_quantization=not self.local, vectors_on_disk=bool(self.vectors_on_disk))
-        distance = models.Distance.COSINE if layout.cosine else models.Distance.DOT
-        if layout.multivector:
-            return models.VectorParams(
-                size=layout.size,
-                distance=distance,
-                on_disk=layout.on_disk,
-                hnsw_config=models.HnswConfigDiff(m=0),
-                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
-                datatype=models.Datatype.FLOAT16 if layout.datatype is Datatype.FLOAT16 else None,
-            )
-        if layout.quantization is Precision.FLOAT32:
-            return models.VectorParams(size=layout.size, distance=distance, on_disk=layout.on_disk)
-        quantization = (
-            models.ScalarQuantization(
+        quantization = {
+            Precision.FLOAT32: None,
+            Precision.INT8: models.ScalarQuantization(
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
-            )
-            if layout.quantization is Precision.INT8
-            else models.BinaryQuantization(
+            ),
+            Precision.BINARY: models.BinaryQuantization(
                 binary=models.BinaryQuantizationConfig(
                     always_ram=True,
                     query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS if layout.query_8bit else None,
                 )
-            )
+            ),
+        }[layout.quantization]
+        multi = layout.multivector
+        return models.VectorParams(
+            size=layout.size,
+            distance=models.Distance.COSINE if layout.cosine else models.Distance.DOT,
+            on_disk=layout.on_disk,
+            quantization_config=quantization,
+            hnsw_config=models.HnswConfigDiff(m=0) if multi else None,
+            multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+            if multi
+            else None,
+            datatype=models.Datatype.FLOAT16 if layout.datatype is Datatype.FLOAT16 else None,
         )
-        return models.VectorParams(size=layout.size, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:

@@ -200,27 +200,24 @@ class QdrantEdgeStore(VectorStore):
 
     def _vector_params(self, f: VectorField) -> Any:
         layout = vector_layout(f, native_quantization=True, vectors_on_disk=self.vectors_on_disk)
-        distance = qe.Distance.Cosine if layout.cosine else qe.Distance.Dot
-        if layout.multivector:
-            return qe.EdgeVectorParams(
-                size=layout.size,
-                distance=distance,
-                on_disk=layout.on_disk,
-                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-                hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
-                datatype=EDGE_DATATYPES[layout.datatype],
-            )
-        if layout.quantization is Precision.FLOAT32:
-            return qe.EdgeVectorParams(size=layout.size, distance=distance, on_disk=layout.on_disk)
-        quantization = (
-            qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
-            if layout.quantization is Precision.INT8
-            else qe.BinaryQuantizationConfig(
+        quantization = {
+            Precision.FLOAT32: None,
+            Precision.INT8: qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True),
+            Precision.BINARY: qe.BinaryQuantizationConfig(
                 always_ram=True,
                 query_encoding=qe.BinaryQuantizationQueryEncoding.Scalar8Bits if layout.query_8bit else None,
-            )
+            ),
+        }[layout.quantization]
+        multi = layout.multivector
+        return qe.EdgeVectorParams(
+            size=layout.size,
+            distance=qe.Distance.Cosine if layout.cosine else qe.Distance.Dot,
+            on_disk=layout.on_disk,
+            quantization_config=quantization,
+            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if multi else None,
+            hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000) if multi else None,
+            datatype=EDGE_DATATYPES[layout.datatype] if multi else None,
         )
-        return qe.EdgeVectorParams(size=layout.size, distance=distance, on_disk=True, quantization_config=quantization)
 
     # --- writes -------------------------------------------------------------------------------
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:

@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.quantization import dequantize_int8, quantize_int8
 from ragembed.stores.base import Fusion, Plan, Rescore, VectorSearch
 from ragembed.stores.capabilities import FilterKeys
 from ragembed.stores.filters import Condition, Range
 from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
-    DenseEmbeddings,
     Document,
     EmbeddingKind,
     Embeddings,
@@ -119,7 +117,7 @@ class VectorLayout:
     # rescoring stage, as Qdrant recommends.
     multivector: bool
     # FLOAT32: plain HNSW. INT8 / BINARY: Qdrant's scalar or binary quantization kept in RAM, the
-    # float32 originals on disk.
+    # float32 originals on disk (a multi-vector field's token vectors too).
     quantization: Precision
     query_8bit: bool  # an asymmetric binary field: the query at 8 bits against 1-bit documents
     datatype: Datatype  # how the engine stores the (multi-vector) field's vectors themselves
@@ -131,8 +129,8 @@ class VectorLayout:
 
 def vector_layout(f: VectorField, native_quantization: bool, vectors_on_disk: bool = False) -> VectorLayout:
     """`f`'s layout; without native quantization (local mode) a quantized or float16 field is
-    stored as the float32 vectors of `client_side_vectors`."""
-    quantization = f.precision if native_quantization else Precision.FLOAT32  # only dense fields are quantized
+    stored as the float32 vectors of `VectorField.scored_as_float`."""
+    quantization = f.precision if native_quantization else Precision.FLOAT32
     return VectorLayout(
         on_disk=quantization is not Precision.FLOAT32 or vectors_on_disk,
         size=f.dim,
@@ -171,8 +169,11 @@ def query_of(plan: Plan, schema: Schema, native_quantization: bool) -> Query:
     if isinstance(plan, Rescore):
         if not native_quantization:  # no quantized index: the two stages, client-side quantized scores first
             return query_of(plan.as_stages(), schema, native_quantization)
+        # A multi-vector field's originals are its own; a dense field's twin holds the same vectors
+        # that Qdrant keeps on disk beside the quantized index, so one query on `field` does both.
         rescored = QuantizedSearch(rescore=True, oversampling=plan.candidates / plan.limit)
-        return Query(plan.field, plan.query, plan.limit, rescored, ())
+        prefetch = tuple(query_of(p, schema, native_quantization) for p in plan.prefetch)
+        return Query(plan.field, plan.query, plan.limit, rescored, prefetch)
     assert isinstance(plan, VectorSearch), plan
     quantized = schema[plan.field].precision is not Precision.FLOAT32 and native_quantization
     return Query(
@@ -192,28 +193,13 @@ def needs_stages(plan: Plan, sharded: bool) -> bool:
         no ties, while ragembed decides every tie by document id; its weighted RRF also stretches
         ranks (1 / (rank / w + k)) where ragembed's, like Elasticsearch's, scales scores (w / (k + rank));
       - on a sharded collection, a stage with candidate stages under it: Qdrant runs it on each
-        shard apart, each rescoring its own top candidates (a Rescore step is one search on the
-        quantized index, and is left to the engine)."""
+        shard apart, each rescoring its own top candidates (a Rescore step without prefetch is
+        one search on the quantized index, and is left to the engine)."""
     if isinstance(plan, Fusion):
         return True
-    if isinstance(plan, VectorSearch) and plan.prefetch and sharded:
+    if isinstance(plan, (VectorSearch, Rescore)) and plan.prefetch and sharded:
         return True
     return any(needs_stages(p, sharded) for p in plan.prefetch)
-
-
-def client_side_vectors(f: VectorField, dense: np.ndarray, query: bool = False) -> np.ndarray:
-    """For engines without native quantization (Qdrant local mode): vectors whose dot product
-    ranks exactly like the memory store's quantized scores. int8: the de-quantized codes; binary:
-    +-1 per sign bit (their dot product is dim - 2 * Hamming distance); the query of an
-    asymmetric binary field stays float32."""
-    if query and f.asymmetric:
-        return dense
-    if f.precision is Precision.INT8:
-        calibration = f.int8_calibration()
-        return dequantize_int8(quantize_int8(DenseEmbeddings(dense), calibration).data, calibration)
-    if f.precision is Precision.BINARY:
-        return np.where(dense > 0, 1.0, -1.0).astype(np.float32)
-    return dense
 
 
 def vector_values(
@@ -234,5 +220,5 @@ def vector_values(
         return tokens.tolist()
     data = emb.data[row : row + 1]
     if client_side_quantization:
-        data = client_side_vectors(f, data, query)
+        data = f.scored_as_float(data, query)
     return data[0].tolist()

@@ -8,7 +8,8 @@ with its first letter upper-cased, as Weaviate requires):
                            query's bits with the documents', so an asymmetric binary field is
                            searched like a Hamming one here (recall as `binary:hamming`)
   multi-vector (ColBERT)   named multi-vector, MaxSim (HNSW over token vectors), optionally
-                           MUVERA-encoded (one fixed-size vector per document, then MaxSim rescoring)
+                           MUVERA-encoded (one fixed-size vector per document, then MaxSim rescoring);
+                           an int8 / binary one adds RQ (or SQ) / BQ to its index, rescored
   sparse                   not stored: Weaviate has no user sparse vectors. Its own BM25 over the
                            text serves the `keyword` and `keyword-hybrid` strategies instead.
 Search plans: quantized-then-rescore is one Weaviate query (its compressed index rescored with
@@ -343,11 +344,6 @@ class WeaviateStore(VectorStore):
 
     def _vector_config(self, f: VectorField) -> Any:
         distance = VectorDistances.COSINE if f.distance == "cosine" else VectorDistances.DOT
-        if f.kind is EmbeddingKind.MULTIVECTOR:
-            encoding = Configure.VectorIndex.MultiVector.Encoding.muvera() if self.settings["muvera"] else None
-            return Configure.MultiVectors.self_provided(
-                name=f.name, encoding=encoding, vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance)
-            )
         quantizer = {
             Precision.FLOAT32: None,
             Precision.INT8: Configure.VectorIndex.Quantizer.rq(bits=8)
@@ -355,6 +351,13 @@ class WeaviateStore(VectorStore):
             else Configure.VectorIndex.Quantizer.sq(),
             Precision.BINARY: Configure.VectorIndex.Quantizer.bq(),
         }[f.precision]
+        if f.kind is EmbeddingKind.MULTIVECTOR:  # Weaviate indexes multi-vectors with HNSW only
+            encoding = Configure.VectorIndex.MultiVector.Encoding.muvera() if self.settings["muvera"] else None
+            return Configure.MultiVectors.self_provided(
+                name=f.name,
+                encoding=encoding,
+                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=distance, quantizer=quantizer),
+            )
         index = Configure.VectorIndex.flat if self.settings["index"] == "flat" else Configure.VectorIndex.hnsw
         return Configure.Vectors.self_provided(
             name=f.name, vector_index_config=index(distance_metric=distance, quantizer=quantizer)
@@ -520,13 +523,6 @@ class WeaviateStore(VectorStore):
             return (yield from self._fusion(plan, where, full))
         if isinstance(plan, KeywordSearch):
             return (yield from steps.with_ties(("bm25", plan.text, where, full), plan.limit))
-        if isinstance(plan, Rescore):
-            # The quantized index, rescored by Weaviate with the original vectors: ask it for
-            # the oversampled candidate count, keep the best `limit` of the rescored scores.
-            (candidates,) = yield [steps.Ask(("near", plan.field, plan.query, where, False), plan.candidates)]
-            return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
-        # (A quantized field searched alone is refused before here: Weaviate rescores its
-        # compressed index on every query, so it would silently come back rescored.)
         if plan.prefetch:
             stages = yield from steps.together([self._run(stage, where, full=False) for stage in plan.prefetch])
             pool = {h.id for stage in stages for h in stage}
@@ -534,6 +530,13 @@ class WeaviateStore(VectorStore):
                 return []
             only = Filter.by_id().contains_any([point_id(i) for i in sorted(pool)])
             where = only if where is None else Filter.all_of([where, only])
+        if isinstance(plan, Rescore):
+            # The quantized index, rescored by Weaviate with the original vectors: ask it for
+            # the oversampled candidate count, keep the best `limit` of the rescored scores.
+            (candidates,) = yield [steps.Ask(("near", plan.field, plan.query, where, False), plan.candidates)]
+            return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
+        # (A quantized field searched alone is refused before here: Weaviate rescores its
+        # compressed index on every query, so it would silently come back rescored.)
         return (yield from steps.with_ties(("near", plan.field, plan.query, where, full), plan.limit))
 
     def _fusion(self, plan: Fusion, where: Any, full: bool) -> steps.Steps[list[Hit]]:
