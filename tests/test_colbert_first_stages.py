@@ -175,20 +175,21 @@ def test_quantized_colbert_tokens_rank_by_their_codes_and_rescore_with_the_origi
 
 
 @pytest.mark.colbert
-def test_a_store_without_quantized_token_indexes_refuses_them_and_keeps_its_documents(
+def test_a_store_without_quantized_token_indexes_refuses_them_before_it_creates_anything(
     tmp_path, scifact_docs, dense_embedder, colbert_embedder
 ):
     """qdrant-client's local mode keeps one client-side form per field, so no codes beside
-    float32 tokens: it says so and names the stores that do, before writing anything."""
+    float32 tokens: it says so and names the stores that do, and the collection is not created."""
     store = QdrantStore("local", path=str(tmp_path / "local"))
-    r = Retriever(store, "colbert+dense", embedder=dense_embedder, multivector_embedder=colbert_embedder)
-    r.index(scifact_docs[:10])
     with pytest.raises(
         UnsupportedStrategyError,
         match="keeps no binary index beside the float32 token vectors of field 'colbert_binary'.*Qdrant Edge",
     ):
         Retriever(store, "colbert+dense:binary", embedder=dense_embedder, multivector_embedder=colbert_embedder).index(
-            scifact_docs[10:20]
+            scifact_docs[:10]
         )
-    assert store.count() == 10 and r.search(scifact_docs[4].metadata["title"], k=1)[0].id == scifact_docs[4].id
+    assert store.schema is None and store.count() == 0
+    r = Retriever(store, "colbert+dense", embedder=dense_embedder, multivector_embedder=colbert_embedder)
+    r.index(scifact_docs[:10])
+    assert r.search(scifact_docs[4].metadata["title"], k=1)[0].id == scifact_docs[4].id
     r.close()

@@ -351,6 +351,62 @@ def test_multivector_datatypes_keep_maxsim_or_are_refused(backend_name, datatype
         store.close()
 
 
+@pytest.mark.parametrize("precision", [Precision.INT8, Precision.BINARY])
+@pytest.mark.parametrize("backend_name", backend_params())
+def test_quantized_multivector_tokens_are_rescored_by_their_originals_or_refused(backend_name, precision, tmp_path):
+    """An int8 / binary index beside float32 tokens: when the rescoring step covers every
+    first-stage candidate, the ranking and scores are exact float32 MaxSim's; over the whole
+    collection, the codes' best 40 keep most of its top 10."""
+    backend = BACKENDS[backend_name]
+    name = f"colbert_{precision.value}"
+    calibration = (
+        Int8Calibration.fit(DenseEmbeddings(np.concatenate(MULTI))).to_dict() if precision is Precision.INT8 else None
+    )
+    field = VectorField(
+        name,
+        EmbeddingKind.MULTIVECTOR,
+        TOKEN_DIM,
+        precision,
+        "dot",
+        calibration=calibration,
+        asymmetric=precision is Precision.BINARY,
+    )
+    schema = Schema((SCHEMA["dense"], field))
+    store = backend.create(tmp_path)
+    try:
+        if not store.capabilities.quantized_multivectors:
+            with pytest.raises(UnsupportedStrategyError, match=f"keeps no {precision.value} index beside"):
+                store.ensure_schema(schema)
+            assert store.schema is None  # nothing was created
+            return
+        with warnings.catch_warnings():  # Weaviate's "BQ compares bits with bits": tested apart
+            warnings.simplefilter("ignore")
+            store.ensure_schema(schema)
+        store.upsert(DOCS, {"dense": DenseEmbeddings(DENSE), name: MultiVectorEmbeddings(tuple(MULTI))})
+        store.optimize()
+        if backend.reopen is not None:
+            store.close()
+            store = backend.reopen(tmp_path)
+        assert store.schema[name].precision is precision  # kept with the collection
+        found = 0
+        for seed in range(5):
+            q, qm = query_vector(seed), unit(np.random.default_rng(seed).normal(size=(4, TOKEN_DIM)))
+            tokens = MultiVectorEmbeddings((qm,))
+            first = VectorSearch("dense", DenseEmbeddings(q[None]), 25)
+            hits = store.search(Rescore(name, name, tokens, 10, oversampling=4.0, prefetch=(first,)))
+            candidates = [int(c[4:]) for c in ranked(dense_scores(q), 25)]
+            exact = maxsim_scores(qm, candidates)
+            assert ids(hits) == ranked(exact, 10)
+            assert [h.score for h in hits] == pytest.approx([exact[int(h.id[4:])] for h in hits], rel=1e-5)
+            everywhere = store.search(Rescore(name, name, tokens, 10, oversampling=4.0))
+            found += len(set(ids(everywhere)) & set(ranked(maxsim_scores(qm), 10)))
+        assert found / 50 >= 0.8, found
+    finally:
+        if backend.on_shared_server:
+            store.drop()
+        store.close()
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_sparse_with_idf(store, seed):
     needs_sparse(store)
