@@ -15,7 +15,9 @@ Columns: nDCG@10; recall@10 against exact MaxSim over the whole tokens (the brut
 p50/p95 ms, one query at a time, k=10, after one warm-up query (query embeddings cached; for
 PLAID the first 50 queries, its quality from one batched call over all 300); sizes in MB on disk
 (allocated blocks, as `du` counts them): `tokens` the token vectors alone (the Edge field's vector
-storage, the PLAID folder, or the float32 matrices brute force holds in RAM), `index` all of the
+storage, the PLAID folder, or the float32 matrices brute force holds in RAM), `codes` the part of
+`tokens` that is a quantized index (int8 / binary rows: Qdrant keeps it in RAM, the float32
+originals on disk, read only to rescore), `index` all of the
 collection's segments (token vectors, the dense first stage's vectors and HNSW graph, payloads
 with the text), `first` the first stage's vectors and HNSW graph alone, `wal` Qdrant's
 write-ahead log beside them; build: from embeddings to a searchable index (MUVERA rows: with
@@ -28,6 +30,9 @@ Rows:
   number the name ends with), MaxSim rerank over tokens kept as float32, float16 (half floats),
   turbo8 or turbo4 (Qdrant's TurboQuant storage: 8 or 4 bits a dimension, no float copy), with
   pool factor 1, 2 or 3.
+- Edge `colbert+dense:int8|binary[:candidates]`: the same first stage; MaxSim over Qdrant's scalar
+  int8 or binary quantization of the tokens ranks the candidates, the best 40 (int8) or 100 (binary)
+  are rescored with the float32 originals the field keeps on disk.
 - Edge `colbert+muvera[:shape][:datatype][:candidates]`: the first stage is an HNSW index over
   MUVERA encodings of the same ColBERT tokens (fastembed's; the default shape k5p16r20 is 10,240
   dimensions, k4p16r10 2,560), instead of the dense model's vector.
@@ -75,6 +80,9 @@ CONFIGS = [
     Config("colbert:turbo4", 2),  # MaxSim over every document again, on the smallest tokens
     # fewer first-stage candidates: MaxSim over fewer documents' tokens, the cost that grows with them
     *(Config(f"colbert+dense:{d}:{n}") for n in (50, 30) for d in ("turbo8", "turbo4")),
+    # a quantized index of the tokens beside their float32 originals (the codes in RAM, the
+    # originals on disk): MaxSim on the codes, the best 4 x k (int8) or 10 x k (binary) rescored
+    *(Config(f"colbert+dense:{p}{n}") for n in ("", ":50") for p in ("int8", "binary")),
     # a MUVERA first stage over the same tokens instead of the dense model's vector
     *(Config(f"colbert+muvera{shape}:turbo4{n}") for shape in ("", ":k4p16r10") for n in ("", ":50")),
 ]
@@ -88,8 +96,10 @@ def edge_sizes(shard: Path, fields: list[str]) -> dict[str, float]:
     """Sizes of a collection whose fields are [first stage, tokens] or [tokens]."""
     segments = list((shard / "segments").glob("*"))
     first = fields[0] if len(fields) == 2 else None
+    tokens = [s / f"vector_storage-{fields[-1]}" for s in segments]
     return {
-        "tokens_mb": disk_bytes(s / f"vector_storage-{fields[-1]}" for s in segments) / MB,
+        "tokens_mb": disk_bytes(tokens) / MB,
+        "codes_mb": disk_bytes(p for t in tokens for p in t.glob("quantized.*")) / MB,
         "first_mb": disk_bytes(s / f"vector_{part}-{first}" for s in segments for part in ("storage", "index")) / MB
         if first
         else 0.0,
@@ -111,7 +121,7 @@ def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tu
     retriever.close()
     if config.store == "memory":
         tokens = sum(m.nbytes for m in colbert.embed_documents([d.text for d in data.corpus]).vectors) / MB
-        sizes = {"tokens_mb": tokens, "first_mb": 0.0, "index_mb": tokens, "wal_mb": 0.0}  # float32 in RAM
+        sizes = {"tokens_mb": tokens, "codes_mb": 0.0, "first_mb": 0.0, "index_mb": tokens, "wal_mb": 0.0}
     else:
         sizes = edge_sizes(folder / "bench" / "shard", fields)
         shutil.rmtree(folder, ignore_errors=True)
@@ -153,6 +163,7 @@ def plaid_row(data, qids, colbert, tmp: Path) -> tuple[dict, list]:
         "build_s": build_s,
         "ndcg@10": _bench.ndcg_at_10(qids, results, data.qrels),
         "tokens_mb": size,
+        "codes_mb": 0.0,
         "first_mb": 0.0,
         "index_mb": size,
         "wal_mb": 0.0,
@@ -202,6 +213,7 @@ def main() -> None:
                 ("p50_ms", "p50 ms", ".1f"),
                 ("p95_ms", "p95 ms", ".1f"),
                 ("tokens_mb", "tokens MB", ".1f"),
+                ("codes_mb", "codes MB", ".1f"),
                 ("first_mb", "first stage MB", ".1f"),
                 ("index_mb", "index MB", ".1f"),
                 ("wal_mb", "wal MB", ".1f"),

@@ -104,7 +104,7 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     pytest.importorskip("pylate")
     result = run_benchmark("multivector", tmp_path, "--data", str(small_beir))
     rows = {r["system"]: r for r in result["rows"]}
-    assert len(rows) == 22 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
+    assert len(rows) == 26 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
     exact = rows["brute-force MaxSim (memory store): colbert"]
     assert exact["recall@10"] == 1.0
     assert rows["Qdrant Edge: colbert"]["ndcg@10"] == pytest.approx(exact["ndcg@10"], abs=1e-4)
@@ -118,6 +118,12 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     # MaxSim over fewer dense candidates finds at most the exact top 10 that more candidates find
     fewer, more = rows["Qdrant Edge: colbert+dense:turbo4:30"], rows["Qdrant Edge: colbert+dense:turbo4"]
     assert fewer["recall@10"] <= more["recall@10"] + 0.02
+    # a quantized index beside the float32 tokens: int8 codes a quarter of them, binary a 32nd
+    int8, binary = rows["Qdrant Edge: colbert+dense:int8"], rows["Qdrant Edge: colbert+dense:binary"]
+    assert whole["codes_mb"] == 0 and int8["tokens_mb"] > whole["tokens_mb"]
+    assert whole["tokens_mb"] / 8 < int8["codes_mb"] < whole["tokens_mb"] / 2
+    assert 0 < binary["codes_mb"] < int8["codes_mb"] / 4
+    assert min(int8["recall@10"], binary["recall@10"]) >= whole["recall@10"] - 0.05
     # MUVERA's first stage: fixed-size encodings of the tokens, larger than the dense model's vector
     muvera, small = rows["Qdrant Edge: colbert+muvera:turbo4"], rows["Qdrant Edge: colbert+muvera:k4p16r10:turbo4"]
     assert muvera["first_mb"] > small["first_mb"] > more["first_mb"] > 0
