@@ -2,7 +2,8 @@
 token vectors whole or pooled and kept as float32, float16 or TurboQuant codes, against PyLate's
 PLAID index (fast-plaid) and brute-force MaxSim.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/multivector.py [--model DIR] [--output runs/multivector.json]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/multivector.py [--model DIR] [--strategies NAME,...]
+        [--skip-plaid] [--output runs/multivector.json]
 
 Model: the bundled all-MiniLM-L6-v2 with PyLate's ColBERT head (untrained unless --model names
 a model made by `ragembed finetune colbert`); 128-dim token vectors (or --model's), documents up to 256
@@ -29,7 +30,8 @@ Rows:
 - Edge `colbert+dense[:datatype][:candidates]`: dense HNSW first stage (100 candidates, or the
   number the name ends with), MaxSim rerank over tokens kept as float32, float16 (half floats),
   turbo8 or turbo4 (Qdrant's TurboQuant storage: 8 or 4 bits a dimension, no float copy), with
-  pool factor 1, 2 or 3.
+  pool factor 1, 2 or 3; rows that say "no stop words" are made by ColBERTEmbedder(drop_stop_words=True):
+  the documents' English stop-word tokens left out too (PyLate leaves out punctuation in every row).
 - Edge `colbert+dense:int8|binary[:candidates]`: the same first stage; MaxSim over Qdrant's scalar
   int8 or binary quantization of the tokens ranks the candidates, the best 40 (int8) or 100 (binary)
   are rescored with the float32 originals the field keeps on disk.
@@ -65,11 +67,13 @@ class Config:
     strategy: str
     pool: int = 1
     store: str = "edge"  # or "memory" (brute force)
+    drop_stop_words: bool = False
 
     @property
     def system(self) -> str:
         where = "brute-force MaxSim (memory store)" if self.store == "memory" else "Qdrant Edge"
-        return f"{where}: {self.strategy}" + (f", pool {self.pool}" if self.pool > 1 else "")
+        pooled = f", pool {self.pool}" if self.pool > 1 else ""
+        return f"{where}: {self.strategy}{pooled}" + (", no stop words" if self.drop_stop_words else "")
 
 
 CONFIGS = [
@@ -83,6 +87,8 @@ CONFIGS = [
     # a quantized index of the tokens beside their float32 originals (the codes in RAM, the
     # originals on disk): MaxSim on the codes, the best 4 x k (int8) or 10 x k (binary) rescored
     *(Config(f"colbert+dense:{p}{n}") for n in ("", ":50") for p in ("int8", "binary")),
+    # fewer tokens without pooling: the documents' stop words left out
+    *(Config(f"colbert+dense:{d}", drop_stop_words=True) for d in ("float16", "turbo4", "turbo4:50")),
     # a MUVERA first stage over the same tokens instead of the dense model's vector
     *(Config(f"colbert+muvera{shape}:turbo4{n}") for shape in ("", ":k4p16r10") for n in ("", ":50")),
 ]
@@ -111,7 +117,7 @@ def edge_sizes(shard: Path, fields: list[str]) -> dict[str, float]:
 def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tuple[dict, list]:
     folder = tmp / config.system.replace(" ", "_").replace(":", "_").replace(",", "")
     store = MemoryStore() if config.store == "memory" else QdrantEdgeStore(folder, "bench")
-    colbert = colbert_of(config.pool)
+    colbert = colbert_of(config.pool, config.drop_stop_words)
     retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert)
     started = time.perf_counter()
     retriever.index(data.corpus)
@@ -176,16 +182,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(_bench.SCIFACT))
     parser.add_argument("--model", default=None, help="a PyLate model folder (default: bundled MiniLM + head)")
+    parser.add_argument(
+        "--strategies", default=None, help="comma-separated strategy names: only their rows (and the exact reference)"
+    )
+    parser.add_argument("--skip-plaid", action="store_true", help="leave out PyLate's PLAID row")
     parser.add_argument("--output", default="runs/multivector.json")
     args = parser.parse_args()
     data = load_beir(args.data, "test")
     qids = list(data.queries)
-    embedders: dict[int, ColBERTEmbedder] = {}
+    embedders: dict[tuple[int, bool], ColBERTEmbedder] = {}
 
-    def colbert_of(pool: int) -> ColBERTEmbedder:
-        if pool not in embedders:
-            embedders[pool] = ColBERTEmbedder(args.model, pool_factor=pool, show_progress=True)
-        return embedders[pool]
+    def colbert_of(pool: int, drop_stop_words: bool = False) -> ColBERTEmbedder:
+        if (pool, drop_stop_words) not in embedders:
+            embedders[pool, drop_stop_words] = ColBERTEmbedder(
+                args.model, pool_factor=pool, drop_stop_words=drop_stop_words, show_progress=True
+            )
+        return embedders[pool, drop_stop_words]
+
+    configs = CONFIGS
+    if args.strategies:
+        chosen = set(args.strategies.split(","))
+        configs = [CONFIGS[0], *(c for c in configs[1:] if c.strategy in chosen)]  # [0]: the exact reference
 
     dense = DenseEmbedder(show_progress=True)
     texts = [d.text for d in data.corpus]
@@ -193,12 +210,13 @@ def main() -> None:
     dense.embed_documents(texts)
     rows, exact = [], None
     with tempfile.TemporaryDirectory() as folder:
-        for config in CONFIGS:
+        for config in configs:
             row, results = ragembed_row(config, data, qids, colbert_of, dense, Path(folder))
             exact = exact or [[h.id for h in hits] for hits in results]  # the brute-force row comes first
             rows.append(row | {"recall@10": _bench.recall_vs([[h.id for h in r] for r in results], exact)})
-        row, results = plaid_row(data, qids, colbert_of(1), Path(folder))
-        rows.append(row | {"recall@10": _bench.recall_vs([[h.id for h in r] for r in results], exact)})
+        if not args.skip_plaid:
+            row, results = plaid_row(data, qids, colbert_of(1), Path(folder))
+            rows.append(row | {"recall@10": _bench.recall_vs([[h.id for h in r] for r in results], exact)})
     print(
         f"\nSciFact: {len(data.corpus)} documents, {len(qids)} queries, k=10, "
         f"ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}"

@@ -104,7 +104,7 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     pytest.importorskip("pylate")
     result = run_benchmark("multivector", tmp_path, "--data", str(small_beir))
     rows = {r["system"]: r for r in result["rows"]}
-    assert len(rows) == 26 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
+    assert len(rows) == 29 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
     exact = rows["brute-force MaxSim (memory store): colbert"]
     assert exact["recall@10"] == 1.0
     assert rows["Qdrant Edge: colbert"]["ndcg@10"] == pytest.approx(exact["ndcg@10"], abs=1e-4)
@@ -124,6 +124,10 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     assert whole["tokens_mb"] / 8 < int8["codes_mb"] < whole["tokens_mb"] / 2
     assert 0 < binary["codes_mb"] < int8["codes_mb"] / 4
     assert min(int8["recall@10"], binary["recall@10"]) >= whole["recall@10"] - 0.05
+    # the documents' stop words left out: fewer tokens than whole ones of the same datatype
+    no_stop_words = rows["Qdrant Edge: colbert+dense:float16, no stop words"]
+    assert pooled["tokens_mb"] < no_stop_words["tokens_mb"] < half["tokens_mb"]
+    assert no_stop_words["recall@10"] > 0.5
     # MUVERA's first stage: fixed-size encodings of the tokens, larger than the dense model's vector
     muvera, small = rows["Qdrant Edge: colbert+muvera:turbo4"], rows["Qdrant Edge: colbert+muvera:k4p16r10:turbo4"]
     assert muvera["first_mb"] > small["first_mb"] > more["first_mb"] > 0

@@ -46,13 +46,14 @@ def test_search_follows_the_collections_backend_and_refuses_another(tmp_path, sm
 
 
 @pytest.mark.colbert
-def test_search_pools_like_the_collection_it_opens(tmp_path):
-    """A collection indexed with pool_factor=2 records it in its manifest; the CLI's ColBERT
-    embedder follows the record instead of being refused for the default pool factor."""
+@pytest.mark.parametrize("made", [{"pool_factor": 2}, {"drop_stop_words": True}])
+def test_search_makes_tokens_like_the_collection_it_opens(tmp_path, made):
+    """A collection indexed with pool_factor=2 (or without stop words) records it in its manifest;
+    the CLI's ColBERT embedder follows the record instead of being refused for the default."""
     from ragembed import ColBERTEmbedder, Document, Retriever
 
     docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
-    with Retriever(f"memory:{tmp_path / 'idx'}", "colbert", multivector_embedder=ColBERTEmbedder(pool_factor=2)) as r:
+    with Retriever(f"memory:{tmp_path / 'idx'}", "colbert", multivector_embedder=ColBERTEmbedder(**made)) as r:
         r.index(docs)
     found = ragembed("search", "energy", "--store", "memory:./idx", "--strategy", "colbert", "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr

@@ -145,6 +145,40 @@ def test_colbert_token_vectors_and_pooling(colbert_embedder):
 
 
 @pytest.mark.colbert
+def test_dropping_stop_words_leaves_out_their_document_tokens_only(colbert_embedder):
+    from ragembed import ColBERTEmbedder
+
+    text = "The mitochondria are the powerhouse of the cell, and they make ATP."
+    whole = colbert_embedder.embed_documents([text]).vectors[0]
+    dropper = ColBERTEmbedder(drop_stop_words=True, cache=False)
+    fewer = dropper.embed_documents([text]).vectors[0]
+    # the, are, the, of, the, and, they: seven tokens fewer (punctuation is left out either way)
+    assert fewer.shape[0] == whole.shape[0] - 7
+    # the rest are the same vectors (the words still shape them through attention): only left out
+    assert np.abs(fewer @ whole.T).max(axis=1) == pytest.approx(1.0, abs=1e-4)
+    query = "what are the powerhouses of the cell?"
+    np.testing.assert_allclose(
+        dropper.embed_queries([query]).vectors[0], colbert_embedder.embed_queries([query]).vectors[0], atol=1e-5
+    )
+    assert dropper.identity != colbert_embedder.identity  # cached apart from the whole tokens
+    assert dropper.encoder_state()["drop_stop_words"] is True
+
+
+@pytest.mark.colbert
+def test_a_collection_without_stop_words_refuses_an_embedder_that_keeps_them(colbert_embedder):
+    from ragembed import ColBERTEmbedder, Document, MemoryStore, Retriever
+
+    store = MemoryStore()
+    docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
+    dropper = ColBERTEmbedder(drop_stop_words=True)
+    Retriever(store, "colbert", multivector_embedder=dropper).index(docs)
+    with pytest.raises(InvalidInputError, match="drop_stop_words=True.*ColBERTEmbedder\\(drop_stop_words=True\\)"):
+        Retriever(store, "colbert", multivector_embedder=colbert_embedder)
+    assert store.count() == 2  # nothing lost
+    assert Retriever(store, "colbert", multivector_embedder=dropper).search("energy", k=1)[0].id == "a"
+
+
+@pytest.mark.colbert
 def test_a_pooled_collection_refuses_an_embedder_with_another_pool_factor(colbert_embedder):
     from ragembed import ColBERTEmbedder, Document, MemoryStore, Retriever
 

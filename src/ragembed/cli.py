@@ -206,8 +206,14 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
     if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
         from ragembed.embedders.colbert import ColBERTEmbedder
 
-        pooled = states.get(EmbeddingKind.MULTIVECTOR, {}).get("pool_factor", 1)
-        colbert = ColBERTEmbedder(colbert_model, pool_factor=pooled, show_progress=True, **colbert_backend)
+        recorded = states.get(EmbeddingKind.MULTIVECTOR, {})  # how the collection's tokens were made
+        colbert = ColBERTEmbedder(
+            colbert_model,
+            pool_factor=recorded.get("pool_factor", 1),
+            drop_stop_words=recorded.get("drop_stop_words", False),
+            show_progress=True,
+            **colbert_backend,
+        )
     return Retriever(store, strategies, show_progress=True, embedder=dense, multivector_embedder=colbert)
 
 

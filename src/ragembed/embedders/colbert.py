@@ -38,10 +38,15 @@ class ColBERTEmbedder(Embedder):
     corpus encodes nothing again. A collection remembers the factor its documents were pooled
     with and refuses an embedder with another one (its new documents would not match).
 
+    PyLate leaves punctuation tokens out of documents (its skiplist); drop_stop_words=True also
+    leaves out English stop words (scikit-learn's list, those the tokenizer holds as one token),
+    so documents store fewer vectors; queries keep theirs. A collection remembers this too.
+
     Args:
         model: a PyLate ColBERT model (hub name or folder), or a sentence-transformers model that
             PyLate turns into one (default: the bundled all-MiniLM-L6-v2 with a 128-dim head).
         pool_factor: see above (1: no pooling).
+        drop_stop_words: see above (default False: only punctuation is left out).
         batch_size: texts per forward pass.
         seed: seeds the projection head PyLate adds to a plain model, so its vectors repeat.
         device: "cpu", "cuda", ...
@@ -58,6 +63,7 @@ class ColBERTEmbedder(Embedder):
         model: str | None = None,
         *,
         pool_factor: int = 1,
+        drop_stop_words: bool = False,
         batch_size: int = 32,
         seed: int = 0,
         device: str | None = None,
@@ -84,6 +90,9 @@ class ColBERTEmbedder(Embedder):
         except Exception as exc:
             raise load_error(self.model_name, exc) from exc
         self.pool_factor, self.batch_size, self.seed = pool_factor, batch_size, seed
+        self.drop_stop_words = drop_stop_words
+        if drop_stop_words:
+            self._skip_stop_words()
         self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
         # PyLate may add its [Q]/[D] marker tokens to the vocabulary, so its transformer gets its
         # own export, never the dense model's.
@@ -92,7 +101,7 @@ class ColBERTEmbedder(Embedder):
     def __repr__(self) -> str:
         return (
             f"ColBERTEmbedder(model={self.model_name!r}, dim={self.dim}, pool_factor={self.pool_factor}, "
-            f"backend={self.runtime.backend!r})"
+            f"drop_stop_words={self.drop_stop_words}, backend={self.runtime.backend!r})"
         )
 
     @property
@@ -103,10 +112,17 @@ class ColBERTEmbedder(Embedder):
     def identity(self) -> str:
         # What the cache holds: the whole (unpooled) tokens. "pool=1" keeps the key of the
         # caches written when pooling ran inside the model.
-        return f"colbert|{self._fingerprint}|seed={self.seed}|pool=1" + self.runtime.identity
+        skipped = "|stop-words=dropped" if self.drop_stop_words else ""
+        return f"colbert|{self._fingerprint}|seed={self.seed}|pool=1{skipped}" + self.runtime.identity
 
     def encoder_state(self) -> dict[str, Any]:
-        return {"model": self.model_name, "seed": self.seed, "pool_factor": self.pool_factor, **self.runtime.state()}
+        return {
+            "model": self.model_name,
+            "seed": self.seed,
+            "pool_factor": self.pool_factor,
+            "drop_stop_words": self.drop_stop_words,
+            **self.runtime.state(),
+        }
 
     def restored(self, state: Mapping[str, Any]) -> ColBERTEmbedder:
         check_same_model(state, self.model_name, "ColBERTEmbedder")
@@ -118,7 +134,24 @@ class ColBERTEmbedder(Embedder):
                 f"ColBERTEmbedder pools with {self.pool_factor}: documents added now would not match "
                 f"them; use ColBERTEmbedder(pool_factor={pooled}), or index into a new collection"
             )
+        dropped = state.get("drop_stop_words", False)  # collections indexed before it was recorded: kept
+        if dropped != self.drop_stop_words:
+            raise EncoderMismatchError(
+                f"this collection's documents were indexed with drop_stop_words={dropped}, and this "
+                f"ColBERTEmbedder has drop_stop_words={self.drop_stop_words}: documents added now would "
+                f"not match them; use ColBERTEmbedder(drop_stop_words={dropped}), or index into a new collection"
+            )
         return self
+
+    def _skip_stop_words(self) -> None:
+        """Add the stop words the tokenizer holds whole to PyLate's skiplist (the token ids its
+        document encoding leaves out); a word split into pieces has no one id to skip."""
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        vocabulary: dict[str, int] = self.model.tokenizer.get_vocab()
+        words = sorted(w for w in ENGLISH_STOP_WORDS if w in vocabulary)
+        self.model.skiplist_words = list(self.model.skiplist_words or ()) + words
+        self.model.skiplist = list(self.model.skiplist) + [vocabulary[w] for w in words]
 
     def embed(self, texts: Sequence[str], role: Role) -> MultiVectorEmbeddings:
         tokens = narrow(super().embed(texts, role), MultiVectorEmbeddings)
