@@ -17,6 +17,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT = REPO / "data/scifact"
+MB = 2**20
+
+
+def disk_bytes(paths: Iterable[Path]) -> int:
+    """Bytes the files under `paths` occupy on disk (allocated blocks, as `du` counts them)."""
+    return sum(p.stat().st_blocks * 512 for root in paths for p in [root, *root.rglob("*")] if p.is_file())
 
 
 def percentile(values: Sequence[float], q: int) -> float:

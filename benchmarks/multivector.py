@@ -59,7 +59,6 @@ from ragembed.stores.qdrant import QdrantEdgeStore
 from ragembed.types import Hit
 
 LATENCY_QUERIES = 50  # PLAID's latency sample
-MB = 2**20
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,10 @@ CONFIGS = [
     *(Config(f"colbert+dense:{p}{n}") for n in ("", ":50") for p in ("int8", "binary")),
     # fewer tokens without pooling: the documents' stop words left out
     *(Config(f"colbert+dense:{d}", drop_stop_words=True) for d in ("float16", "turbo4", "turbo4:50")),
+    *(Config(f"colbert+dense:{d}", 2, drop_stop_words=True) for d in ("float16", "turbo4")),  # and pooled
     # a MUVERA first stage over the same tokens instead of the dense model's vector
     *(Config(f"colbert+muvera{shape}:turbo4{n}") for shape in ("", ":k4p16r10") for n in ("", ":50")),
 ]
-
-
-def disk_bytes(paths) -> int:
-    return sum(p.stat().st_blocks * 512 for root in paths for p in [root, *root.rglob("*")] if p.is_file())
 
 
 def edge_sizes(shard: Path, fields: list[str]) -> dict[str, float]:
@@ -104,13 +100,14 @@ def edge_sizes(shard: Path, fields: list[str]) -> dict[str, float]:
     first = fields[0] if len(fields) == 2 else None
     tokens = [s / f"vector_storage-{fields[-1]}" for s in segments]
     return {
-        "tokens_mb": disk_bytes(tokens) / MB,
-        "codes_mb": disk_bytes(p for t in tokens for p in t.glob("quantized.*")) / MB,
-        "first_mb": disk_bytes(s / f"vector_{part}-{first}" for s in segments for part in ("storage", "index")) / MB
+        "tokens_mb": _bench.disk_bytes(tokens) / _bench.MB,
+        "codes_mb": _bench.disk_bytes(p for t in tokens for p in t.glob("quantized.*")) / _bench.MB,
+        "first_mb": _bench.disk_bytes(s / f"vector_{part}-{first}" for s in segments for part in ("storage", "index"))
+        / _bench.MB
         if first
         else 0.0,
-        "index_mb": disk_bytes([shard / "segments"]) / MB,
-        "wal_mb": disk_bytes([shard / "wal"]) / MB,
+        "index_mb": _bench.disk_bytes([shard / "segments"]) / _bench.MB,
+        "wal_mb": _bench.disk_bytes([shard / "wal"]) / _bench.MB,
     }
 
 
@@ -126,7 +123,7 @@ def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tu
     fields = retriever.strategies[config.strategy].field_names
     retriever.close()
     if config.store == "memory":
-        tokens = sum(m.nbytes for m in colbert.embed_documents([d.text for d in data.corpus]).vectors) / MB
+        tokens = sum(m.nbytes for m in colbert.embed_documents([d.text for d in data.corpus]).vectors) / _bench.MB
         sizes = {"tokens_mb": tokens, "codes_mb": 0.0, "first_mb": 0.0, "index_mb": tokens, "wal_mb": 0.0}
     else:
         sizes = edge_sizes(folder / "bench" / "shard", fields)
@@ -160,7 +157,7 @@ def plaid_row(data, qids, colbert, tmp: Path) -> tuple[dict, list]:
         lambda q: searcher.retrieve(queries_embeddings=[q], k=10), list(query_vectors)[:LATENCY_QUERIES]
     )
     results = [[Hit(str(r["id"]), float(r["score"])) for r in top] for top in found]
-    size = disk_bytes([tmp / "plaid"]) / MB
+    size = _bench.disk_bytes([tmp / "plaid"]) / _bench.MB
     shutil.rmtree(tmp / "plaid", ignore_errors=True)
     row = {
         "system": "PyLate PLAID (fast-plaid, 4-bit)",

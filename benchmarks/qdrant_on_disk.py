@@ -26,12 +26,10 @@ from ragembed import DenseEmbeddings, Document, Schema, VectorField, VectorSearc
 from ragembed.stores.qdrant import QdrantStore
 from ragembed.types import EmbeddingKind
 
-MB = 2**20
-
 
 def proc_memory(pid: int) -> dict[str, float]:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {key: int(fields[key].split()[0]) * 1024 / MB for key in ("RssAnon", "RssFile")}
+    return {key: int(fields[key].split()[0]) * 1024 / _bench.MB for key in ("RssAnon", "RssFile")}
 
 
 def one_setting(on_disk: bool, vectors: np.ndarray, queries: np.ndarray, folder: Path) -> dict:
@@ -88,7 +86,9 @@ def main() -> None:
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [one_setting(on_disk, vectors, queries, Path(tmp) / str(on_disk)) for on_disk in (False, True)]
-    resident = {key: (rows[0][key] - rows[1][key]) * MB / args.docs for key in ("rss_file_indexed_mb", "rss_file_mb")}
+    resident = {
+        key: (rows[0][key] - rows[1][key]) * _bench.MB / args.docs for key in ("rss_file_indexed_mb", "rss_file_mb")
+    }
     print(f"\nQdrant server, {args.docs:,} float32 vectors of {args.dim} dims, k=10, {_bench.machine()}")
     print(
         _bench.table(

@@ -104,7 +104,7 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     pytest.importorskip("pylate")
     result = run_benchmark("multivector", tmp_path, "--data", str(small_beir))
     rows = {r["system"]: r for r in result["rows"]}
-    assert len(rows) == 29 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
+    assert len(rows) == 31 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
     exact = rows["brute-force MaxSim (memory store): colbert"]
     assert exact["recall@10"] == 1.0
     assert rows["Qdrant Edge: colbert"]["ndcg@10"] == pytest.approx(exact["ndcg@10"], abs=1e-4)
@@ -128,11 +128,44 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     no_stop_words = rows["Qdrant Edge: colbert+dense:float16, no stop words"]
     assert pooled["tokens_mb"] < no_stop_words["tokens_mb"] < half["tokens_mb"]
     assert no_stop_words["recall@10"] > 0.5
+    both = rows["Qdrant Edge: colbert+dense:float16, pool 2, no stop words"]
+    assert both["tokens_mb"] < min(pooled["tokens_mb"], no_stop_words["tokens_mb"])
     # MUVERA's first stage: fixed-size encodings of the tokens, larger than the dense model's vector
     muvera, small = rows["Qdrant Edge: colbert+muvera:turbo4"], rows["Qdrant Edge: colbert+muvera:k4p16r10:turbo4"]
     assert muvera["first_mb"] > small["first_mb"] > more["first_mb"] > 0
     assert min(muvera["recall@10"], small["recall@10"]) > 0.5
     assert all(r["index_mb"] >= r["tokens_mb"] > 0 and r["ndcg@10"] > 0 for r in rows.values())
+
+
+@pytest.mark.colbert
+@pytest.mark.server
+def test_weaviate_multivector_ranks_every_index_against_exact_maxsim_on_one_cut(small_beir, tmp_path):
+    from weaviate_server import unavailable_reason
+
+    pytest.importorskip("pylate")
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    result = run_benchmark("weaviate_multivector", tmp_path, "--data", str(small_beir), "--docs", "30")
+    rows = {(r["system"], r["strategy"]): r for r in result["rows"]}
+    assert len(rows) == 13 and result["documents"] == 30
+    assert rows["brute-force MaxSim (memory store)", "colbert"]["recall@10"] == 1.0
+    # the same dense candidates reranked by exact MaxSim, in either engine
+    edge, weaviate = rows["Qdrant Edge", "colbert+dense"], rows["Weaviate, multi-vector HNSW", "colbert+dense"]
+    assert weaviate["recall@10"] == pytest.approx(edge["recall@10"], abs=0.02)
+    # RQ and BQ codes, rescored with the original tokens, keep the float32 tokens' top 10
+    rq, bq = (
+        rows["Weaviate, multi-vector HNSW, RQ 8-bit", "colbert+dense:int8"],
+        rows["Weaviate, multi-vector HNSW, BQ", "colbert+dense:binary"],
+    )
+    assert min(rq["recall@10"], bq["recall@10"]) >= weaviate["recall@10"] - 0.05
+    # Weaviate's own multi-vector HNSW over every document finds most of exact MaxSim's top 10
+    assert rows["Weaviate, multi-vector HNSW", "colbert"]["recall@10"] > 0.8
+    assert rows["Weaviate MUVERA", "colbert"]["recall@10"] > 0.5
+    # behind the dense first stage MUVERA's collection ranks the same candidates by MaxSim
+    assert rows["Weaviate MUVERA", "colbert+dense"]["recall@10"] == pytest.approx(weaviate["recall@10"], abs=0.02)
+    assert all(r["ndcg@10"] > 0 and r["ingest_docs_per_s"] > 0 for r in rows.values())
+    if not os.environ.get("WEAVIATE_URL"):  # the script's own server: its folders can be measured
+        assert all(r["size_mb"] > 0 for r in rows.values())
 
 
 def test_qdrant_modes_scores_every_mode_alike(small_beir, tmp_path):

@@ -139,6 +139,23 @@ def test_muvera_keeps_maxsim_recall(scifact_docs, colbert_embedder):
     store.close()
 
 
+def test_muvera_behind_the_dense_first_stage_ranks_every_candidate_by_maxsim(
+    scifact_docs, dense_embedder, colbert_embedder
+):
+    """MUVERA returns what its encodings rank highest and rescores only those with MaxSim: the
+    store asks for the whole candidate pool, so the top 10 is exact MaxSim's over the pool."""
+    options = dict(embedder=dense_embedder, multivector_embedder=colbert_embedder)
+    exact = Retriever(MemoryStore(), "colbert+dense", **options)
+    exact.index(scifact_docs)
+    store = weaviate(muvera=True)
+    muvera = Retriever(store, "colbert+dense", **options)
+    muvera.index(scifact_docs)
+    found = sum(len(set(a) & set(b)) for a, b in zip(top_ids(muvera, "colbert+dense"), top_ids(exact, "colbert+dense")))
+    assert found >= 0.98 * 10 * len(QUERIES)
+    store.drop()
+    store.close()
+
+
 def test_per_object_errors_name_the_ids_and_keep_the_rest(scifact_docs, dense_embedder):
     from weaviate.classes.config import DataType, Property
 

@@ -530,6 +530,12 @@ class WeaviateStore(VectorStore):
                 return []
             only = Filter.by_id().contains_any([point_id(i) for i in sorted(pool)])
             where = only if where is None else Filter.all_of([where, only])
+            if self._muvera_encoded(plan.field):
+                # MUVERA picks its results by the fixed-size encodings and rescores only those
+                # with MaxSim: asked for `limit`, it would drop candidates MaxSim ranks higher.
+                # Ask for the whole pool, so every candidate is ranked by MaxSim.
+                (candidates,) = yield [steps.Ask(("near", plan.field, plan.query, where, False), len(pool))]
+                return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
         if isinstance(plan, Rescore):
             # The quantized index, rescored by Weaviate with the original vectors: ask it for
             # the oversampled candidate count, keep the best `limit` of the rescored scores.
@@ -538,6 +544,9 @@ class WeaviateStore(VectorStore):
         # (A quantized field searched alone is refused before here: Weaviate rescores its
         # compressed index on every query, so it would silently come back rescored.)
         return (yield from steps.with_ties(("near", plan.field, plan.query, where, full), plan.limit))
+
+    def _muvera_encoded(self, field: str) -> bool:
+        return bool(self.settings["muvera"]) and self._require_schema()[field].kind is EmbeddingKind.MULTIVECTOR
 
     def _fusion(self, plan: Fusion, where: Any, full: bool) -> steps.Steps[list[Hit]]:
         stages = plan.prefetch
