@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a PyLate model folder (default: bundled MiniLM + head)")
     parser.add_argument("--output", default="runs/weaviate-multivector.json")
     args = parser.parse_args()
-    data = cut(load_beir(args.data, "test"), args.docs)
+    whole = load_beir(args.data, "test")
+    data, total = cut(whole, args.docs), len(whole.corpus)
     qids = list(data.queries)
     queries = [data.queries[q] for q in qids]
     dense, colbert = DenseEmbedder(show_progress=True), ColBERTEmbedder(args.model, show_progress=True)
@@ -163,7 +164,7 @@ def main() -> None:
         finally:
             server.stop()
     print(
-        f"\nSciFact cut: {len(data.corpus)} documents (all {len(judged_ids(data))} judged ones), "
+        f"\nSciFact{' cut' if len(data.corpus) < total else ''}: {len(data.corpus)} documents (all {len(judged_ids(data))} judged ones), "
         f"{len(qids)} queries, k=10, ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}"
     )
     print(
