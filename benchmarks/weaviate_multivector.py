@@ -164,7 +164,8 @@ def main() -> None:
         finally:
             server.stop()
     print(
-        f"\nSciFact{' cut' if len(data.corpus) < total else ''}: {len(data.corpus)} documents (all {len(judged_ids(data))} judged ones), "
+        f"\nSciFact{' cut' if len(data.corpus) < total else ''}: {len(data.corpus)} documents "
+        f"(all {len(judged_ids(data))} judged ones), "
         f"{len(qids)} queries, k=10, ColBERT {args.model or 'MiniLM + untrained head'}, {_bench.machine()}"
     )
     print(
