@@ -31,7 +31,8 @@ Rows:
   number the name ends with), MaxSim rerank over tokens kept as float32, float16 (half floats),
   turbo8 or turbo4 (Qdrant's TurboQuant storage: 8 or 4 bits a dimension, no float copy), with
   pool factor 1, 2 or 3; rows that say "no stop words" are made by ColBERTEmbedder(drop_stop_words=True):
-  the documents' English stop-word tokens left out too (PyLate leaves out punctuation in every row).
+  the documents' English stop-word tokens left out too (PyLate leaves out punctuation in every row);
+  "no WAL" rows are made by QdrantEdgeStore(write_ahead_log=False).
 - Edge `colbert+dense:int8|binary[:candidates]`: the same first stage; MaxSim over Qdrant's scalar
   int8 or binary quantization of the tokens ranks the candidates, the best 40 (int8) or 100 (binary)
   are rescored with the float32 originals the field keeps on disk.
@@ -67,12 +68,17 @@ class Config:
     pool: int = 1
     store: str = "edge"  # or "memory" (brute force)
     drop_stop_words: bool = False
+    write_ahead_log: bool = True
 
     @property
     def system(self) -> str:
         where = "brute-force MaxSim (memory store)" if self.store == "memory" else "Qdrant Edge"
         pooled = f", pool {self.pool}" if self.pool > 1 else ""
-        return f"{where}: {self.strategy}{pooled}" + (", no stop words" if self.drop_stop_words else "")
+        return (
+            f"{where}: {self.strategy}{pooled}"
+            + (", no stop words" if self.drop_stop_words else "")
+            + ("" if self.write_ahead_log else ", no WAL")
+        )
 
 
 CONFIGS = [
@@ -89,6 +95,8 @@ CONFIGS = [
     # fewer tokens without pooling: the documents' stop words left out
     *(Config(f"colbert+dense:{d}", drop_stop_words=True) for d in ("float16", "turbo4", "turbo4:50")),
     *(Config(f"colbert+dense:{d}", 2, drop_stop_words=True) for d in ("float16", "turbo4")),  # and pooled
+    # the same collections without Qdrant's write-ahead log (each write flushed before it returns)
+    *(Config(f"colbert+dense:{d}", write_ahead_log=False) for d in ("turbo4", "turbo4:50")),
     # a MUVERA first stage over the same tokens instead of the dense model's vector
     *(Config(f"colbert+muvera{shape}:turbo4{n}") for shape in ("", ":k4p16r10") for n in ("", ":50")),
 ]
@@ -113,7 +121,11 @@ def edge_sizes(shard: Path, fields: list[str]) -> dict[str, float]:
 
 def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tuple[dict, list]:
     folder = tmp / config.system.replace(" ", "_").replace(":", "_").replace(",", "")
-    store = MemoryStore() if config.store == "memory" else QdrantEdgeStore(folder, "bench")
+    store = (
+        MemoryStore()
+        if config.store == "memory"
+        else QdrantEdgeStore(folder, "bench", write_ahead_log=config.write_ahead_log)
+    )
     colbert = colbert_of(config.pool, config.drop_stop_words)
     retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert)
     started = time.perf_counter()

@@ -104,7 +104,7 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     pytest.importorskip("pylate")
     result = run_benchmark("multivector", tmp_path, "--data", str(small_beir))
     rows = {r["system"]: r for r in result["rows"]}
-    assert len(rows) == 31 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
+    assert len(rows) == 33 and "PyLate PLAID (fast-plaid, 4-bit)" in rows
     exact = rows["brute-force MaxSim (memory store): colbert"]
     assert exact["recall@10"] == 1.0
     assert rows["Qdrant Edge: colbert"]["ndcg@10"] == pytest.approx(exact["ndcg@10"], abs=1e-4)
@@ -130,6 +130,11 @@ def test_multivector_compares_edge_with_plaid_and_brute_force(small_beir, tmp_pa
     assert no_stop_words["recall@10"] > 0.5
     both = rows["Qdrant Edge: colbert+dense:float16, pool 2, no stop words"]
     assert both["tokens_mb"] < min(pooled["tokens_mb"], no_stop_words["tokens_mb"])
+    # without Qdrant's write-ahead log: the same ranking and segments, no log beside them
+    unlogged = rows["Qdrant Edge: colbert+dense:turbo4, no WAL"]
+    assert more["wal_mb"] > 0 and unlogged["wal_mb"] == 0
+    assert unlogged["ndcg@10"] == pytest.approx(more["ndcg@10"], abs=1e-4)
+    assert unlogged["index_mb"] == pytest.approx(more["index_mb"], rel=0.2)
     # MUVERA's first stage: fixed-size encodings of the tokens, larger than the dense model's vector
     muvera, small = rows["Qdrant Edge: colbert+muvera:turbo4"], rows["Qdrant Edge: colbert+muvera:k4p16r10:turbo4"]
     assert muvera["first_mb"] > small["first_mb"] > more["first_mb"] > 0

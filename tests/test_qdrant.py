@@ -274,6 +274,42 @@ def test_edge_keeps_full_vectors_on_disk_when_asked_and_refuses_the_other_settin
     }
 
 
+WRITE_THEN_DIE = """
+    import os
+    import numpy as np
+    from ragembed import DenseEmbeddings, Document, Schema, VectorField
+    from ragembed.stores.qdrant import QdrantEdgeStore
+    from ragembed.types import EmbeddingKind
+    store = QdrantEdgeStore({folder!r}, "c", write_ahead_log=False)
+    if {step!r} == "create":
+        store.ensure_schema(Schema([VectorField("dense", EmbeddingKind.DENSE, 4)]))
+        store.upsert([Document("a", "first"), Document("b", "second")], {{"dense": DenseEmbeddings(np.eye(4)[:2])}})
+    else:
+        store.delete(["a"])
+    os._exit(0)  # no close, no flush: what the calls returned from must already be on disk
+"""
+
+
+def test_edge_without_a_write_ahead_log_keeps_each_write_when_the_process_dies_and_refuses_the_other_setting(tmp_path):
+    for step in ("create", "delete"):
+        done = run_python(WRITE_THEN_DIE.format(folder=str(tmp_path), step=step))
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not (tmp_path / "c" / "shard" / "wal").exists()
+        with QdrantEdgeStore(tmp_path, "c") as store:  # no preference: opens as it was made
+            assert not store.write_ahead_log
+            assert sorted(d.id for d in store.get(["a", "b"])) == (["a", "b"] if step == "create" else ["b"])
+    with pytest.raises(SchemaMismatchError, match="made without a write-ahead log, not as write_ahead_log=True"):
+        QdrantEdgeStore(tmp_path, "c", write_ahead_log=True)
+    with QdrantEdgeStore(tmp_path, "c") as store:  # the refusal lost nothing
+        assert store.count() == 1
+    with QdrantEdgeStore(tmp_path / "logged", "c") as store:  # the default keeps Qdrant's log
+        store.ensure_schema(Schema([VectorField("dense", EmbeddingKind.DENSE, 4)]))
+        assert store.write_ahead_log
+    assert (tmp_path / "logged" / "c" / "shard" / "wal").is_dir()
+    with pytest.raises(SchemaMismatchError, match="made with a write-ahead log, not as write_ahead_log=False"):
+        QdrantEdgeStore(tmp_path / "logged", "c", write_ahead_log=False)
+
+
 @pytest.mark.server
 @pytest.mark.skipif(QDRANT_SKIP is not None, reason=QDRANT_SKIP or "")
 def test_a_server_collection_keeps_full_vectors_on_disk_when_asked(tmp_path):

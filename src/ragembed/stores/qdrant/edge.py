@@ -74,6 +74,12 @@ class QdrantEdgeStore(VectorStore):
         vectors_on_disk: a new collection keeps its float32 dense and multi-vector fields
             memory-mapped instead of in RAM (as QdrantStore's); kept with the collection, and a
             collection made with the other setting is refused.
+        write_ahead_log: False makes a new collection without the engine's write-ahead log, a few
+            32 MiB segments whatever the collection's size (117 MB beside SciFact's 67 MB
+            `colbert+dense:turbo4` index, docs/benchmarks.md section 4). Without it each
+            write is flushed to the segments before it returns (so what a call wrote is on disk
+            when it returns, as with the log; a crash during a call can lose that call's writes),
+            which makes small writes slower. Kept with the collection, like vectors_on_disk.
     """
 
     capabilities = Capabilities(
@@ -87,6 +93,7 @@ class QdrantEdgeStore(VectorStore):
         *,
         indexing_threshold_kb: int | None = None,
         vectors_on_disk: bool | None = None,
+        write_ahead_log: bool | None = None,
     ) -> None:
         """indexing_threshold_kb: segments larger than this get HNSW and quantized indexes when
         optimized (Qdrant's default, 10,000 KB, keeps small collections on exact full scans)."""
@@ -94,20 +101,27 @@ class QdrantEdgeStore(VectorStore):
         self.collection = collection
         self.indexing_threshold_kb = indexing_threshold_kb
         self.vectors_on_disk = bool(vectors_on_disk)
+        self.write_ahead_log = write_ahead_log is not False
         self._shard: Any = None
         self._schema: Schema | None = None
         self._claim: folders.Claim | None = None
         if folders.check_can_open(self.root, STORE) and (self.root / SCHEMA_FILE).exists():
             self.check_writable()  # the engine writes its shard even to search (its write-ahead log)
             try:
-                self._schema, on_disk = self._read_schema()
+                self._schema, on_disk, logged = self._read_schema()
                 if vectors_on_disk is not None and on_disk != vectors_on_disk:
                     raise SchemaMismatchError(
                         f"the Qdrant Edge collection at {self.root} keeps its full vectors "
                         f"{'on disk' if on_disk else 'in RAM'}, not as vectors_on_disk={vectors_on_disk} asks; "
                         "open it without vectors_on_disk, or index into another collection"
                     )
-                self.vectors_on_disk = on_disk
+                if write_ahead_log is not None and logged != write_ahead_log:
+                    raise SchemaMismatchError(
+                        f"the Qdrant Edge collection at {self.root} was made {'with' if logged else 'without'} "
+                        f"a write-ahead log, not as write_ahead_log={write_ahead_log} asks (the engine fixes it "
+                        "when it creates a shard); open it without write_ahead_log, or index into another collection"
+                    )
+                self.vectors_on_disk, self.write_ahead_log = on_disk, logged
                 self._shard = self._open(lambda: qe.EdgeShard.load(str(self.root / "shard")))
             except BaseException:
                 self.close()
@@ -129,12 +143,16 @@ class QdrantEdgeStore(VectorStore):
         if folders.read_marker(self.root) is None:
             folders.write_marker(self.root, STORE, format=1)
 
-    def _read_schema(self) -> tuple[Schema, bool]:
-        """The collection's schema, and whether its full vectors are on disk."""
+    def _read_schema(self) -> tuple[Schema, bool, bool]:
+        """The collection's schema, whether its full vectors are on disk, whether it has a WAL."""
         path = self.root / SCHEMA_FILE
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
-            return Schema.from_dict(saved["schema"]), bool(saved.get("vectors_on_disk", False))
+            return (
+                Schema.from_dict(saved["schema"]),
+                bool(saved.get("vectors_on_disk", False)),
+                bool(saved.get("write_ahead_log", True)),  # collections from before the setting have one
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
             raise StoreError(
                 f"cannot read {path} ({type(exc).__name__}: {exc}): it is damaged or was written by "
@@ -171,6 +189,7 @@ class QdrantEdgeStore(VectorStore):
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=self.indexing_threshold_kb)
             if self.indexing_threshold_kb is not None
             else None,
+            wal_enabled=self.write_ahead_log,
         )
         # No schema file means no collection: a shard folder here is what a create killed before
         # its schema file left behind, in a folder this store owns (check_writable holds it).
@@ -179,7 +198,12 @@ class QdrantEdgeStore(VectorStore):
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self.root / "shard"), config))
         # Written after the shard exists, so a schema file always names a real shard.
         staging = self.root / f".{SCHEMA_FILE}.tmp"
-        saved = {"format": 1, "schema": schema.to_dict(), "vectors_on_disk": self.vectors_on_disk}
+        saved = {
+            "format": 1,
+            "schema": schema.to_dict(),
+            "vectors_on_disk": self.vectors_on_disk,
+            "write_ahead_log": self.write_ahead_log,
+        }
         staging.write_text(json.dumps(saved, indent=1))
         os.replace(staging, self.root / SCHEMA_FILE)
         self._schema = schema
@@ -230,19 +254,24 @@ class QdrantEdgeStore(VectorStore):
             )
             for row, doc in enumerate(documents)
         ]
-        self._shard.update(qe.UpdateOperation.upsert_points(points))
+        self._write(qe.UpdateOperation.upsert_points(points))
+
+    def _write(self, operation: Any) -> None:
+        self._shard.update(operation)
+        if not self.write_ahead_log:  # nothing else holds the write until the segments are flushed
+            self._shard.flush()
 
     def _delete(self, ids: list[str]) -> int:
         existing = [r.id for r in self._shard.retrieve([point_id(i) for i in ids], False, False)]
         if existing:
-            self._shard.update(qe.UpdateOperation.delete_points(existing))
+            self._write(qe.UpdateOperation.delete_points(existing))
         return len(existing)
 
     def _delete_where(self, filter: Filter) -> int:
         qfilter = qdrant_filter(filter, FILTERS)
         matching = int(self._shard.count(qe.CountRequest(exact=True, filter=qfilter)))
         if matching:
-            self._shard.update(qe.UpdateOperation.delete_points_by_filter(qfilter))
+            self._write(qe.UpdateOperation.delete_points_by_filter(qfilter))
         return matching
 
     def count(self) -> int:
