@@ -67,10 +67,10 @@ def qdrant_local(path: str | Path) -> VectorStore:
     return QdrantStore("contract", path=str(path))
 
 
-def qdrant_edge(tmp_path: Path) -> VectorStore:
+def qdrant_edge(tmp_path: Path, write_ahead_log: bool | None = None) -> VectorStore:
     from ragembed.stores.qdrant import QdrantEdgeStore
 
-    return QdrantEdgeStore(tmp_path / "edge", "contract")
+    return QdrantEdgeStore(tmp_path / "edge", "contract", write_ahead_log=write_ahead_log)
 
 
 def qdrant_server(
@@ -132,6 +132,8 @@ BACKENDS: dict[str, Backend] = {
     "qdrant-local-memory": Backend(lambda tmp: qdrant_local(":memory:")),
     "qdrant-local-path": Backend(lambda tmp: qdrant_local(tmp / "local"), lambda tmp: qdrant_local(tmp / "local")),
     "qdrant-edge": Backend(qdrant_edge, qdrant_edge),
+    # without the engine's write-ahead log every write is flushed; reopened with no preference
+    "qdrant-edge-no-wal": Backend(lambda tmp: qdrant_edge(tmp, write_ahead_log=False), qdrant_edge),
     # The server over HTTP and over gRPC (prefer_grpc=True); reopening = a new client.
     "qdrant-server": Backend(
         qdrant_server, lambda tmp: qdrant_server(tmp, fresh=False), on_shared_server=True, skip_reason=QDRANT_SKIP
