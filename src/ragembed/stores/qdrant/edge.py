@@ -109,23 +109,23 @@ class QdrantEdgeStore(VectorStore):
             self.check_writable()  # the engine writes its shard even to search (its write-ahead log)
             try:
                 self._schema, on_disk, logged = self._read_schema()
-                if vectors_on_disk is not None and on_disk != vectors_on_disk:
-                    raise SchemaMismatchError(
-                        f"the Qdrant Edge collection at {self.root} keeps its full vectors "
-                        f"{'on disk' if on_disk else 'in RAM'}, not as vectors_on_disk={vectors_on_disk} asks; "
-                        "open it without vectors_on_disk, or index into another collection"
-                    )
-                if write_ahead_log is not None and logged != write_ahead_log:
-                    raise SchemaMismatchError(
-                        f"the Qdrant Edge collection at {self.root} was made {'with' if logged else 'without'} "
-                        f"a write-ahead log, not as write_ahead_log={write_ahead_log} asks (the engine fixes it "
-                        "when it creates a shard); open it without write_ahead_log, or index into another collection"
-                    )
+                where = "keeps its full vectors " + ("on disk" if on_disk else "in RAM")
+                self._refuse_other_setting("vectors_on_disk", vectors_on_disk, on_disk, where)
+                made = f"was made {'with' if logged else 'without'} a write-ahead log"
+                self._refuse_other_setting("write_ahead_log", write_ahead_log, logged, made)
                 self.vectors_on_disk, self.write_ahead_log = on_disk, logged
                 self._shard = self._open(lambda: qe.EdgeShard.load(str(self.root / "shard")))
             except BaseException:
                 self.close()
                 raise
+
+    def _refuse_other_setting(self, name: str, asked: bool | None, recorded: bool, as_recorded: str) -> None:
+        """A setting kept with the collection, asked for otherwise: refused, the collection untouched."""
+        if asked is not None and asked != recorded:
+            raise SchemaMismatchError(
+                f"the Qdrant Edge collection at {self.root} {as_recorded}, not as {name}={asked} asks; "
+                f"open it without {name}, or index into another collection"
+            )
 
     def __repr__(self) -> str:
         return f"QdrantEdgeStore(path={str(self.root.parent)!r}, collection={self.collection!r})"
