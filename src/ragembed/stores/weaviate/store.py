@@ -61,7 +61,7 @@ from ragembed.types import (
 try:
     from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-    from weaviate.classes.config import Configure, ConsistencyLevel, VectorDistances
+    from weaviate.classes.config import Configure, ConsistencyLevel, ReplicationDeletionStrategy, VectorDistances
     from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
     from weaviate.exceptions import (
@@ -130,6 +130,23 @@ def shard_count(config: Any) -> int:
     return int(getattr(sharding, "actual_count", None) or getattr(sharding, "desired_count", None) or 1)
 
 
+def replication_config(client: Any, replicas: int) -> Any:
+    """`replicas` copies of each shard, kept in step by Weaviate's async replication: a replica
+    that missed writes (its node was down, or lost the last ones it acknowledged to a crash) is
+    repaired from the others in the background (hash-tree comparisons every 30 s by default,
+    ASYNC_REPLICATION_FREQUENCY), the later of a write and a delete winning a conflict. Weaviate
+    1.38+ runs it on every replicated collection and no longer has the switch (the client warns
+    when it is passed); before 1.38 it is off unless asked for."""
+    if replicas == 1:
+        return None
+    major, minor = (int(part) for part in str(client.get_meta()["version"]).split(".")[:2])
+    return Configure.replication(
+        factor=replicas,
+        async_enabled=True if (major, minor) < (1, 38) else None,
+        deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
+    )
+
+
 def class_name(collection: str) -> str:
     if not isinstance(collection, str) or not COLLECTION_NAME.match(collection):
         raise StoreError(f"collection name {collection!r}: Weaviate needs a letter, then letters, digits or '_'")
@@ -165,8 +182,9 @@ class WeaviateStore(VectorStore):
         MUVERA; int8_compression: "rq" (the default: 8-bit rotational quantization, no training)
         or "sq" (scalar quantization, HNSW only; Weaviate compresses once 100,000 vectors have
         trained it). On a cluster: shards (default: Weaviate's, one per node) splits the
-        collection across nodes; replicas (default 1) keeps that many copies of each shard, and
-        needs at least as many nodes. Opening an existing collection with other settings raises.
+        collection across nodes; replicas (default 1) keeps that many copies of each shard (kept
+        in step by Weaviate's async replication, see replication_config), and needs at least as
+        many nodes. Opening an existing collection with other settings raises.
         retry_s: how long a write keeps retrying a server it cannot reach (a restart, a
         failover) before it raises a PartialWriteError naming the documents not written.
         api_key: or $WEAVIATE_API_KEY. client: an already connected weaviate client to use."""
@@ -323,7 +341,7 @@ class WeaviateStore(VectorStore):
                 stacklevel=3,
             )
         description = json.dumps({"ragembed_schema": schema.to_dict(), **self.settings})
-        shards, replicas = self.settings["shards"], self.settings["replicas"]
+        shards = self.settings["shards"]
         self._guard(
             lambda: self._client.collections.create(
                 self.name,
@@ -331,7 +349,7 @@ class WeaviateStore(VectorStore):
                 properties=BASE_PROPERTIES,
                 vector_config=[self._vector_config(f) for f in schema.fields] or None,
                 sharding_config=Configure.sharding(desired_count=shards) if shards else None,
-                replication_config=Configure.replication(factor=replicas) if replicas > 1 else None,
+                replication_config=replication_config(self._client, self.settings["replicas"]),
             )
         )
         self._schema = schema
