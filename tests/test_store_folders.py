@@ -344,6 +344,127 @@ def test_a_folder_that_cannot_be_read_is_a_store_error(tmp_path, scheme):
     assert count(f"{scheme}:{root}") == len(DOCS)
 
 
+ON_DISK_SCHEMES = [*FOLDER_SCHEMES, "weaviate-embedded"]  # weaviate-embedded refuses before it needs its binary
+
+
+def open_then_close(uri: str) -> None:
+    open_store(uri, "docs").close()
+
+
+@pytest.mark.parametrize("below", ["", "/sub"])
+@pytest.mark.parametrize("scheme", ON_DISK_SCHEMES)
+def test_a_file_given_as_the_store_folder_is_refused(tmp_path, scheme, below):
+    """`memory:FILE`: the store's folder would be FILE/<collection> (or FILE itself, or FILE/sub)."""
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes")
+    with pytest.raises(StoreError, match=rf"^{mine} is a file, not a folder[;,]"):
+        open_then_close(f"{scheme}:{mine}{below}")
+    if scheme in FOLDER_SCHEMES:  # refused before anything is embedded or written
+        with pytest.raises(StoreError, match="is a file, not a folder"):
+            index(f"{scheme}:{mine}{below}")
+    assert mine.read_text() == "my notes"
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+LOCKED_PROBE = """
+import sys
+from ragembed.errors import RagembedError
+from ragembed.stores.uri import open_store
+try:
+    open_store(sys.argv[1], "docs").close()
+    print("opened")
+except RagembedError as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def run_as_ordinary_user(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`args` in a process that obeys file permissions (root: without its override capabilities)."""
+    prefix = NO_OVERRIDE if os.geteuid() == 0 else []
+    if prefix and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux) to drop root's permission override")
+    return subprocess.run(
+        [*prefix, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@pytest.mark.parametrize("scheme", ON_DISK_SCHEMES)
+def test_a_folder_above_the_store_that_cannot_be_read_is_a_store_error(tmp_path, scheme):
+    """The folder holding the store's folder has mode 000: `memory:DIR` (DIR/docs), `qdrant-local:DIR/sub`."""
+    locked = tmp_path / "locked"
+    uri = f"{scheme}:{locked}" if scheme in folders.PER_COLLECTION else f"{scheme}:{locked / 'sub'}"
+    if scheme in FOLDER_SCHEMES:
+        index(uri)
+    else:
+        locked.mkdir()
+    before = snapshot(locked)
+    locked.chmod(0o000)
+    try:
+        done = run_as_ordinary_user([sys.executable, "-c", LOCKED_PROBE, uri], tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.startswith(f"StoreError: cannot read the folder {locked}: Permission denied;"), done.stdout
+    assert "check its permissions" in done.stdout.lower()
+    assert snapshot(locked) == before
+    if scheme in FOLDER_SCHEMES:
+        assert count(uri) == len(DOCS)
+
+
+CLI_INDEX = [sys.executable, "-m", "ragembed.cli", "index", "docs", "--collection", "docs", "--strategy", "bm25"]
+
+
+@pytest.mark.parametrize("scheme", ["memory", "qdrant-edge"])
+def test_the_cli_refuses_a_file_as_the_store_folder_with_exit_2(tmp_path, scheme):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
+    (tmp_path / "plainfile").write_text("my notes")
+    done = subprocess.run(
+        [*CLI_INDEX, "--store", f"{scheme}:plainfile"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ragembed: error: plainfile is a file, not a folder; the store keeps its data in the folder "
+        "plainfile/docs, which cannot be made inside a file. Give the store the path of a folder (a new "
+        "one is created), or move the file away"
+    )
+    assert (tmp_path / "plainfile").read_text() == "my notes"
+    assert sorted(os.listdir(tmp_path)) == ["docs", "plainfile"]
+
+
+@pytest.mark.parametrize("scheme", ["memory", "qdrant-edge"])
+def test_the_cli_refuses_a_store_folder_it_cannot_read_with_exit_2(tmp_path, scheme):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
+    index(f"{scheme}:{tmp_path / 'idx'}")
+    before = snapshot(tmp_path / "idx")
+    (tmp_path / "idx").chmod(0o000)
+    try:
+        done = run_as_ordinary_user([*CLI_INDEX, "--store", f"{scheme}:idx"], tmp_path)
+    finally:
+        (tmp_path / "idx").chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ragembed: error: cannot read the folder idx: Permission denied; the store's folder idx/docs is "
+        "inside it. Check its permissions (this process must be able to read and enter it), or choose "
+        "another folder"
+    )
+    assert snapshot(tmp_path / "idx") == before
+    assert count(f"{scheme}:{tmp_path / 'idx'}") == len(DOCS)
+
+
 # --- a mistyped collection or folder ------------------------------------------------------------
 @pytest.mark.parametrize("scheme", ["memory", "qdrant-edge", "qdrant-local"])
 def test_a_mistyped_collection_names_the_store_and_the_collections_there(tmp_path, scheme):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ def recognise(folder: Path) -> str | None:
 
 def check_can_open(folder: Path, store: str) -> bool:
     """Raise StoreError unless `folder` may become or already is `store`'s; True if it exists."""
+    check_reachable(folder)
     if store in PER_COLLECTION and folder.parent.is_dir():
         around = _recognised(folder.parent)  # DIR of memory:DIR must not be another store's own folder
         if around is not None and around not in PER_COLLECTION:
@@ -146,6 +148,44 @@ def check_can_open(folder: Path, store: str) -> bool:
         f"{folder} already holds files ragembed did not write ({shown}); ragembed writes only in "
         "folders it created, so it will not use this one. Choose another folder or collection name"
     )
+
+
+def check_reachable(folder: Path) -> None:
+    """Raise StoreError if this process cannot reach `folder`, or create it where it is missing:
+    a file stands where a folder on its path belongs (`memory:FILE` puts the store's folder in
+    FILE/<collection>), or a folder on its path may not be read. Whether `folder` itself is a
+    folder, and a readable one, is check_can_open's."""
+    try:
+        folder.stat()
+        return  # it is there
+    except FileNotFoundError:
+        problem: OSError | None = None  # missing: fine if the nearest folder above can hold it
+    except OSError as exc:
+        problem = exc  # not a folder on the way (ENOTDIR), no permission (EACCES), ...
+    for above in folder.parents:  # the nearest path above that this process can see
+        try:
+            mode = above.stat().st_mode
+        except OSError:
+            continue
+        if not stat.S_ISDIR(mode):
+            raise StoreError(
+                f"{above} is a file, not a folder; the store keeps its data in the folder {folder}, "
+                "which cannot be made inside a file. Give the store the path of a folder (a new one "
+                "is created), or move the file away"
+            )
+        if problem is None:
+            return
+        if isinstance(problem, PermissionError):
+            raise StoreError(
+                f"cannot read the folder {above}: {problem.strerror}; the store's folder {folder} is "
+                "inside it. Check its permissions (this process must be able to read and enter it), "
+                "or choose another folder"
+            ) from problem
+        break
+    if problem is not None:
+        raise StoreError(
+            f"cannot open the store's folder {folder}: {problem.strerror or problem}; check the path"
+        ) from problem
 
 
 def claim(folder: Path, store: str) -> Claim:
