@@ -60,6 +60,23 @@ def test_search_makes_tokens_like_the_collection_it_opens(tmp_path, made):
     assert json.loads(found.stdout)[0]["id"] == "a"
 
 
+def test_search_encodes_queries_like_the_collection_it_opens(tmp_path):
+    """A collection indexed with prompts (and a shorter window) records them; the CLI rebuilds
+    that embedder from the record (Embedder.from_state), so its scores equal the Python ones."""
+    from ragembed import DenseEmbedder, Document, Retriever
+
+    made = {"query_prompt": "query: ", "document_prompt": "passage: ", "max_seq_length": 64}
+    docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
+    with Retriever(f"memory:{tmp_path / 'idx'}", "dense", embedder=DenseEmbedder(**made, cache=False)) as r:
+        r.index(docs)
+        want = r.search("energy", k=2)
+    found = ragembed("search", "energy", "--store", "memory:./idx", "--json", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    got = json.loads(found.stdout)
+    assert [h["id"] for h in got] == [h.id for h in want]
+    assert [h["score"] for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
+
+
 def test_index_then_search_a_beir_folder(tmp_path, small_beir):
     done = ragembed(
         "index",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 
 import pytest
 
-from ragembed import EmbeddingKind, MemoryStore, Quantized, Retriever, parse_strategy
+from ragembed import DenseEmbedder, EmbeddingKind, MemoryStore, Quantized, Retriever, parse_strategy
+from ragembed.errors import EncoderMismatchError
 
 STRATEGIES = ["dense", "int8", "binary", "funnel:64", "matryoshka:64", "bm25", "hybrid"]
 QUERIES = [
@@ -133,3 +136,39 @@ def test_colbert_maxsim_and_dense_first_stage(scifact_docs, dense_embedder, colb
     full = [h.id for h in r.search(QUERIES[0], k=5, strategy="colbert")]
     funnel = [h.id for h in r.search(QUERIES[0], k=5, strategy="colbert+dense")]
     assert len(set(full) & set(funnel)) >= 3
+
+
+@pytest.mark.parametrize(
+    ("indexed", "searched", "says"),
+    [
+        ({"document_prompt": "passage: "}, {}, "document_prompt='passage: '"),
+        ({"query_prompt": "query: "}, {}, "query_prompt='query: '"),
+        ({"normalize": False}, {}, "normalize=False"),
+        ({"max_seq_length": 64}, {}, "max_seq_length=64"),
+        ({}, {"document_prompt": "passage: "}, "document_prompt=None"),
+    ],
+)
+def test_a_collection_refuses_a_dense_embedder_that_encodes_otherwise(scifact_docs, indexed, searched, says):
+    """Prompts, normalisation and the window change the vectors: they are in the collection's
+    record as in the cache key, so an embedder without them is refused, not silently used."""
+    store = MemoryStore()
+    Retriever(store, "dense", embedder=DenseEmbedder(**indexed, cache=False)).index(scifact_docs[:5])
+    with pytest.raises(EncoderMismatchError, match=re.escape(f"DenseEmbedder({says})")):
+        Retriever(store, "dense", embedder=DenseEmbedder(**searched, cache=False))
+    assert store.count() == 5  # nothing lost
+    rebuilt = DenseEmbedder.from_state(store.schema.encoders[EmbeddingKind.DENSE], cache=False)
+    assert Retriever(store, "dense", embedder=rebuilt).search(scifact_docs[2].text, k=1)[0].id == scifact_docs[2].id
+
+
+def test_a_collection_recorded_before_prompts_were_recorded_still_opens(tmp_path, scifact_docs, dense_embedder):
+    """Records without the newer settings read as before: unknown, so not checked."""
+    with Retriever(f"memory:{tmp_path}", "dense", embedder=dense_embedder) as first:
+        first.index(scifact_docs[:5])
+    (saved,) = tmp_path.glob("default/data-*/schema.json")
+    manifest = json.loads(saved.read_text())
+    dense = manifest["schema"]["encoders"]["dense"]
+    manifest["schema"]["encoders"]["dense"] = {"model": dense["model"]}  # what ragembed recorded before
+    saved.write_text(json.dumps(manifest))
+    prompted = DenseEmbedder(document_prompt="passage: ", cache=False)
+    with Retriever(f"memory:{tmp_path}", "dense", embedder=prompted) as reopened:
+        assert reopened.search(scifact_docs[1].text, k=1)[0].id == scifact_docs[1].id

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,42 +186,38 @@ def open_evaluation_retriever(args: argparse.Namespace) -> Retriever:
 
 
 def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
+    from ragembed.embedders.colbert import ColBERTEmbedder
+    from ragembed.embedders.dense import DenseEmbedder
     from ragembed.retriever import Retriever
 
-    dense: Embedder | None = None
-    colbert: Embedder | None = None
-    # Use the models (and ColBERT pool factor) the collection was indexed with, unless the user
-    # names a model.
+    # A collection's embedders are rebuilt from its record (model, prompts, pooling, backend...),
+    # with what the user names on the command line in their place; the Retriever then checks them.
     states = store.schema.encoders if store.schema else {}
-    dense_model = args.model or states.get(EmbeddingKind.DENSE, {}).get("model")
-    colbert_model = args.colbert_model or states.get(EmbeddingKind.MULTIVECTOR, {}).get("model")
-    dense_backend = _backend_choice(args, states.get(EmbeddingKind.DENSE, {}))
-    colbert_backend = _backend_choice(args, states.get(EmbeddingKind.MULTIVECTOR, {}))
     strategies = args.strategy or ["dense"]
     needs = set().union(*(parse_strategy(s).needs for s in strategies))
-    if EmbeddingKind.DENSE in needs or EmbeddingKind.DENSE in states:
-        from ragembed.embedders.dense import DenseEmbedder
+    built: dict[EmbeddingKind, Embedder] = {}
+    kinds: tuple[tuple[EmbeddingKind, type[Embedder], str | None], ...] = (
+        (EmbeddingKind.DENSE, DenseEmbedder, args.model),
+        (EmbeddingKind.MULTIVECTOR, ColBERTEmbedder, args.colbert_model),
+    )
+    for kind, cls, model in kinds:
+        if kind in needs or kind in states:
+            chosen = {"model": model} if model else {}
+            built[kind] = cls.from_state(states.get(kind, {}), show_progress=True, **chosen, **_backend_choice(args))
+    return Retriever(
+        store,
+        strategies,
+        show_progress=True,
+        embedder=built.get(EmbeddingKind.DENSE),
+        multivector_embedder=built.get(EmbeddingKind.MULTIVECTOR),
+    )
 
-        dense = DenseEmbedder(dense_model, show_progress=True, **dense_backend)
-    if EmbeddingKind.MULTIVECTOR in needs or EmbeddingKind.MULTIVECTOR in states:
-        from ragembed.embedders.colbert import ColBERTEmbedder
 
-        recorded = states.get(EmbeddingKind.MULTIVECTOR, {})  # how the collection's tokens were made
-        colbert = ColBERTEmbedder(
-            colbert_model,
-            pool_factor=recorded.get("pool_factor", 1),
-            drop_stop_words=recorded.get("drop_stop_words", False),
-            show_progress=True,
-            **colbert_backend,
-        )
-    return Retriever(store, strategies, show_progress=True, embedder=dense, multivector_embedder=colbert)
-
-
-def _backend_choice(args: argparse.Namespace, state: Mapping[str, Any]) -> dict[str, Any]:
-    """--backend/--quantize as given; else how the collection's field was encoded; else torch fp32."""
+def _backend_choice(args: argparse.Namespace) -> dict[str, Any]:
+    """--backend/--quantize as given (else the collection's record decides, else torch fp32)."""
     if args.backend is not None or args.quantize is not None:
         return {"backend": args.backend or "torch", "quantize": args.quantize}
-    return {"backend": state.get("backend", "torch"), "quantize": state.get("quantize")}
+    return {}
 
 
 def run_index(args: argparse.Namespace) -> int:

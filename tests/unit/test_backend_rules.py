@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from ragembed.embedders.backends import Runtime
+from ragembed.embedders.base import Embedder
 from ragembed.errors import InvalidInputError, MissingDependencyError
+from ragembed.types import EmbeddingKind
 
 
 @pytest.mark.parametrize(
@@ -39,22 +41,49 @@ def test_a_missing_runtime_names_the_extra(monkeypatch, backend, package):
         Runtime.checked(backend, None, None)
 
 
+class RuntimeOnly(Embedder):
+    """An embedder whose only settings are its runtime: what the settings rules see, no model."""
+
+    kind = EmbeddingKind.DENSE
+
+    def __init__(self, backend: str = "torch", quantize: str | None = None, show_progress: bool = False) -> None:
+        super().__init__(cache=False, show_progress=show_progress)
+        self.runtime = Runtime.checked(backend, quantize, None)
+
+    @property
+    def dim(self) -> int:
+        return 4
+
+    def settings(self):
+        return self.runtime.settings()
+
+    def _encode(self, texts, role):
+        raise AssertionError("the rules encode nothing")
+
+
 def test_every_backend_and_precision_has_its_own_cache_key():
-    keys = {Runtime(b, q).identity for b, q in [("torch", None), ("onnx", None), ("onnx", "int8"), ("openvino", None)]}
+    runtimes = [("torch", None), ("onnx", None), ("onnx", "int8"), ("openvino", None)]
+    keys = {RuntimeOnly(backend, quantize).identity for backend, quantize in runtimes}
     assert len(keys) == 4
-    assert Runtime().identity == ""  # caches written before backends existed stay valid
 
 
 def test_a_collection_refuses_queries_from_another_backend_or_precision():
-    indexed = {"model": "m", **Runtime("onnx", "int8").state()}
-    Runtime("onnx", "int8").check_same(indexed, "DenseEmbedder")
-    with pytest.raises(InvalidInputError, match=r"--backend onnx --quantize int8"):
-        Runtime("onnx").check_same(indexed, "DenseEmbedder")
-    with pytest.raises(InvalidInputError, match=r"backend='onnx', quantize='int8'"):
-        Runtime().check_same(indexed, "DenseEmbedder")
+    indexed = {"model": "m", **RuntimeOnly("onnx", "int8").encoder_state()}
+    same = RuntimeOnly("onnx", "int8")
+    assert same.restored(indexed) is same
+    with pytest.raises(InvalidInputError, match=r"quantize='int8'.*--quantize int8"):
+        RuntimeOnly("onnx").restored(indexed)
+    with pytest.raises(InvalidInputError, match=r"backend='onnx', quantize='int8'.*--backend onnx --quantize int8"):
+        RuntimeOnly().restored(indexed)
 
 
 def test_collections_from_before_backends_count_as_torch_fp32():
-    Runtime().check_same({"model": "m"}, "DenseEmbedder")
+    RuntimeOnly().restored({"model": "m"})
     with pytest.raises(InvalidInputError, match="backend='torch'"):
-        Runtime("onnx").check_same({"model": "m"}, "DenseEmbedder")
+        RuntimeOnly("onnx").restored({"model": "m"})
+
+
+def test_an_embedder_is_rebuilt_from_its_record_with_the_options_given():
+    rebuilt = RuntimeOnly.from_state({"model": "m", "backend": "onnx", "quantize": "int8"}, show_progress=True)
+    assert (rebuilt.runtime, rebuilt.show_progress) == (Runtime("onnx", "int8"), True)
+    assert RuntimeOnly.from_state({"backend": "onnx"}, backend="torch").runtime == Runtime()

@@ -72,3 +72,14 @@ def test_each_field_has_one_layout(
     layout = vector_layout(schema[field], native_quantization=native)
     assert (layout.quantization, layout.query_8bit, layout.multivector) == (quantization, query_8bit, multivector)
     assert layout.size == schema[field].dim and layout.cosine == (schema[field].distance == "cosine")
+
+
+def test_a_payload_without_the_metadata_json_copy_reads_its_metadata_object():
+    """Points from an earlier ragembed, or written by another program, carry no metadata_json."""
+    from ragembed.stores.qdrant.mapping import document_of, hit_of, metadata_of
+
+    payload = {"doc_id": "a", "text": "Bees make honey.", "metadata": {"year": 2020, "lang": "en"}}
+    assert metadata_of(payload) == {"year": 2020, "lang": "en"}
+    assert document_of(payload).metadata == {"year": 2020, "lang": "en"}
+    assert hit_of({"doc_id": "b", "text": "t"}, 0.5).metadata == {}
+    assert metadata_of({"metadata_json": '{"x": 0.1}', "metadata": {"x": 0.2}}) == {"x": 0.1}

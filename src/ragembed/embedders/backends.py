@@ -18,7 +18,7 @@ import hashlib
 import importlib
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -26,7 +26,8 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from ragembed.embedders.cache import default_cache_dir
-from ragembed.errors import EncoderMismatchError, InvalidInputError, MissingDependencyError
+from ragembed.embedders.settings import Setting
+from ragembed.errors import InvalidInputError, MissingDependencyError
 
 Backend = Literal["torch", "onnx", "openvino"]
 Quantize = Literal["int8"] | None
@@ -73,30 +74,13 @@ class Runtime:
                 require(package)
         return cls(backend, quantize)
 
-    @property
-    def identity(self) -> str:
-        """The part of an embedder's cache key that names how the model ran ("" for torch fp32, so
-        caches written before backends existed stay valid)."""
-        if self.backend == "torch" and self.quantize is None:
-            return ""
-        return f"|backend={self.backend}|quantize={self.quantize}"
-
-    def state(self) -> dict[str, Any]:
-        return {"backend": self.backend, "quantize": self.quantize}
-
-    def check_same(self, state: Mapping[str, Any], embedder: str) -> None:
-        """Refuse to embed queries for a collection whose documents another backend or precision
-        encoded (an int8 model's vectors are not the fp32 model's). Collections from before
-        backends existed were encoded by torch fp32."""
-        stored = (state.get("backend", "torch"), state.get("quantize"))
-        if stored != (self.backend, self.quantize):
-            was_backend, was_quantize = stored
-            cli = f"--backend {was_backend}" + (f" --quantize {was_quantize}" if was_quantize else "")
-            raise EncoderMismatchError(
-                f"this collection was indexed with backend={was_backend!r}, quantize={was_quantize!r}, "
-                f"not backend={self.backend!r}, quantize={self.quantize!r}; use {embedder}(backend="
-                f"{was_backend!r}, quantize={was_quantize!r}) (CLI: {cli}), or index into a new collection"
-            )
+    def settings(self) -> tuple[Setting, Setting]:
+        """The runtime's part of an embedder's settings; collections recorded before backends
+        existed were encoded by torch fp32."""
+        return (
+            Setting("backend", self.backend, legacy="torch", cli="--backend"),
+            Setting("quantize", self.quantize, legacy=None, cli="--quantize"),
+        )
 
     def apply(self, model: Any, fingerprint: str) -> None:
         """Make a loaded sentence-transformers model (or PyLate ColBERT model) run its transformer

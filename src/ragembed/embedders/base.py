@@ -7,14 +7,18 @@ input validation, the embeddings cache, chunking and the progress bar. Subclasse
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from tqdm.auto import tqdm
 
 from ragembed.embedders.cache import EmbeddingCache, decode_row, encode_row, join_rows, rows_of
+from ragembed.embedders.models import check_same_model
+from ragembed.embedders.settings import Setting, recorded_statistics
 from ragembed.types import EmbeddingKind, Embeddings, validate_texts
 
 Role = Literal["document", "query"]
@@ -23,6 +27,9 @@ CacheOption = EmbeddingCache | str | os.PathLike[str] | bool | None
 # Texts encoded per call to the model between two cache writes: small enough that an interrupted
 # run keeps most of its work, large enough that the model still batches well.
 CHUNK_SIZE = 256
+
+
+E = TypeVar("E", bound="Embedder")
 
 
 def resolve_cache(cache: CacheOption) -> EmbeddingCache | None:
@@ -37,9 +44,17 @@ def resolve_cache(cache: CacheOption) -> EmbeddingCache | None:
 
 
 class Embedder(ABC):
-    """Turns texts into embeddings of one kind (dense, multi-vector or sparse)."""
+    """Turns texts into embeddings of one kind (dense, multi-vector or sparse).
+
+    What decides its vectors is listed once, in `settings()` (beside the model, where it has one):
+    that list is both the embeddings cache's key (`identity`) and the record a collection keeps
+    (`encoder_state()`), from which `restored()` checks an embedder and `from_state()` builds one.
+    """
 
     kind: EmbeddingKind
+    # Whether the constructor takes `model` (a hub name or folder), recorded as "model".
+    takes_model: ClassVar[bool] = False
+    model_name: str
 
     def __init__(self, *, cache: CacheOption = None, show_progress: bool = False) -> None:
         self.cache = resolve_cache(cache)
@@ -50,10 +65,21 @@ class Embedder(ABC):
     def dim(self) -> int:
         """Vector dimension (for sparse: the size of the index space)."""
 
+    def settings(self) -> tuple[Setting, ...]:
+        """Every setting besides the model that changes the vectors (the one list: see the class)."""
+        return ()
+
     @property
-    @abstractmethod
+    def fingerprint(self) -> str:
+        """The model's identity by content (models.model_fingerprint); "" for an embedder without one."""
+        return ""
+
+    @property
     def identity(self) -> str:
-        """Everything that decides the output vectors (model, options); the cache key."""
+        """Everything that decides the vectors the cache holds (the model's content and the cached
+        settings): the embeddings cache's key."""
+        cached = {s.name: s.value for s in self.settings() if s.cached}
+        return f"{self.kind.value}|{self.fingerprint}|{json.dumps(cached, sort_keys=True, default=repr)}"
 
     @abstractmethod
     def _encode(self, texts: list[str], role: Role) -> Embeddings:
@@ -79,18 +105,35 @@ class Embedder(ABC):
         return self
 
     def encoder_state(self) -> dict[str, Any]:
-        """What a collection records about how this embedder encodes (JSON-serialisable)."""
-        return {}
+        """What a collection records about how this embedder encodes (JSON-serialisable): the
+        model's name and every setting."""
+        model = {"model": self.model_name} if self.takes_model else {}
+        return model | {s.name: s.value for s in self.settings()}
 
-    def restored(self, state: Mapping[str, Any]) -> Embedder:
+    def restored(self: E, state: Mapping[str, Any]) -> E:
         """An embedder that encodes exactly like the one that recorded `state`: itself once the
-        model and runtime are checked to match, or a copy carrying the recorded statistics.
+        model and every setting are checked to match, or a copy carrying the recorded statistics.
 
         Raises:
             EncoderMismatchError: `state` was recorded by an embedder this one cannot stand in for
-                (another model, runtime or tokeniser); the message names the embedder to use.
+                (another model, runtime, tokeniser, prompt...); the message names the embedder to use.
         """
-        return self
+        if self.takes_model:
+            check_same_model(state, self.model_name, type(self).__name__)
+        fitted = recorded_statistics(state, self.settings(), type(self).__name__)
+        return self._with_fitted(fitted) if fitted else self
+
+    def _with_fitted(self: E, fitted: Mapping[str, Any]) -> E:
+        """A copy of this embedder with the recorded corpus statistics (fitted settings) given."""
+        raise NotImplementedError(f"{type(self).__name__} has no fitted settings")
+
+    @classmethod
+    def from_state(cls: type[E], state: Mapping[str, Any], **overrides: Any) -> E:
+        """The embedder a collection's record describes (its model and settings), built anew;
+        `overrides` replace recorded values or add options that do not change vectors
+        (show_progress, device, cache). Settings the record lacks take the constructor's defaults."""
+        accepted = inspect.signature(cls).parameters
+        return cls(**({k: v for k, v in state.items() if k in accepted} | overrides))
 
     def _embed(self, texts: list[str], role: Role) -> Embeddings:
         key = self.identity

@@ -8,8 +8,7 @@ is random, so it is seeded for reproducible vectors; train it with ragembed's fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -18,14 +17,14 @@ from ragembed.embedders.base import CacheOption, Embedder, Role
 from ragembed.embedders.models import (
     DEFAULT_MODEL,
     check_model_location,
-    check_same_model,
     load_error,
     model_dim,
     model_fingerprint,
     quiet_loading,
     resolve_model_name,
 )
-from ragembed.errors import EncoderMismatchError, InvalidInputError, MissingDependencyError
+from ragembed.embedders.settings import Setting
+from ragembed.errors import InvalidInputError, MissingDependencyError
 from ragembed.types import EmbeddingKind, MultiVectorEmbeddings, narrow
 
 
@@ -57,6 +56,7 @@ class ColBERTEmbedder(Embedder):
     """
 
     kind = EmbeddingKind.MULTIVECTOR
+    takes_model = True
 
     def __init__(
         self,
@@ -109,39 +109,18 @@ class ColBERTEmbedder(Embedder):
         return model_dim(self.model)
 
     @property
-    def identity(self) -> str:
-        # What the cache holds: the whole (unpooled) tokens. "pool=1" keeps the key of the
-        # caches written when pooling ran inside the model.
-        skipped = "|stop-words=dropped" if self.drop_stop_words else ""
-        return f"colbert|{self._fingerprint}|seed={self.seed}|pool=1{skipped}" + self.runtime.identity
+    def fingerprint(self) -> str:
+        return self._fingerprint
 
-    def encoder_state(self) -> dict[str, Any]:
-        return {
-            "model": self.model_name,
-            "seed": self.seed,
-            "pool_factor": self.pool_factor,
-            "drop_stop_words": self.drop_stop_words,
-            **self.runtime.state(),
-        }
-
-    def restored(self, state: Mapping[str, Any]) -> ColBERTEmbedder:
-        check_same_model(state, self.model_name, "ColBERTEmbedder")
-        self.runtime.check_same(state, "ColBERTEmbedder")
-        pooled = state.get("pool_factor", 1)  # collections indexed before it was recorded: unpooled
-        if pooled != self.pool_factor:
-            raise EncoderMismatchError(
-                f"this collection's documents were indexed with pool_factor={pooled}, and this "
-                f"ColBERTEmbedder pools with {self.pool_factor}: documents added now would not match "
-                f"them; use ColBERTEmbedder(pool_factor={pooled}), or index into a new collection"
-            )
-        dropped = state.get("drop_stop_words", False)  # collections indexed before it was recorded: kept
-        if dropped != self.drop_stop_words:
-            raise EncoderMismatchError(
-                f"this collection's documents were indexed with drop_stop_words={dropped}, and this "
-                f"ColBERTEmbedder has drop_stop_words={self.drop_stop_words}: documents added now would "
-                f"not match them; use ColBERTEmbedder(drop_stop_words={dropped}), or index into a new collection"
-            )
-        return self
+    def settings(self) -> tuple[Setting, ...]:
+        # The cache holds whole tokens: pooling runs on them (not cached); collections indexed
+        # before pooling and stop words were recorded were unpooled and kept stop words.
+        return (
+            Setting("seed", self.seed),
+            Setting("pool_factor", self.pool_factor, legacy=1, cached=False),
+            Setting("drop_stop_words", self.drop_stop_words, legacy=False),
+            *self.runtime.settings(),
+        )
 
     def _skip_stop_words(self) -> None:
         """Add the stop words the tokenizer holds whole to PyLate's skiplist (the token ids its

@@ -6,9 +6,6 @@ so ragembed embeds offline out of the box. Any hub name or local path also works
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 from ragembed.embedders.backends import Backend, Quantize, Runtime
@@ -16,14 +13,14 @@ from ragembed.embedders.base import CacheOption, Embedder, Role
 from ragembed.embedders.models import (
     DEFAULT_MODEL,
     check_model_location,
-    check_same_model,
     load_error,
     model_dim,
     model_fingerprint,
     quiet_loading,
     resolve_model_name,
 )
-from ragembed.types import DenseEmbeddings, EmbeddingKind
+from ragembed.embedders.settings import Setting
+from ragembed.types import DenseEmbeddings, EmbeddingKind, check_positive
 
 
 class DenseEmbedder(Embedder):
@@ -40,6 +37,8 @@ class DenseEmbedder(Embedder):
             or "openvino"; the last two need the ragembed[fast] extra, run on the CPU, and export
             the model once into the cache folder. See docs/benchmarks.md section 1.
         quantize: None (fp32) or "int8" (ONNX Runtime's dynamic int8; backend="onnx" only).
+        max_seq_length: word pieces a text is cut to (default: the model's own window, 256 for
+            all-MiniLM-L6-v2); recorded with a collection like the model.
         cache: the embeddings cache: None/True the default one (~/.cache/ragembed), False none, a
             path, or an EmbeddingCache.
         show_progress: a progress bar while embedding many texts.
@@ -50,6 +49,7 @@ class DenseEmbedder(Embedder):
     """
 
     kind = EmbeddingKind.DENSE
+    takes_model = True
 
     def __init__(
         self,
@@ -64,6 +64,7 @@ class DenseEmbedder(Embedder):
         show_progress: bool = False,
         backend: Backend = "torch",
         quantize: Quantize = None,
+        max_seq_length: int | None = None,
     ) -> None:
         super().__init__(cache=cache, show_progress=show_progress)
         self.runtime = Runtime.checked(backend, quantize, device)
@@ -76,6 +77,9 @@ class DenseEmbedder(Embedder):
                 self.model = SentenceTransformer(resolve_model_name(self.model_name), device=device)
         except Exception as exc:
             raise load_error(self.model_name, exc) from exc
+        if max_seq_length is not None:
+            check_positive("max_seq_length", max_seq_length, integer=True)
+            self.model.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.normalize = normalize
         self.query_prompt = query_prompt
@@ -91,21 +95,20 @@ class DenseEmbedder(Embedder):
         return model_dim(self.model)
 
     @property
-    def identity(self) -> str:
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    # Everything but the model that changes the vectors. It travels with the collection, so
+    # searching it with an embedder that encodes otherwise fails with the fix instead of silently
+    # comparing vectors that mean other things.
+    def settings(self) -> tuple[Setting, ...]:
         return (
-            f"dense|{self._fingerprint}|norm={self.normalize}|q={self.query_prompt!r}|d={self.document_prompt!r}"
-            + self.runtime.identity
+            Setting("normalize", self.normalize),
+            Setting("query_prompt", self.query_prompt),
+            Setting("document_prompt", self.document_prompt),
+            Setting("max_seq_length", int(self.model.max_seq_length)),
+            *self.runtime.settings(),
         )
-
-    # The model name and how it ran travel with the collection, so searching it with another
-    # model or precision (whose vectors would silently mean something else) fails with the fix.
-    def encoder_state(self) -> dict[str, Any]:
-        return {"model": self.model_name, **self.runtime.state()}
-
-    def restored(self, state: Mapping[str, Any]) -> DenseEmbedder:
-        check_same_model(state, self.model_name, "DenseEmbedder")
-        self.runtime.check_same(state, "DenseEmbedder")
-        return self
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt

@@ -12,7 +12,7 @@ Tokenising (lower-casing, stop words, Snowball stemming) is bm25s's and PyStemme
 indices by a stable CRC32 hash (as Qdrant's own BM25 does with a hash), so no vocabulary has to
 be fitted or stored; collisions are rare (about one pair per 90,000 distinct terms) and only
 merge two terms. The average document length is fitted on a collection's first corpus and
-recorded in its manifest (`encoder_state()`); `restored()` carries it to later sessions.
+recorded in its manifest (`settings()`, fitted); `restored()` carries it to later sessions.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ragembed.embedders.base import CacheOption, Embedder, Role
-from ragembed.errors import EncoderMismatchError, InvalidInputError, MissingDependencyError
+from ragembed.embedders.settings import Setting
+from ragembed.errors import InvalidInputError, MissingDependencyError
 from ragembed.types import EmbeddingKind, SparseEmbeddings, validate_texts
 
 
@@ -89,9 +90,16 @@ class BM25Embedder(Embedder):
     def dim(self) -> int:
         return 2**32
 
-    @property
-    def identity(self) -> str:
-        return f"bm25|{self.language}|{self.stopwords!r}|k1={self.k1}|b={self.b}|avgdl={self.avgdl}"
+    def settings(self) -> tuple[Setting, ...]:
+        # The tokeniser (language, stop words) decides which terms exist, so it must match the
+        # collection's; the scoring statistics are the collection's own, carried over.
+        return (
+            Setting("language", self.language),
+            Setting("stopwords", self.stopwords),
+            Setting("k1", self.k1, fitted=True),
+            Setting("b", self.b, fitted=True),
+            Setting("avgdl", self.avgdl, fitted=True),
+        )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         tokens = self._tokenize_fn(
@@ -102,24 +110,13 @@ class BM25Embedder(Embedder):
     def fitted(self, texts: Sequence[str]) -> BM25Embedder:
         """A copy with the average document length of a corpus (this one is left as it is)."""
         lengths = [len(doc) for doc in self.tokenize(validate_texts(texts))]
-        return self._with(max(float(np.mean(lengths)), 1.0), self.k1, self.b)
+        return self._with_fitted({"avgdl": max(float(np.mean(lengths)), 1.0)})
 
-    def encoder_state(self) -> dict[str, Any]:
-        return {"avgdl": self.avgdl, "k1": self.k1, "b": self.b, "language": self.language, "stopwords": self.stopwords}
-
-    def restored(self, state: Mapping[str, Any]) -> BM25Embedder:
-        """A copy scoring like the collection's documents: its avgdl, k1 and b. The tokeniser
-        (language, stop words) decides which terms exist, so it must be the same."""
-        if state.get("language") != self.language or state.get("stopwords") != self.stopwords:
-            raise EncoderMismatchError(
-                f"this collection's BM25 vectors were built with language={state.get('language')!r}, "
-                f"stopwords={state.get('stopwords')!r}; create the BM25Embedder with the same settings"
-            )
-        return self._with(float(state["avgdl"]), float(state["k1"]), float(state["b"]))
-
-    def _with(self, avgdl: float, k1: float, b: float) -> BM25Embedder:
+    def _with_fitted(self, fitted: Mapping[str, Any]) -> BM25Embedder:
+        """A copy scoring like the collection's documents: its avgdl, k1 and b."""
         twin = copy.copy(self)  # shares the stemmer and the cache; the statistics are its own
-        twin.avgdl, twin.k1, twin.b = avgdl, k1, b
+        for name, value in fitted.items():
+            setattr(twin, name, float(value))
         return twin
 
     def _encode(self, texts: list[str], role: Role) -> SparseEmbeddings:

@@ -54,12 +54,13 @@ def check_qrels(qrels: Qrels) -> dict[str, dict[str, int]]:
 
 
 def relevance_grade(grade: object, what: str) -> int:
-    if isinstance(grade, numbers.Integral) and not isinstance(grade, bool):
-        return int(grade)
-    if isinstance(grade, numbers.Real) and not isinstance(grade, bool):
-        value = float(grade)
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
+    if not isinstance(grade, bool):  # True is an Integral at run time, which typeshed does not know
+        if isinstance(grade, numbers.Integral):
+            return int(grade)
+        if isinstance(grade, numbers.Real):
+            value = float(grade)
+            if math.isfinite(value) and value.is_integer():
+                return int(value)
     raise InvalidInputError(
         f"{what}: relevance grade {grade!r} ({type(grade).__name__}) is not a whole number; grades are "
         "integers, 0 for not relevant and 1, 2, ... for relevant (convert text with int(...))"

@@ -51,9 +51,11 @@ def payload_of(doc: Document) -> dict[str, Any]:
 
 
 def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A point's metadata: from `metadata_json` (ragembed's exact copy, key order and types kept)
+    where the payload has it, else from the `metadata` object (points written without it)."""
     if "metadata_json" in payload:
         metadata: dict[str, Any] = json.loads(payload["metadata_json"])
-    return metadata
+        return metadata
     return dict(payload.get("metadata") or {})
 
 

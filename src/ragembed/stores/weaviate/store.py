@@ -431,14 +431,13 @@ class WeaviateStore(VectorStore):
         deadline = time.monotonic() + self.retry_s
         pending, pause = list(range(len(objects))), 0.25
         while True:
-            for attempt in Retrying(
+            retrying = Retrying(
                 retry=retry_if_exception_type(TRANSIENT),
                 stop=stop_after_delay(max(0.0, deadline - time.monotonic())),
                 wait=wait_exponential(multiplier=0.25, max=4),
                 reraise=True,
-            ):
-                with attempt:
-                    result = self._writing.data.insert_many([objects[i] for i in pending])
+            )
+            result = retrying(self._writing.data.insert_many, [objects[i] for i in pending])
             errors = {pending[i]: error.message for i, error in result.errors.items()}
             passing = [i for i, message in errors.items() if PASSING_OBJECT_ERROR.search(message)]
             if not passing or time.monotonic() + pause > deadline:
