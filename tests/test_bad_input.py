@@ -24,7 +24,7 @@ from ragembed.errors import (
     SchemaMismatchError,
     UnsupportedStrategyError,
 )
-from ragembed.stores.capabilities import Capabilities
+from ragembed.search.capabilities import Capabilities
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from ragembed import Document, EmbeddingCache, Matryoshka, MemoryStore, Quantized, Range, Retriever, VectorField
 from ragembed.errors import InvalidInputError, RagembedError, SchemaMismatchError
 from ragembed.evaluation import BeirDataset, evaluate, ir_metrics, load_beir, sample
-from ragembed.stores.filters import validate_filter
+from ragembed.search.filters import validate_filter
 from ragembed.strategies import Hybrid, parse_strategy
 
 DOCS = [

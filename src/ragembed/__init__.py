@@ -21,11 +21,12 @@ from ragembed.errors import (
 )
 from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.retriever import Retriever
+from ragembed.search.filters import Range
+from ragembed.search.plan import Fusion, KeywordSearch, Rescore, VectorSearch
+from ragembed.search.schema import Schema, VectorField
 from ragembed.similarity import similarity
-from ragembed.stores.base import Fusion, KeywordSearch, Rescore, VectorSearch, VectorStore
-from ragembed.stores.filters import Range
+from ragembed.stores.base import VectorStore
 from ragembed.stores.memory import MemoryStore
-from ragembed.stores.schema import Schema, VectorField
 from ragembed.stores.uri import open_store
 from ragembed.strategies import (
     BM25,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragembed.embedders.backends import BACKENDS
 from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedError
-from ragembed.stores.filters import Condition, Filter, Range, Scalar, combine
+from ragembed.search.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import Datatype, EmbeddingKind, check_positive

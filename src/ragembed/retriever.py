@@ -21,10 +21,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
-from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, UnsupportedStrategyError
+from ragembed.errors import InvalidInputError, PartialWriteError, StoreError
+from ragembed.search.filters import Filter
+from ragembed.search.schema import Schema, VectorField
+from ragembed.search.validation import check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
-from ragembed.stores.filters import Filter
-from ragembed.stores.schema import Schema, VectorField
 from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, check_positive, validate_documents, validate_texts
@@ -275,17 +276,9 @@ class Retriever:
         return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}, schema
 
     def _check_servable(self, strategy: Strategy) -> None:
-        if strategy.needs_keyword and not self.store.capabilities.keyword_search:
-            raise UnsupportedStrategyError(
-                f"strategy {strategy.name!r} uses the engine's own BM25 over the text, which "
-                f"{type(self.store).__name__} does not offer (Weaviate does); here use 'bm25' or 'hybrid'"
-            )
-        lacking = strategy.needs - self.store.capabilities.kinds
-        if lacking:
-            raise UnsupportedStrategyError(
-                f"{type(self.store).__name__} cannot store {sorted(k.value for k in lacking)} vectors, "
-                f"which strategy {strategy.name!r} needs; pick another strategy or store"
-            )
+        check_servable(
+            strategy.name, strategy.needs, strategy.needs_keyword, self.store.capabilities, type(self.store).__name__
+        )
 
     def searched_fields(self, strategy: StrategySpec | None = None) -> list[VectorField]:
         """The collection's fields a strategy scans (not those it only rescores with): what its

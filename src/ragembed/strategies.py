@@ -51,8 +51,9 @@ from ragembed.embedders.matryoshka import truncate
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.muvera import DEFAULT_SHAPE, SHAPE_LABEL, MuveraShape
 from ragembed.quantization import Int8Calibration
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
-from ragembed.stores.schema import Schema, VectorField
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.search.schema import Schema, VectorField
+from ragembed.search.validation import check_fields_present
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,
@@ -102,14 +103,8 @@ class Strategy(ABC):
 
     def fields_in(self, schema: Schema) -> list[VectorField]:
         """This strategy's fields as the collection stores them (with their calibration)."""
-        wanted = self.field_names
-        missing = [n for n in wanted if n not in schema]
-        if missing:
-            raise UnsupportedStrategyError(
-                f"strategy {self.name!r} needs the vector fields {missing}, which this collection "
-                f"lacks (it has {schema.names}); index the documents with this strategy first"
-            )
-        return [schema[n] for n in wanted]
+        check_fields_present(self.name, self.field_names, schema)
+        return [schema[n] for n in self.field_names]
 
     @property
     @abstractmethod

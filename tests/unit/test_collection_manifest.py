@@ -7,7 +7,7 @@ import pytest
 
 from ragembed import BM25Embedder, Document, EmbeddingKind, MemoryStore, Retriever
 from ragembed.errors import InvalidInputError, SchemaMismatchError
-from ragembed.stores.schema import Schema, VectorField
+from ragembed.search.schema import Schema, VectorField
 
 DENSE = VectorField("dense", EmbeddingKind.DENSE, 384)
 BINARY = VectorField("dense_binary", EmbeddingKind.DENSE, 384, precision="binary")

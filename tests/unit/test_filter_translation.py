@@ -8,8 +8,8 @@ import qdrant_edge as qe
 from qdrant_client import models
 
 from ragembed.errors import InvalidInputError
-from ragembed.stores.capabilities import ANY_KEY, PORTABLE
-from ragembed.stores.filters import Range, combine, matches, validate_filter
+from ragembed.search.capabilities import ANY_KEY, PORTABLE
+from ragembed.search.filters import Range, combine, matches, validate_filter
 from ragembed.stores.qdrant import QdrantEdgeStore, client, edge
 from ragembed.stores.qdrant.mapping import QDRANT_FILTER_KEYS, qdrant_filter
 from ragembed.stores.weaviate.properties import Impossible, typed_name, weaviate_filter

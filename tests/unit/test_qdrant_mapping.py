@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ragembed.search.schema import Schema
 from ragembed.stores.qdrant.mapping import QuantizedSearch, Query, query_of, vector_layout
-from ragembed.stores.schema import Schema
 from ragembed.strategies import parse_strategy
 from ragembed.types import DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, Precision
 

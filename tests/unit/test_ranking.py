@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragembed.stores.ranking import reciprocal_rank_fusion, rrf_scores
+from ragembed.search.ranking import reciprocal_rank_fusion, rrf_scores
 from ragembed.types import Hit
 
 pytestmark = pytest.mark.unit

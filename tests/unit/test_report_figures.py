@@ -6,7 +6,7 @@ import pytest
 
 from ragembed.evaluation.report import choice_table
 from ragembed.evaluation.runner import StrategyRun, field_bytes
-from ragembed.stores.schema import VectorField
+from ragembed.search.schema import VectorField
 from ragembed.types import Datatype, EmbeddingKind, Precision
 
 

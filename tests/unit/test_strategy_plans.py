@@ -7,8 +7,9 @@ import pytest
 
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.muvera import MuveraShape
-from ragembed.stores.base import Fusion, KeywordSearch, Rescore, VectorSearch, check_plan
-from ragembed.stores.schema import Schema, VectorField
+from ragembed.search.plan import Fusion, KeywordSearch, Rescore, VectorSearch
+from ragembed.search.schema import Schema, VectorField
+from ragembed.search.validation import check_plan
 from ragembed.strategies import ColBERT, derive, parse_strategy
 from ragembed.types import Datatype, DenseEmbeddings, EmbeddingKind, MultiVectorEmbeddings, Precision, SparseEmbeddings
 

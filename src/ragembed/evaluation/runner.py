@@ -18,7 +18,7 @@ from ragembed.evaluation.beir import BeirDataset
 from ragembed.evaluation.metrics import DEFAULT_METRICS, ir_metrics, run_from_hits
 from ragembed.evaluation.ragas_metrics import ragas_context_metrics
 from ragembed.retriever import Retriever
-from ragembed.stores.schema import VectorField
+from ragembed.search.schema import VectorField
 from ragembed.strategies import parse_strategy
 from ragembed.types import EmbeddingKind, Hit, MultiVectorEmbeddings, Precision, SparseEmbeddings, narrow
 

@@ -56,13 +56,14 @@ from ragembed.quantization import (
     quantize_binary,
     quantize_int8,
 )
+from ragembed.search.capabilities import Capabilities
+from ragembed.search.filters import Filter, matches
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore
+from ragembed.search.ranking import rrf_scores
+from ragembed.search.schema import Schema, VectorField
 from ragembed.similarity import normalize_rows
 from ragembed.stores import folders
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorStore
-from ragembed.stores.capabilities import Capabilities
-from ragembed.stores.filters import Filter, matches
-from ragembed.stores.ranking import rrf_scores
-from ragembed.stores.schema import Schema, VectorField
+from ragembed.stores.base import VectorStore
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,

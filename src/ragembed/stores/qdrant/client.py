@@ -50,10 +50,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
-from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, VectorSearch, VectorStore
-from ragembed.stores.capabilities import Capabilities
-from ragembed.stores.filters import Filter
+from ragembed.search import executor
+from ragembed.search.capabilities import Capabilities
+from ragembed.search.filters import Filter
+from ragembed.search.plan import Plan, VectorSearch
+from ragembed.search.schema import Schema, VectorField
+from ragembed.stores import folders
+from ragembed.stores.base import VectorStore
 from ragembed.stores.ids import point_id
 from ragembed.stores.qdrant.mapping import (
     QDRANT_FILTER_KEYS,
@@ -70,7 +73,6 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
-from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     Document,
@@ -533,7 +535,7 @@ class QdrantStore(VectorStore):
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
         weights = {key: self._idf(key[0], terms) for key, terms in self._idf_terms(plan).items()}
-        return steps.run(self._steps(plan, qfilter), lambda asks: self._send(asks, weights))
+        return executor.run(self._steps(plan, qfilter), lambda asks: self._send(asks, weights))
 
     async def _asearch(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         if self.local:
@@ -544,35 +546,35 @@ class QdrantStore(VectorStore):
         counted = await asyncio.gather(*(self._aidf(client, key[0], t) for key, t in terms.items()))
         weights = dict(zip(terms, counted))
 
-        async def send(asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+        async def send(asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
             requests = [self._request(ask, weights) for ask in asks]
             responses = await self._acall("search", lambda: client.query_batch_points(self.collection, requests))
             return hits_of(responses)
 
-        return await steps.arun(self._steps(plan, qfilter), send)
+        return await executor.arun(self._steps(plan, qfilter), send)
 
-    def _steps(self, plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
+    def _steps(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         if needs_stages(plan, sharded=self._shards > 1):
-            return steps.by_stage(plan, qfilter, self._query, self._restricted)
+            return executor.by_stage(plan, qfilter, self._query, self._restricted)
         return self._query(plan, qfilter)
 
     @staticmethod
-    def _query(plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
-        return steps.with_ties((plan, qfilter), plan.limit)
+    def _query(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+        return executor.with_ties((plan, qfilter), plan.limit)
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:
         only = models.HasIdCondition(has_id=[point_id(i) for i in ids])
         return models.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
-    def _send(self, asks: list[steps.Ask[Any]], weights: Weights) -> list[list[Hit]]:
+    def _send(self, asks: list[executor.Ask[Any]], weights: Weights) -> list[list[Hit]]:
         """A batch of queries in one request (Qdrant's batch query API)."""
         requests = [self._request(ask, weights) for ask in asks]
         with self._one_search:
             responses = self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
         return hits_of(responses)
 
-    def _request(self, ask: steps.Ask[Any], weights: Weights) -> models.QueryRequest:
+    def _request(self, ask: executor.Ask[Any], weights: Weights) -> models.QueryRequest:
         plan, qfilter = ask.request
         query = query_of(plan, self._require_schema(), native_quantization=not self.local)
         return models.QueryRequest(

@@ -23,10 +23,13 @@ from typing import Any
 import numpy as np
 
 from ragembed.errors import MissingDependencyError, RagembedError, SchemaMismatchError, StoreError
-from ragembed.stores import folders, steps
-from ragembed.stores.base import Plan, VectorStore
-from ragembed.stores.capabilities import Capabilities
-from ragembed.stores.filters import Filter
+from ragembed.search import executor
+from ragembed.search.capabilities import Capabilities
+from ragembed.search.filters import Filter
+from ragembed.search.plan import Plan
+from ragembed.search.schema import Schema, VectorField
+from ragembed.stores import folders
+from ragembed.stores.base import VectorStore
 from ragembed.stores.ids import point_id
 from ragembed.stores.qdrant.mapping import (
     QDRANT_FILTER_KEYS,
@@ -42,7 +45,6 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
-from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, Precision
 
 try:
@@ -302,11 +304,11 @@ class QdrantEdgeStore(VectorStore):
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
         query = (
-            steps.by_stage(plan, qfilter, self._query, self._restricted)
+            executor.by_stage(plan, qfilter, self._query, self._restricted)
             if needs_stages(plan, sharded=False)
             else self._query(plan, qfilter)
         )
-        return steps.run(query, self._send)
+        return executor.run(query, self._send)
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:
@@ -314,10 +316,10 @@ class QdrantEdgeStore(VectorStore):
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
     @staticmethod
-    def _query(plan: Plan, qfilter: Any) -> steps.Steps[list[Hit]]:
-        return steps.with_ties((plan, qfilter), plan.limit)
+    def _query(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+        return executor.with_ties((plan, qfilter), plan.limit)
 
-    def _send(self, asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+    def _send(self, asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
         """The engine runs in this process: one query after another."""
         answers = []
         for ask in asks:

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ragembed.stores.base import Fusion, Plan, Rescore, VectorSearch
-from ragembed.stores.capabilities import FilterKeys
-from ragembed.stores.filters import Condition, Range
-from ragembed.stores.schema import Schema, VectorField
+from ragembed.search.capabilities import FilterKeys
+from ragembed.search.filters import Condition, Range
+from ragembed.search.plan import Fusion, Plan, Rescore, VectorSearch
+from ragembed.search.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
     Document,
@@ -189,7 +189,7 @@ def query_of(plan: Plan, schema: Schema, native_quantization: bool) -> Query:
 
 def needs_stages(plan: Plan, sharded: bool) -> bool:
     """Whether one Qdrant query would rank `plan` differently from ragembed's plan semantics
-    (the memory store's), so that its stages must run one query each (steps.by_stage):
+    (the memory store's), so that its stages must run one query each (executor.by_stage):
       - any fusion: Qdrant cuts each stage at its limit with ties in no set order (BM25 scores
         tie often, so a tied document at the cut-off is in or out at random) and its RRF breaks
         no ties, while ragembed decides every tie by document id; its weighted RRF also stretches

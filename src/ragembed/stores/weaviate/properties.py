@@ -22,8 +22,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ragembed.stores.capabilities import PORTABLE
-from ragembed.stores.filters import Condition, Range
+from ragembed.search.capabilities import PORTABLE
+from ragembed.search.filters import Condition, Range
 from ragembed.types import Document
 from weaviate.classes.config import DataType, Property, Tokenization
 from weaviate.classes.query import Filter

@@ -40,12 +40,14 @@ from ragembed.errors import (
     StoreError,
     UnsupportedStrategyError,
 )
-from ragembed.stores import filters, steps
-from ragembed.stores.base import Fusion, KeywordSearch, Plan, Rescore, VectorSearch, VectorStore, uses_keyword
-from ragembed.stores.capabilities import PORTABLE, Capabilities
+from ragembed.search import executor, filters
+from ragembed.search.capabilities import PORTABLE, Capabilities
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.search.ranking import ordered_hits, reciprocal_rank_fusion
+from ragembed.search.schema import Schema, VectorField
+from ragembed.search.validation import uses_keyword
+from ragembed.stores.base import VectorStore
 from ragembed.stores.ids import point_id
-from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
-from ragembed.stores.schema import Schema, VectorField
 from ragembed.types import (
     DenseEmbeddings,
     Document,
@@ -479,7 +481,7 @@ class WeaviateStore(VectorStore):
     def get(self, ids: Sequence[str]) -> list[Document]:
         if self._schema is None:
             return []
-        found = {h.id: h for h in steps.run(self._fetch(list(ids)), self._send)}
+        found = {h.id: h for h in executor.run(self._fetch(list(ids)), self._send)}
         return [Document(i, found[i].text, found[i].metadata) for i in ids if i in found]
 
     def other_collections(self) -> list[str] | None:
@@ -503,19 +505,19 @@ class WeaviateStore(VectorStore):
 
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: filters.Filter | None) -> list[Hit]:
-        return steps.run(self._search_steps(plan, filter), self._send)
+        return executor.run(self._search_steps(plan, filter), self._send)
 
     async def _asearch(self, plan: Plan, filter: filters.Filter | None) -> list[Hit]:
         if not self.capabilities.native_async:
             return await super()._asearch(plan, filter)
         reading = self._consistent(await self._async_collection(), ConsistencyLevel.ONE)
 
-        async def send(asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+        async def send(asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
             return list(await asyncio.gather(*(self._aguard(partial(self._ask, reading.query, a)) for a in asks)))
 
-        return await steps.arun(self._search_steps(plan, filter), send)
+        return await executor.arun(self._search_steps(plan, filter), send)
 
-    def _search_steps(self, plan: Plan, filter: filters.Filter | None) -> steps.Steps[list[Hit]]:
+    def _search_steps(self, plan: Plan, filter: filters.Filter | None) -> executor.Steps[list[Hit]]:
         if self._shards > 1 and uses_keyword(plan):
             # Weaviate scores BM25 with each shard's own term statistics and offers no collection-
             # wide ones, so a sharded collection would rank (and score) unlike one node.
@@ -534,14 +536,14 @@ class WeaviateStore(VectorStore):
     # Each engine query is an Ask whose request is a tuple naming the query API to call:
     # ("near", field, query, where, full), ("bm25", text, where, full),
     # ("hybrid", text, vector stage, alpha, where, full) or ("fetch", ids); `_ask` calls it.
-    def _run(self, plan: Plan, where: Any, full: bool) -> steps.Steps[list[Hit]]:
+    def _run(self, plan: Plan, where: Any, full: bool) -> executor.Steps[list[Hit]]:
         """The plan's top `limit` hits; with full=False only ids and scores (candidate stages)."""
         if isinstance(plan, Fusion):
             return (yield from self._fusion(plan, where, full))
         if isinstance(plan, KeywordSearch):
-            return (yield from steps.with_ties(("bm25", plan.text, where, full), plan.limit))
+            return (yield from executor.with_ties(("bm25", plan.text, where, full), plan.limit))
         if plan.prefetch:
-            stages = yield from steps.together([self._run(stage, where, full=False) for stage in plan.prefetch])
+            stages = yield from executor.together([self._run(stage, where, full=False) for stage in plan.prefetch])
             pool = {h.id for stage in stages for h in stage}
             if not pool:
                 return []
@@ -551,27 +553,27 @@ class WeaviateStore(VectorStore):
                 # MUVERA picks its results by the fixed-size encodings and rescores only those
                 # with MaxSim: asked for `limit`, it would drop candidates MaxSim ranks higher.
                 # Ask for the whole pool, so every candidate is ranked by MaxSim.
-                (candidates,) = yield [steps.Ask(("near", plan.field, plan.query, where, False), len(pool))]
+                (candidates,) = yield [executor.Ask(("near", plan.field, plan.query, where, False), len(pool))]
                 return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
         if isinstance(plan, Rescore):
             # The quantized index, rescored by Weaviate with the original vectors: ask it for
             # the oversampled candidate count, keep the best `limit` of the rescored scores.
-            (candidates,) = yield [steps.Ask(("near", plan.field, plan.query, where, False), plan.candidates)]
+            (candidates,) = yield [executor.Ask(("near", plan.field, plan.query, where, False), plan.candidates)]
             return (yield from self._complete(ordered_hits(candidates, plan.limit), full))
         # (A quantized field searched alone is refused before here: Weaviate rescores its
         # compressed index on every query, so it would silently come back rescored.)
-        return (yield from steps.with_ties(("near", plan.field, plan.query, where, full), plan.limit))
+        return (yield from executor.with_ties(("near", plan.field, plan.query, where, full), plan.limit))
 
     def _muvera_encoded(self, field: str) -> bool:
         return bool(self.settings["muvera"]) and self._require_schema()[field].kind is EmbeddingKind.MULTIVECTOR
 
-    def _fusion(self, plan: Fusion, where: Any, full: bool) -> steps.Steps[list[Hit]]:
+    def _fusion(self, plan: Fusion, where: Any, full: bool) -> executor.Steps[list[Hit]]:
         stages = plan.prefetch
         hybrid = self._hybrid_stages(plan)
         if hybrid is not None:
             keyword, vector, alpha = hybrid
-            return (yield from steps.with_ties(("hybrid", keyword.text, vector, alpha, where, full), plan.limit))
-        rankings = yield from steps.together([self._run(stage, where, full=False) for stage in stages])
+            return (yield from executor.with_ties(("hybrid", keyword.text, vector, alpha, where, full), plan.limit))
+        rankings = yield from executor.together([self._run(stage, where, full=False) for stage in stages])
         return (yield from self._complete(reciprocal_rank_fusion(rankings, plan.limit, plan.rrf_k, plan.weights), full))
 
     def _hybrid_stages(self, plan: Fusion) -> tuple[KeywordSearch, VectorSearch, float] | None:
@@ -590,7 +592,7 @@ class WeaviateStore(VectorStore):
         total = weights[keyword] + weights[vector]
         return keyword, vector, weights[vector] / total if total else 0.5
 
-    def _complete(self, hits: list[Hit], full: bool) -> steps.Steps[list[Hit]]:
+    def _complete(self, hits: list[Hit], full: bool) -> executor.Steps[list[Hit]]:
         """Fill in text and metadata of id-only hits (final results of client-side stages)."""
         if not full or not hits:
             return hits
@@ -598,16 +600,16 @@ class WeaviateStore(VectorStore):
         return [Hit(h.id, h.score, found[h.id].text, found[h.id].metadata) for h in hits if h.id in found]
 
     @staticmethod
-    def _fetch(ids: list[str]) -> steps.Steps[list[Hit]]:
+    def _fetch(ids: list[str]) -> executor.Steps[list[Hit]]:
         chunks = [ids[start : start + ID_CHUNK] for start in range(0, len(ids), ID_CHUNK)]
-        found = yield [steps.Ask(("fetch", chunk), len(chunk)) for chunk in chunks]
+        found = yield [executor.Ask(("fetch", chunk), len(chunk)) for chunk in chunks]
         return [hit for chunk in found for hit in chunk]
 
-    def _send(self, asks: list[steps.Ask[Any]]) -> list[list[Hit]]:
+    def _send(self, asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
         reading = self._reading
         return [self._guard(lambda: self._ask(reading.query, ask)) for ask in asks]
 
-    def _ask(self, query: Any, ask: steps.Ask[Any]) -> Any:
+    def _ask(self, query: Any, ask: executor.Ask[Any]) -> Any:
         """Call the query API (`collection.query`, sync or async) for one Ask; returns its hits,
         or, from an async collection, an awaitable of them."""
         kind, *args = ask.request

@@ -18,7 +18,7 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 
 from ragembed import Document, Range, Retriever
 from ragembed.errors import InvalidInputError
-from ragembed.stores.filters import Condition, Filter, combine
+from ragembed.search.filters import Condition, Filter, combine
 
 RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
 

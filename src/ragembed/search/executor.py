@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from ragembed.stores.base import Fusion, Plan, Rescore, VectorSearch
-from ragembed.stores.ranking import ordered_hits, reciprocal_rank_fusion
+from ragembed.search.plan import Fusion, Plan, Rescore, VectorSearch
+from ragembed.search.ranking import ordered_hits, reciprocal_rank_fusion
 from ragembed.types import Hit
 
 R = TypeVar("R")

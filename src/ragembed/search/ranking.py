@@ -1,7 +1,7 @@
 """Result order shared by the engine adapters: score descending, ties by document id, the order
 the memory store defines, so every backend returns the same ranking for the same scores; and
 reciprocal rank fusion for every store that fuses stages itself. (How an adapter asks for more
-hits while the cut-off is tied is in stores/steps.py.)"""
+hits while the cut-off is tied is in search/executor.py.)"""
 
 from __future__ import annotations
 

@@ -1,0 +1,184 @@
+"""One validation: every refusal of a plan, a schema or a strategy a store cannot serve is made
+here, before any engine call, from the schema and the store's declared capabilities (so a test,
+the contract suite and the code can never disagree about what a store does)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from ragembed.errors import DimensionMismatchError, InvalidInputError, UnsupportedStrategyError
+from ragembed.search.capabilities import Capabilities
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.search.schema import Schema, VectorField
+from ragembed.types import (
+    Datatype,
+    DenseEmbeddings,
+    EmbeddingKind,
+    Embeddings,
+    Precision,
+    SparseEmbeddings,
+    check_positive,
+)
+
+
+def check_storable(wanted: Schema, capabilities: Capabilities, store: str) -> None:
+    """Refuse fields the store cannot keep: a kind, a token datatype or a quantized token index
+    it does not declare."""
+    kinds = capabilities.kinds
+    unsupported = [f.name for f in wanted.fields if f.kind not in kinds]
+    if unsupported:
+        raise UnsupportedStrategyError(
+            f"{store} cannot store the fields {unsupported} (it stores "
+            f"{sorted(k.value for k in kinds)} vectors); leave them out or use another store"
+        )
+    kept = capabilities.datatypes
+    for f in wanted.fields:
+        if f.datatype not in kept:
+            turbo = f.datatype in (Datatype.TURBO8, Datatype.TURBO4)
+            raise UnsupportedStrategyError(
+                f"{store} cannot keep field {f.name!r} as {f.datatype.value} (it keeps "
+                f"{', '.join(sorted(d.value for d in kept))} token vectors); "
+                + ("TurboQuant storage is Qdrant Edge's (QdrantEdgeStore), or " if turbo else "")
+                + "choose a datatype this store keeps ("
+                + " or ".join(
+                    f"strategy 'colbert+dense:{d.value}'" if d is not Datatype.FLOAT32 else "plain 'colbert+dense'"
+                    for d in sorted(kept, key=lambda d: d.bits)
+                )
+                + ")"
+            )
+    if not capabilities.quantized_multivectors:
+        for f in wanted.fields:
+            if f.kind is EmbeddingKind.MULTIVECTOR and f.precision is not Precision.FLOAT32:
+                raise UnsupportedStrategyError(
+                    f"{store} keeps no {f.precision.value} index beside the float32 token "
+                    f"vectors of field {f.name!r}; use 'colbert+dense' or 'colbert+dense:float16' here, or "
+                    "a store that does (the Qdrant server, Qdrant Edge qdrant-edge:PATH, Weaviate, memory)"
+                )
+
+
+def check_servable(
+    strategy: str, needs: Iterable[EmbeddingKind], keyword: bool, capabilities: Capabilities, store: str
+) -> None:
+    """Refuse a strategy whose embeddings (`needs`) or engine BM25 (`keyword`) the store lacks."""
+    if keyword and not capabilities.keyword_search:
+        raise UnsupportedStrategyError(
+            f"strategy {strategy!r} uses the engine's own BM25 over the text, which "
+            f"{store} does not offer (Weaviate does); here use 'bm25' or 'hybrid'"
+        )
+    lacking = set(needs) - capabilities.kinds
+    if lacking:
+        raise UnsupportedStrategyError(
+            f"{store} cannot store {sorted(k.value for k in lacking)} vectors, "
+            f"which strategy {strategy!r} needs; pick another strategy or store"
+        )
+
+
+def check_fields_present(strategy: str, wanted: Sequence[str], schema: Schema) -> None:
+    """Refuse a strategy whose fields the collection lacks, naming them."""
+    missing = [n for n in wanted if n not in schema]
+    if missing:
+        raise UnsupportedStrategyError(
+            f"strategy {strategy!r} needs the vector fields {missing}, which this collection "
+            f"lacks (it has {schema.names}); index the documents with this strategy first"
+        )
+
+
+def check_embeddings(f: VectorField, emb: Embeddings) -> None:
+    if emb.kind is not f.kind:
+        raise InvalidInputError(f"field {f.name!r} holds {f.kind.value} vectors, got {emb.kind.value}")
+    if isinstance(emb, DenseEmbeddings) and emb.precision is not Precision.FLOAT32:
+        raise InvalidInputError(
+            f"field {f.name!r} takes float32 vectors, got {emb.precision.value}; stores quantize "
+            "int8 and binary fields themselves, so pass the float32 embeddings"
+        )
+    if not isinstance(emb, SparseEmbeddings) and len(emb) and emb.dim != f.dim:
+        raise DimensionMismatchError(
+            f"field {f.name!r} holds {f.dim}-dimensional vectors, got {emb.dim}; use the model the "
+            "collection was indexed with, or index into a new collection"
+        )
+
+
+def uses_keyword(plan: Plan) -> bool:
+    return isinstance(plan, KeywordSearch) or any(uses_keyword(p) for p in plan.prefetch)
+
+
+def check_capable(plan: Plan, schema: Schema, capabilities: Capabilities, store: str) -> None:
+    """Refuse a (structurally valid) plan that needs what the store does not declare."""
+    if not capabilities.keyword_search and uses_keyword(plan):
+        raise UnsupportedStrategyError(
+            f"{store} has no keyword (BM25 over text) search of its own; search a sparse BM25 field "
+            "instead (strategy 'bm25'), or use Weaviate"
+        )
+    unrescored = None if capabilities.quantized_without_rescore else quantized_alone(plan, schema)
+    if unrescored is not None:
+        raise UnsupportedStrategyError(
+            f"{store} always rescores its compressed index with the original vectors, so field "
+            f"{unrescored!r} cannot be searched without rescoring; use the rescored strategy "
+            "('int8' or 'binary', not ':norescore'), whose plan is a Rescore step"
+        )
+
+
+def quantized_alone(plan: Plan, schema: Schema) -> str | None:
+    """A quantized field the plan searches without a Rescore step, if any."""
+    if isinstance(plan, VectorSearch) and schema[plan.field].precision is not Precision.FLOAT32:
+        return plan.field
+    found = (quantized_alone(stage, schema) for stage in plan.prefetch)
+    return next((name for name in found if name is not None), None)
+
+
+def check_rescore(schema: Schema, plan: Rescore) -> None:
+    quantized, original = schema[plan.field], schema[plan.original]
+    if quantized.precision is Precision.FLOAT32:
+        raise InvalidInputError(
+            f"Rescore searches a quantized (int8 or binary) field; {plan.field!r} is "
+            f"{quantized.precision.value} {quantized.kind.value}. Search it with a VectorSearch instead"
+        )
+    if quantized.kind is EmbeddingKind.MULTIVECTOR:
+        if plan.original != plan.field:
+            raise InvalidInputError(
+                f"a quantized multi-vector field keeps its own float32 token vectors: Rescore {plan.field!r} "
+                f"with original={plan.field!r}, not {plan.original!r}"
+            )
+    elif original.precision is not Precision.FLOAT32 or original.kind is not EmbeddingKind.DENSE:
+        raise InvalidInputError(f"Rescore ranks by a float32 dense field; {plan.original!r} is not one")
+    elif original.dim != quantized.dim:
+        raise InvalidInputError(
+            f"Rescore needs {plan.original!r} to be the float32 twin of {plan.field!r} (same dimension), "
+            f"got {original.dim} and {quantized.dim}; for a smaller first stage, nest VectorSearch stages"
+        )
+    check_positive("Rescore oversampling (candidates per result)", plan.oversampling)
+    if plan.oversampling < 1:
+        raise InvalidInputError(f"Rescore oversampling (candidates per result) must be >= 1, got {plan.oversampling!r}")
+    check_query(original, plan.query)
+
+
+def check_query(f: VectorField, query: Embeddings) -> None:
+    check_embeddings(f, query)
+    if len(query) != 1:
+        raise InvalidInputError(f"a search stage takes one query vector, got {len(query)}")
+
+
+def check_plan(schema: Schema, plan: Plan) -> None:
+    if not isinstance(plan, (VectorSearch, Rescore, Fusion, KeywordSearch)):
+        raise InvalidInputError(
+            f"a search plan is a VectorSearch, Rescore, Fusion or KeywordSearch, got {type(plan).__name__}"
+        )
+    check_positive("limit (k)", plan.limit, integer=True)
+    if isinstance(plan, Fusion):
+        if not plan.prefetch:
+            raise InvalidInputError("Fusion needs at least one prefetch stage")
+        if isinstance(plan.rrf_k, bool) or not isinstance(plan.rrf_k, (int, np.integer)) or plan.rrf_k < 0:
+            raise InvalidInputError(f"Fusion rrf_k (the RRF constant) must be a whole number >= 0, got {plan.rrf_k!r}")
+        if plan.weights is not None and (len(plan.weights) != len(plan.prefetch) or min(plan.weights) < 0):
+            raise InvalidInputError("Fusion weights: one non-negative weight per prefetch stage")
+    elif isinstance(plan, KeywordSearch):
+        if not isinstance(plan.text, str) or not plan.text.strip():
+            raise InvalidInputError("a keyword search needs a non-empty query text")
+    elif isinstance(plan, Rescore):
+        check_rescore(schema, plan)
+    else:
+        check_query(schema[plan.field], plan.query)
+    for stage in plan.prefetch:
+        check_plan(schema, stage)
