@@ -55,6 +55,8 @@ class Embedder(ABC):
     # Whether the constructor takes `model` (a hub name or folder), recorded as "model".
     takes_model: ClassVar[bool] = False
     model_name: str
+    # The model's identity by content (models.model_fingerprint), set when it loads; "" without one.
+    fingerprint: str = ""
 
     def __init__(self, *, cache: CacheOption = None, show_progress: bool = False) -> None:
         self.cache = resolve_cache(cache)
@@ -68,11 +70,6 @@ class Embedder(ABC):
     def settings(self) -> tuple[Setting, ...]:
         """Every setting besides the model that changes the vectors (the one list: see the class)."""
         return ()
-
-    @property
-    def fingerprint(self) -> str:
-        """The model's identity by content (models.model_fingerprint); "" for an embedder without one."""
-        return ""
 
     @property
     def identity(self) -> str:

@@ -93,10 +93,10 @@ class ColBERTEmbedder(Embedder):
         self.drop_stop_words = drop_stop_words
         if drop_stop_words:
             self._skip_stop_words()
-        self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
+        self.fingerprint = model_fingerprint(resolve_model_name(self.model_name))
         # PyLate may add its [Q]/[D] marker tokens to the vocabulary, so its transformer gets its
         # own export, never the dense model's.
-        self.runtime.apply(self.model, f"colbert|{self._fingerprint}")
+        self.runtime.apply(self.model, f"colbert|{self.fingerprint}")
 
     def __repr__(self) -> str:
         return (
@@ -107,10 +107,6 @@ class ColBERTEmbedder(Embedder):
     @property
     def dim(self) -> int:
         return model_dim(self.model)
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
 
     def settings(self) -> tuple[Setting, ...]:
         # The cache holds whole tokens: pooling runs on them (not cached); collections indexed

@@ -84,8 +84,8 @@ class DenseEmbedder(Embedder):
         self.normalize = normalize
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
-        self._fingerprint = model_fingerprint(resolve_model_name(self.model_name))
-        self.runtime.apply(self.model, f"dense|{self._fingerprint}")
+        self.fingerprint = model_fingerprint(resolve_model_name(self.model_name))
+        self.runtime.apply(self.model, f"dense|{self.fingerprint}")
 
     def __repr__(self) -> str:
         return f"DenseEmbedder(model={self.model_name!r}, dim={self.dim}, backend={self.runtime.backend!r})"
@@ -93,10 +93,6 @@ class DenseEmbedder(Embedder):
     @property
     def dim(self) -> int:
         return model_dim(self.model)
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
 
     # Everything but the model that changes the vectors. It travels with the collection, so
     # searching it with an embedder that encodes otherwise fails with the fix instead of silently
