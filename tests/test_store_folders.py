@@ -81,31 +81,24 @@ def test_embedded_weaviate_refuses_a_users_folder(tmp_path):
     assert count(f"qdrant-edge:{tmp_path / 'edge'}") == len(DOCS)
 
 
-# --- 2. the CLI indexing the folder it would write -----------------------------------------------
-@pytest.mark.parametrize("scheme", ["memory", "qdrant-edge"])
-def test_the_cli_never_replaces_the_folder_it_indexes(tmp_path, scheme):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ragembed.cli",
-            "index",
-            "docs",
-            "--store",
-            f"{scheme}:.",
-            "--collection",
-            "docs",
-            "--strategy",
-            "bm25",
-        ],
-        cwd=tmp_path,
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`ragembed ARGS` in a real process, offline."""
+    return subprocess.run(
+        [sys.executable, "-m", "ragembed.cli", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
+
+
+# --- 2. the CLI indexing the folder it would write -----------------------------------------------
+@pytest.mark.parametrize("scheme", ["memory", "qdrant-edge"])
+def test_the_cli_never_replaces_the_folder_it_indexes(tmp_path, scheme):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
+    done = run_cli(["index", "docs", "--store", f"{scheme}:.", "--collection", "docs", "--strategy", "bm25"], tmp_path)
     assert done.returncode == 2, done.stderr
     assert "ragembed: error: docs already holds files ragembed did not write (guide.md)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -416,7 +409,8 @@ def test_a_folder_above_the_store_that_cannot_be_read_is_a_store_error(tmp_path,
         assert count(uri) == len(DOCS)
 
 
-CLI_INDEX = [sys.executable, "-m", "ragembed.cli", "index", "docs", "--collection", "docs", "--strategy", "bm25"]
+INDEX_ARGS = ["index", "docs", "--collection", "docs", "--strategy", "bm25"]
+CLI_INDEX = [sys.executable, "-m", "ragembed.cli", *INDEX_ARGS]
 
 
 @pytest.mark.parametrize("scheme", ["memory", "qdrant-edge"])
@@ -424,14 +418,7 @@ def test_the_cli_refuses_a_file_as_the_store_folder_with_exit_2(tmp_path, scheme
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
     (tmp_path / "plainfile").write_text("my notes")
-    done = subprocess.run(
-        [*CLI_INDEX, "--store", f"{scheme}:plainfile"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    done = run_cli([*INDEX_ARGS, "--store", f"{scheme}:plainfile"], tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
@@ -477,26 +464,7 @@ def test_a_mistyped_collection_names_the_store_and_the_collections_there(tmp_pat
 
 def test_the_cli_names_the_collection_it_could_not_find(tmp_path):
     index(f"memory:{tmp_path / 'idx'}")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ragembed.cli",
-            "search",
-            "honey",
-            "--store",
-            "memory:idx",
-            "--collection",
-            "dcos",
-            "--strategy",
-            "bm25",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    done = run_cli(["search", "honey", "--store", "memory:idx", "--collection", "dcos", "--strategy", "bm25"], tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "idx/dcos" in done.stderr and "collections there: docs" in done.stderr
 
