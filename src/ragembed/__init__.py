@@ -38,6 +38,7 @@ from ragembed.strategies import (
     Matryoshka,
     Quantized,
     Strategy,
+    Using,
     parse_strategy,
 )
 from ragembed.types import (
@@ -112,6 +113,7 @@ __all__ = [
     "StoreError",
     "Strategy",
     "UnsupportedStrategyError",
+    "Using",
     "VectorField",
     "VectorSearch",
     "VectorStore",

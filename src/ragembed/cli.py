@@ -18,13 +18,14 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragembed.embedders.backends import BACKENDS
 from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedError
 from ragembed.search.filters import Condition, Filter, Range, Scalar, combine
+from ragembed.search.schema import DEFAULT_EMBEDDER
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import Datatype, EmbeddingKind, check_positive
@@ -186,31 +187,50 @@ def open_evaluation_retriever(args: argparse.Namespace) -> Retriever:
 
 
 def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
-    from ragembed.embedders.colbert import ColBERTEmbedder
-    from ragembed.embedders.dense import DenseEmbedder
     from ragembed.retriever import Retriever
 
-    # A collection's embedders are rebuilt from its record (model, prompts, pooling, backend...),
-    # with what the user names on the command line in their place; the Retriever then checks them.
+    # A collection's embedders are rebuilt from its record (class, model, prompts, pooling,
+    # backend...), each by its name, with what the user names on the command line in place of the
+    # default dense and ColBERT ones'; the Retriever then checks them.
     states = store.schema.encoders if store.schema else {}
     strategies = args.strategy or ["dense"]
     needs = set().union(*(parse_strategy(s).needs for s in strategies))
-    built: dict[EmbeddingKind, Embedder] = {}
-    kinds: tuple[tuple[EmbeddingKind, type[Embedder], str | None], ...] = (
-        (EmbeddingKind.DENSE, DenseEmbedder, args.model),
-        (EmbeddingKind.MULTIVECTOR, ColBERTEmbedder, args.colbert_model),
-    )
-    for kind, cls, model in kinds:
-        if kind in needs or kind in states:
-            chosen = {"model": model} if model else {}
-            built[kind] = cls.from_state(states.get(kind, {}), show_progress=True, **chosen, **_backend_choice(args))
-    return Retriever(
-        store,
-        strategies,
-        show_progress=True,
-        embedder=built.get(EmbeddingKind.DENSE),
-        multivector_embedder=built.get(EmbeddingKind.MULTIVECTOR),
-    )
+    chosen_models = {
+        DEFAULT_EMBEDDER[EmbeddingKind.DENSE]: args.model,
+        DEFAULT_EMBEDDER[EmbeddingKind.MULTIVECTOR]: args.colbert_model,
+    }
+    embedders: dict[str, Embedder] = {}
+    for name in sorted(needs | set(states)):
+        record = states.get(name, {})
+        cls = _embedder_class(name, record)
+        if cls is None:
+            continue  # not one the CLI makes: the Retriever names what is missing
+        options: dict[str, Any] = {"show_progress": True}
+        if cls.takes_model:  # dense and ColBERT: the model and backend the user names
+            options |= _backend_choice(args) | ({"model": chosen_models[name]} if chosen_models.get(name) else {})
+        embedders[name] = cls.from_state(record, **options)
+    return Retriever(store, strategies, show_progress=True, embedders=embedders)
+
+
+def _embedder_class(name: str, record: Mapping[str, Any]) -> type[Embedder] | None:
+    """The class a collection recorded for an embedder, else the default one of that name's kind."""
+    from ragembed.embedders.colbert import ColBERTEmbedder
+    from ragembed.embedders.dense import DenseEmbedder
+    from ragembed.embedders.sparse import BM25Embedder
+
+    classes: dict[str, type[Embedder]] = {c.__name__: c for c in (DenseEmbedder, BM25Embedder, ColBERTEmbedder)}
+    if "class" in record:
+        if record["class"] not in classes:
+            raise InvalidInputError(
+                f"the collection's embedder {name!r} is a {record['class']}, which the command line cannot "
+                f"make ({', '.join(classes)} only); search this collection from Python with that embedder"
+            )
+        return classes[record["class"]]
+    defaults: dict[str, type[Embedder]] = {
+        DEFAULT_EMBEDDER[EmbeddingKind.DENSE]: DenseEmbedder,
+        DEFAULT_EMBEDDER[EmbeddingKind.MULTIVECTOR]: ColBERTEmbedder,
+    }
+    return defaults.get(name)  # the default sparse one is the Retriever's own (BM25Embedder)
 
 
 def _backend_choice(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,9 +7,9 @@
     async with Retriever("qdrant://localhost:6333") as retriever:   # the async twins
         hits = await retriever.asearch("what causes scurvy?")
 
-Indexing embeds each text once per embedder kind the strategies need (dense, sparse,
-multi-vector), derives every strategy's fields from those (truncated, quantized) and upserts them
-together, so one collection serves all its strategies.
+Indexing embeds each text once per embedder the strategies need (held by name: by default
+"dense", "sparse" and "multivector"), derives every strategy's fields from those (truncated,
+quantized, encoded) and upserts them together, so one collection serves all its strategies.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ragembed.embedders.base import Embedder
 from ragembed.errors import InvalidInputError, PartialWriteError, StoreError
 from ragembed.search.filters import Filter
-from ragembed.search.schema import Schema, VectorField
+from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
 from ragembed.search.validation import check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.uri import open_store
@@ -43,9 +43,13 @@ class Retriever:
         strategy: one strategy or several, by name ("dense", "binary", "funnel:64", "hybrid",
             "colbert", ...) or as Strategy objects; the first is the default for `search`, and
             `index` stores the fields of all of them.
-        embedder: the dense embedder (default: DenseEmbedder(), the bundled all-MiniLM-L6-v2).
-        sparse_embedder: the sparse one (default: BM25Embedder()), for "bm25" and "hybrid".
-        multivector_embedder: the multi-vector one (default: ColBERTEmbedder()), for "colbert".
+        embedder: the dense embedder (default: DenseEmbedder(), the bundled all-MiniLM-L6-v2);
+            the embedder named "dense".
+        sparse_embedder: the sparse one (default: BM25Embedder()), for "bm25" and "hybrid"; "sparse".
+        multivector_embedder: the multi-vector one (default: ColBERTEmbedder()), for "colbert";
+            "multivector".
+        embedders: more embedders, by name, for strategies that name them ("colbert@colbert_b"
+            or ColBERT(using=Using(multivector="colbert_b"))): any number, of any kind.
         collection: the collection a store URI opens.
         show_progress: progress bars while embedding.
     """
@@ -58,6 +62,7 @@ class Retriever:
         embedder: Embedder | None = None,
         sparse_embedder: Embedder | None = None,
         multivector_embedder: Embedder | None = None,
+        embedders: Mapping[str, Embedder] | None = None,
         collection: str = "default",
         show_progress: bool = False,
     ) -> None:
@@ -82,25 +87,13 @@ class Retriever:
             self.strategies.setdefault(parsed.name, parsed)
         self.store = open_store(store, collection) if isinstance(store, str) else store
         self.show_progress = show_progress
-        self._embedders: dict[EmbeddingKind, Embedder] = {}
-        for kind, given in (
-            (EmbeddingKind.DENSE, embedder),
-            (EmbeddingKind.SPARSE, sparse_embedder),
-            (EmbeddingKind.MULTIVECTOR, multivector_embedder),
-        ):
-            if given is not None:
-                if not isinstance(given, Embedder) or given.kind is not kind:
-                    raise InvalidInputError(
-                        f"the {kind.value} embedder slot got {given!r}; pass a {kind.value} Embedder "
-                        f"(for example {_DEFAULTS[kind]})"
-                    )
-                self._embedders[kind] = given
+        self._embedders = _named_embedders(embedder, sparse_embedder, multivector_embedder, embedders)
         for s in self.strategies.values():
             self._check_servable(s)
-        # Embedders restored from the collection's manifest, by kind, with the record they match.
-        self._restored: dict[EmbeddingKind, tuple[Mapping[str, Any], Embedder]] = {}
-        for kind in list(self._embedders):  # an embedder the collection cannot use fails here
-            self.embedder(kind)
+        # Embedders restored from the collection's manifest, by name, with the record they match.
+        self._restored: dict[str, tuple[Mapping[str, Any], Embedder]] = {}
+        for name in list(self._embedders):  # an embedder the collection cannot use fails here
+            self.embedder(name)
 
     def __repr__(self) -> str:
         return f"Retriever(store={self.store!r}, strategies={list(self.strategies)})"
@@ -132,22 +125,22 @@ class Retriever:
             missing = [n for s in self.strategies.values() for n in s.field_names if n not in schema]
             if missing and self.store.count():
                 raise fields_missing_error(self.store, list(dict.fromkeys(missing)))
-        kinds = set().union(*(s.needs for s in self.strategies.values()))
+        names = set().union(*(s.needs for s in self.strategies.values()))
         if schema is not None:
-            kinds |= {f.source for f in schema.fields}
+            names |= {f.source for f in schema.fields}
         # Corpus statistics belong to the collection, not to the embedder (which may serve
         # several collections): an embedder the collection recorded is restored from its
         # record, any other is fitted on these, its first documents.
         recorded = schema.encoders if schema is not None else {}
         embedders = {
-            kind: self.embedder(kind) if kind in recorded else self._given(kind).fitted(texts) for kind in sorted(kinds)
+            name: self.embedder(name) if name in recorded else self._given(name).fitted(texts) for name in sorted(names)
         }
-        base: Base = {kind: e.embed_documents(texts) for kind, e in embedders.items()}
+        base: Base = {name: e.embed_documents(texts) for name, e in embedders.items()}
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
             for f in s.fields(base):
                 wanted.setdefault(f.name, f)
-        encoders = {kind: state for kind, e in embedders.items() if (state := e.encoder_state())}
+        encoders = {name: state for name, e in embedders.items() if (state := e.encoder_state())}
         schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders))
         vectors = {f.name: derive(f, base, for_query=False) for f in schema.fields}
         with tqdm(
@@ -273,12 +266,24 @@ class Retriever:
         if schema is None:
             raise StoreError(missing_collection_message(self.store))
         chosen.fields_in(schema)  # fails early, naming the missing fields
-        return chosen, {kind: self.embedder(kind).embed_queries(texts) for kind in sorted(chosen.needs)}, schema
+        return chosen, {name: self.embedder(name).embed_queries(texts) for name in sorted(chosen.needs)}, schema
 
     def _check_servable(self, strategy: Strategy) -> None:
         check_servable(
-            strategy.name, strategy.needs, strategy.needs_keyword, self.store.capabilities, type(self.store).__name__
+            strategy.name, strategy.kinds, strategy.needs_keyword, self.store.capabilities, type(self.store).__name__
         )
+        for name, kind in strategy.embedders.items():
+            given = self._embedders.get(name)
+            if given is None and name != DEFAULT_EMBEDDER[kind]:
+                raise InvalidInputError(
+                    f"strategy {strategy.name!r} encodes with the embedder named {name!r}, which this Retriever "
+                    f"was not given; pass it: Retriever(..., embedders={{{name!r}: <a {kind.value} Embedder>}})"
+                )
+            if given is not None and given.kind is not kind:
+                raise InvalidInputError(
+                    f"strategy {strategy.name!r} needs {kind.value} vectors from the embedder named {name!r}, "
+                    f"which makes {given.kind.value} vectors; give a {kind.value} Embedder under that name"
+                )
 
     def searched_fields(self, strategy: StrategySpec | None = None) -> list[VectorField]:
         """The collection's fields a strategy scans (not those it only rescores with): what its
@@ -289,31 +294,37 @@ class Retriever:
             raise StoreError(missing_collection_message(self.store))
         return [schema[name] for name in chosen.searched_fields]
 
-    def embedder(self, kind: EmbeddingKind) -> Embedder:
-        """The embedder of one kind as the collection encodes with it: the one given (or the
-        default, created on first use), restored from the collection's manifest where it has a
-        record of that kind (the model checked, BM25's statistics carried over). The embedder
-        given is never changed, so several Retrievers can share it.
+    def embedder(self, name: str) -> Embedder:
+        """The embedder of that name ("dense", "sparse", "multivector" or one given in
+        `embedders`) as the collection encodes with it: the one given (or the default, created on
+        first use), restored from the collection's manifest where it has a record of that name
+        (the model checked, BM25's statistics carried over). The embedder given is never
+        changed, so several Retrievers can share it.
 
         Raises:
             EncoderMismatchError: the collection was encoded by an embedder this one cannot stand
                 in for (another model, runtime, pool factor or tokeniser).
         """
-        given = self._given(kind)
+        given = self._given(name)
         schema = self.store.schema
-        state = schema.encoders.get(kind) if schema is not None else None
+        state = schema.encoders.get(name) if schema is not None else None
         if not state:
             return given
-        known = self._restored.get(kind)
+        known = self._restored.get(name)
         if known is None or known[0] != state:
             known = (state, given.restored(state))
-            self._restored[kind] = known
+            self._restored[name] = known
         return known[1]
 
-    def _given(self, kind: EmbeddingKind) -> Embedder:
-        if kind not in self._embedders:
-            self._embedders[kind] = _default_embedder(kind, self.show_progress)
-        return self._embedders[kind]
+    def _given(self, name: str) -> Embedder:
+        if name not in self._embedders:
+            kind = next((k for k, default in DEFAULT_EMBEDDER.items() if default == name), None)
+            if kind is None:
+                raise InvalidInputError(
+                    f"no embedder named {name!r}: pass it to the Retriever (embedders={{{name!r}: ...}})"
+                )
+            self._embedders[name] = _default_embedder(kind, self.show_progress)
+        return self._embedders[name]
 
 
 _DEFAULTS = {
@@ -321,6 +332,35 @@ _DEFAULTS = {
     EmbeddingKind.SPARSE: "BM25Embedder()",
     EmbeddingKind.MULTIVECTOR: "ColBERTEmbedder()",
 }
+
+
+def _named_embedders(
+    dense: Embedder | None, sparse: Embedder | None, multivector: Embedder | None, named: Mapping[str, Embedder] | None
+) -> dict[str, Embedder]:
+    """The embedders given, by name: the three keyword arguments are the default names'."""
+    if named is not None and not isinstance(named, Mapping):
+        raise InvalidInputError(f"embedders must map names to Embedders, got {type(named).__name__}")
+    out: dict[str, Embedder] = {}
+    for kind, given in (
+        (EmbeddingKind.DENSE, dense),
+        (EmbeddingKind.SPARSE, sparse),
+        (EmbeddingKind.MULTIVECTOR, multivector),
+    ):
+        if given is not None:
+            if not isinstance(given, Embedder) or given.kind is not kind:
+                raise InvalidInputError(
+                    f"the {kind.value} embedder slot got {given!r}; pass a {kind.value} Embedder "
+                    f"(for example {_DEFAULTS[kind]})"
+                )
+            out[DEFAULT_EMBEDDER[kind]] = given
+    for name, given in (named or {}).items():
+        check_embedder_name(name)
+        if not isinstance(given, Embedder):
+            raise InvalidInputError(f"embedders[{name!r}] is {given!r}, not an Embedder")
+        if name in out and out[name] is not given:
+            raise InvalidInputError(f"two embedders named {name!r}: give it once (embedders= or its keyword argument)")
+        out[name] = given
+    return out
 
 
 def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> PartialWriteError:
@@ -360,5 +400,5 @@ def _one_query(query: str) -> str:
     return query
 
 
-def _row(base: Base, i: int) -> dict[EmbeddingKind, Embeddings]:
-    return {kind: emb.take([i]) for kind, emb in base.items()}
+def _row(base: Base, i: int) -> dict[str, Embeddings]:
+    return {name: emb.take([i]) for name, emb in base.items()}

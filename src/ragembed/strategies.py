@@ -6,10 +6,13 @@ A strategy is configuration (a small frozen dataclass, validated when built) wit
   document_vectors()  the field vectors of documents, derived from the base embeddings
   plan()              the search plan (see stores.base) for one query
 
-Base embeddings are computed once per embedder kind (full-dimension float32 dense, sparse,
-multi-vector); strategies only derive from them (truncate), so indexing several
-strategies into one collection encodes each text once. Fields with the same name mean the same
-data in every strategy ("dense" is always the full float32 vector), so strategies share them.
+Base embeddings are computed once per embedder (full-dimension float32 dense, sparse,
+multi-vector), embedders held by name; strategies only derive from them (truncate, encode), so
+indexing several strategies into one collection encodes each text once. Fields with the same name
+mean the same data in every strategy ("dense" is always the full float32 vector of the embedder
+named "dense"), so strategies share them. A strategy uses the default embedder of each kind
+("dense", "sparse", "multivector") unless told other names (`Using`); a field from another
+embedder carries its name ("colbert__colbert_b"), and so does the strategy's ("colbert@colbert_b").
 
 Names, as the CLI and `parse_strategy` take them:
   dense            exact float32 search
@@ -41,9 +44,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 
@@ -52,7 +55,7 @@ from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.muvera import DEFAULT_SHAPE, SHAPE_LABEL, MuveraShape
 from ragembed.quantization import Int8Calibration
 from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
-from ragembed.search.schema import Schema, VectorField
+from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
 from ragembed.search.validation import check_fields_present
 from ragembed.types import (
     Datatype,
@@ -67,33 +70,88 @@ from ragembed.types import (
 )
 
 DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
-Base = Mapping[EmbeddingKind, Embeddings]  # one Embeddings per embedder kind
+Base = Mapping[str, Embeddings]  # one Embeddings per embedder, by name
 T = TypeVar("T")
 
 
-def _dense_field(dim: int) -> VectorField:
-    return VectorField("dense", DENSE, dim)
+@dataclass(frozen=True)
+class Using:
+    """Which embedder, by name, a strategy encodes each kind of vectors with (the Retriever holds
+    embedders by name; these defaults are the ones it makes itself)."""
+
+    dense: str = DEFAULT_EMBEDDER[DENSE]
+    sparse: str = DEFAULT_EMBEDDER[SPARSE]
+    multivector: str = DEFAULT_EMBEDDER[MULTI]
+
+    def __post_init__(self) -> None:
+        for name in (self.dense, self.sparse, self.multivector):
+            check_embedder_name(name)
+
+    def of(self, kind: EmbeddingKind) -> str:
+        return {DENSE: self.dense, SPARSE: self.sparse, MULTI: self.multivector}[kind]
+
+    def field(self, name: str, kind: EmbeddingKind) -> str:
+        """A field's name: as it is for the default embedder of its kind, else with the
+        embedder's name after two underscores (so two models' fields never share a name)."""
+        embedder = self.of(kind)
+        return name if embedder == DEFAULT_EMBEDDER[kind] else f"{name}__{embedder}"
+
+    def suffix(self, kinds: Sequence[EmbeddingKind]) -> str:
+        """What a strategy's name gains: "@name" for another embedder of its first (main) kind,
+        "@kind=name" for the others, comma-separated; "" with the defaults."""
+        parts = [
+            self.of(kind) if i == 0 else f"{kind.value}={self.of(kind)}"
+            for i, kind in enumerate(kinds)
+            if self.of(kind) != DEFAULT_EMBEDDER[kind]
+        ]
+        return "@" + ",".join(parts) if parts else ""
+
+
+DEFAULTS = Using()
 
 
 def derive(f: VectorField, base: Base, for_query: bool) -> Embeddings:
-    """A field's vectors from the base embeddings of its source kind: Matryoshka fields truncate
-    dense ones, MUVERA fields encode multi-vector ones (queries and documents differently).
-    (Quantized fields take float32 too: the store quantizes, natively where it can.)"""
+    """A field's vectors from the base embeddings of its embedder (`f.source`): Matryoshka fields
+    truncate dense ones, MUVERA fields encode multi-vector ones (queries and documents
+    differently). (Quantized fields take float32 too: the store quantizes, natively where it can.)"""
     if f.muvera is not None:
-        return MuveraShape.from_dict(f.muvera).encode(narrow(base[MULTI], MultiVectorEmbeddings), query=for_query)
+        tokens = narrow(base[f.source], MultiVectorEmbeddings)
+        return MuveraShape.from_dict(f.muvera).encode(tokens, query=for_query)
     if f.kind is not DENSE:
-        return base[f.kind]
-    dense = narrow(base[DENSE], DenseEmbeddings)
+        return base[f.source]
+    dense = narrow(base[f.source], DenseEmbeddings)
     return dense if f.dim >= dense.dim else truncate(dense, f.dim)
 
 
 class Strategy(ABC):
-    needs: ClassVar[frozenset[EmbeddingKind]]
+    # The kinds of embeddings it encodes with, its main kind first (the one "@name" renames).
+    kinds: ClassVar[tuple[EmbeddingKind, ...]]
     needs_keyword: ClassVar[bool] = False  # searches text with the engine's BM25 (KeywordSearch)
+    using: Using
+
+    @property
+    def embedders(self) -> dict[str, EmbeddingKind]:
+        """The embedders it encodes with, by name, and the kind of vectors each makes."""
+        return {self.using.of(kind): kind for kind in self.kinds}
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The names of the embedders it encodes with."""
+        return frozenset(self.embedders)
+
+    @property
+    def name(self) -> str:
+        return self.base_name + self.using.suffix(self.kinds)
 
     @property
     @abstractmethod
-    def name(self) -> str: ...
+    def base_name(self) -> str:
+        """The name with the default embedders ("dense", "colbert+dense:turbo4:50", ...)."""
+
+    def using_embedders(self, using: Using) -> Strategy:
+        """The same strategy encoding with the embedders `using` names."""
+        strategy: Strategy = replace(cast(Any, self), using=using)  # every strategy is a dataclass
+        return strategy
 
     @abstractmethod
     def fields(self, docs: Base) -> list[VectorField]: ...
@@ -118,20 +176,31 @@ class Strategy(ABC):
     def _stage(self, f: VectorField, query: Base, limit: int, prefetch: tuple[VectorSearch, ...] = ()) -> VectorSearch:
         return VectorSearch(f.name, derive(f, query, for_query=True), limit, prefetch)
 
+    def _dense_field(self, docs: Base) -> VectorField:
+        """The full float32 vectors of the dense embedder it uses."""
+        embedder = self.using.dense
+        dim = narrow(docs[embedder], DenseEmbeddings).dim
+        return VectorField(self.using.field("dense", DENSE), DENSE, dim, embedder=embedder)
+
 
 @dataclass(frozen=True)
 class Dense(Strategy):
     """Exact float32 search (cosine)."""
 
-    needs: ClassVar = frozenset({DENSE})
-    name: ClassVar[str] = "dense"
-    field_names: ClassVar[list[str]] = ["dense"]
+    using: Using = DEFAULTS
+    kinds: ClassVar = (DENSE,)
+    base_name: ClassVar[str] = "dense"
+
+    @property
+    def field_names(self) -> list[str]:
+        return [self.using.field("dense", DENSE)]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        return [_dense_field(narrow(docs[DENSE], DenseEmbeddings).dim)]
+        return [self._dense_field(docs)]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
-        return self._stage(schema["dense"], query, k)
+        (dense,) = self.fields_in(schema)
+        return self._stage(dense, query, k)
 
 
 @dataclass(frozen=True)
@@ -155,7 +224,8 @@ class Quantized(Strategy):
     oversampling: float | None = None
     rescore: bool = True
     asymmetric: bool | None = None
-    needs: ClassVar = frozenset({DENSE})
+    using: Using = DEFAULTS
+    kinds: ClassVar = (DENSE,)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "Quantized precision"))
@@ -169,20 +239,21 @@ class Quantized(Strategy):
         object.__setattr__(self, "asymmetric", self.precision is Precision.BINARY and self.asymmetric is not False)
 
     @property
-    def name(self) -> str:
+    def base_name(self) -> str:
         hamming = self.precision is Precision.BINARY and not self.asymmetric
         return self.precision.value + (":hamming" if hamming else "") + ("" if self.rescore else ":norescore")
 
     @property
     def field_names(self) -> list[str]:
-        return ["dense", f"dense_{self.precision.value}" + ("_asym" if self.asymmetric else "")]
+        quantized = f"dense_{self.precision.value}" + ("_asym" if self.asymmetric else "")
+        return [self.using.field("dense", DENSE), self.using.field(quantized, DENSE)]
 
     @property
     def searched_fields(self) -> list[str]:
         return self.field_names[1:]
 
     def fields_in(self, schema: Schema) -> list[VectorField]:
-        hamming_field = "dense_binary"  # Quantized(asymmetric=False)'s field
+        hamming_field = self.using.field("dense_binary", DENSE)  # Quantized(asymmetric=False)'s field
         if self.asymmetric and self.field_names[1] not in schema and hamming_field in schema:
             raise UnsupportedStrategyError(
                 "this collection holds Hamming binary codes (field 'dense_binary', indexed before "
@@ -192,7 +263,8 @@ class Quantized(Strategy):
         return super().fields_in(schema)
 
     def fields(self, docs: Base) -> list[VectorField]:
-        dense = narrow(docs[DENSE], DenseEmbeddings)
+        full = self._dense_field(docs)
+        dense = narrow(docs[full.source], DenseEmbeddings)
         if self.precision is Precision.BINARY:
             if dense.dim % 8:
                 raise UnsupportedStrategyError(
@@ -205,13 +277,20 @@ class Quantized(Strategy):
                 Precision.BINARY,
                 distance="dot",
                 asymmetric=bool(self.asymmetric),
+                embedder=full.source,
             )
         else:
             calibration = Int8Calibration.fit(dense).to_dict()
             quantized = VectorField(
-                "dense_int8", DENSE, dense.dim, Precision.INT8, distance="dot", calibration=calibration
+                self.field_names[1],
+                DENSE,
+                dense.dim,
+                Precision.INT8,
+                distance="dot",
+                calibration=calibration,
+                embedder=full.source,
             )
-        return [_dense_field(dense.dim), quantized]
+        return [full, quantized]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, quantized = self.fields_in(schema)
@@ -230,7 +309,8 @@ class Matryoshka(Strategy):
     rescore: bool = False
     candidates: int = 100
     oversampling: float = 4.0
-    needs: ClassVar = frozenset({DENSE})
+    using: Using = DEFAULTS
+    kinds: ClassVar = (DENSE,)
 
     def __post_init__(self) -> None:
         check_positive("Matryoshka dim", self.dim, integer=True)
@@ -238,24 +318,24 @@ class Matryoshka(Strategy):
         check_positive("oversampling", self.oversampling)
 
     @property
-    def name(self) -> str:
+    def base_name(self) -> str:
         return f"{'funnel' if self.rescore else 'matryoshka'}:{self.dim}"
 
     @property
     def field_names(self) -> list[str]:
-        return ["dense", f"dense_d{self.dim}"]
+        return [self.using.field("dense", DENSE), self.using.field(f"dense_d{self.dim}", DENSE)]
 
     @property
     def searched_fields(self) -> list[str]:
         return self.field_names[1:]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        full = narrow(docs[DENSE], DenseEmbeddings).dim
-        if self.dim > full:
+        full = self._dense_field(docs)
+        if self.dim > full.dim:
             raise UnsupportedStrategyError(
-                f"Matryoshka dimension {self.dim} exceeds the model's {full} dimensions; pick <= {full}"
+                f"Matryoshka dimension {self.dim} exceeds the model's {full.dim} dimensions; pick <= {full.dim}"
             )
-        return [_dense_field(full), VectorField(f"dense_d{self.dim}", DENSE, self.dim)]
+        return [full, VectorField(self.field_names[1], DENSE, self.dim, embedder=full.source)]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, small = self.fields_in(schema)
@@ -269,15 +349,20 @@ class Matryoshka(Strategy):
 class BM25(Strategy):
     """Sparse BM25 (IDF applied by the store over the collection)."""
 
-    needs: ClassVar = frozenset({SPARSE})
-    name: ClassVar[str] = "bm25"
-    field_names: ClassVar[list[str]] = ["bm25"]
+    using: Using = DEFAULTS
+    kinds: ClassVar = (SPARSE,)
+    base_name: ClassVar[str] = "bm25"
+
+    @property
+    def field_names(self) -> list[str]:
+        return [self.using.field("bm25", SPARSE)]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        return [VectorField("bm25", SPARSE, 0, distance="dot", idf=True)]
+        return [VectorField(self.field_names[0], SPARSE, 0, distance="dot", idf=True, embedder=self.using.sparse)]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
-        return self._stage(schema["bm25"], query, k)
+        (sparse,) = self.fields_in(schema)
+        return self._stage(sparse, query, k)
 
 
 @dataclass(frozen=True)
@@ -286,9 +371,13 @@ class Hybrid(Strategy):
 
     candidates: int = 100
     rrf_k: int = 60
-    needs: ClassVar = frozenset({DENSE, SPARSE})
-    name: ClassVar[str] = "hybrid"
-    field_names: ClassVar[list[str]] = ["dense", "bm25"]
+    using: Using = DEFAULTS
+    kinds: ClassVar = (DENSE, SPARSE)
+    base_name: ClassVar[str] = "hybrid"
+
+    @property
+    def field_names(self) -> list[str]:
+        return [*Dense(self.using).field_names, *BM25(self.using).field_names]
 
     def __post_init__(self) -> None:
         check_positive("candidates", self.candidates, integer=True)
@@ -296,7 +385,7 @@ class Hybrid(Strategy):
             raise InvalidInputError(f"rrf_k (the RRF constant) must be a whole number >= 0, got {self.rrf_k!r}")
 
     def fields(self, docs: Base) -> list[VectorField]:
-        return Dense().fields(docs) + BM25().fields(docs)
+        return Dense(self.using).fields(docs) + BM25(self.using).fields(docs)
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         dense, sparse = self.fields_in(schema)
@@ -331,6 +420,7 @@ class ColBERT(Strategy):
     muvera: MuveraShape = DEFAULT_SHAPE
     precision: Precision = Precision.FLOAT32
     oversampling: float | None = None
+    using: Using = DEFAULTS
 
     def __post_init__(self) -> None:
         if self.first_stage not in FIRST_STAGES:
@@ -357,11 +447,11 @@ class ColBERT(Strategy):
         check_positive("oversampling", self.oversampling)
 
     @property
-    def needs(self) -> frozenset[EmbeddingKind]:  # type: ignore[override]
-        return frozenset({MULTI, DENSE}) if self.first_stage == "dense" else frozenset({MULTI})
+    def kinds(self) -> tuple[EmbeddingKind, ...]:  # type: ignore[override]
+        return (MULTI, DENSE) if self.first_stage == "dense" else (MULTI,)
 
     @property
-    def name(self) -> str:
+    def base_name(self) -> str:
         parts = [FIRST_STAGES[self.first_stage]]
         if self.first_stage == "muvera" and self.muvera != DEFAULT_SHAPE:
             parts.append(self.muvera.label)
@@ -376,18 +466,20 @@ class ColBERT(Strategy):
     @property
     def _tokens_field(self) -> str:
         kept = self.precision.value if self.precision is not Precision.FLOAT32 else self.datatype.value
-        return "colbert" if kept == "float32" else f"colbert_{kept}"
+        return self.using.field("colbert" if kept == "float32" else f"colbert_{kept}", MULTI)
 
     @property
     def _first_stage_field(self) -> str:
-        return "dense" if self.first_stage == "dense" else f"muvera_{self.muvera.label}"
+        if self.first_stage == "dense":
+            return self.using.field("dense", DENSE)
+        return self.using.field(f"muvera_{self.muvera.label}", MULTI)
 
     @property
     def field_names(self) -> list[str]:
         return [self._first_stage_field, self._tokens_field] if self.first_stage else [self._tokens_field]
 
     def fields(self, docs: Base) -> list[VectorField]:
-        tokens = narrow(docs[MULTI], MultiVectorEmbeddings)
+        tokens = narrow(docs[self.using.multivector], MultiVectorEmbeddings)
         calibration = None
         if self.precision is Precision.INT8:  # one range per dimension, over every token of the first documents
             calibration = Int8Calibration.fit(DenseEmbeddings(np.concatenate(tokens.vectors))).to_dict()
@@ -400,13 +492,19 @@ class ColBERT(Strategy):
             calibration=calibration,
             asymmetric=self.precision is Precision.BINARY,
             datatype=self.datatype,
+            embedder=self.using.multivector,
         )
         if self.first_stage == "dense":
-            return [*Dense().fields(docs), colbert]
+            return [self._dense_field(docs), colbert]
         if self.first_stage == "muvera":
             self.muvera.check_tokens(tokens.dim)
             fde = VectorField(
-                self._first_stage_field, DENSE, self.muvera.dim, distance="dot", muvera=self.muvera.to_dict()
+                self._first_stage_field,
+                DENSE,
+                self.muvera.dim,
+                distance="dot",
+                muvera=self.muvera.to_dict(),
+                embedder=self.using.multivector,
             )
             return [fde, colbert]
         return [colbert]
@@ -435,9 +533,10 @@ class ColBERT(Strategy):
 class Keyword(Strategy):
     """The engine's own BM25 over the stored document text (no vector field; Weaviate)."""
 
-    needs: ClassVar = frozenset()
+    using: Using = DEFAULTS
+    kinds: ClassVar = ()
     needs_keyword: ClassVar[bool] = True
-    name: ClassVar[str] = "keyword"
+    base_name: ClassVar[str] = "keyword"
     field_names: ClassVar[list[str]] = []
 
     def fields(self, docs: Base) -> list[VectorField]:
@@ -453,20 +552,24 @@ class KeywordHybrid(Strategy):
     fusion). alpha weighs the dense side: 0 is keyword only, 1 dense only."""
 
     alpha: float = 0.5
-    needs: ClassVar = frozenset({DENSE})
+    using: Using = DEFAULTS
+    kinds: ClassVar = (DENSE,)
     needs_keyword: ClassVar[bool] = True
-    field_names: ClassVar[list[str]] = ["dense"]
+
+    @property
+    def field_names(self) -> list[str]:
+        return Dense(self.using).field_names
 
     def __post_init__(self) -> None:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise InvalidInputError(f"keyword-hybrid alpha must be a number in [0, 1], got {self.alpha!r}")
 
     @property
-    def name(self) -> str:
+    def base_name(self) -> str:
         return "keyword-hybrid" if self.alpha == 0.5 else f"keyword-hybrid:{self.alpha:g}"
 
     def fields(self, docs: Base) -> list[VectorField]:
-        return Dense().fields(docs)
+        return Dense(self.using).fields(docs)
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         (dense,) = self.fields_in(schema)
@@ -490,11 +593,37 @@ STRATEGY_NAMES = [
 
 
 def parse_strategy(spec: str | Strategy) -> Strategy:
-    """A strategy from its name ("binary", "funnel:64", ...), or the strategy itself."""
+    """A strategy from its name ("binary", "funnel:64", ...), or the strategy itself. After an "@",
+    the embedders it uses other than the defaults: "colbert@colbert_b" (its main kind's embedder),
+    "hybrid@sparse=bm25_fr" or "colbert+dense@colbert_b,dense=e5" (by kind)."""
     if isinstance(spec, Strategy):
         return spec
     if not isinstance(spec, str):
         raise InvalidInputError(f"a strategy is a name or a Strategy, got {type(spec).__name__}")
+    base, at, embedders = spec.partition("@")
+    strategy = _parse_base(base)
+    return _named(spec, lambda: strategy.using_embedders(_using(spec, strategy, embedders))) if at else strategy
+
+
+def _using(spec: str, strategy: Strategy, embedders: str) -> Using:
+    """The Using of a strategy name's "@..." part: names for its main kind, or kind=name pairs."""
+    chosen: dict[str, str] = {}
+    for part in embedders.split(","):
+        kind_name, eq, name = part.strip().rpartition("=")
+        kinds = {k.value: k for k in strategy.kinds}
+        kind = kinds.get(kind_name) if eq else (strategy.kinds[0] if strategy.kinds else None)
+        if kind is None or kind.value in chosen:
+            uses = ", ".join(k.value for k in strategy.kinds) or "no embedder"
+            raise UnsupportedStrategyError(
+                f"strategy {spec!r}: {part.strip()!r} is not understood; after '@' name the embedder of its "
+                f"main kind, or kind=name for one of the kinds it uses ({uses}), comma-separated"
+            )
+        chosen[kind.value] = name
+    return Using(**chosen)
+
+
+def _parse_base(spec: str) -> Strategy:
+    """A strategy with the default embedders from its name."""
     name, _, arg = spec.strip().lower().partition(":")
     simple: dict[str, type[Strategy]] = {
         "dense": Dense,

@@ -49,9 +49,10 @@ def test_merging_keeps_the_recorded_encoder_and_adds_new_ones():
         current.merged_with(Schema((VectorField("dense", EmbeddingKind.DENSE, 64),)))
 
 
-@pytest.mark.parametrize("encoders", [{"colour": {}}, {"dense": "model-name"}, ["dense"]])
+# Records are by embedder name since embedders have names ("colour" is a name now, "col our" is not).
+@pytest.mark.parametrize("encoders", [{"col our": {}}, {"dense": "model-name"}, ["dense"]])
 def test_a_malformed_encoder_record_is_refused(encoders):
-    with pytest.raises(InvalidInputError, match="encoder kind|embedding kind"):
+    with pytest.raises(InvalidInputError, match="embedder name|embedder name to a mapping"):
         Schema((DENSE,), encoders)
 
 

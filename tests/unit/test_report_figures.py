@@ -15,7 +15,7 @@ from ragembed.types import Datatype, EmbeddingKind, Precision
 )
 def test_token_bytes_follow_the_fields_datatype(datatype, per_token):
     field = VectorField("colbert", EmbeddingKind.MULTIVECTOR, 128, datatype=Datatype(datatype))
-    assert field_bytes(field, {"tokens": 10.0}) == 10 * per_token
+    assert field_bytes(field, {"multivector": 10.0}) == 10 * per_token  # tokens per document, by embedder
 
 
 @pytest.mark.parametrize(("precision", "expected"), [("float32", 1536), ("int8", 384), ("binary", 48)])

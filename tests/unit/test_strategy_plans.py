@@ -347,3 +347,50 @@ def test_a_keyword_search_takes_no_stages_of_its_own() -> None:
     assert KeywordSearch("text", 5).prefetch == ()
     with pytest.raises(TypeError):
         KeywordSearch("text", 5, (KeywordSearch("other", 5),))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("name", "fields", "embedders"),
+    [
+        ("colbert@colbert_b", ["colbert__colbert_b"], {"colbert_b": "multivector"}),
+        (
+            "colbert+dense:turbo4:50@colbert_b,dense=e5",
+            ["dense__e5", "colbert_turbo4__colbert_b"],
+            {"colbert_b": "multivector", "e5": "dense"},
+        ),
+        ("hybrid@sparse=bm25_fr", ["dense", "bm25__bm25_fr"], {"dense": "dense", "bm25_fr": "sparse"}),
+        ("binary@e5", ["dense__e5", "dense_binary_asym__e5"], {"e5": "dense"}),
+        (
+            "colbert+muvera@colbert_b",
+            ["muvera_k5p16r20__colbert_b", "colbert__colbert_b"],
+            {"colbert_b": "multivector"},
+        ),
+    ],
+)
+def test_strategies_that_name_other_embedders_keep_their_fields_apart(name, fields, embedders) -> None:
+    strategy = parse_strategy(name)
+    assert strategy.name == name and parse_strategy(strategy.name) == strategy  # names round-trip
+    assert strategy.field_names == fields
+    assert strategy.embedders == embedders
+    docs = {strategy.using.of(EmbeddingKind(kind)): emb for kind, emb in base(4).items()}
+    made = strategy.fields(docs)
+    assert [f.name for f in made] == fields
+    assert {f.source for f in made} <= set(embedders)  # each field says which embedder it comes from
+    schema = Schema(tuple(made))
+    query = {strategy.using.of(EmbeddingKind(kind)): emb for kind, emb in base(1).items()}
+    check_plan(schema, strategy.plan(query, schema, K, "q"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("colbert@sparse=x", "not understood.*kinds it uses \\(multivector\\)"),
+        ("dense@col our", "embedder name 'col our'"),
+        ("dense@a__b", "embedder name 'a__b'"),
+        ("keyword@x", "not understood"),
+        ("hybrid@a,b", "not understood"),
+    ],
+)
+def test_bad_embedder_names_in_a_strategy_are_refused(spec: str, says: str) -> None:
+    with pytest.raises((InvalidInputError, UnsupportedStrategyError), match=says):
+        parse_strategy(spec)

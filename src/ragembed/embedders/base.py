@@ -102,10 +102,10 @@ class Embedder(ABC):
         return self
 
     def encoder_state(self) -> dict[str, Any]:
-        """What a collection records about how this embedder encodes (JSON-serialisable): the
-        model's name and every setting."""
+        """What a collection records about how this embedder encodes (JSON-serialisable): its
+        class, the model's name and every setting."""
         model = {"model": self.model_name} if self.takes_model else {}
-        return model | {s.name: s.value for s in self.settings()}
+        return {"class": type(self).__name__} | model | {s.name: s.value for s in self.settings()}
 
     def restored(self: E, state: Mapping[str, Any]) -> E:
         """An embedder that encodes exactly like the one that recorded `state`: itself once the

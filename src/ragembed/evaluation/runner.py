@@ -87,25 +87,26 @@ def evaluate(
 
 
 def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[str]) -> dict[str, float]:
-    """Average sparse terms and ColBERT tokens per document (for bytes per document)."""
-    needs = set().union(*(parse_strategy(s).needs for s in strategies))
+    """Average sparse terms or ColBERT tokens per document, by embedder (for bytes per document)."""
+    used = {name: kind for s in strategies for name, kind in parse_strategy(s).embedders.items()}
     texts = [d.text for d in dataset.corpus]
     stats = {}
-    if EmbeddingKind.SPARSE in needs:
-        sparse = retriever.embedder(EmbeddingKind.SPARSE).embed_documents(texts)
-        stats["terms"] = float(np.mean([len(i) for i in narrow(sparse, SparseEmbeddings).indices]))
-    if EmbeddingKind.MULTIVECTOR in needs:
-        multi = retriever.embedder(EmbeddingKind.MULTIVECTOR).embed_documents(texts)
-        stats["tokens"] = float(np.mean([len(v) for v in narrow(multi, MultiVectorEmbeddings).vectors]))
+    for name, kind in used.items():
+        if kind is EmbeddingKind.SPARSE:
+            sparse = narrow(retriever.embedder(name).embed_documents(texts), SparseEmbeddings)
+            stats[name] = float(np.mean([len(i) for i in sparse.indices]))
+        elif kind is EmbeddingKind.MULTIVECTOR:
+            multi = narrow(retriever.embedder(name).embed_documents(texts), MultiVectorEmbeddings)
+            stats[name] = float(np.mean([len(v) for v in multi.vectors]))
     return stats
 
 
 def field_bytes(f: VectorField, stats: dict[str, float]) -> float:
     """Bytes per document of one field: float32 4 per dim, int8 1, binary 1/8; sparse 8 per term
     (uint32 index + float32 value); multi-vector per dim per token as its datatype keeps it
-    (float32 4, float16 2, turbo8 1, turbo4 1/2)."""
+    (float32 4, float16 2, turbo8 1, turbo4 1/2). `stats`: terms or tokens per document, by embedder."""
     if f.kind is EmbeddingKind.SPARSE:
-        return 8 * stats["terms"]
+        return 8 * stats[f.source]
     if f.kind is EmbeddingKind.MULTIVECTOR:
-        return f.datatype.bits / 8 * f.dim * stats["tokens"]
+        return f.datatype.bits / 8 * f.dim * stats[f.source]
     return f.dim * {Precision.FLOAT32: 4, Precision.INT8: 1, Precision.BINARY: 1 / 8}[f.precision]

@@ -7,6 +7,7 @@ and reads it back with `Schema.from_dict`, which also reads schemas saved by ear
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,9 +20,29 @@ from ragembed.quantization import Int8Calibration, quantized_as_float
 from ragembed.types import Datatype, EmbeddingKind, Precision, parse_enum
 
 Distance = Literal["cosine", "dot"]
-# What a saved VectorField holds, beside `asymmetric`, `datatype` and `muvera` (absent from
-# schemas saved before they existed).
+# What a saved VectorField holds, beside `asymmetric`, `datatype`, `muvera` and `embedder` (absent
+# from schemas saved before they existed).
 FIELD_KEYS = ("name", "kind", "dim", "precision", "distance", "idf", "calibration")
+# The name of the embedder of each kind a Retriever makes by default (DenseEmbedder, BM25Embedder,
+# ColBERTEmbedder); collections recorded before embedders had names recorded them by kind, so the
+# default names are the kinds' own.
+DEFAULT_EMBEDDER: dict[EmbeddingKind, str] = {kind: kind.value for kind in EmbeddingKind}
+# Embedder names become part of field names (vector names in Qdrant and Weaviate): letters,
+# digits and single underscores.
+EMBEDDER_NAME = re.compile(r"^[A-Za-z](?:_?[A-Za-z0-9])*$")
+
+
+def check_embedder_name(name: object) -> str:
+    """An embedder name (a kind, as records made before names, stands for its default name), or an
+    InvalidInputError saying what one looks like."""
+    if isinstance(name, EmbeddingKind):
+        return DEFAULT_EMBEDDER[name]
+    if not isinstance(name, str) or not EMBEDDER_NAME.fullmatch(name) or len(name) > 40:
+        raise InvalidInputError(
+            f"embedder name {name!r}: use letters, digits and single underscores, starting with a letter "
+            "(at most 40), e.g. 'colbert_b'"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,8 @@ class VectorField:
     muvera: a dense field of MUVERA encodings (muvera.MuveraShape.to_dict()): its vectors derive
         from the multi-vector embeddings, not the dense ones (`source`); to the store it is a
         plain float32 dense field with dot-product distance.
+    embedder: the name of the embedder whose embeddings the vectors derive from (default: the
+        default embedder of the field's kind, or of multi-vectors for MUVERA encodings).
     """
 
     name: str
@@ -62,6 +85,7 @@ class VectorField:
     asymmetric: bool = False
     datatype: Datatype = Datatype.FLOAT32
     muvera: Mapping[str, int] | None = None
+    embedder: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
@@ -91,6 +115,8 @@ class VectorField:
             )
         if self.muvera is not None:
             self._check_muvera(MuveraShape.from_dict(self.muvera))
+        source_kind = EmbeddingKind.MULTIVECTOR if self.muvera is not None else self.kind
+        object.__setattr__(self, "embedder", check_embedder_name(self.embedder or DEFAULT_EMBEDDER[source_kind]))
 
     def _check_muvera(self, shape: MuveraShape) -> None:
         layout = (self.kind, self.precision, self.distance, self.dim)
@@ -102,9 +128,9 @@ class VectorField:
             )
 
     @property
-    def source(self) -> EmbeddingKind:
-        """The kind of base embeddings this field's vectors derive from."""
-        return EmbeddingKind.MULTIVECTOR if self.muvera is not None else self.kind
+    def source(self) -> str:
+        """The embedder whose embeddings this field's vectors derive from."""
+        return self.embedder
 
     def int8_calibration(self) -> Int8Calibration:
         """The ranges an int8 field quantizes with (every int8 field has them: __post_init__)."""
@@ -122,8 +148,8 @@ class VectorField:
         return quantized_as_float(vectors, self.precision, calibration, keep_values=query and self.asymmetric)
 
     def same_layout(self, other: VectorField) -> bool:
-        """Same name, kind, dimension, precision, distance, IDF, query encoding, datatype and
-        MUVERA shape: interchangeable."""
+        """Same name, kind, dimension, precision, distance, IDF, query encoding, datatype, MUVERA
+        shape and embedder: interchangeable."""
         mine = (
             self.name,
             self.kind,
@@ -134,6 +160,7 @@ class VectorField:
             self.asymmetric,
             self.datatype,
             self.muvera,
+            self.embedder,
         )
         theirs = (
             other.name,
@@ -145,6 +172,7 @@ class VectorField:
             other.asymmetric,
             other.datatype,
             other.muvera,
+            other.embedder,
         )
         return mine == theirs
 
@@ -160,6 +188,7 @@ class VectorField:
             "asymmetric": self.asymmetric,
             "datatype": self.datatype.value,
             "muvera": dict(self.muvera) if self.muvera is not None else None,
+            "embedder": self.embedder,
         }
 
     @classmethod
@@ -172,19 +201,20 @@ class VectorField:
             asymmetric=bool(data.get("asymmetric", False)),
             datatype=data.get("datatype") or Datatype.FLOAT32,
             muvera=data.get("muvera"),
+            embedder=data.get("embedder") or "",
         )
 
 
 @dataclass(frozen=True)
 class Schema:
-    """A collection's manifest: its vector fields, and how each kind of embedder that filled them
-    encodes (`encoders`: Embedder.encoder_state() per kind: the model, how it ran, BM25's
+    """A collection's manifest: its vector fields, and how each embedder that filled them encodes
+    (`encoders`: Embedder.encoder_state() by embedder name: the model and every setting, BM25's
     average document length). The Retriever restores its embedders from it, so documents and
     queries of a later session are encoded exactly like the first documents.
     """
 
     fields: tuple[VectorField, ...]
-    encoders: Mapping[EmbeddingKind, Mapping[str, Any]] = field(default_factory=dict)
+    encoders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
@@ -193,9 +223,9 @@ class Schema:
             raise InvalidInputError(f"vector field names repeat: {names}")
         if not isinstance(self.encoders, Mapping) or not all(isinstance(s, Mapping) for s in self.encoders.values()):
             raise InvalidInputError(
-                f"a schema's encoders map an embedding kind to a mapping of settings, got {self.encoders!r}"
+                f"a schema's encoders map an embedder name to a mapping of settings, got {self.encoders!r}"
             )
-        encoders = {parse_enum(EmbeddingKind, k, "encoder kind"): dict(s) for k, s in self.encoders.items()}
+        encoders = {check_embedder_name(name): dict(s) for name, s in self.encoders.items()}
         object.__setattr__(self, "encoders", encoders)
 
     def __getitem__(self, name: str) -> VectorField:
@@ -217,7 +247,7 @@ class Schema:
     def to_dict(self) -> dict[str, Any]:
         return {
             "fields": [f.to_dict() for f in self.fields],
-            "encoders": {kind.value: dict(state) for kind, state in self.encoders.items()},
+            "encoders": {name: dict(state) for name, state in self.encoders.items()},
         }
 
     @classmethod

@@ -166,7 +166,7 @@ class Query:
 
 def query_of(plan: Plan, schema: Schema, native_quantization: bool) -> Query:
     """The Qdrant query a Rescore or VectorSearch plan node (with its prefetch stages) becomes."""
-    # A fusion never gets here (needs_stages sends it to steps.by_stage, which fuses itself), nor a
+    # A fusion never gets here (needs_stages sends it to executor.by_stage, which fuses itself), nor a
     # keyword search (check_plan refuses it: Qdrant has no BM25 over the text).
     if isinstance(plan, Rescore):
         if not native_quantization:  # no quantized index: the two stages, client-side quantized scores first
