@@ -182,6 +182,26 @@ def test_qdrant_modes_scores_every_mode_alike(small_beir, tmp_path):
     assert all(len(by_strategy[s]) == 1 for s in ("dense", "int8", "binary", "bm25")), by_strategy
 
 
+def test_search_many_times_both_ways_on_every_store_and_they_agree(small_beir, tmp_path):
+    from qdrant_server import unavailable_reason as qdrant_unavailable
+    from weaviate_server import unavailable_reason
+
+    stores = (
+        "memory,qdrant-edge"
+        + ("" if qdrant_unavailable() else ",qdrant-server")
+        + ("" if unavailable_reason() else ",weaviate")
+    )
+    result = run_benchmark("search_many", tmp_path, "--data", str(small_beir), "--stores", stores, "--rounds", "1")
+    # the script itself checks that every way returns the same hits; here: every row is there
+    assert {(r["store"], r["strategy"]) for r in result["runs"]} == {
+        (s, strategy)
+        for s in stores.split(",")
+        for strategy in ("dense", "hybrid")
+        if (s, strategy) != ("weaviate", "hybrid")
+    }
+    assert all(r["sync_batched"] > 0 and r["async_batched"] > 0 for r in result["runs"])
+
+
 def test_load_runs_concurrent_clients_on_every_backend_without_errors(small_beir, tmp_path):
     from qdrant_server import unavailable_reason as qdrant_unavailable
     from weaviate_server import unavailable_reason

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ragembed.embedders.base import Embedder
 from ragembed.errors import InvalidInputError, PartialWriteError, StoreError
 from ragembed.search.filters import Filter
+from ragembed.search.plan import Plan
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
 from ragembed.search.validation import check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
@@ -202,11 +203,15 @@ class Retriever:
     def search_many(
         self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[list[Hit]]:
-        """Top-k for each query; queries are embedded together (much faster than one by one)."""
-        chosen, base, schema = self._prepare(queries, k, strategy)
-        return [
-            self.store.search(chosen.plan(_row(base, i), schema, k, text), filter) for i, text in enumerate(queries)
-        ]
+        """Top-k for each query; queries are embedded together (much faster than one by one), and
+        searched together: one engine request per stage for the whole batch where the engine
+        batches (VectorStore.search_many)."""
+        return self.store.search_many(self.plans(queries, k, strategy), filter)
+
+    def plans(self, queries: Sequence[str], k: int = 10, strategy: StrategySpec | None = None) -> list[Plan]:
+        """The search plan each query becomes (what `search_many` sends the store): the queries
+        embedded together, each plan in the search language (ragembed.search.plan)."""
+        return _planned(queries, k, *self._prepare(queries, k, strategy))
 
     async def asearch(
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
@@ -221,15 +226,8 @@ class Retriever:
         self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[list[Hit]]:
         """Async twin of `search_many`: the queries are embedded together, then searched at once."""
-        chosen, base, schema = await asyncio.to_thread(self._prepare, queries, k, strategy)
-        return list(
-            await asyncio.gather(
-                *(
-                    self.store.asearch(chosen.plan(_row(base, i), schema, k, text), filter)
-                    for i, text in enumerate(queries)
-                )
-            )
-        )
+        prepared = await asyncio.to_thread(self._prepare, queries, k, strategy)  # the model: a worker thread
+        return await self.store.asearch_many(_planned(queries, k, *prepared), filter)
 
     async def aindex(self, documents: Iterable[Document]) -> int:
         """Async twin of `index`, run in a worker thread: embedding is the whole cost of indexing on
@@ -398,6 +396,10 @@ def _one_query(query: str) -> str:
     if not isinstance(query, str):
         raise InvalidInputError(f"query must be a string, got {type(query).__name__}; for many, use search_many")
     return query
+
+
+def _planned(queries: Sequence[str], k: int, strategy: Strategy, base: Base, schema: Schema) -> list[Plan]:
+    return [strategy.plan(_row(base, i), schema, k, text) for i, text in enumerate(queries)]
 
 
 def _row(base: Base, i: int) -> dict[str, Embeddings]:

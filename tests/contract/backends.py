@@ -48,6 +48,9 @@ class AsyncDriven:
     def search(self, plan, filter=None):
         return self.loop.run_until_complete(self.store.asearch(plan, filter))
 
+    def search_many(self, plans, filter=None):
+        return self.loop.run_until_complete(self.store.asearch_many(plans, filter))
+
     def close(self) -> None:
         try:
             self.loop.run_until_complete(self.store.aclose())

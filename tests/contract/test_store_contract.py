@@ -474,6 +474,36 @@ def test_weighted_rrf_fusion(store, weights):
     assert [h.score for h in hits] == pytest.approx([fused[int(h.id[4:])] for h in hits])
 
 
+# --- batches --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flt", [None, {"group": 1}])
+def test_search_many_answers_each_plan_as_search_does(store, flt):
+    """A batch of plans of every shape under one filter (one engine request per stage for the
+    whole batch where the engine batches) answers exactly what one search per plan answers."""
+    plans = []
+    for seed in range(6):
+        q = query_vector(100 + seed)
+        plans += [
+            VectorSearch("dense", DenseEmbeddings(q[None]), 10),
+            VectorSearch(
+                "dense",
+                DenseEmbeddings(q[None]),
+                5,
+                (VectorSearch("dense_d8", DenseEmbeddings(q[None, :8].copy()), 20),),
+            ),
+            Rescore("dense_binary_asym", "dense", DenseEmbeddings(q[None]), 5, oversampling=4.0),
+        ]
+        if EmbeddingKind.SPARSE in store.capabilities.kinds:
+            terms = VOCAB[[seed, 50 + seed, 100 + seed]]
+            sparse = VectorSearch("bm25", SparseEmbeddings((terms,), (np.ones(3, np.float32),)), 20)
+            plans.append(Fusion((sparse, VectorSearch("dense", DenseEmbeddings(q[None]), 20)), limit=10))
+    many = store.search_many(plans, filter=flt)
+    one_by_one = [store.search(plan, filter=flt) for plan in plans]
+    assert [ids(hits) for hits in many] == [ids(hits) for hits in one_by_one]
+    for got, want in zip(many, one_by_one):
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+    assert store.search_many([], filter=flt) == []
+
+
 # --- filters --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "flt, keep",

@@ -155,18 +155,39 @@ class VectorStore(ABC):
         return self._delete_where(checked)
 
     def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
-        return self._search(plan, self._checked_search(plan, filter))
+        return self._search(plan, self._checked_search([plan], filter))
 
     async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
         """Async twin of search: awaits the engine's async client where the store has one
         (capabilities.native_async), else runs the search in a worker thread."""
-        return await self._asearch(plan, self._checked_search(plan, filter))
+        return await self._asearch(plan, self._checked_search([plan], filter))
 
-    def _checked_search(self, plan: Plan, filter: Filter | None) -> Filter | None:
-        """Validate a search; returns the validated filter."""
+    def search_many(self, plans: Sequence[Plan], filter: Filter | None = None) -> list[list[Hit]]:
+        """One search per plan under one filter, each answered as `search` answers it; an engine
+        with a batch query API gets one request per stage for the whole batch (the Qdrant server
+        and local mode: query_batch_points), the others one query after another."""
+        plans = list(plans)
+        return self._search_many(plans, self._checked_search(plans, filter))
+
+    async def asearch_many(self, plans: Sequence[Plan], filter: Filter | None = None) -> list[list[Hit]]:
+        """Async twin of search_many."""
+        plans = list(plans)
+        return await self._asearch_many(plans, self._checked_search(plans, filter))
+
+    def _search_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
+        """Adapters whose engine batches queries override this."""
+        return [self._search(plan, filter) for plan in plans]
+
+    async def _asearch_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
+        """Adapters whose async engine client batches queries override this."""
+        return list(await asyncio.gather(*(self._asearch(plan, filter) for plan in plans)))
+
+    def _checked_search(self, plans: Sequence[Plan], filter: Filter | None) -> Filter | None:
+        """Validate searches under one filter; returns the validated filter."""
         schema = self._require_schema()
-        check_plan(schema, plan)
-        check_capable(plan, schema, self.capabilities, type(self).__name__)
+        for plan in plans:
+            check_plan(schema, plan)
+            check_capable(plan, schema, self.capabilities, type(self).__name__)
         return self._checked_filter(filter)
 
     def _checked_filter(self, filter: Filter | None) -> Filter | None:

@@ -222,16 +222,25 @@ class MemoryStore(VectorStore):
         return self._delete([d.id for d in self._docs if matches(d.metadata, filter)])
 
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
+        return self._search_many([plan], filter)[0]
+
+    def _search_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
+        """The filter is evaluated once for every plan."""
         if filter:
             candidates = np.flatnonzero([matches(d.metadata, filter) for d in self._docs])
         else:
             candidates = np.arange(len(self._docs))
+        answers = []
         with self._scan:
-            rows, scores = self._run(plan, candidates)
-        return [
-            Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
-            for r, s in zip(rows, scores)
-        ]
+            for plan in plans:
+                rows, scores = self._run(plan, candidates)
+                answers.append(
+                    [
+                        Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
+                        for r, s in zip(rows, scores)
+                    ]
+                )
+        return answers
 
     def close(self) -> None:
         """Save what changed (to the store's folder) and release the folder."""

@@ -42,8 +42,8 @@ import asyncio
 import threading
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -533,25 +533,34 @@ class QdrantStore(VectorStore):
 
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
+        return self._search_many([plan], filter)[0]
+
+    def _search_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
+        """Every plan's stages side by side: one batch query request per round for all of them."""
         qfilter = qdrant_filter(filter, FILTERS)
-        weights = {key: self._idf(key[0], terms) for key, terms in self._idf_terms(plan).items()}
-        return executor.run(self._steps(plan, qfilter), lambda asks: self._send(asks, weights))
+        weights = {key: self._idf(key[0], terms) for key, terms in self._idf_terms(plans).items()}
+        steps = executor.together([self._steps(plan, qfilter) for plan in plans])
+        return executor.run(steps, lambda asks: self._send(asks, weights))
 
     async def _asearch(self, plan: Plan, filter: Filter | None) -> list[Hit]:
-        if self.local:
-            return await super()._asearch(plan, filter)
+        return (await self._asearch_many([plan], filter))[0]
+
+    async def _asearch_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
+        if self.local:  # local mode has no async engine: a worker thread runs the sync search
+            return await asyncio.to_thread(self._search_many, plans, filter)
         client = self._async_client()
         qfilter = qdrant_filter(filter, FILTERS)
-        terms = self._idf_terms(plan)
+        terms = self._idf_terms(plans)
         counted = await asyncio.gather(*(self._aidf(client, key[0], t) for key, t in terms.items()))
         weights = dict(zip(terms, counted))
 
         async def send(asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
             requests = [self._request(ask, weights) for ask in asks]
-            responses = await self._acall("search", lambda: client.query_batch_points(self.collection, requests))
+            with self._engine_errors("search"):
+                responses = await client.query_batch_points(self.collection, requests)
             return hits_of(responses)
 
-        return await executor.arun(self._steps(plan, qfilter), send)
+        return await executor.arun(executor.together([self._steps(plan, qfilter) for plan in plans]), send)
 
     def _steps(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         if needs_stages(plan, sharded=self._shards > 1):
@@ -610,14 +619,14 @@ class QdrantStore(VectorStore):
             return self._sparse(terms.tolist(), (sparse.values[0] * idf).tolist())
         return vector_values(f, query.vector, 0, self._sparse, self.local, query=True)
 
-    def _idf_terms(self, plan: Plan) -> dict[tuple[str, bytes], np.ndarray]:
-        """The query terms of every stage of `plan` on a field whose IDF ragembed computes."""
+    def _idf_terms(self, plans: Sequence[Plan]) -> dict[tuple[str, bytes], np.ndarray]:
+        """The query terms of every stage of `plans` on a field whose IDF ragembed computes."""
         found = {}
-        if isinstance(plan, VectorSearch) and plan.field in self._corpus_idf:
-            terms = narrow(plan.query, SparseEmbeddings).indices[0]
-            found[(plan.field, terms.tobytes())] = terms
-        for stage in plan.prefetch:
-            found |= self._idf_terms(stage)
+        for plan in plans:
+            if isinstance(plan, VectorSearch) and plan.field in self._corpus_idf:
+                terms = narrow(plan.query, SparseEmbeddings).indices[0]
+                found[(plan.field, terms.tobytes())] = terms
+            found |= self._idf_terms(plan.prefetch)
         return found
 
     def _idf(self, name: str, terms: np.ndarray) -> np.ndarray:
@@ -630,7 +639,8 @@ class QdrantStore(VectorStore):
 
     async def _aidf(self, client: AsyncQdrantClient, name: str, terms: np.ndarray) -> np.ndarray:
         async def count(qfilter: Any) -> int:
-            answer = await self._acall("count", lambda: client.count(self.collection, count_filter=qfilter, exact=True))
+            with self._engine_errors("count"):
+                answer = await client.count(self.collection, count_filter=qfilter, exact=True)
             return answer.count
 
         n, *df = await asyncio.gather(*(count(f) for f in self._idf_filters(name, terms)))
@@ -644,25 +654,22 @@ class QdrantStore(VectorStore):
             for t in terms.tolist()
         ]
 
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        """Run a qdrant-client call; its failures become StoreErrors saying what happened."""
+    @contextmanager
+    def _engine_errors(self, what: str) -> Iterator[None]:
+        """qdrant-client failures inside become StoreErrors saying what happened; one definition for
+        the sync client's calls and the async client's awaits alike."""
         try:
-            return call()
+            yield
         except Exception as exc:
             failure = self._failure(what, exc)
             if failure is None:
                 raise
             raise failure from exc
 
-    async def _acall(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """_call for an AsyncQdrantClient call."""
-        try:
-            return await call()
-        except Exception as exc:
-            failure = self._failure(what, exc)
-            if failure is None:
-                raise
-            raise failure from exc
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        """Run a qdrant-client call under _engine_errors."""
+        with self._engine_errors(what):
+            return call()
 
     def _failure(self, what: str, exc: Exception) -> StoreError | None:
         """The StoreError a failed qdrant-client call means, or None for an error that is not the engine's."""

@@ -29,8 +29,8 @@ import re
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 from ragembed.errors import (
@@ -512,8 +512,13 @@ class WeaviateStore(VectorStore):
             return await super()._asearch(plan, filter)
         reading = self._consistent(await self._async_collection(), ConsistencyLevel.ONE)
 
+        async def answer(ask: executor.Ask[Any]) -> list[Hit]:
+            with self._engine_errors():
+                hits: list[Hit] = await self._ask(reading.query, ask)
+            return hits
+
         async def send(asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
-            return list(await asyncio.gather(*(self._aguard(partial(self._ask, reading.query, a)) for a in asks)))
+            return list(await asyncio.gather(*(answer(ask) for ask in asks)))
 
         return await executor.arun(self._search_steps(plan, filter), send)
 
@@ -670,25 +675,22 @@ class WeaviateStore(VectorStore):
             )
         return then(result, lambda r: [hit_of(o, o.metadata.score, full) for o in r.objects])
 
-    def _guard(self, call: Callable[[], T]) -> T:
-        """Run a Weaviate call; its failures become StoreErrors that say what failed."""
+    @contextmanager
+    def _engine_errors(self) -> Iterator[None]:
+        """Weaviate failures inside become StoreErrors that say what failed; one definition for the
+        sync client's calls and the async client's awaits alike."""
         try:
-            return call()
+            yield
         except Exception as exc:
             failure = self._failure(exc)
             if failure is None:
                 raise
             raise failure from exc
 
-    async def _aguard(self, call: Callable[[], Awaitable[T]]) -> T:
-        """_guard for an async client's call."""
-        try:
-            return await call()
-        except Exception as exc:
-            failure = self._failure(exc)
-            if failure is None:
-                raise
-            raise failure from exc
+    def _guard(self, call: Callable[[], T]) -> T:
+        """Run a Weaviate call under _engine_errors."""
+        with self._engine_errors():
+            return call()
 
     def _failure(self, exc: Exception) -> StoreError | None:
         if isinstance(exc, StoreError) or not type(exc).__module__.startswith(("weaviate", "grpc", "httpx")):
