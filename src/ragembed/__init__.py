@@ -17,6 +17,7 @@ from ragembed.errors import (
     RagembedError,
     SchemaMismatchError,
     StoreError,
+    TruncationWarning,
     UnsupportedStrategyError,
 )
 from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
@@ -112,6 +113,7 @@ __all__ = [
     "SparseEmbeddings",
     "StoreError",
     "Strategy",
+    "TruncationWarning",
     "UnsupportedStrategyError",
     "Using",
     "VectorField",

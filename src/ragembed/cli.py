@@ -18,12 +18,13 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragembed.embedders.backends import BACKENDS
-from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedError
+from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedError, TruncationWarning
 from ragembed.search.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.search.schema import DEFAULT_EMBEDDER
 from ragembed.stores.uri import SCHEMES, open_store
@@ -64,12 +65,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return int(args.run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _note
+            return int(args.run(args))
     except RagembedError as exc:
         # Messages may quote input that is not valid Unicode (undecodable bytes from argv or a file).
         message = f"ragembed: error: {exc}".encode("utf-8", "backslashreplace").decode("utf-8")
         print(message, file=sys.stderr)
         return 2
+
+
+def _note(message: Warning | str, category: type[Warning], *where: Any, **_: Any) -> None:
+    """ragembed's own warnings (a model's window cutting documents) as one line on stderr; others
+    as Python prints them."""
+    if issubclass(category, TruncationWarning):
+        print(f"ragembed: note: {message}", file=sys.stderr)
+    else:
+        filename, lineno = where[0], where[1]
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,3 +65,8 @@ class MissingDependencyError(RagembedError, ImportError):
         return cls(
             f"{package} is not installed; it comes with the ragembed[{extra}] extra: pip install 'ragembed[{extra}]'"
         )
+
+
+class TruncationWarning(UserWarning):
+    """Texts longer than a model's window: it embedded only their first word pieces. Issued once
+    per indexing call and embedder, naming how many and by how much (`Truncation`)."""

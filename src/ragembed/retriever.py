@@ -15,13 +15,14 @@ quantized, encoded) and upserts them together, so one collection serves all its 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
-from ragembed.errors import InvalidInputError, PartialWriteError, StoreError
+from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, TruncationWarning
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
@@ -33,6 +34,9 @@ from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, check_posit
 
 StrategySpec = str | Strategy
 UPSERT_BATCH = 1000
+# Every indexing call that cuts texts says so, not only the first one in a process (Python's
+# default shows a warning once per place); filters a user set before this still come first.
+warnings.filterwarnings("always", category=TruncationWarning, append=True)
 
 
 class Retriever:
@@ -115,6 +119,9 @@ class Retriever:
             PartialWriteError: the store confirmed only part of a batch; it names every document
                 not written (that batch's failures and every later batch).
 
+        Warns:
+            TruncationWarning: an embedder's window cut some documents (how many, by how much).
+
         The int8 calibration and BM25's average document length are fitted on the documents of
         a new collection's first call and stored with the collection; later calls reuse them.
         """
@@ -137,6 +144,10 @@ class Retriever:
             name: self.embedder(name) if name in recorded else self._given(name).fitted(texts) for name in sorted(names)
         }
         base: Base = {name: e.embed_documents(texts) for name, e in embedders.items()}
+        for e in embedders.values():  # nothing is cut without saying so
+            cut = e.truncation(texts)
+            if cut is not None:
+                warnings.warn(cut.message(), TruncationWarning, stacklevel=2)
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
             for f in s.fields(base):

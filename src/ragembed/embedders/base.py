@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ragembed.embedders.cache import EmbeddingCache, decode_row, encode_row, join_rows, rows_of
 from ragembed.embedders.models import check_same_model
 from ragembed.embedders.settings import Setting, recorded_statistics
+from ragembed.embedders.windows import Truncation
 from ragembed.types import EmbeddingKind, Embeddings, validate_texts
 
 Role = Literal["document", "query"]
@@ -70,6 +71,11 @@ class Embedder(ABC):
     def settings(self) -> tuple[Setting, ...]:
         """Every setting besides the model that changes the vectors (the one list: see the class)."""
         return ()
+
+    def truncation(self, texts: Sequence[str]) -> Truncation | None:
+        """How many of these documents the model's window cuts, and by how much (None: none is, or
+        the embedder has no window, as BM25)."""
+        return None
 
     @property
     def identity(self) -> str:

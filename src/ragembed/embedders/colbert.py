@@ -24,6 +24,7 @@ from ragembed.embedders.models import (
     resolve_model_name,
 )
 from ragembed.embedders.settings import Setting
+from ragembed.embedders.windows import Truncation, truncation
 from ragembed.errors import InvalidInputError, MissingDependencyError
 from ragembed.types import EmbeddingKind, MultiVectorEmbeddings, narrow
 
@@ -117,6 +118,14 @@ class ColBERTEmbedder(Embedder):
             Setting("drop_stop_words", self.drop_stop_words, legacy=False),
             *self.runtime.settings(),
         )
+
+    def truncation(self, texts: Sequence[str]) -> Truncation | None:
+        # PyLate cuts documents at document_length tokens, its [D] marker included.
+        window = self.model.document_length
+        if window is None:  # PyLate sets it when the model loads; a model without one cuts nothing
+            return None
+        marker = 0 if self.model.document_prefix_id is None else 1
+        return truncation(self.model.tokenizer, texts, window, repr(self), added=marker)
 
     def _skip_stop_words(self) -> None:
         """Add the stop words the tokenizer holds whole to PyLate's skiplist (the token ids its

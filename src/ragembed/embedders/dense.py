@@ -6,6 +6,8 @@ so ragembed embeds offline out of the box. Any hub name or local path also works
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ragembed.embedders.backends import Backend, Quantize, Runtime
@@ -20,6 +22,7 @@ from ragembed.embedders.models import (
     resolve_model_name,
 )
 from ragembed.embedders.settings import Setting
+from ragembed.embedders.windows import Truncation, truncation
 from ragembed.types import DenseEmbeddings, EmbeddingKind, check_positive
 
 
@@ -105,6 +108,11 @@ class DenseEmbedder(Embedder):
             Setting("max_seq_length", int(self.model.max_seq_length)),
             *self.runtime.settings(),
         )
+
+    def truncation(self, texts: Sequence[str]) -> Truncation | None:
+        prompt = self.document_prompt or ""  # sentence-transformers puts the prompt inside the window
+        window = int(self.model.max_seq_length)
+        return truncation(self.model.tokenizer, [prompt + t for t in texts], window, repr(self))
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt

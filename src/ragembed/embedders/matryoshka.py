@@ -14,6 +14,7 @@ import numpy as np
 
 from ragembed.embedders.base import Embedder, Role
 from ragembed.embedders.dense import DenseEmbedder
+from ragembed.embedders.windows import Truncation
 from ragembed.errors import InvalidInputError
 from ragembed.similarity import normalize_rows
 from ragembed.types import DenseEmbeddings, EmbeddingKind, Precision, narrow, validate_texts
@@ -67,6 +68,9 @@ class MatryoshkaEmbedder(Embedder):
     def restored(self, state: Mapping[str, Any]) -> MatryoshkaEmbedder:
         base = self.base.restored(state)
         return self if base is self.base else MatryoshkaEmbedder(base, dim=self._dim)
+
+    def truncation(self, texts: Sequence[str]) -> Truncation | None:
+        return self.base.truncation(texts)
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         return truncate(narrow(self.base.embed(texts, role), DenseEmbeddings), self._dim)
