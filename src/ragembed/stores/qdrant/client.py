@@ -64,12 +64,14 @@ from ragembed.stores.qdrant.mapping import (
     FilterClasses,
     QuantizedSearch,
     Query,
+    RequestClasses,
     document_of,
     hit_of,
     needs_stages,
     payload_of,
     qdrant_filter,
     query_of,
+    request_of,
     vector_layout,
     vector_values,
 )
@@ -586,29 +588,18 @@ class QdrantStore(VectorStore):
     def _request(self, ask: executor.Ask[Any], weights: Weights) -> models.QueryRequest:
         plan, qfilter = ask.request
         query = query_of(plan, self._require_schema(), native_quantization=not self.local)
-        return models.QueryRequest(
-            query=self._query_vector(query, weights),
-            using=query.field,
-            prefetch=self._prefetch(query, qfilter, weights),
-            filter=qfilter,
-            params=search_params(query.quantized),
-            limit=ask.limit,
-            with_payload=True,
+        api = RequestClasses(
+            request=lambda vector, stages, where, params, limit: models.QueryRequest(
+                **vector, prefetch=stages, filter=where, params=params, limit=limit, with_payload=True
+            ),
+            stage=lambda vector, stages, where, params, limit: models.Prefetch(
+                **vector, prefetch=stages, filter=where, params=params, limit=limit
+            ),
+            vector=lambda node: {"query": self._query_vector(node, weights), "using": node.field},
+            params=search_params,
         )
-
-    def _prefetch(self, query: Query, qfilter: Any, weights: Weights) -> list[models.Prefetch] | None:
-        """`query`'s prefetch stages; the filter goes on every stage."""
-        return [
-            models.Prefetch(
-                query=self._query_vector(stage, weights),
-                using=stage.field,
-                prefetch=self._prefetch(stage, qfilter, weights),
-                params=search_params(stage.quantized),
-                limit=stage.limit,
-                filter=qfilter,
-            )
-            for stage in query.prefetch
-        ] or None
+        request: models.QueryRequest = request_of(query, qfilter, ask.limit, api)
+        return request
 
     def _query_vector(self, query: Query, weights: Weights) -> Any:
         f = self._require_schema()[query.field]

@@ -36,12 +36,14 @@ from ragembed.stores.qdrant.mapping import (
     FilterClasses,
     QuantizedSearch,
     Query,
+    RequestClasses,
     document_of,
     hit_of,
     needs_stages,
     payload_of,
     qdrant_filter,
     query_of,
+    request_of,
     vector_layout,
     vector_values,
 )
@@ -321,35 +323,23 @@ class QdrantEdgeStore(VectorStore):
 
     def _send(self, asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
         """The engine runs in this process: one query after another."""
+        api = RequestClasses(
+            request=lambda vector, stages, where, params, limit: qe.QueryRequest(
+                **vector, prefetches=stages, filter=where, params=params, limit=limit, with_payload=True
+            ),
+            stage=lambda vector, stages, where, params, limit: qe.Prefetch(
+                **vector, prefetches=stages, filter=where, params=params, limit=limit
+            ),
+            vector=lambda node: {"query": self._nearest(node)},
+            params=search_params,
+        )
         answers = []
         for ask in asks:
             plan, qfilter = ask.request
             query = query_of(plan, self._require_schema(), native_quantization=True)
-            points = self._shard.query(
-                qe.QueryRequest(
-                    limit=ask.limit,
-                    query=self._nearest(query),
-                    prefetches=self._prefetch(query, qfilter),
-                    filter=qfilter,
-                    params=search_params(query.quantized),
-                    with_payload=True,
-                )
-            )
+            points = self._shard.query(request_of(query, qfilter, ask.limit, api))
             answers.append([hit_of(p.payload, p.score) for p in points])
         return answers
-
-    def _prefetch(self, query: Query, qfilter: Any) -> list[Any] | None:
-        """`query`'s prefetch stages; the filter goes on every stage."""
-        return [
-            qe.Prefetch(
-                limit=stage.limit,
-                query=self._nearest(stage),
-                prefetches=self._prefetch(stage, qfilter),
-                params=search_params(stage.quantized),
-                filter=qfilter,
-            )
-            for stage in query.prefetch
-        ] or None
 
     def _nearest(self, query: Query) -> Any:
         f = self._require_schema()[query.field]

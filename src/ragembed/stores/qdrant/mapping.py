@@ -164,6 +164,38 @@ class Query:
     prefetch: tuple[Query, ...]
 
 
+# A request node's parts as an API spells them: (the query's own keywords, prefetch stages,
+# filter, search params, limit) -> the API's QueryRequest or Prefetch.
+Node = Callable[[dict[str, Any], "list[Any] | None", Any, Any, int], Any]
+
+
+@dataclass(frozen=True)
+class RequestClasses:
+    """How one Qdrant API spells a search request, as FilterClasses spells filters: both APIs
+    build the same tree (a query, its prefetch stages with the filter on each, search params), so
+    `request_of` builds it once. `vector` gives a query node's own keywords (the vector and the
+    field it searches); `params` spells a QuantizedSearch (None for a float32 field)."""
+
+    request: Node
+    stage: Node
+    vector: Callable[[Query], dict[str, Any]]
+    params: Callable[[QuantizedSearch | None], Any]
+
+
+def request_of(query: Query, qfilter: Any, limit: int, api: RequestClasses) -> Any:
+    """The API's request for `query` (with `limit` hits), its prefetch stages nested in it."""
+    return api.request(api.vector(query), stages_of(query, qfilter, api), qfilter, api.params(query.quantized), limit)
+
+
+def stages_of(query: Query, qfilter: Any, api: RequestClasses) -> list[Any] | None:
+    """`query`'s prefetch stages as the API's Prefetch objects; the filter goes on every stage."""
+    stages = [
+        api.stage(api.vector(stage), stages_of(stage, qfilter, api), qfilter, api.params(stage.quantized), stage.limit)
+        for stage in query.prefetch
+    ]
+    return stages or None
+
+
 def query_of(plan: Plan, schema: Schema, native_quantization: bool) -> Query:
     """The Qdrant query a Rescore or VectorSearch plan node (with its prefetch stages) becomes."""
     # A fusion never gets here (needs_stages sends it to executor.by_stage, which fuses itself), nor a
