@@ -77,6 +77,28 @@ def test_search_encodes_queries_like_the_collection_it_opens(tmp_path):
     assert [h["score"] for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
 
 
+def test_search_rebuilds_only_the_embedders_its_strategy_uses(tmp_path):
+    """A collection whose dense embedder is a class of the user's own is still searched with
+    bm25 from the command line; an embedder the CLI cannot make is named, with the way out."""
+    from ragembed import DenseEmbedder, Document, Retriever
+
+    class TitleEmbedder(DenseEmbedder):
+        """A user's own dense embedder class (the CLI cannot rebuild it)."""
+
+    docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
+    with Retriever(f"memory:{tmp_path / 'idx'}", ["dense", "bm25"], embedder=TitleEmbedder(cache=False)) as r:
+        r.index(docs)
+    found = ragembed("search", "ribosomes", "--store", "memory:./idx", "--strategy", "bm25", "--json", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["id"] == "b"
+    refused = ragembed("search", "ribosomes", "--store", "memory:./idx", "--strategy", "dense", cwd=tmp_path)
+    assert refused.returncode == 2 and "is a TitleEmbedder, which the command line cannot make" in refused.stderr
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "note.txt").write_text("Bees make honey.")
+    named = ragembed("index", "docs", "--store", "memory:./other", "--strategy", "colbert@colbert_b", cwd=tmp_path)
+    assert named.returncode == 2 and "name the embedder 'colbert_b', which the command line cannot make" in named.stderr
+
+
 def test_index_then_search_a_beir_folder(tmp_path, small_beir):
     done = ragembed(
         "index",

@@ -190,3 +190,14 @@ def test_a_pooled_collection_refuses_an_embedder_with_another_pool_factor(colber
     assert store.count() == 2  # nothing lost
     hits = Retriever(store, "colbert", multivector_embedder=ColBERTEmbedder(pool_factor=2)).search("energy", k=1)
     assert hits[0].id == "a"
+
+
+def test_a_model_without_a_window_embeds_and_reports_no_truncation():
+    """sentence-transformers sets no max_seq_length for models without a position limit."""
+    from ragembed import DenseEmbedder
+
+    embedder = DenseEmbedder(cache=False)
+    embedder.model.max_seq_length = None
+    assert embedder.truncation(["a short text"]) is None
+    assert "max_seq_length" in embedder.identity
+    assert embedder.encoder_state()["max_seq_length"] is None

@@ -135,6 +135,27 @@ INDEX_THEN_SEARCH = """
 """
 
 
+def test_a_batch_larger_than_one_request_is_sent_in_several(monkeypatch, scifact_docs, dense_embedder):
+    """search_many splits its queries into batch requests of BATCH_REQUESTS (Qdrant's request size
+    limit) and answers exactly as one search per query."""
+    import ragembed.stores.qdrant.client as client
+
+    retriever = Retriever(QdrantStore("batches", path=":memory:"), "dense", embedder=dense_embedder)
+    retriever.index(scifact_docs[:50])
+    sent = []
+    batch = client.QdrantClient.query_batch_points
+    monkeypatch.setattr(client, "BATCH_REQUESTS", 2)
+    monkeypatch.setattr(
+        client.QdrantClient,
+        "query_batch_points",
+        lambda c, name, requests, **kw: sent.append(len(requests)) or batch(c, name, requests, **kw),
+    )
+    queries = [d.text for d in scifact_docs[:5]]
+    many = retriever.search_many(queries, k=3)
+    assert sent == [2, 2, 1]
+    assert [[h.id for h in hits] for hits in many] == [[h.id for h in retriever.search(q, k=3)] for q in queries]
+
+
 @pytest.mark.parametrize("scheme", ["qdrant-edge", "qdrant-local"])
 def test_index_close_and_reopen_in_a_new_process(tmp_path, scifact_dir, scheme):
     script = INDEX_THEN_SEARCH.format(docs=scifact_dir / "corpus.jsonl")

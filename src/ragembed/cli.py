@@ -178,12 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_retriever(args: argparse.Namespace, *, recreate: bool = False) -> Retriever:
+def open_retriever(args: argparse.Namespace, *, recreate: bool = False, indexing: bool = False) -> Retriever:
+    """The Retriever over the collection `args` name; `indexing`: with every embedder the
+    collection records (indexing fills all its fields), else those the strategies need."""
     store = open_store(args.store, args.collection)
     try:
         if recreate and store.schema is not None:
             store.drop()  # before the retriever reads the old collection's models and settings
-        return _retriever_on(store, args)
+        return _retriever_on(store, args, indexing)
     except BaseException:
         store.close()  # a refused strategy or model must not leave the store open (or locked)
         raise
@@ -193,13 +195,13 @@ def open_evaluation_retriever(args: argparse.Namespace) -> Retriever:
     """Evaluation owns its collection: one encoded by other embedders than the ones asked for
     (another --model, --backend, --quantize) is rebuilt, not refused."""
     try:
-        return open_retriever(args)
+        return open_retriever(args, indexing=True)
     except EncoderMismatchError as exc:
         print(f"rebuilding collection {args.collection!r} for the embedders asked for ({exc})", file=sys.stderr)
-        return open_retriever(args, recreate=True)
+        return open_retriever(args, recreate=True, indexing=True)
 
 
-def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
+def _retriever_on(store: VectorStore, args: argparse.Namespace, indexing: bool) -> Retriever:
     from ragembed.retriever import Retriever
 
     # A collection's embedders are rebuilt from its record (class, model, prompts, pooling,
@@ -213,11 +215,15 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace) -> Retriever:
         DEFAULT_EMBEDDER[EmbeddingKind.MULTIVECTOR]: args.colbert_model,
     }
     embedders: dict[str, Embedder] = {}
-    for name in sorted(needs | set(states)):
+    for name in sorted(needs | set(states) if indexing else needs):
         record = states.get(name, {})
         cls = _embedder_class(name, record)
         if cls is None:
-            continue  # not one the CLI makes: the Retriever names what is missing
+            raise InvalidInputError(
+                f"the strategies name the embedder {name!r}, which the command line cannot make: index with "
+                f"it from Python (Retriever(..., embedders={{{name!r}: <an Embedder>}})); once the collection "
+                "records it, ragembed search and index rebuild it from that record"
+            )
         options: dict[str, Any] = {"show_progress": True}
         if cls.takes_model:  # dense and ColBERT: the model and backend the user names
             options |= _backend_choice(args) | ({"model": chosen_models[name]} if chosen_models.get(name) else {})
@@ -241,9 +247,10 @@ def _embedder_class(name: str, record: Mapping[str, Any]) -> type[Embedder] | No
         return classes[record["class"]]
     defaults: dict[str, type[Embedder]] = {
         DEFAULT_EMBEDDER[EmbeddingKind.DENSE]: DenseEmbedder,
+        DEFAULT_EMBEDDER[EmbeddingKind.SPARSE]: BM25Embedder,
         DEFAULT_EMBEDDER[EmbeddingKind.MULTIVECTOR]: ColBERTEmbedder,
     }
-    return defaults.get(name)  # the default sparse one is the Retriever's own (BM25Embedder)
+    return defaults.get(name)
 
 
 def _backend_choice(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,7 +268,7 @@ def run_index(args: argparse.Namespace) -> int:
         check_positive("--limit", args.limit, integer=True)
         documents = documents[: args.limit]
     started = time.perf_counter()
-    with open_retriever(args, recreate=args.recreate) as retriever:
+    with open_retriever(args, recreate=args.recreate, indexing=True) as retriever:
         written = retriever.index(documents)
         total = retriever.count()
         strategies = list(retriever.strategies)

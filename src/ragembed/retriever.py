@@ -362,8 +362,8 @@ def _named_embedders(
                     f"(for example {_DEFAULTS[kind]})"
                 )
             out[DEFAULT_EMBEDDER[kind]] = given
-    for name, given in (named or {}).items():
-        check_embedder_name(name)
+    for key, given in (named or {}).items():
+        name = check_embedder_name(key)
         if not isinstance(given, Embedder):
             raise InvalidInputError(f"embedders[{name!r}] is {given!r}, not an Embedder")
         if name in out and out[name] is not given:

@@ -3,8 +3,9 @@
 A strategy is configuration (a small frozen dataclass, validated when built) with three jobs:
   fields()            the vector fields it stores, fitted on the first documents where needed
                       (int8 calibration)
-  document_vectors()  the field vectors of documents, derived from the base embeddings
-  plan()              the search plan (see stores.base) for one query
+  embedders           the embedders it encodes with, by name (`Using`), and their kinds
+  plan()              the search plan (ragembed.search.plan) for one query; a field's vectors are
+                      derived from the base embeddings by `derive()`
 
 Base embeddings are computed once per embedder (full-dimension float32 dense, sparse,
 multi-vector), embedders held by name; strategies only derive from them (truncate, encode), so
@@ -84,8 +85,8 @@ class Using:
     multivector: str = DEFAULT_EMBEDDER[MULTI]
 
     def __post_init__(self) -> None:
-        for name in (self.dense, self.sparse, self.multivector):
-            check_embedder_name(name)
+        for kind in (DENSE, SPARSE, MULTI):
+            object.__setattr__(self, kind.value, check_embedder_name(getattr(self, kind.value)))
 
     def of(self, kind: EmbeddingKind) -> str:
         return {DENSE: self.dense, SPARSE: self.sparse, MULTI: self.multivector}[kind]

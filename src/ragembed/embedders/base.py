@@ -79,10 +79,19 @@ class Embedder(ABC):
 
     @property
     def identity(self) -> str:
-        """Everything that decides the vectors the cache holds (the model's content and the cached
-        settings): the embeddings cache's key."""
-        cached = {s.name: s.value for s in self.settings() if s.cached}
-        return f"{self.kind.value}|{self.fingerprint}|{json.dumps(cached, sort_keys=True, default=repr)}"
+        """Everything that decides the vectors the cache holds (the class, the model's content and
+        the cached settings): the embeddings cache's key. An embedder with neither a model
+        fingerprint nor settings must say what decides its vectors by overriding this."""
+        settings = self.settings()
+        if not self.fingerprint and not settings:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no model fingerprint and no settings(): override `identity` "
+                "(or `settings()`) with what decides its vectors, so that the embeddings cache keeps "
+                "two differently made embedders apart"
+            )
+        cached = {s.name: s.value for s in settings if s.cached}
+        key = json.dumps(cached, sort_keys=True, default=repr)
+        return f"{type(self).__module__}.{type(self).__qualname__}|{self.kind.value}|{self.fingerprint}|{key}"
 
     @abstractmethod
     def _encode(self, texts: list[str], role: Role) -> Embeddings:
@@ -139,7 +148,7 @@ class Embedder(ABC):
         return cls(**({k: v for k, v in state.items() if k in accepted} | overrides))
 
     def _embed(self, texts: list[str], role: Role) -> Embeddings:
-        key = self.identity
+        key = self.identity if self.cache is not None else ""  # only the cache needs it
         blobs = self.cache.get_many(key, role, texts) if self.cache else [None] * len(texts)
         missing = list(dict.fromkeys(t for t, b in zip(texts, blobs) if b is None))
         fresh: dict[str, object] = {}

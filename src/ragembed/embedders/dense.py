@@ -105,14 +105,16 @@ class DenseEmbedder(Embedder):
             Setting("normalize", self.normalize),
             Setting("query_prompt", self.query_prompt),
             Setting("document_prompt", self.document_prompt),
-            Setting("max_seq_length", int(self.model.max_seq_length)),
+            Setting("max_seq_length", self.model.max_seq_length),  # None: the model sets no window
             *self.runtime.settings(),
         )
 
     def truncation(self, texts: Sequence[str]) -> Truncation | None:
+        window: int | None = self.model.max_seq_length
+        if window is None:  # sentence-transformers sets none for models without a position limit
+            return None
         prompt = self.document_prompt or ""  # sentence-transformers puts the prompt inside the window
-        window = int(self.model.max_seq_length)
-        return truncation(self.model.tokenizer, [prompt + t for t in texts], window, repr(self))
+        return truncation(self.model.tokenizer, [prompt + t for t in texts], int(window), repr(self))
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt

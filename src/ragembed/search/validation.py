@@ -59,15 +59,15 @@ def check_storable(wanted: Schema, capabilities: Capabilities, store: str) -> No
 
 
 def check_servable(
-    strategy: str, needs: Iterable[EmbeddingKind], keyword: bool, capabilities: Capabilities, store: str
+    strategy: str, kinds: Iterable[EmbeddingKind], keyword: bool, capabilities: Capabilities, store: str
 ) -> None:
-    """Refuse a strategy whose embeddings (`needs`) or engine BM25 (`keyword`) the store lacks."""
+    """Refuse a strategy whose kinds of vectors or engine BM25 (`keyword`) the store lacks."""
     if keyword and not capabilities.keyword_search:
         raise UnsupportedStrategyError(
             f"strategy {strategy!r} uses the engine's own BM25 over the text, which "
             f"{store} does not offer (Weaviate does); here use 'bm25' or 'hybrid'"
         )
-    lacking = set(needs) - capabilities.kinds
+    lacking = set(kinds) - capabilities.kinds
     if lacking:
         raise UnsupportedStrategyError(
             f"{store} cannot store {sorted(k.value for k in lacking)} vectors, "

@@ -96,6 +96,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise MissingDependencyError.for_extra("qdrant-client", "qdrant") from exc
 
 STORE_LOCAL = "qdrant-local"
+# Queries per batch request: a few hundred ColBERT queries (about 4,000 floats each as JSON) stay
+# well under Qdrant's 32 MB request limit and the client's timeout.
+BATCH_REQUESTS = 256
 TERMS_PREFIX = "ragembed_terms_"  # payload key of a sparse field's terms, where ragembed computes the IDF
 # IDF weights of a search's sparse queries, by (field, the query's terms as bytes), computed before
 # its queries are sent (the counts are requests of their own)
@@ -557,9 +560,11 @@ class QdrantStore(VectorStore):
         weights = dict(zip(terms, counted))
 
         async def send(asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
-            requests = [self._request(ask, weights) for ask in asks]
-            with self._engine_errors("search"):
-                responses = await client.query_batch_points(self.collection, requests)
+            responses = []
+            for chunk in batches(asks):
+                requests = [self._request(ask, weights) for ask in chunk]
+                with self._engine_errors("search"):
+                    responses += await client.query_batch_points(self.collection, requests)
             return hits_of(responses)
 
         return await executor.arun(executor.together([self._steps(plan, qfilter) for plan in plans]), send)
@@ -579,10 +584,12 @@ class QdrantStore(VectorStore):
         return models.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
     def _send(self, asks: list[executor.Ask[Any]], weights: Weights) -> list[list[Hit]]:
-        """A batch of queries in one request (Qdrant's batch query API)."""
-        requests = [self._request(ask, weights) for ask in asks]
+        """A batch of queries in requests of at most BATCH_REQUESTS (Qdrant's batch query API)."""
+        responses = []
         with self._one_search:
-            responses = self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
+            for chunk in batches(asks):
+                requests = [self._request(ask, weights) for ask in chunk]
+                responses += self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
         return hits_of(responses)
 
     def _request(self, ask: executor.Ask[Any], weights: Weights) -> models.QueryRequest:
@@ -713,6 +720,11 @@ def search_params(quantized: QuantizedSearch | None) -> models.SearchParams | No
     return models.SearchParams(
         quantization=models.QuantizationSearchParams(rescore=quantized.rescore, oversampling=quantized.oversampling)
     )
+
+
+def batches(asks: list[executor.Ask[Any]]) -> list[list[executor.Ask[Any]]]:
+    """`asks` in batch requests of at most BATCH_REQUESTS queries each."""
+    return [asks[start : start + BATCH_REQUESTS] for start in range(0, len(asks), BATCH_REQUESTS)]
 
 
 def hits_of(responses: Sequence[Any]) -> list[list[Hit]]:
