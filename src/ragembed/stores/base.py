@@ -164,8 +164,9 @@ class VectorStore(ABC):
 
     def search_many(self, plans: Sequence[Plan], filter: Filter | None = None) -> list[list[Hit]]:
         """One search per plan under one filter, each answered as `search` answers it; an engine
-        with a batch query API gets one request per stage for the whole batch (up to a size) (the Qdrant server
-        and local mode: query_batch_points), the others one query after another."""
+        with a batch query API gets one request per stage for the whole batch, up to a request
+        size (the Qdrant server and local mode: query_batch_points), the others one query after
+        another."""
         plans = list(plans)
         return self._search_many(plans, self._checked_search(plans, filter))
 
