@@ -26,7 +26,7 @@ from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, Tr
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
-from ragembed.search.validation import check_servable
+from ragembed.search.validation import check_embedders_given, check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
@@ -281,18 +281,8 @@ class Retriever:
         check_servable(
             strategy.name, strategy.kinds, strategy.needs_keyword, self.store.capabilities, type(self.store).__name__
         )
-        for name, kind in strategy.embedders.items():
-            given = self._embedders.get(name)
-            if given is None and name != DEFAULT_EMBEDDER[kind]:
-                raise InvalidInputError(
-                    f"strategy {strategy.name!r} encodes with the embedder named {name!r}, which this Retriever "
-                    f"was not given; pass it: Retriever(..., embedders={{{name!r}: <a {kind.value} Embedder>}})"
-                )
-            if given is not None and given.kind is not kind:
-                raise InvalidInputError(
-                    f"strategy {strategy.name!r} needs {kind.value} vectors from the embedder named {name!r}, "
-                    f"which makes {given.kind.value} vectors; give a {kind.value} Embedder under that name"
-                )
+        given = {name: e.kind for name, e in self._embedders.items()}
+        check_embedders_given(strategy.name, strategy.embedders, given)
 
     def searched_fields(self, strategy: StrategySpec | None = None) -> list[VectorField]:
         """The collection's fields a strategy scans (not those it only rescores with): what its

@@ -4,14 +4,14 @@ the contract suite and the code can never disagree about what a store does)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ragembed.errors import DimensionMismatchError, InvalidInputError, UnsupportedStrategyError
 from ragembed.search.capabilities import Capabilities
 from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
-from ragembed.search.schema import Schema, VectorField
+from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,
@@ -73,6 +73,25 @@ def check_servable(
             f"{store} cannot store {sorted(k.value for k in lacking)} vectors, "
             f"which strategy {strategy!r} needs; pick another strategy or store"
         )
+
+
+def check_embedders_given(
+    strategy: str, wanted: Mapping[str, EmbeddingKind], given: Mapping[str, EmbeddingKind]
+) -> None:
+    """Refuse a strategy that names an embedder nobody gave (the default names are made on first
+    use) or one that makes another kind of vectors; `given`: the kind each given embedder makes."""
+    for name, kind in wanted.items():
+        made = given.get(name)
+        if made is None and name != DEFAULT_EMBEDDER[kind]:
+            raise InvalidInputError(
+                f"strategy {strategy!r} encodes with the embedder named {name!r}, which this Retriever "
+                f"was not given; pass it: Retriever(..., embedders={{{name!r}: <a {kind.value} Embedder>}})"
+            )
+        if made is not None and made is not kind:
+            raise InvalidInputError(
+                f"strategy {strategy!r} needs {kind.value} vectors from the embedder named {name!r}, "
+                f"which makes {made.value} vectors; give a {kind.value} Embedder under that name"
+            )
 
 
 def check_fields_present(strategy: str, wanted: Sequence[str], schema: Schema) -> None:
