@@ -104,6 +104,8 @@ def test_ragas_id_based_metrics_count_relevant_contexts(small, results):
 
 def test_evaluate_and_report(tmp_path, small, retriever):
     runs = evaluate(retriever, small, ["dense", "bm25", "matryoshka:64", "funnel:64"], k=100, store_name="memory")
+    by_strategy = {r.strategy: r.per_query for r in runs}
+    assert by_strategy["matryoshka:64"] != by_strategy["dense"]  # each strategy searched, not its embedder's name
     folder = write_report(tmp_path / "report", small, runs)
     report = json.loads((folder / "report.json").read_text())
     assert {k: report[k] for k in ("split", "n_queries", "n_docs")} == {

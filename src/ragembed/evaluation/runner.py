@@ -61,8 +61,8 @@ def evaluate(
         strategy = parse_strategy(name)
         # Query embeddings first, so every strategy's latency is the search alone (and the first
         # strategy does not pay for encoding the queries the others share).
-        for name in strategy.needs:
-            retriever.embedder(name).embed_queries(list(dataset.queries.values()))
+        for embedder in strategy.needs:
+            retriever.embedder(embedder).embed_queries(list(dataset.queries.values()))
         retriever.search(dataset.queries[qids[0]], k=k, strategy=name)  # warm-up
         results: dict[str, list[Hit]] = {}
         latencies = []
