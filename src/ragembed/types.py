@@ -300,9 +300,9 @@ class SparseEmbeddings:
                 f"sparse embeddings have {len(self.indices)} index arrays but {len(self.values)} value arrays"
             )
         indices, values = [], []
-        for i, (idx, val) in enumerate(zip(self.indices, self.values)):
-            idx = np.asarray(idx, dtype=np.uint32)
-            val = np.asarray(val, dtype=np.float32)
+        for i, (given_idx, given_val) in enumerate(zip(self.indices, self.values)):
+            idx = np.asarray(given_idx, dtype=np.uint32)
+            val = np.asarray(given_val, dtype=np.float32)
             if idx.shape != val.shape or idx.ndim != 1:
                 raise InvalidInputError(f"sparse embedding {i}: indices {idx.shape} and values {val.shape} differ")
             _check_finite(val, f"sparse embedding {i}")
