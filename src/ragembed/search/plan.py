@@ -1,8 +1,8 @@
 """The search plan: what a query asks of a collection, in the shape of Qdrant's Query API.
 
 A collection holds documents and, per document, one vector in each named field of its schema
-(search/schema.py). A search is a plan, the shape of Qdrant's Query API, which every adapter maps onto what its
-engine does natively:
+(search/schema.py). A search is a plan, which every adapter maps onto what its engine does
+natively:
 
     VectorSearch(field, query, limit, prefetch=(...))  score on `field`; with prefetch, only the
                                                        union of the prefetch stages' results

@@ -543,7 +543,10 @@ class QdrantStore(VectorStore):
     def _search_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
         """Every plan's stages side by side: one batch query request per round for all of them."""
         qfilter = qdrant_filter(filter, FILTERS)
-        weights = {key: self._idf(key[0], terms) for key, terms in self._idf_terms(plans).items()}
+        # One count after another: the sync client fails under concurrent requests from threads
+        # ("Bad file descriptor", qdrant-client#614); the async path sends them at once.
+        counts, weigh = self._idf_counts(plans)
+        weights = weigh([self._count(f) for f in counts])
         steps = executor.together([self._steps(plan, qfilter) for plan in plans])
         return executor.run(steps, lambda asks: self._send(asks, weights))
 
@@ -555,9 +558,14 @@ class QdrantStore(VectorStore):
             return await asyncio.to_thread(self._search_many, plans, filter)
         client = self._async_client()
         qfilter = qdrant_filter(filter, FILTERS)
-        terms = self._idf_terms(plans)
-        counted = await asyncio.gather(*(self._aidf(client, key[0], t) for key, t in terms.items()))
-        weights = dict(zip(terms, counted))
+        counts, weigh = self._idf_counts(plans)
+
+        async def count(qfilter: Any) -> int:
+            with self._engine_errors("count"):
+                answer = await client.count(self.collection, count_filter=qfilter, exact=True)
+            return answer.count
+
+        weights = weigh(list(await asyncio.gather(*(count(f) for f in counts))))
 
         async def send(asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
             responses = []
@@ -627,30 +635,26 @@ class QdrantStore(VectorStore):
             found |= self._idf_terms(plan.prefetch)
         return found
 
-    def _idf(self, name: str, terms: np.ndarray) -> np.ndarray:
-        """Qdrant's (and the memory store's) IDF with N and every df counted exactly over the whole
-        collection, across all its shards: one count request each (Qdrant has no batch count).
-        One after another: the sync client fails under concurrent requests from threads
-        ("Bad file descriptor", qdrant-client#614); the async path sends them at once."""
-        n, *df = [self._count(f) for f in self._idf_filters(name, terms)]
-        return corpus_idf(n, df)
-
-    async def _aidf(self, client: AsyncQdrantClient, name: str, terms: np.ndarray) -> np.ndarray:
-        async def count(qfilter: Any) -> int:
-            with self._engine_errors("count"):
-                answer = await client.count(self.collection, count_filter=qfilter, exact=True)
-            return answer.count
-
-        n, *df = await asyncio.gather(*(count(f) for f in self._idf_filters(name, terms)))
-        return corpus_idf(n, df)
-
-    @staticmethod
-    def _idf_filters(name: str, terms: np.ndarray) -> list[Any]:
-        """The whole collection, then the documents holding each term."""
-        return [None] + [
-            models.Filter(must=[models.FieldCondition(key=TERMS_PREFIX + name, match=models.MatchValue(value=int(t)))])
-            for t in terms.tolist()
+    def _idf_counts(self, plans: Sequence[Plan]) -> tuple[list[Any], Callable[[list[int]], Weights]]:
+        """Qdrant's (and the memory store's) IDF of every sparse query of `plans` on a field whose
+        IDF ragembed computes, with N and every df counted exactly over the whole collection,
+        across all its shards: the count filters to send (the collection once, then each distinct
+        term of a field once, however many queries hold it; Qdrant has no batch count), and how
+        their counts, in that order, become the weights."""
+        wanted = self._idf_terms(plans)
+        if not wanted:
+            return [], lambda counts: {}
+        terms = sorted({(field, t) for (field, _), held in wanted.items() for t in held.tolist()})
+        filters = [None] + [
+            models.Filter(must=[models.FieldCondition(key=TERMS_PREFIX + field, match=models.MatchValue(value=t))])
+            for field, t in terms
         ]
+
+        def weigh(counts: list[int]) -> Weights:
+            n, df = counts[0], dict(zip(terms, counts[1:]))
+            return {key: corpus_idf(n, [df[(key[0], t)] for t in held.tolist()]) for key, held in wanted.items()}
+
+        return filters, weigh
 
     @contextmanager
     def _engine_errors(self, what: str) -> Iterator[None]:
