@@ -15,24 +15,60 @@ quantized, encoded) and upserts them together, so one collection serves all its 
 from __future__ import annotations
 
 import asyncio
+import enum
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
-from ragembed.errors import InvalidInputError, PartialWriteError, StoreError, TruncationWarning
+from ragembed.errors import (
+    InvalidInputError,
+    PartialWriteError,
+    SchemaMismatchError,
+    StoreError,
+    TruncationWarning,
+    UnsupportedStrategyError,
+)
+from ragembed.passages import Chunking, grouped, scored_passages
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
-from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
+from ragembed.search.schema import (
+    DEFAULT_EMBEDDER,
+    Schema,
+    VectorField,
+    check_embedder_name,
+    describe_passages,
+    same_passages,
+)
 from ragembed.search.validation import check_embedders_given, check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.uri import open_store
 from ragembed.strategies import Base, Strategy, derive, parse_strategy
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, check_positive, validate_documents, validate_texts
+from ragembed.types import (
+    Document,
+    EmbeddingKind,
+    Embeddings,
+    Hit,
+    MultiVectorEmbeddings,
+    Passage,
+    Precision,
+    check_positive,
+    narrow,
+    validate_documents,
+    validate_texts,
+)
 
 StrategySpec = str | Strategy
+
+
+class Unset(enum.Enum):
+    UNSET = "unset"  # a Retriever given no passage settings: the collection's decide
+
+
+UNSET = Unset.UNSET
 UPSERT_BATCH = 1000
 # Every indexing call that cuts texts says so, not only the first one in a process (Python's
 # default shows a warning once per place); filters a user set before this still come first.
@@ -57,6 +93,13 @@ class Retriever:
             or ColBERT(using=Using(multivector="colbert_b"))): any number, of any kind.
         collection: the collection a store URI opens.
         show_progress: progress bars while embedding.
+        split: split documents into passages that fit each model's window before embedding them
+            (ragembed.passages): every word of a long document is embedded, a document's passage
+            vectors are one multi-vector field (its score: its best passage's), and each hit
+            carries its best passage. None (the default): as the collection was indexed, or
+            whole documents for a new one. BM25 always reads whole documents.
+        chunk_size: word pieces a passage holds at most (default: the model's window); implies split.
+        chunk_overlap: word pieces a passage repeats from the one before (default 0); implies split.
     """
 
     def __init__(
@@ -70,6 +113,9 @@ class Retriever:
         embedders: Mapping[str, Embedder] | None = None,
         collection: str = "default",
         show_progress: bool = False,
+        split: bool | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
     ) -> None:
         if isinstance(strategy, (str, Strategy)):
             specs = [strategy]
@@ -93,6 +139,8 @@ class Retriever:
         self.store = open_store(store, collection) if isinstance(store, str) else store
         self.show_progress = show_progress
         self._embedders = _named_embedders(embedder, sparse_embedder, multivector_embedder, embedders)
+        self._chunking = _chunking(split, chunk_size, chunk_overlap)
+        _ = self.chunking  # a collection split otherwise fails here
         for s in self.strategies.values():
             self._check_servable(s)
         # Embedders restored from the collection's manifest, by name, with the record they match.
@@ -102,6 +150,27 @@ class Retriever:
 
     def __repr__(self) -> str:
         return f"Retriever(store={self.store!r}, strategies={list(self.strategies)})"
+
+    @property
+    def chunking(self) -> Chunking | None:
+        """How documents are split into passages (None: embedded whole): as given, else as the
+        collection records, else whole.
+
+        Raises:
+            SchemaMismatchError: the collection was indexed with other passage settings than given.
+        """
+        schema = self.store.schema
+        recorded = schema.passages if schema is not None and schema.fields else UNSET
+        if self._chunking is UNSET:
+            return None if recorded is UNSET or recorded is None else Chunking.from_record(recorded)
+        given = self._chunking
+        if recorded is not UNSET and not same_passages(recorded, given.record() if given else None):
+            raise SchemaMismatchError(
+                f"{self.store!r} was indexed {describe_passages(recorded)}, and this Retriever splits "
+                f"{describe_passages(given.record() if given else None)}; leave split, chunk_size and "
+                "chunk_overlap out to follow the collection, or index into another collection"
+            )
+        return given
 
     @property
     def strategy(self) -> Strategy:
@@ -143,17 +212,15 @@ class Retriever:
         embedders = {
             name: self.embedder(name) if name in recorded else self._given(name).fitted(texts) for name in sorted(names)
         }
-        base: Base = {name: e.embed_documents(texts) for name, e in embedders.items()}
-        for e in embedders.values():  # nothing is cut without saying so
-            cut = e.truncation(texts)
-            if cut is not None:
-                warnings.warn(cut.message(), TruncationWarning, stacklevel=2)
+        chunking = self.chunking
+        base: Base = {name: self._embedded(e, texts, chunking) for name, e in embedders.items()}
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
             for f in s.fields(base):
                 wanted.setdefault(f.name, f)
         encoders = {name: state for name, e in embedders.items() if (state := e.encoder_state())}
-        schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders))
+        passages = chunking.record() if chunking is not None else None
+        schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders, passages))
         vectors = {f.name: derive(f, base, for_query=False) for f in schema.fields}
         with tqdm(
             total=len(docs), desc="upsert", unit="doc", disable=not self.show_progress or len(docs) <= UPSERT_BATCH
@@ -167,6 +234,20 @@ class Retriever:
                 bar.update(len(rows))
         self.store.optimize()
         return len(docs)
+
+    def _embedded(self, embedder: Embedder, texts: list[str], chunking: Chunking | None) -> Embeddings:
+        """The documents' embeddings by `embedder`: of their passages where they are split (a dense
+        model's passage vectors, a multi-vector model's tokens of every passage, per document),
+        else of the whole texts, saying how many its window cut."""
+        splitter = embedder.splitter(chunking) if chunking is not None else None
+        if splitter is None:
+            cut = embedder.truncation(texts)
+            if cut is not None:  # nothing is cut without saying so
+                warnings.warn(cut.message(), TruncationWarning, stacklevel=3)
+            return embedder.embed_documents(texts)
+        split = [splitter.split(t) for t in texts]
+        flat = embedder.embed_documents([p.text for passages in split for p in passages])
+        return grouped(flat, [len(passages) for passages in split])
 
     def holds(self, documents: Iterable[Document]) -> bool:
         """Whether the collection holds exactly these documents (same ids, texts and metadata,
@@ -217,7 +298,31 @@ class Retriever:
         """Top-k for each query; queries are embedded together (much faster than one by one), and
         searched together: one engine request per stage for the whole batch where the engine
         batches (VectorStore.search_many)."""
-        return self.store.search_many(self.plans(queries, k, strategy), filter)
+        strategy_, base, schema = self._prepare(queries, k, strategy)
+        found = self.store.search_many(_planned(queries, k, strategy_, base, schema), filter)
+        return [self._with_best_passage(hits, base, i, strategy_, schema) for i, hits in enumerate(found)]
+
+    def search_passages(
+        self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
+    ) -> list[Hit]:
+        """The top-k passages for one query, for a prompt: of the strategy's top-k documents, their
+        passages ranked by their own score (the cosine of a passage vector and the query's), several
+        from one document where they score so. Each Hit's id is its document's, its text and
+        `passage` the passage's. For `dense`, these are exactly the collection's k best passages (no
+        passage of a lower document can outscore that document's best).
+
+        Raises:
+            UnsupportedStrategyError: the collection is not split into passages, or the strategy
+                searches no passage vectors (bm25, colbert, keyword): name one that does.
+        """
+        strategy_, base, schema = self._prepare([_one_query(query)], k, strategy)
+        (hits,) = self.store.search_many(_planned([query], k, strategy_, base, schema), filter)
+        scored = [
+            Hit(hit.id, score, passage.text, hit.metadata, passage)
+            for hit, passages in zip(hits, self._passages_of(hits, base, 0, strategy_, schema, required=True))
+            for passage, score in passages
+        ]
+        return sorted(scored, key=lambda h: (-h.score, h.id, h.passage.start if h.passage else 0))[:k]
 
     def plans(self, queries: Sequence[str], k: int = 10, strategy: StrategySpec | None = None) -> list[Plan]:
         """The search plan each query becomes (what `search_many` sends the store): the queries
@@ -238,7 +343,13 @@ class Retriever:
     ) -> list[list[Hit]]:
         """Async twin of `search_many`: the queries are embedded together, then searched at once."""
         prepared = await asyncio.to_thread(self._prepare, queries, k, strategy)  # the model: a worker thread
-        return await self.store.asearch_many(_planned(queries, k, *prepared), filter)
+        found = await self.store.asearch_many(_planned(queries, k, *prepared), filter)
+        strategy_, base, schema = prepared
+        if self._passage_field(strategy_, schema) is None:
+            return found
+        return await asyncio.to_thread(
+            lambda: [self._with_best_passage(hits, base, i, strategy_, schema) for i, hits in enumerate(found)]
+        )
 
     async def aindex(self, documents: Iterable[Document]) -> int:
         """Async twin of `index`, run in a worker thread: embedding is the whole cost of indexing on
@@ -276,6 +387,47 @@ class Retriever:
             raise StoreError(missing_collection_message(self.store))
         chosen.fields_in(schema)  # fails early, naming the missing fields
         return chosen, {name: self.embedder(name).embed_queries(texts) for name in sorted(chosen.needs)}, schema
+
+    def _passage_field(self, strategy: Strategy, schema: Schema) -> VectorField | None:
+        """The float32 passage vectors a strategy's hits are located in (None: it has none)."""
+        fields = [f for f in strategy.fields_in(schema) if f.per_passage and f.precision is Precision.FLOAT32]
+        return max(fields, key=lambda f: f.dim, default=None)
+
+    def _passages_of(
+        self, hits: list[Hit], base: Base, row: int, strategy: Strategy, schema: Schema, required: bool = False
+    ) -> list[list[tuple[Passage, float]]]:
+        """Every passage of each hit with its score against the query `row` of `base`; [] each
+        where the strategy has no passage vectors (required: refused instead)."""
+        field = self._passage_field(strategy, schema)
+        chunking = self.chunking
+        if field is None or chunking is None:
+            if required:
+                why = (
+                    "is not split into passages"
+                    if chunking is None
+                    else f"holds no passage vectors for {strategy.name!r}"
+                )
+                raise UnsupportedStrategyError(
+                    f"{self.store!r} {why}: search_passages ranks passage vectors; index with split=True "
+                    "(CLI: --split) and search with dense, int8, binary, matryoshka, funnel, hybrid or colbert+dense"
+                )
+            return [[] for _ in hits]
+        stored = self.store.vectors([h.id for h in hits], field.name)
+        query = derive(field, {field.source: base[field.source].take([row])}, for_query=True)
+        (q,) = narrow(query, MultiVectorEmbeddings).vectors
+        splitter = self.embedder(field.source).splitter(chunking)
+        assert splitter is not None  # a per-passage field's embedder has a window
+        return [scored_passages(splitter.split(h.text), stored[h.id], q[0], h.id) for h in hits]
+
+    def _with_best_passage(
+        self, hits: list[Hit], base: Base, row: int, strategy: Strategy, schema: Schema
+    ) -> list[Hit]:
+        """The hits, each with its best passage where the strategy searches passage vectors."""
+        scored = self._passages_of(hits, base, row, strategy, schema)
+        return [
+            replace(hit, passage=max(passages, key=lambda p: p[1])[0]) if passages else hit
+            for hit, passages in zip(hits, scored)
+        ]
 
     def _check_servable(self, strategy: Strategy) -> None:
         check_servable(
@@ -377,6 +529,19 @@ def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> P
         "the same documents again is safe: upserts replace by id, so nothing is duplicated",
         failed,
     )
+
+
+def _chunking(split: bool | None, size: int | None, overlap: int | None) -> Chunking | Unset | None:
+    """The passage settings given to a Retriever (UNSET: none, follow the collection)."""
+    if split is not None and not isinstance(split, bool):
+        raise InvalidInputError(f"split must be True, False or None, got {split!r}")
+    if split is False and (size is not None or overlap is not None):
+        raise InvalidInputError(
+            "chunk_size and chunk_overlap set how documents are split: leave them out with split=False"
+        )
+    if split is None and size is None and overlap is None:
+        return UNSET
+    return Chunking(size, 0 if overlap is None else overlap) if split is not False else None
 
 
 def _default_embedder(kind: EmbeddingKind, show_progress: bool) -> Embedder:

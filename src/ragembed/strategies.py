@@ -58,6 +58,7 @@ from ragembed.quantization import Int8Calibration
 from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
 from ragembed.search.validation import check_fields_present
+from ragembed.similarity import normalize_rows
 from ragembed.types import (
     Datatype,
     DenseEmbeddings,
@@ -114,7 +115,16 @@ DEFAULTS = Using()
 def derive(f: VectorField, base: Base, for_query: bool) -> Embeddings:
     """A field's vectors from the base embeddings of its embedder (`f.source`): Matryoshka fields
     truncate dense ones, MUVERA fields encode multi-vector ones (queries and documents
-    differently). (Quantized fields take float32 too: the store quantizes, natively where it can.)"""
+    differently), per-passage fields hold each document's passage vectors (a query: its one
+    vector) at unit length. (Quantized fields take float32 too: the store quantizes, natively
+    where it can.)"""
+    if f.per_passage:
+        given = base[f.source]
+        if isinstance(given, DenseEmbeddings):  # queries: one vector each
+            rows: Sequence[np.ndarray] = list(given.data[:, None, :])
+        else:
+            rows = narrow(given, MultiVectorEmbeddings).vectors
+        return MultiVectorEmbeddings(tuple(normalize_rows(np.asarray(v)[:, : f.dim]) for v in rows))
     if f.muvera is not None:
         tokens = narrow(base[f.source], MultiVectorEmbeddings)
         return MuveraShape.from_dict(f.muvera).encode(tokens, query=for_query)
@@ -178,10 +188,15 @@ class Strategy(ABC):
         return VectorSearch(f.name, derive(f, query, for_query=True), limit, prefetch)
 
     def _dense_field(self, docs: Base) -> VectorField:
-        """The full float32 vectors of the dense embedder it uses."""
+        """The full float32 vectors of the dense embedder it uses: one per document, or one per
+        passage where the Retriever split the documents (its embeddings are then per document a
+        multi-vector of passage vectors)."""
         embedder = self.using.dense
-        dim = narrow(docs[embedder], DenseEmbeddings).dim
-        return VectorField(self.using.field("dense", DENSE), DENSE, dim, embedder=embedder)
+        name = self.using.field("dense", DENSE)
+        given = docs[embedder]
+        if isinstance(given, MultiVectorEmbeddings):
+            return VectorField(name, MULTI, given.dim, distance="dot", embedder=embedder, per_passage=True)
+        return VectorField(name, DENSE, narrow(docs[embedder], DenseEmbeddings).dim, embedder=embedder)
 
 
 @dataclass(frozen=True)
@@ -265,32 +280,35 @@ class Quantized(Strategy):
 
     def fields(self, docs: Base) -> list[VectorField]:
         full = self._dense_field(docs)
-        dense = narrow(docs[full.source], DenseEmbeddings)
-        if self.precision is Precision.BINARY:
-            if dense.dim % 8:
-                raise UnsupportedStrategyError(
-                    f"binary quantization needs a dimension divisible by 8; this model has {dense.dim}"
-                )
-            quantized = VectorField(
-                self.field_names[1],
-                DENSE,
-                dense.dim,
-                Precision.BINARY,
-                distance="dot",
-                asymmetric=bool(self.asymmetric),
-                embedder=full.source,
+        if self.precision is Precision.BINARY and full.dim % 8:
+            raise UnsupportedStrategyError(
+                f"binary quantization needs a dimension divisible by 8; this model has {full.dim}"
             )
-        else:
-            calibration = Int8Calibration.fit(dense).to_dict()
-            quantized = VectorField(
-                self.field_names[1],
-                DENSE,
-                dense.dim,
-                Precision.INT8,
-                distance="dot",
-                calibration=calibration,
-                embedder=full.source,
+        if full.per_passage and self.precision is Precision.BINARY and not self.asymmetric:
+            raise UnsupportedStrategyError(
+                "binary:hamming keeps one vector per document; passage vectors are kept as a multi-vector "
+                "field, whose binary codes are searched with the query's own values: use 'binary'"
             )
+        calibration = None
+        if self.precision is Precision.INT8:  # one range per dimension, over every vector (passage) given
+            vectors = derive(full, docs, for_query=False)
+            rows = (
+                np.concatenate(vectors.vectors)
+                if isinstance(vectors, MultiVectorEmbeddings)
+                else narrow(vectors, DenseEmbeddings).data
+            )
+            calibration = Int8Calibration.fit(DenseEmbeddings(rows)).to_dict()
+        quantized = VectorField(
+            self.field_names[1],
+            full.kind,
+            full.dim,
+            self.precision,
+            distance="dot",
+            calibration=calibration,
+            asymmetric=bool(self.asymmetric),
+            embedder=full.source,
+            per_passage=full.per_passage,
+        )
         return [full, quantized]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
@@ -298,7 +316,8 @@ class Quantized(Strategy):
         if not self.rescore:
             return self._stage(quantized, query, k)
         assert self.oversampling is not None  # __post_init__ sets the default
-        return Rescore(quantized.name, full.name, derive(full, query, for_query=True), k, self.oversampling)
+        original = quantized if quantized.per_passage else full  # a quantized multi-vector keeps its own
+        return Rescore(quantized.name, original.name, derive(full, query, for_query=True), k, self.oversampling)
 
 
 @dataclass(frozen=True)
@@ -336,7 +355,15 @@ class Matryoshka(Strategy):
             raise UnsupportedStrategyError(
                 f"Matryoshka dimension {self.dim} exceeds the model's {full.dim} dimensions; pick <= {full.dim}"
             )
-        return [full, VectorField(self.field_names[1], DENSE, self.dim, embedder=full.source)]
+        small = VectorField(
+            self.field_names[1],
+            full.kind,
+            self.dim,
+            distance="dot" if full.per_passage else "cosine",
+            embedder=full.source,
+            per_passage=full.per_passage,
+        )
+        return [full, small]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, small = self.fields_in(schema)
@@ -570,11 +597,22 @@ class KeywordHybrid(Strategy):
         return "keyword-hybrid" if self.alpha == 0.5 else f"keyword-hybrid:{self.alpha:g}"
 
     def fields(self, docs: Base) -> list[VectorField]:
-        return Dense(self.using).fields(docs)
+        return [_whole(f) for f in Dense(self.using).fields(docs)]
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
-        (dense,) = self.fields_in(schema)
+        dense = _whole(self.fields_in(schema)[0])
         return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k, weights=(1 - self.alpha, self.alpha))
+
+
+def _whole(f: VectorField) -> VectorField:
+    """`f`, refused if it holds passage vectors (keyword-hybrid's engine fuses one vector a document)."""
+    if f.per_passage:
+        raise UnsupportedStrategyError(
+            "keyword-hybrid fuses the engine's BM25 with one vector per document, and these documents are "
+            "split into passages; use 'hybrid' (BM25 fused with the best passage), or index whole "
+            "documents (split off: --no-split)"
+        )
+    return f
 
 
 STRATEGY_NAMES = [

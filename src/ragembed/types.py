@@ -139,13 +139,29 @@ def _is_scalar(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A passage of a document: its text, where it lies in the document's text (`text ==
+    document_text[start:end]`, character offsets) and, in Markdown, the headings it falls under,
+    outermost first."""
+
+    text: str
+    start: int
+    end: int
+    headings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Hit:
-    """One search result: the document id, its score (higher is better), text and metadata."""
+    """One search result: the document id, its score (higher is better), text and metadata.
+
+    passage: in a collection indexed in passages, the document's passage that scored best (for
+    Retriever.search_passages, the passage this hit is; `text` is then the passage's text)."""
 
     id: str
     score: float
     text: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    passage: Passage | None = None
 
 
 def validate_texts(texts: Sequence[str], what: str = "texts") -> list[str]:

@@ -20,6 +20,8 @@ from ragembed.embedders.cache import EmbeddingCache, decode_row, encode_row, joi
 from ragembed.embedders.models import check_same_model
 from ragembed.embedders.settings import Setting, recorded_statistics
 from ragembed.embedders.windows import Truncation
+from ragembed.errors import InvalidInputError
+from ragembed.passages import Chunking, Splitter
 from ragembed.types import EmbeddingKind, Embeddings, validate_texts
 
 Role = Literal["document", "query"]
@@ -62,6 +64,7 @@ class Embedder(ABC):
     def __init__(self, *, cache: CacheOption = None, show_progress: bool = False) -> None:
         self.cache = resolve_cache(cache)
         self.show_progress = show_progress
+        self._splitters: dict[Chunking, Splitter] = {}
 
     @property
     @abstractmethod
@@ -92,6 +95,39 @@ class Embedder(ABC):
         cached = {s.name: s.value for s in settings if s.cached}
         key = json.dumps(cached, sort_keys=True, default=repr)
         return f"{type(self).__module__}.{type(self).__qualname__}|{self.kind.value}|{self.fingerprint}|{key}"
+
+    def passage_window(self) -> tuple[Any, int] | None:
+        """The Hugging Face tokenizer (`tokenizers.Tokenizer`) the model counts word pieces with,
+        and how many of a document's word pieces its window holds (special tokens, markers and the
+        document prompt aside); None for an embedder without a window (BM25 reads whole texts)."""
+        return None
+
+    def splitter(self, chunking: Chunking) -> Splitter | None:
+        """What splits documents into passages this model embeds whole, under `chunking`; None for
+        an embedder without a window.
+
+        Raises:
+            InvalidInputError: chunking.size is above the model's window, or its overlap is not
+                smaller than the window.
+        """
+        window = self.passage_window()
+        if window is None:
+            return None
+        if chunking not in self._splitters:
+            tokenizer, capacity = window
+            size = capacity if chunking.size is None else chunking.size
+            if size > capacity:
+                raise InvalidInputError(
+                    f"chunk_size {size} is above {self!r}'s window: a passage of more than {capacity} word "
+                    f"pieces would be cut; pick at most {capacity}, or leave it out to use the whole window"
+                )
+            if chunking.overlap >= size:
+                raise InvalidInputError(
+                    f"chunk_overlap {chunking.overlap} must be smaller than the passage size, {size} word pieces "
+                    f"for {self!r}"
+                )
+            self._splitters[chunking] = Splitter(tokenizer, size, chunking.overlap)
+        return self._splitters[chunking]
 
     @abstractmethod
     def _encode(self, texts: list[str], role: Role) -> Embeddings:

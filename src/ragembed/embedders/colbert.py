@@ -9,6 +9,7 @@ is random, so it is seeded for reproducible vectors; train it with ragembed's fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +127,14 @@ class ColBERTEmbedder(Embedder):
             return None
         marker = 0 if self.model.document_prefix_id is None else 1
         return truncation(self.model.tokenizer, texts, window, repr(self), added=marker)
+
+    def passage_window(self) -> tuple[Any, int] | None:
+        window = self.model.document_length
+        if window is None:
+            return None
+        marker = 0 if self.model.document_prefix_id is None else 1
+        special = len(self.model.tokenizer("")["input_ids"])
+        return self.model.tokenizer.backend_tokenizer, int(window) - special - marker
 
     def _skip_stop_words(self) -> None:
         """Add the stop words the tokenizer holds whole to PyLate's skiplist (the token ids its

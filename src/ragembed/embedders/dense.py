@@ -7,6 +7,7 @@ so ragembed embeds offline out of the box. Any hub name or local path also works
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,15 @@ class DenseEmbedder(Embedder):
             return None
         prompt = self.document_prompt or ""  # sentence-transformers puts the prompt inside the window
         return truncation(self.model.tokenizer, [prompt + t for t in texts], int(window), repr(self))
+
+    def passage_window(self) -> tuple[Any, int] | None:
+        window: int | None = self.model.max_seq_length
+        if window is None:
+            return None
+        tokenizer = self.model.tokenizer
+        special = len(tokenizer("")["input_ids"])  # [CLS] and [SEP]
+        prompt = tokenizer(self.document_prompt or "", add_special_tokens=False)["input_ids"]
+        return tokenizer.backend_tokenizer, int(window) - special - len(prompt)
 
     def _encode(self, texts: list[str], role: Role) -> DenseEmbeddings:
         prompt = self.query_prompt if role == "query" else self.document_prompt

@@ -73,6 +73,10 @@ class VectorField:
         plain float32 dense field with dot-product distance.
     embedder: the name of the embedder whose embeddings the vectors derive from (default: the
         default embedder of the field's kind, or of multi-vectors for MUVERA encodings).
+    per_passage: a multi-vector field holding one dense vector per passage of each document (a
+        dense embedder's, unit length, distance "dot"): MaxSim with the query's one vector is the
+        cosine of the document's best passage. The collection's `Schema.passages` says how
+        documents were split.
     """
 
     name: str
@@ -86,6 +90,7 @@ class VectorField:
     datatype: Datatype = Datatype.FLOAT32
     muvera: Mapping[str, int] | None = None
     embedder: str = ""
+    per_passage: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", parse_enum(EmbeddingKind, self.kind, f"field {self.name!r}: kind"))
@@ -115,7 +120,14 @@ class VectorField:
             )
         if self.muvera is not None:
             self._check_muvera(MuveraShape.from_dict(self.muvera))
+        if self.per_passage and (self.kind is not EmbeddingKind.MULTIVECTOR or self.distance != "dot"):
+            raise InvalidInputError(
+                f"field {self.name!r}: one vector per passage is a multi-vector field of unit vectors with "
+                f"distance 'dot', not a {self.kind.value} field with {self.distance!r}"
+            )
         source_kind = EmbeddingKind.MULTIVECTOR if self.muvera is not None else self.kind
+        if self.per_passage:
+            source_kind = EmbeddingKind.DENSE
         object.__setattr__(self, "embedder", check_embedder_name(self.embedder or DEFAULT_EMBEDDER[source_kind]))
 
     def _check_muvera(self, shape: MuveraShape) -> None:
@@ -161,6 +173,7 @@ class VectorField:
             self.datatype,
             self.muvera,
             self.embedder,
+            self.per_passage,
         )
         theirs = (
             other.name,
@@ -173,6 +186,7 @@ class VectorField:
             other.datatype,
             other.muvera,
             other.embedder,
+            other.per_passage,
         )
         return mine == theirs
 
@@ -189,6 +203,7 @@ class VectorField:
             "datatype": self.datatype.value,
             "muvera": dict(self.muvera) if self.muvera is not None else None,
             "embedder": self.embedder,
+            "per_passage": self.per_passage,
         }
 
     @classmethod
@@ -202,6 +217,7 @@ class VectorField:
             datatype=data.get("datatype") or Datatype.FLOAT32,
             muvera=data.get("muvera"),
             embedder=data.get("embedder") or "",
+            per_passage=bool(data.get("per_passage", False)),
         )
 
 
@@ -210,11 +226,14 @@ class Schema:
     """A collection's manifest: its vector fields, and how each embedder that filled them encodes
     (`encoders`: Embedder.encoder_state() by embedder name: the model and every setting, BM25's
     average document length). The Retriever restores its embedders from it, so documents and
-    queries of a later session are encoded exactly like the first documents.
+    queries of a later session are encoded exactly like the first documents. `passages`: how
+    documents were split into passages before the embedders with a window embedded them
+    (passages.Chunking.record()), None when they were embedded whole.
     """
 
     fields: tuple[VectorField, ...]
     encoders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    passages: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
@@ -248,6 +267,7 @@ class Schema:
         return {
             "fields": [f.to_dict() for f in self.fields],
             "encoders": {name: dict(state) for name, state in self.encoders.items()},
+            "passages": dict(self.passages) if self.passages is not None else None,
         }
 
     @classmethod
@@ -258,7 +278,7 @@ class Schema:
             for f in data["fields"]:
                 if f.get("encoder_state"):
                     encoders.setdefault(f["kind"], f["encoder_state"])
-        return cls(tuple(VectorField.from_dict(f) for f in data["fields"]), encoders)
+        return cls(tuple(VectorField.from_dict(f) for f in data["fields"]), encoders, data.get("passages"))
 
     def merged_with(self, wanted: Schema) -> Schema:
         """This schema plus `wanted`'s new fields and encoders; a field both define must have the
@@ -271,6 +291,29 @@ class Schema:
                     f"{f.to_dict() | {'calibration': '...'}} was asked for; use another collection "
                     "name, or delete this collection to re-index with the new settings"
                 )
+        if self.fields and not same_passages(self.passages, wanted.passages):
+            raise SchemaMismatchError(
+                f"this collection was indexed {describe_passages(self.passages)}, and "
+                f"{describe_passages(wanted.passages)} was asked for; index with the collection's settings, or "
+                "into another collection (or drop this one and index every document again)"
+            )
         return Schema(
-            self.fields + tuple(f for f in wanted.fields if f.name not in self), {**wanted.encoders, **self.encoders}
+            self.fields + tuple(f for f in wanted.fields if f.name not in self),
+            {**wanted.encoders, **self.encoders},
+            self.passages if self.fields else wanted.passages,
         )
+
+
+def same_passages(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two passage records split alike (the splitter's version aside: it is not a choice)."""
+    if a is None or b is None:
+        return a is b
+    return (a.get("size"), a.get("overlap", 0)) == (b.get("size"), b.get("overlap", 0))
+
+
+def describe_passages(record: Mapping[str, Any] | None) -> str:
+    """A passage record as an option a user gives: 'in passages (chunk_size 128, chunk_overlap 16)'."""
+    if record is None:
+        return "whole (not split into passages; CLI: --no-split)"
+    size = "the model's window" if record.get("size") is None else record["size"]
+    return f"in passages (chunk_size {size}, chunk_overlap {record.get('overlap', 0)})"

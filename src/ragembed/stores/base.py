@@ -12,13 +12,15 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from ragembed.errors import InvalidInputError, SchemaMismatchError, StoreError
 from ragembed.search.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.search.filters import Filter, validate_filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import Schema
 from ragembed.search.validation import check_capable, check_embeddings, check_plan, check_storable
-from ragembed.types import Document, Embeddings, Hit, validate_documents
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents
 
 
 class VectorStore(ABC):
@@ -67,6 +69,22 @@ class VectorStore(ABC):
     @abstractmethod
     def get(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents among `ids`, in that order; unknown ids are skipped."""
+
+    @abstractmethod
+    def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]: ...
+
+    def vectors(self, ids: Sequence[str], field: str) -> dict[str, np.ndarray]:
+        """The stored vectors of a multi-vector field (a per-passage field: one row per passage),
+        by document id, as float32 (n, dim) arrays; unknown ids are left out."""
+        schema = self._require_schema()
+        if schema[field].kind is not EmbeddingKind.MULTIVECTOR:
+            raise InvalidInputError(
+                f"field {field!r} is {schema[field].kind.value}; vectors() reads multi-vector fields"
+            )
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        return {i: np.asarray(v, dtype=np.float32) for i, v in self._stored_vectors(wanted, field).items()}
 
     def optimize(self) -> None:
         """Build indexes after a bulk load, where the engine does not do it in the background."""

@@ -191,6 +191,9 @@ class MemoryStore(VectorStore):
     def get(self, ids: Sequence[str]) -> list[Document]:
         return [self._docs[self._rows[i]] for i in ids if i in self._rows]
 
+    def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
+        return {i: self._vectors[field][self._rows[i]] for i in ids if i in self._rows}
+
     def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
         prepared = {name: self._rows_for(self._require_schema()[name], emb) for name, emb in vectors.items()}
         for position, doc in enumerate(documents):

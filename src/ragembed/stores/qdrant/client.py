@@ -511,6 +511,17 @@ class QdrantStore(VectorStore):
         found = {p.payload["doc_id"]: p.payload for p in points if p.payload is not None}
         return [document_of(found[i]) for i in ids if i in found]
 
+    def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
+        points = self._call(
+            "read vectors",
+            lambda: self.client.retrieve(
+                self.collection, [point_id(i) for i in ids], with_payload=["doc_id"], with_vectors=[field]
+            ),
+        )
+        return {
+            p.payload["doc_id"]: np.asarray(p.vector[field]) for p in points if p.payload and isinstance(p.vector, dict)
+        }
+
     def other_collections(self) -> list[str] | None:
         try:
             return [c.name for c in self.client.get_collections().collections if c.name != self.collection]

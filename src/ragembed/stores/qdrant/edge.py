@@ -287,6 +287,12 @@ class QdrantEdgeStore(VectorStore):
         found = {r.payload["doc_id"]: r.payload for r in self._shard.retrieve([point_id(i) for i in ids], True, False)}
         return [document_of(found[i]) for i in ids if i in found]
 
+    def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
+        if self._shard is None:
+            return {}
+        records = self._shard.retrieve([point_id(i) for i in ids], ["doc_id"], [field])
+        return {r.payload["doc_id"]: np.asarray(r.vector[field]) for r in records if isinstance(r.vector, dict)}
+
     def optimize(self) -> None:
         if self._shard is not None:
             self._shard.optimize()

@@ -33,6 +33,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+
 from ragembed.errors import (
     MissingDependencyError,
     PartialWriteError,
@@ -483,6 +485,23 @@ class WeaviateStore(VectorStore):
             return []
         found = {h.id: h for h in executor.run(self._fetch(list(ids)), self._send)}
         return [Document(i, found[i].text, found[i].metadata) for i in ids if i in found]
+
+    def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+
+            def fetch(chunk: list[str] = chunk) -> Any:
+                return self._reading.query.fetch_objects(
+                    filters=Filter.by_id().contains_any([point_id(i) for i in chunk]),
+                    limit=len(chunk),
+                    include_vector=[field],
+                    return_properties=["doc_id"],
+                )
+
+            result = self._guard(fetch)
+            found.update({o.properties["doc_id"]: np.asarray(o.vector[field]) for o in result.objects})
+        return found
 
     def other_collections(self) -> list[str] | None:
         try:
