@@ -1,0 +1,84 @@
+"""The needle test, on every store: a fact in the last section of a 3,000-word Markdown handbook
+is the top hit, with that section as its passage, for every passage strategy the store serves.
+
+Whole, the handbook is embedded only up to the model's window (its first ~200 words), so the
+fact cannot be found by a dense vector (tests/test_passages.py checks that it is not)."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ragembed import Document, Retriever
+from ragembed.errors import RagembedError
+
+from .backends import BACKENDS, backend_params
+
+HANDBOOK = (Path(__file__).parents[1] / "data" / "handbook.md").read_text()
+QUERY = "where are the zebrafish heart regeneration samples stored and who may move them"
+NOTES = [
+    Document(f"note-{i}", text)
+    for i, text in enumerate(
+        [
+            "The coffee machine on the second floor is descaled every Friday.",
+            "Group meeting moves to Thursday at ten this month.",
+            "Remember to return borrowed pipettes to the teaching lab.",
+            "The printer in room 204 is out of toner; use the one in 210.",
+        ]
+    )
+]
+STRATEGIES = ["dense", "int8", "binary", "funnel:64", "colbert+dense", "hybrid"]
+
+
+def served(store, strategies: list[str]) -> list[str]:
+    """The strategies this store serves over passage vectors (the others it refuses by name)."""
+    caps = store.capabilities
+    out = []
+    for name in strategies:
+        kinds_ok = name != "hybrid" or "sparse" in {k.value for k in caps.kinds}
+        quantized_ok = name not in ("int8", "binary") or caps.quantized_multivectors
+        binary_ok = name != "binary" or caps.asymmetric_binary
+        if kinds_ok and quantized_ok and binary_ok:
+            out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("backend_name", backend_params())
+def test_a_fact_in_the_last_section_is_found_with_its_passage(
+    backend_name, tmp_path, dense_embedder, bm25_embedder, colbert_embedder
+):
+    backend = BACKENDS[backend_name]
+    store = backend.create(tmp_path)
+    strategies = served(store, STRATEGIES)
+    embedders = {"embedder": dense_embedder, "sparse_embedder": bm25_embedder, "multivector_embedder": colbert_embedder}
+    try:
+        with warnings.catch_warnings():  # local mode's "no native quantization" warning
+            warnings.simplefilter("ignore")
+            Retriever(store, strategies, split=True, **embedders).index([Document("handbook.md", HANDBOOK), *NOTES])
+        if backend.reopen is not None:
+            store.close()
+            store = backend.reopen(tmp_path)
+        retriever = Retriever(store, strategies, **embedders)  # passage settings: the collection's
+        assert retriever.chunking is not None
+        for strategy in strategies:
+            if backend.drive_async:
+                hits = asyncio.run(retriever.asearch(QUERY, 3, strategy=strategy))
+            else:
+                hits = retriever.search(QUERY, 3, strategy=strategy)
+            top = hits[0]
+            assert top.id == "handbook.md", (strategy, [(h.id, h.score) for h in hits])
+            assert top.passage is not None, strategy
+            assert top.passage.headings == ("Laboratory handbook", "Sample storage"), strategy
+            assert "freezer B7" in top.passage.text, strategy
+            assert HANDBOOK[top.passage.start : top.passage.end] == top.passage.text
+        refused = [s for s in STRATEGIES if s not in strategies]
+        for strategy in refused:  # refused by name, never answered wrongly
+            with pytest.raises(RagembedError):
+                retriever.search(QUERY, 3, strategy=strategy)
+    finally:
+        if backend.on_shared_server:
+            store.drop()
+        store.close()
