@@ -1,0 +1,166 @@
+"""Long documents in passages: split in the model's own tokens with offsets and heading paths,
+recorded with the collection, each hit with its best passage, and the bad inputs refused."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragembed import Document, MemoryStore, Retriever
+from ragembed.errors import InvalidInputError, SchemaMismatchError, UnsupportedStrategyError
+from ragembed.passages import MIN_PASSAGE_TOKENS, Chunking, heading_paths
+
+HANDBOOK = (Path(__file__).parent / "data" / "handbook.md").read_text()
+QUERY = "where are the zebrafish heart regeneration samples stored and who may move them"
+NOTES = [Document(f"note-{i}", f"A short note number {i} about the coffee machine.") for i in range(4)]
+DOCS = [Document("handbook.md", HANDBOOK), *NOTES]
+
+
+def tokens(embedder, text: str) -> int:
+    return len(embedder.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_passages_fit_the_window_cover_the_text_and_keep_offsets(dense_embedder):
+    splitter = dense_embedder.splitter(Chunking())
+    passages = splitter.split(HANDBOOK)
+    assert splitter.capacity == 254  # 256 less [CLS] and [SEP]
+    assert len(passages) > 10
+    for p in passages:
+        assert HANDBOOK[p.start : p.end] == p.text
+        assert tokens(dense_embedder, p.text) <= 254
+    covered = np.zeros(len(HANDBOOK), bool)
+    for p in passages:
+        covered[p.start : p.end] = True
+    assert all(c.isspace() for c, seen in zip(HANDBOOK, covered) if not seen)  # only whitespace between them
+
+
+def test_passages_break_at_headings_and_carry_their_path(dense_embedder):
+    passages = dense_embedder.splitter(Chunking(128)).split(HANDBOOK)
+    assert all(tokens(dense_embedder, p.text) <= 128 for p in passages)
+    last = passages[-1]
+    assert last.headings == ("Laboratory handbook", "Sample storage")
+    assert "freezer B7" in last.text
+    starts = {p.headings[-1] for p in passages if p.text.startswith("## ")}
+    assert {"Safety training", "Sample storage"} <= starts  # sections begin passages
+
+
+def test_heading_paths_skip_code_fences_and_nest_by_level():
+    text = "# A\n\ntext\n\n```\n# not a heading\n```\n\n## B\n\nmore\n\n### C\n\n## D\n"
+    assert [path for _, path in heading_paths(text)] == [("A",), ("A", "B"), ("A", "B", "C"), ("A", "D")]
+
+
+def test_overlap_repeats_word_pieces_of_the_passage_before(dense_embedder):
+    plain = " ".join(f"Sentence {i} is about a different thing." for i in range(200))
+    alone = dense_embedder.splitter(Chunking(64)).split(plain)
+    overlapping = dense_embedder.splitter(Chunking(64, 16)).split(plain)
+    assert len(overlapping) > len(alone)
+    assert any(b.start < a.end for a, b in zip(overlapping, overlapping[1:]))
+    assert all(b.start >= a.end for a, b in zip(alone, alone[1:]))
+
+
+def test_whole_documents_lose_the_needle_and_passages_find_it(dense_embedder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TruncationWarning: tests/test_truncation.py
+        whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder, split=False)
+        whole.index(DOCS)
+    passages = Retriever(MemoryStore(), "dense", embedder=dense_embedder, split=True)
+    passages.index(DOCS)
+    whole_hit = next(h for h in whole.search(QUERY, 5) if h.id == "handbook.md")
+    top = passages.search(QUERY, 5)[0]
+    assert top.id == "handbook.md" and top.passage is not None
+    assert top.score > whole_hit.score + 0.3  # the fact was beyond the window
+    assert whole_hit.passage is None
+
+
+def test_search_passages_returns_passages_with_their_document(dense_embedder):
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, chunk_size=64)
+    retriever.index(DOCS)
+    hits = retriever.search_passages(QUERY, 5)
+    assert len(hits) == 5 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert sum(h.id == "handbook.md" for h in hits) >= 2  # several passages of one document
+    best = hits[0]
+    assert best.passage is not None and best.text == best.passage.text and "freezer B7" in best.text
+    # the best passage's score is the document's score (MaxSim of one query vector)
+    assert best.score == pytest.approx(retriever.search(QUERY, 1)[0].score, abs=1e-5)
+
+
+def test_the_collection_records_its_passage_settings_and_refuses_others(dense_embedder, tmp_path):
+    path = tmp_path / "store"
+    retriever = Retriever(MemoryStore(path), "dense", embedder=dense_embedder, chunk_size=96, chunk_overlap=8)
+    retriever.index(DOCS)
+    retriever.close()
+    reopened = Retriever(MemoryStore(path), "dense", embedder=dense_embedder)
+    assert reopened.chunking == Chunking(96, 8)
+    assert reopened.search(QUERY, 1)[0].passage is not None
+    for other in ({"chunk_size": 128}, {"split": False}, {"chunk_size": 96, "chunk_overlap": 0}):
+        with pytest.raises(SchemaMismatchError, match=r"chunk_size 96, chunk_overlap 8"):
+            Retriever(reopened.store, "dense", embedder=dense_embedder, **other)
+    assert reopened.count() == len(DOCS)
+
+
+def test_a_whole_document_collection_refuses_passages(dense_embedder):
+    store = MemoryStore()
+    Retriever(store, "bm25").index(NOTES)  # whole documents (BM25 reads them whole anyway)
+    with pytest.raises(SchemaMismatchError, match="not split into passages"):
+        Retriever(store, "bm25", chunk_size=64)
+    assert store.count() == len(NOTES)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"chunk_size": 300}, "above .* window: a passage of more than 254"),
+        ({"chunk_size": MIN_PASSAGE_TOKENS - 1}, "below 8 word pieces"),
+        ({"chunk_size": 0}, "positive whole number"),
+        ({"chunk_size": 64, "chunk_overlap": 64}, "must be smaller than chunk_size 64"),
+        ({"chunk_overlap": 254}, "smaller than the passage size, 254"),
+        ({"chunk_overlap": -1}, "whole number >= 0"),
+        ({"split": False, "chunk_size": 64}, "leave them out with split=False"),
+        ({"split": "yes"}, "split must be True, False or None"),
+    ],
+)
+def test_bad_passage_settings_are_refused_before_anything_is_stored(dense_embedder, settings, match):
+    store = MemoryStore()
+    Retriever(store, "dense", embedder=dense_embedder, split=True).index(NOTES)
+    with pytest.raises(InvalidInputError, match=match):
+        retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, **settings)
+        retriever.index(DOCS)
+    assert store.count() == len(NOTES)
+
+
+def test_odd_documents_split_without_losing_text(dense_embedder):
+    word = "x" * 10_000  # one word: the tokenizer makes it one [UNK]; it is one passage
+    headings = "\n\n".join(f"## Heading {i}" for i in range(300))  # Markdown that is all headings
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, split=True)
+    retriever.index([Document("word", word), Document("headings", headings), *NOTES])
+    passages = dense_embedder.splitter(Chunking()).split(headings)
+    assert len(passages) > 1 and "## Heading 299" in passages[-1].text
+    assert [p.text for p in dense_embedder.splitter(Chunking()).split(word)] == [word]
+    hit = retriever.search("a list of headings", 1)[0]
+    assert hit.id == "headings" and hit.passage in passages
+    with pytest.raises(InvalidInputError, match="empty or whitespace only"):
+        retriever.index([Document("blank", "\n\n\n")])
+    assert retriever.count() == 6
+
+
+def test_keyword_hybrid_and_hamming_are_refused_over_passages(dense_embedder):
+    retriever = Retriever(MemoryStore(), "binary:hamming", embedder=dense_embedder, split=True)
+    with pytest.raises(UnsupportedStrategyError, match="use 'binary'"):
+        retriever.index(NOTES)
+    assert retriever.count() == 0
+
+
+def test_search_passages_needs_passage_vectors(dense_embedder, bm25_embedder):
+    whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    whole.index(NOTES)
+    with pytest.raises(UnsupportedStrategyError, match="not split into passages"):
+        whole.search_passages("coffee")
+    split = Retriever(
+        MemoryStore(), ["dense", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder, split=True
+    )
+    split.index(NOTES)
+    with pytest.raises(UnsupportedStrategyError, match="holds no passage vectors for 'bm25'"):
+        split.search_passages("coffee", strategy="bm25")
