@@ -3,6 +3,11 @@ recorded with the collection, each hit with its best passage, and the bad inputs
 
 from __future__ import annotations
 
+import itertools
+import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -57,16 +62,16 @@ def test_overlap_repeats_word_pieces_of_the_passage_before(dense_embedder):
     alone = dense_embedder.splitter(Chunking(64)).split(plain)
     overlapping = dense_embedder.splitter(Chunking(64, 16)).split(plain)
     assert len(overlapping) > len(alone)
-    assert any(b.start < a.end for a, b in zip(overlapping, overlapping[1:]))
-    assert all(b.start >= a.end for a, b in zip(alone, alone[1:]))
+    assert any(b.start < a.end for a, b in itertools.pairwise(overlapping))
+    assert all(b.start >= a.end for a, b in itertools.pairwise(alone))
 
 
 def test_whole_documents_lose_the_needle_and_passages_find_it(dense_embedder):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TruncationWarning: tests/test_truncation.py
-        whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder, split=False)
+        whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=False)
         whole.index(DOCS)
-    passages = Retriever(MemoryStore(), "dense", embedder=dense_embedder, split=True)
+    passages = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=True)
     passages.index(DOCS)
     whole_hit = next(h for h in whole.search(QUERY, 5) if h.id == "handbook.md")
     top = passages.search(QUERY, 5)[0]
@@ -95,7 +100,7 @@ def test_the_collection_records_its_passage_settings_and_refuses_others(dense_em
     reopened = Retriever(MemoryStore(path), "dense", embedder=dense_embedder)
     assert reopened.chunking == Chunking(96, 8)
     assert reopened.search(QUERY, 1)[0].passage is not None
-    for other in ({"chunk_size": 128}, {"split": False}, {"chunk_size": 96, "chunk_overlap": 0}):
+    for other in ({"chunk_size": 128}, {"passages": False}, {"chunk_size": 96, "chunk_overlap": 0}):
         with pytest.raises(SchemaMismatchError, match=r"chunk_size 96, chunk_overlap 8"):
             Retriever(reopened.store, "dense", embedder=dense_embedder, **other)
     assert reopened.count() == len(DOCS)
@@ -118,13 +123,13 @@ def test_a_whole_document_collection_refuses_passages(dense_embedder):
         ({"chunk_size": 64, "chunk_overlap": 64}, "must be smaller than chunk_size 64"),
         ({"chunk_overlap": 254}, "smaller than the passage size, 254"),
         ({"chunk_overlap": -1}, "whole number >= 0"),
-        ({"split": False, "chunk_size": 64}, "leave them out with split=False"),
-        ({"split": "yes"}, "split must be True, False or None"),
+        ({"passages": False, "chunk_size": 64}, "leave them out with passages=False"),
+        ({"passages": "yes"}, "passages must be True, False or None"),
     ],
 )
 def test_bad_passage_settings_are_refused_before_anything_is_stored(dense_embedder, settings, match):
     store = MemoryStore()
-    Retriever(store, "dense", embedder=dense_embedder, split=True).index(NOTES)
+    Retriever(store, "dense", embedder=dense_embedder, passages=True).index(NOTES)
     with pytest.raises(InvalidInputError, match=match):
         retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, **settings)
         retriever.index(DOCS)
@@ -134,7 +139,7 @@ def test_bad_passage_settings_are_refused_before_anything_is_stored(dense_embedd
 def test_odd_documents_split_without_losing_text(dense_embedder):
     word = "x" * 10_000  # one word: the tokenizer makes it one [UNK]; it is one passage
     headings = "\n\n".join(f"## Heading {i}" for i in range(300))  # Markdown that is all headings
-    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, split=True)
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=True)
     retriever.index([Document("word", word), Document("headings", headings), *NOTES])
     passages = dense_embedder.splitter(Chunking()).split(headings)
     assert len(passages) > 1 and "## Heading 299" in passages[-1].text
@@ -147,7 +152,7 @@ def test_odd_documents_split_without_losing_text(dense_embedder):
 
 
 def test_keyword_hybrid_and_hamming_are_refused_over_passages(dense_embedder):
-    retriever = Retriever(MemoryStore(), "binary:hamming", embedder=dense_embedder, split=True)
+    retriever = Retriever(MemoryStore(), "binary:hamming", embedder=dense_embedder, passages=True)
     with pytest.raises(UnsupportedStrategyError, match="use 'binary'"):
         retriever.index(NOTES)
     assert retriever.count() == 0
@@ -159,8 +164,42 @@ def test_search_passages_needs_passage_vectors(dense_embedder, bm25_embedder):
     with pytest.raises(UnsupportedStrategyError, match="not split into passages"):
         whole.search_passages("coffee")
     split = Retriever(
-        MemoryStore(), ["dense", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder, split=True
+        MemoryStore(), ["dense", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder, passages=True
     )
     split.index(NOTES)
     with pytest.raises(UnsupportedStrategyError, match="holds no passage vectors for 'bm25'"):
         split.search_passages("coffee", strategy="bm25")
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ragembed.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "handbook.md").write_text(HANDBOOK)
+    (tmp_path / "docs" / "note.txt").write_text("A short note about the coffee machine.")
+    store = ["--store", "memory:idx"]
+    done = _cli(tmp_path, "index", "docs", *store, "--strategy", "dense", "--chunk-size", "128")
+    assert done.returncode == 0, done.stderr
+    assert "ragembed: note:" not in done.stderr  # nothing was cut
+    found = _cli(tmp_path, "search", QUERY, *store, "-k", "1", "--json")
+    assert found.returncode == 0, found.stderr
+    (hit,) = json.loads(found.stdout)
+    line = HANDBOOK[: hit["passage"]["start"]].count("\n") + 1
+    assert hit["id"] == "handbook.md" and hit["passage"]["headings"] == ["Laboratory handbook", "Sample storage"]
+    assert "freezer B7" in hit["passage"]["text"] and hit["passage"]["line"] == line
+    shown = _cli(tmp_path, "search", QUERY, *store, "-k", "1")
+    assert f"handbook.md:{line}  [Laboratory handbook > Sample storage]" in shown.stdout
+    other = _cli(tmp_path, "index", "docs", *store, "--chunk-size", "64")
+    assert other.returncode == 2 and "chunk_size 128, chunk_overlap 0" in other.stderr
+    bad = _cli(tmp_path, "index", "docs", "--store", "memory:idx2", "--chunk-size", "999")
+    assert bad.returncode == 2 and "pick at most 254" in bad.stderr
+    assert MemoryStore(tmp_path / "idx2").schema is None  # no collection was made

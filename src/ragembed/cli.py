@@ -24,12 +24,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragembed.embedders.backends import BACKENDS
-from ragembed.errors import EncoderMismatchError, InvalidInputError, RagembedError, TruncationWarning
+from ragembed.errors import (
+    EncoderMismatchError,
+    InvalidInputError,
+    RagembedError,
+    SchemaMismatchError,
+    TruncationWarning,
+)
 from ragembed.search.filters import Condition, Filter, Range, Scalar, combine
 from ragembed.search.schema import DEFAULT_EMBEDDER
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
-from ragembed.types import Datatype, EmbeddingKind, check_positive
+from ragembed.types import Datatype, EmbeddingKind, Hit, check_positive
 
 if TYPE_CHECKING:  # the retriever and the evaluation load models: imported when a command runs
     from ragembed.embedders.base import Embedder
@@ -107,6 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
         backend_options(p)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    def passage_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--passages",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="split documents into passages that fit each model's window, so every word is embedded and "
+            "each hit shows its best passage (--no-passages: embed whole documents, cut at the window; "
+            "default: as the collection was indexed, else whole)",
+        )
+        p.add_argument(
+            "--chunk-size",
+            type=int,
+            metavar="N",
+            help="word pieces a passage holds at most (default: the model's window); implies --passages",
+        )
+        p.add_argument(
+            "--chunk-overlap",
+            type=int,
+            metavar="N",
+            help="word pieces a passage repeats from the one before (default: 0); implies --passages",
+        )
+
     def backend_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--backend",
@@ -129,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the collection first and index into a new one (to change its strategies)",
     )
     store_options(index)
+    passage_options(index)
     index.set_defaults(run=run_index)
 
     search = commands.add_parser("search", help="search an indexed collection")
@@ -151,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sample", type=int, metavar="N", help="only the first N queries (and a corpus sample)")
     evaluate.add_argument("-k", type=int, default=100, help="results per query (default: 100)")
     store_options(evaluate)
+    passage_options(evaluate)
     evaluate.set_defaults(run=run_eval)
 
     demo = commands.add_parser("demo", help="index the shipped SciFact, evaluate every strategy, print the table")
@@ -170,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output", default="ragembed-demo-report", help="report folder (default: ragembed-demo-report)")
     backend_options(demo)
+    passage_options(demo)
     demo.set_defaults(run=run_demo, model=None, colbert_model=None, json=False, k=100)
 
     from ragembed.finetune.command import add_finetune_parser
@@ -196,7 +227,7 @@ def open_evaluation_retriever(args: argparse.Namespace) -> Retriever:
     (another --model, --backend, --quantize) is rebuilt, not refused."""
     try:
         return open_retriever(args, indexing=True)
-    except EncoderMismatchError as exc:
+    except (EncoderMismatchError, SchemaMismatchError) as exc:  # other embedders or passage settings
         print(f"rebuilding collection {args.collection!r} for the embedders asked for ({exc})", file=sys.stderr)
         return open_retriever(args, recreate=True, indexing=True)
 
@@ -228,7 +259,16 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace, indexing: bool) 
         if cls.takes_model:  # dense and ColBERT: the model and backend the user names
             options |= _backend_choice(args) | ({"model": chosen_models[name]} if chosen_models.get(name) else {})
         embedders[name] = cls.from_state(record, **options)
-    return Retriever(store, strategies, show_progress=True, embedders=embedders)
+    return Retriever(
+        store,
+        strategies,
+        show_progress=True,
+        embedders=embedders,
+        # search follows the collection's passage settings; indexing commands may name them
+        passages=getattr(args, "passages", None),
+        chunk_size=getattr(args, "chunk_size", None),
+        chunk_overlap=getattr(args, "chunk_overlap", None),
+    )
 
 
 def _embedder_class(name: str, record: Mapping[str, Any]) -> type[Embedder] | None:
@@ -294,17 +334,31 @@ def run_search(args: argparse.Namespace) -> int:
     with open_retriever(args) as retriever:
         hits = retriever.search(args.query, k=args.k, filter=parse_filters(args.filter) or None)
     if args.json:
-        print(
-            json.dumps(
-                [{"id": h.id, "score": h.score, "text": h.text, "metadata": dict(h.metadata)} for h in hits],
-                ensure_ascii=False,
-            )
-        )
+        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False))
     else:
         for rank, h in enumerate(hits, start=1):
-            snippet = " ".join(h.text.split())[:100]
-            print(f"{rank:>3}. {h.score:8.4f}  {h.id}  {snippet}")
+            if h.passage is None:
+                print(f"{rank:>3}. {h.score:8.4f}  {h.id}  {' '.join(h.text.split())[:100]}")
+                continue
+            where = f"{h.id}:{_line_of(h.text, h.passage.start)}"
+            section = f"  [{' > '.join(h.passage.headings)}]" if h.passage.headings else ""
+            print(f"{rank:>3}. {h.score:8.4f}  {where}{section}")
+            print(f"       {' '.join(h.passage.text.split())[:300]}")
     return 0
+
+
+def _line_of(text: str, offset: int) -> int:
+    """The line (from 1) a character offset of `text` is on."""
+    return text.count("\n", 0, offset) + 1
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": hit.id, "score": hit.score, "text": hit.text, "metadata": dict(hit.metadata)}
+    if hit.passage is not None:
+        p = hit.passage
+        line = _line_of(hit.text, p.start)
+        out["passage"] = {"text": p.text, "start": p.start, "end": p.end, "headings": list(p.headings), "line": line}
+    return out
 
 
 FILTER_SYNTAX = re.compile(r"^([^=<>]+)(>=|<=|>|<|=)(.*)$")

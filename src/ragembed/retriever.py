@@ -93,13 +93,13 @@ class Retriever:
             or ColBERT(using=Using(multivector="colbert_b"))): any number, of any kind.
         collection: the collection a store URI opens.
         show_progress: progress bars while embedding.
-        split: split documents into passages that fit each model's window before embedding them
+        passages: split documents into passages that fit each model's window before embedding them
             (ragembed.passages): every word of a long document is embedded, a document's passage
             vectors are one multi-vector field (its score: its best passage's), and each hit
             carries its best passage. None (the default): as the collection was indexed, or
             whole documents for a new one. BM25 always reads whole documents.
-        chunk_size: word pieces a passage holds at most (default: the model's window); implies split.
-        chunk_overlap: word pieces a passage repeats from the one before (default 0); implies split.
+        chunk_size: word pieces a passage holds at most (default: the model's window); implies passages.
+        chunk_overlap: word pieces a passage repeats from the one before (default 0); implies passages.
     """
 
     def __init__(
@@ -113,7 +113,7 @@ class Retriever:
         embedders: Mapping[str, Embedder] | None = None,
         collection: str = "default",
         show_progress: bool = False,
-        split: bool | None = None,
+        passages: bool | None = None,
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
     ) -> None:
@@ -139,7 +139,7 @@ class Retriever:
         self.store = open_store(store, collection) if isinstance(store, str) else store
         self.show_progress = show_progress
         self._embedders = _named_embedders(embedder, sparse_embedder, multivector_embedder, embedders)
-        self._chunking = _chunking(split, chunk_size, chunk_overlap)
+        self._chunking = _chunking(passages, chunk_size, chunk_overlap)
         _ = self.chunking  # a collection split otherwise fails here
         for s in self.strategies.values():
             self._check_servable(s)
@@ -167,8 +167,9 @@ class Retriever:
         if recorded is not UNSET and not same_passages(recorded, given.record() if given else None):
             raise SchemaMismatchError(
                 f"{self.store!r} was indexed {describe_passages(recorded)}, and this Retriever splits "
-                f"{describe_passages(given.record() if given else None)}; leave split, chunk_size and "
-                "chunk_overlap out to follow the collection, or index into another collection"
+                f"{describe_passages(given.record() if given else None)}; leave passages, chunk_size and "
+                "chunk_overlap out to follow the collection, or index into another collection (CLI: --collection "
+                "NAME, or --recreate)"
             )
         return given
 
@@ -408,8 +409,8 @@ class Retriever:
                     else f"holds no passage vectors for {strategy.name!r}"
                 )
                 raise UnsupportedStrategyError(
-                    f"{self.store!r} {why}: search_passages ranks passage vectors; index with split=True "
-                    "(CLI: --split) and search with dense, int8, binary, matryoshka, funnel, hybrid or colbert+dense"
+                    f"{self.store!r} {why}: search_passages ranks passage vectors; index with passages=True "
+                    "(CLI: --passages) and search with dense, int8, binary, matryoshka, funnel, hybrid or colbert+dense"
                 )
             return [[] for _ in hits]
         stored = self.store.vectors([h.id for h in hits], field.name)
@@ -531,17 +532,17 @@ def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> P
     )
 
 
-def _chunking(split: bool | None, size: int | None, overlap: int | None) -> Chunking | Unset | None:
+def _chunking(passages: bool | None, size: int | None, overlap: int | None) -> Chunking | Unset | None:
     """The passage settings given to a Retriever (UNSET: none, follow the collection)."""
-    if split is not None and not isinstance(split, bool):
-        raise InvalidInputError(f"split must be True, False or None, got {split!r}")
-    if split is False and (size is not None or overlap is not None):
+    if passages is not None and not isinstance(passages, bool):
+        raise InvalidInputError(f"passages must be True, False or None, got {passages!r}")
+    if passages is False and (size is not None or overlap is not None):
         raise InvalidInputError(
-            "chunk_size and chunk_overlap set how documents are split: leave them out with split=False"
+            "chunk_size and chunk_overlap set how documents are split: leave them out with passages=False"
         )
-    if split is None and size is None and overlap is None:
+    if passages is None and size is None and overlap is None:
         return UNSET
-    return Chunking(size, 0 if overlap is None else overlap) if split is not False else None
+    return Chunking(size, 0 if overlap is None else overlap) if passages is not False else None
 
 
 def _default_embedder(kind: EmbeddingKind, show_progress: bool) -> Embedder:

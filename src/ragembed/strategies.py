@@ -610,7 +610,7 @@ def _whole(f: VectorField) -> VectorField:
         raise UnsupportedStrategyError(
             "keyword-hybrid fuses the engine's BM25 with one vector per document, and these documents are "
             "split into passages; use 'hybrid' (BM25 fused with the best passage), or index whole "
-            "documents (split off: --no-split)"
+            "documents (CLI: --no-passages)"
         )
     return f
 

@@ -57,7 +57,7 @@ def test_a_fact_in_the_last_section_is_found_with_its_passage(
     try:
         with warnings.catch_warnings():  # local mode's "no native quantization" warning
             warnings.simplefilter("ignore")
-            Retriever(store, strategies, split=True, **embedders).index([Document("handbook.md", HANDBOOK), *NOTES])
+            Retriever(store, strategies, passages=True, **embedders).index([Document("handbook.md", HANDBOOK), *NOTES])
         if backend.reopen is not None:
             store.close()
             store = backend.reopen(tmp_path)

@@ -314,6 +314,6 @@ def same_passages(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> b
 def describe_passages(record: Mapping[str, Any] | None) -> str:
     """A passage record as an option a user gives: 'in passages (chunk_size 128, chunk_overlap 16)'."""
     if record is None:
-        return "whole (not split into passages; CLI: --no-split)"
+        return "whole (not split into passages; CLI: --no-passages)"
     size = "the model's window" if record.get("size") is None else record["size"]
     return f"in passages (chunk_size {size}, chunk_overlap {record.get('overlap', 0)})"
