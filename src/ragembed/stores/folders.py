@@ -103,6 +103,14 @@ def recognise(folder: Path) -> str | None:
     return None
 
 
+def _holds_only(folder: Path, names: set[str]) -> bool:
+    """Whether `folder` is a real folder (not a link) holding nothing but files named in `names`."""
+    try:
+        return folder.is_dir() and not folder.is_symlink() and all(p.name in names for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def check_can_open(folder: Path, store: str) -> bool:
     """Raise StoreError unless `folder` may become or already is `store`'s; True if it exists."""
     check_reachable(folder)
@@ -126,7 +134,11 @@ def check_can_open(folder: Path, store: str) -> bool:
         entries = sorted(p.name for p in folder.iterdir())
     except OSError as exc:
         raise StoreError(f"cannot read the folder {folder}: {exc.strerror}; check its permissions") from exc
-    if not set(entries) - {LOCK, HOLDER, f".{MARKER}.tmp"} - ENGINE_FILES.get(store, set()):
+    before_data = {LOCK, HOLDER, f".{MARKER}.tmp"}
+    # A collection folder holding only ragembed's lock is what an open refused before any write
+    # leaves (memory:DIR claims DIR/<collection> when it opens).
+    leftovers = {name for name in entries if _holds_only(folder / name, before_data)}
+    if not set(entries) - before_data - ENGINE_FILES.get(store, set()) - leftovers:
         return True  # empty, or only what ragembed or the engine leaves before any data
     found = recognise(folder)
     if found == store:
