@@ -203,3 +203,16 @@ def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):
     bad = _cli(tmp_path, "index", "docs", "--store", "memory:idx2", "--chunk-size", "999")
     assert bad.returncode == 2 and "pick at most 254" in bad.stderr
     assert MemoryStore(tmp_path / "idx2").schema is None  # no collection was made
+
+
+def test_reindexing_a_shorter_document_leaves_none_of_its_old_passages(dense_embedder):
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, chunk_size=64)
+    retriever.index(DOCS)
+    before = retriever.store.vectors(["handbook.md"], "dense")["handbook.md"]
+    assert len(before) > 40  # one vector per passage, one record
+    retriever.index([Document("handbook.md", "Now a one-line handbook about freezer B7.")])
+    after = retriever.store.vectors(["handbook.md"], "dense")["handbook.md"]
+    assert after.shape == (1, 384) and retriever.count() == len(DOCS)
+    hit = retriever.search(QUERY, 1)[0]
+    assert hit.id == "handbook.md" and hit.passage is not None and hit.passage.text == hit.text
+    assert retriever.delete(["handbook.md"]) == 1 and retriever.store.vectors(["handbook.md"], "dense") == {}

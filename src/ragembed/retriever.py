@@ -236,6 +236,11 @@ class Retriever:
         self.store.optimize()
         return len(docs)
 
+    def document_embeddings(self, name: str, texts: Sequence[str]) -> Embeddings:
+        """Documents' embeddings by the embedder `name` as the collection holds them: per document,
+        a dense model's passage vectors (a multi-vector) where it is split into passages."""
+        return self._embedded(self.embedder(name), validate_texts(texts), self.chunking)
+
     def _embedded(self, embedder: Embedder, texts: list[str], chunking: Chunking | None) -> Embeddings:
         """The documents' embeddings by `embedder`: of their passages where they are split (a dense
         model's passage vectors, a multi-vector model's tokens of every passage, per document),

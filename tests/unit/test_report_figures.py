@@ -33,3 +33,19 @@ def test_a_long_strategy_name_keeps_the_columns_aligned():
     header, rule, *rows = choice_table(runs).splitlines()
     assert rows[0].startswith("colbert+dense:turbo4  ")
     assert {len(line) for line in (header, rule, *rows)} == {len(header)}
+
+
+@pytest.mark.parametrize(("precision", "per_passage"), [("float32", 1536), ("int8", 384), ("binary", 48)])
+def test_passage_bytes_are_one_vector_per_passage(precision, per_passage):
+    calibration = {"lo": [0.0] * 384, "hi": [1.0] * 384} if precision == "int8" else None
+    field = VectorField(
+        "dense",
+        EmbeddingKind.MULTIVECTOR,
+        384,
+        precision=Precision(precision),
+        distance="dot",
+        calibration=calibration,
+        asymmetric=precision == "binary",
+        per_passage=True,
+    )
+    assert field_bytes(field, {"dense": 2.5}) == 2.5 * per_passage  # passages per document, by embedder

@@ -59,9 +59,10 @@ def test_is_a_llama_index_retriever_returning_the_ragembed_ranking(retriever, em
     assert isinstance(retriever, BaseRetriever)
     nodes = retriever.retrieve("vitamin D and bone health")
     hits = retriever.retriever.search("vitamin D and bone health", k=5)
-    assert [n.node.node_id for n in nodes] == [h.id for h in hits]
+    assert [n.node.ref_doc_id for n in nodes] == [h.id for h in hits]  # each node: its document's best passage
     assert [n.score for n in nodes] == pytest.approx([h.score for h in hits])
-    assert nodes[0].node.text == hits[0].text and nodes[0].node.metadata["title"] == hits[0].metadata["title"]
+    assert nodes[0].node.text == hits[0].passage.text and nodes[0].node.metadata["title"] == hits[0].metadata["title"]
+    assert hits[0].text[nodes[0].node.start_char_idx : nodes[0].node.end_char_idx] == nodes[0].node.text
 
 
 def test_query_engine_cites_the_retrievers_top_nodes_in_order(retriever):
@@ -122,3 +123,45 @@ def test_the_embedding_model_is_still_importable_from_here_for_one_release():
         from llama_index.retrievers.ragembed import RagembedEmbedding as old
 
     assert old is RagembedEmbedding
+
+
+HANDBOOK = (Path(__file__).resolve().parents[3] / "tests" / "data" / "handbook.md").read_text()
+NEEDLE = "where are the zebrafish heart regeneration samples stored and who may move them"
+
+
+def test_a_long_document_is_split_and_the_node_is_its_passage(embedder):
+    docs = [LlamaDocument(id_="handbook.md", text=HANDBOOK), LlamaDocument(id_="note", text="Coffee on Fridays.")]
+    retriever = RagembedRetriever.from_documents(docs, store="memory", embedder=embedder, similarity_top_k=2)
+    (top, _) = retriever.retrieve(NEEDLE)
+    assert top.node.ref_doc_id == "handbook.md"
+    assert top.node.source_node is not None and top.node.source_node.node_id == "handbook.md"
+    assert "freezer B7" in top.node.text
+    assert HANDBOOK[top.node.start_char_idx : top.node.end_char_idx] == top.node.text
+    assert top.node.metadata["header_path"] == "/Laboratory handbook/Sample storage/"
+    passages = RagembedRetriever(retriever.retriever, similarity_top_k=3, return_passages=True).retrieve(NEEDLE)
+    assert [n.node.ref_doc_id for n in passages[:2]] == ["handbook.md", "handbook.md"]  # several from one document
+    assert passages[0].node.node_id == top.node.node_id
+
+
+def test_nodes_a_parser_made_are_indexed_as_they_are(embedder):
+    from llama_index.core.node_parser import SentenceSplitter
+
+    nodes = SentenceSplitter(chunk_size=200, chunk_overlap=0).get_nodes_from_documents(
+        [LlamaDocument(id_="handbook.md", text=HANDBOOK)]
+    )
+    retriever = RagembedRetriever.from_documents(nodes, store="memory", embedder=embedder, similarity_top_k=1)
+    assert retriever.retriever.chunking is None and retriever.retriever.count() == len(nodes)
+    (top,) = retriever.retrieve(NEEDLE)
+    assert top.node.node_id in {n.node_id for n in nodes} and top.node.ref_doc_id == "handbook.md"
+    assert "freezer B7" in top.node.text
+
+
+def test_a_node_without_text_is_refused_and_nothing_is_indexed(embedder):
+    from llama_index.core.schema import TextNode
+
+    with pytest.raises(InvalidInputError, match=r"node 'empty' .* has no text"):
+        RagembedRetriever.from_documents(
+            [TextNode(id_="fine", text="some text"), TextNode(id_="empty", text="  ")],
+            store="memory",
+            embedder=embedder,
+        )

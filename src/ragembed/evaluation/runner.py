@@ -20,7 +20,7 @@ from ragembed.evaluation.ragas_metrics import ragas_context_metrics
 from ragembed.retriever import Retriever
 from ragembed.search.schema import VectorField
 from ragembed.strategies import parse_strategy
-from ragembed.types import EmbeddingKind, Hit, MultiVectorEmbeddings, Precision, SparseEmbeddings, narrow
+from ragembed.types import EmbeddingKind, Hit, MultiVectorEmbeddings, Precision, SparseEmbeddings
 
 
 @dataclass
@@ -87,26 +87,31 @@ def evaluate(
 
 
 def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[str]) -> dict[str, float]:
-    """Average sparse terms or ColBERT tokens per document, by embedder (for bytes per document)."""
+    """Average sparse terms, ColBERT tokens or passages per document as the collection holds them,
+    by embedder (for bytes per document)."""
     used = {name: kind for s in strategies for name, kind in parse_strategy(s).embedders.items()}
     texts = [d.text for d in dataset.corpus]
     stats = {}
-    for name, kind in used.items():
-        if kind is EmbeddingKind.SPARSE:
-            sparse = narrow(retriever.embedder(name).embed_documents(texts), SparseEmbeddings)
-            stats[name] = float(np.mean([len(i) for i in sparse.indices]))
-        elif kind is EmbeddingKind.MULTIVECTOR:
-            multi = narrow(retriever.embedder(name).embed_documents(texts), MultiVectorEmbeddings)
-            stats[name] = float(np.mean([len(v) for v in multi.vectors]))
+    for name in used:
+        held = retriever.document_embeddings(name, texts)
+        if isinstance(held, SparseEmbeddings):
+            stats[name] = float(np.mean([len(i) for i in held.indices]))
+        elif isinstance(held, MultiVectorEmbeddings):  # tokens, or a dense model's passages
+            stats[name] = float(np.mean([len(v) for v in held.vectors]))
     return stats
 
 
+BYTES_PER_DIM = {Precision.FLOAT32: 4, Precision.INT8: 1, Precision.BINARY: 1 / 8}
+
+
 def field_bytes(f: VectorField, stats: dict[str, float]) -> float:
-    """Bytes per document of one field: float32 4 per dim, int8 1, binary 1/8; sparse 8 per term
-    (uint32 index + float32 value); multi-vector per dim per token as its datatype keeps it
-    (float32 4, float16 2, turbo8 1, turbo4 1/2). `stats`: terms or tokens per document, by embedder."""
+    """Bytes per document of one field as searched: float32 4 per dim, int8 1, binary 1/8; sparse 8
+    per term (uint32 index + float32 value); multi-vector per dim per token or passage, as its
+    datatype keeps it (float32 4, float16 2, turbo8 1, turbo4 1/2) or as its quantized index does.
+    `stats`: terms, tokens or passages per document, by embedder."""
     if f.kind is EmbeddingKind.SPARSE:
         return 8 * stats[f.source]
     if f.kind is EmbeddingKind.MULTIVECTOR:
-        return f.datatype.bits / 8 * f.dim * stats[f.source]
-    return f.dim * {Precision.FLOAT32: 4, Precision.INT8: 1, Precision.BINARY: 1 / 8}[f.precision]
+        per_dim = f.datatype.bits / 8 if f.precision is Precision.FLOAT32 else BYTES_PER_DIM[f.precision]
+        return per_dim * f.dim * stats[f.source]
+    return f.dim * BYTES_PER_DIM[f.precision]

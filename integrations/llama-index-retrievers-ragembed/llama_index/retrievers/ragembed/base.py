@@ -4,22 +4,41 @@ embedders as a LlamaIndex embedding model are llama-index-embeddings-ragembed's)
     retriever = RagembedRetriever.from_documents(documents, store="qdrant-edge:./index",
                                                  strategy="hybrid", similarity_top_k=5)
     engine = RetrieverQueryEngine.from_args(retriever, llm=llm)
+
+Whole LlamaIndex Documents are split into passages that fit the model's window (ragembed.passages),
+and each retrieved node is a document's best passage: its text, `start_char_idx`/`end_char_idx` in
+the document, `header_path` for Markdown, and the SOURCE relationship to the document
+(`node.ref_doc_id`). Nodes a LlamaIndex node parser already made are indexed as they are (each
+one record, its `ref_doc_id` kept). `return_passages=True` returns the top passages instead of
+documents, several from one document where they score so.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import (
+    BaseNode,
+    MetadataMode,
+    NodeRelationship,
+    NodeWithScore,
+    QueryBundle,
+    RelatedNodeInfo,
+    TextNode,
+)
+from llama_index.core.schema import Document as LlamaDocument
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilters
 
-from ragembed import Document, Range, Retriever
+from ragembed import Document, Hit, Range, Retriever
 from ragembed.errors import InvalidInputError
 from ragembed.search.filters import Condition, Filter, combine
 
+# The metadata key that keeps the document of a node indexed as it is (its ref_doc_id).
+REF_DOC_ID = "ref_doc_id"
 RANGE_BOUNDS = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
 
 
@@ -33,6 +52,7 @@ class RagembedRetriever(BaseRetriever):
         similarity_top_k: int = 10,
         strategy: str | None = None,
         filters: MetadataFilters | None = None,
+        return_passages: bool = False,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -42,6 +62,7 @@ class RagembedRetriever(BaseRetriever):
         self.similarity_top_k = similarity_top_k
         self.strategy = strategy
         self.filter = to_ragembed_filter(filters)
+        self.return_passages = return_passages
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     @classmethod
@@ -55,42 +76,73 @@ class RagembedRetriever(BaseRetriever):
         **options: Any,
     ) -> RagembedRetriever:
         """Index LlamaIndex documents or nodes into a ragembed store and retrieve from it.
-        Keyword options other than the retriever's go to ragembed's Retriever (embedder=...)."""
-        own = {
-            k: options.pop(k) for k in ("similarity_top_k", "filters", "callback_manager", "verbose") if k in options
-        }
+        Keyword options other than the retriever's go to ragembed's Retriever (embedder=...,
+        passages=..., chunk_size=...). Whole Documents are split into passages unless
+        passages=False; nodes a node parser made are taken as they are."""
+        keys = ("similarity_top_k", "filters", "return_passages", "callback_manager", "verbose")
+        own = {k: options.pop(k) for k in keys if k in options}
+        if not any(k in options for k in ("passages", "chunk_size", "chunk_overlap")):
+            options["passages"] = all(isinstance(node, LlamaDocument) for node in documents)
         retriever = Retriever(store, strategy, collection=collection, **options)
         add_nodes(retriever, documents)
         return cls(retriever, **own)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self.retriever.search(
-            query_bundle.query_str, k=self.similarity_top_k, filter=self.filter, strategy=self.strategy
-        )
+        search = self.retriever.search_passages if self.return_passages else self.retriever.search
+        hits = search(query_bundle.query_str, k=self.similarity_top_k, filter=self.filter, strategy=self.strategy)
         return [node_with_score(h) for h in hits]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = await self.retriever.asearch(
-            query_bundle.query_str, k=self.similarity_top_k, filter=self.filter, strategy=self.strategy
-        )
+        query, k = query_bundle.query_str, self.similarity_top_k
+        if self.return_passages:  # the passages' scores are computed client-side: a worker thread
+            hits = await asyncio.to_thread(
+                self.retriever.search_passages, query, k, filter=self.filter, strategy=self.strategy
+            )
+        else:
+            hits = await self.retriever.asearch(query, k, filter=self.filter, strategy=self.strategy)
         return [node_with_score(h) for h in hits]
 
 
-def node_with_score(hit: Any) -> NodeWithScore:
-    return NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=dict(hit.metadata)), score=hit.score)
+def node_with_score(hit: Hit) -> NodeWithScore:
+    """A hit as a LlamaIndex node: its best passage (related to its document) where it has one,
+    else the stored text (related to the document it came from, if it was a parser's node)."""
+    metadata = {k: v for k, v in hit.metadata.items() if k != REF_DOC_ID}
+    source = hit.metadata.get(REF_DOC_ID)
+    passage = hit.passage
+    if passage is None:
+        node = TextNode(id_=hit.id, text=hit.text, metadata=metadata)
+    else:
+        if passage.headings:
+            metadata["header_path"] = "/" + "/".join(passage.headings) + "/"  # MarkdownNodeParser's key
+        node = TextNode(
+            id_=f"{hit.id}#{passage.start}-{passage.end}",
+            text=passage.text,
+            metadata=metadata,
+            start_char_idx=passage.start,
+            end_char_idx=passage.end,
+        )
+        source = hit.id
+    if source is not None:
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=str(source))
+    return NodeWithScore(node=node, score=hit.score)
 
 
 def add_nodes(retriever: Retriever, nodes: Sequence[BaseNode]) -> int:
     """Embed and store LlamaIndex documents or nodes (id = node id, text = node content, metadata =
-    the node's flat metadata values; others are left out, as ragembed metadata is flat)."""
-    documents = [
-        Document(
-            node.node_id,
-            node.get_content(metadata_mode=MetadataMode.NONE),
-            {k: v for k, v in node.metadata.items() if flat(v)},
-        )
-        for node in nodes
-    ]
+    the node's flat metadata values; others are left out, as ragembed metadata is flat). A node of
+    a document keeps that document's id (metadata "ref_doc_id"), to relate the hits back to it."""
+    documents = []
+    for node in nodes:
+        text = node.get_content(metadata_mode=MetadataMode.NONE)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(
+                f"LlamaIndex node {node.node_id!r} ({type(node).__name__}) has no text; ragembed embeds text: "
+                "leave the node out, or give it text. Nothing was indexed"
+            )
+        metadata = {k: v for k, v in node.metadata.items() if flat(v)}
+        if not isinstance(node, LlamaDocument) and node.ref_doc_id is not None:
+            metadata[REF_DOC_ID] = node.ref_doc_id
+        documents.append(Document(node.node_id, text, metadata))
     return retriever.index(documents)
 
 
