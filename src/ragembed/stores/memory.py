@@ -327,9 +327,14 @@ class MemoryStore(VectorStore):
     @staticmethod
     def _maxsim(matrix: tuple[np.ndarray, np.ndarray, np.ndarray], query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         tokens, starts, lengths = matrix
-        picked = np.concatenate([np.arange(starts[r], starts[r] + lengths[r]) for r in rows])
-        sims = query @ tokens[picked].T  # (query tokens, candidate tokens)
-        offsets = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
+        if len(rows) == len(starts) and (rows == np.arange(len(starts))).all():
+            # every document, in order: no copy of the token matrix (a query with one vector, a
+            # dense model's over passages, would spend most of its time copying it)
+            sims, offsets = query @ tokens.T, starts
+        else:
+            picked = np.concatenate([np.arange(starts[r], starts[r] + lengths[r]) for r in rows])
+            sims = query @ tokens[picked].T  # (query tokens, candidate tokens)
+            offsets = np.concatenate([[0], np.cumsum(lengths[rows])[:-1]])
         return np.asarray(np.maximum.reduceat(sims, offsets, axis=1).sum(axis=0), dtype=np.float32)
 
     def _sparse_scores(
