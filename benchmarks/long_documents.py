@@ -165,8 +165,9 @@ def main() -> None:
                     chosen = sizes if label != "scifact" else [None]
                     configs += [(f"passages:{s or 'window'}", {"chunk_size": s, "passages": True}) for s in chosen]
                     for docs_label, settings in configs:
+                        embedders = {"embedder": dense, "sparse_embedder": bm25}
                         rows += index_and_measure(
-                            make, store_name, label, docs_label, dataset, strategies, dense, bm25, settings
+                            make, store_name, label, docs_label, dataset, strategies, embedders, settings
                         )
         finally:
             for server in servers:

@@ -249,3 +249,37 @@ def test_qdrant_on_disk_loads_one_collection_both_ways_into_servers_of_its_own(t
     assert [r["setting"] for r in rows] == ["in RAM (Qdrant's default)", "vectors_on_disk=True (memory-mapped)"]
     assert rows[0]["recall@10"] == pytest.approx(rows[1]["recall@10"], abs=0.05)
     assert all(r["rss_file_mb"] >= 0 and r["p50_ms"] > 0 for r in rows)
+
+
+def test_long_documents_measures_whole_passages_and_the_oracle_on_each_store(small_beir, tmp_path):
+    result = run_benchmark(
+        "long_documents",
+        tmp_path,
+        "--data",
+        str(small_beir),
+        "--stores",
+        "memory,qdrant-edge",
+        "--sizes",
+        "window,64",
+        "--per-document",
+        "4",
+        "--original",
+    )
+    rows = result["rows"]
+    measured = {(r["data"], r["store"], r["docs"], r["strategy"]) for r in rows}
+    for data in ("scifact-long (paragraphs)", "scifact-long (sentences)"):
+        assert (data, "memory", "oracle", "dense") in measured
+        for store in ("memory", "qdrant-edge"):
+            for docs in ("whole", "passages:window", "passages:64"):
+                assert {(data, store, docs, s) for s in ("dense", "hybrid")} <= measured
+    assert ("scifact", "qdrant-edge", "passages:window", "dense") in measured
+    by = {(r["data"], r["store"], r["docs"], r["strategy"]): r for r in rows}
+    long = "scifact-long (paragraphs)"
+    for docs in ("whole", "passages:window", "passages:64"):  # the same vectors on both stores
+        assert by[(long, "memory", docs, "dense")]["ndcg@10"] == pytest.approx(
+            by[(long, "qdrant-edge", docs, "dense")]["ndcg@10"], abs=1e-6
+        )
+    assert (
+        by[(long, "memory", "passages:64", "dense")]["bytes_per_doc"]
+        > by[(long, "memory", "whole", "dense")]["bytes_per_doc"]
+    )
