@@ -22,6 +22,7 @@ CASES = {
     "weaviate_search.py": (["--docs", "40", "--queries", "1"], "keyword-hybrid"),
     "evaluate_retriever.py": (["--queries", "5"], "report:"),
     "llamaindex_rag.py": (["--docs", "60"], "extractive answer"),
+    "long_documents.py": (["--docs", "80", "--queries", "5"], "passages nDCG@10"),
 }
 
 

@@ -306,6 +306,8 @@ class Retriever:
         batches (VectorStore.search_many)."""
         strategy_, base, schema = self._prepare(queries, k, strategy)
         found = self.store.search_many(_planned(queries, k, strategy_, base, schema), filter)
+        if self._passage_field(strategy_, schema) is None:
+            return found
         return [self._with_best_passage(hits, base, i, strategy_, schema) for i, hits in enumerate(found)]
 
     def search_passages(
@@ -396,6 +398,8 @@ class Retriever:
 
     def _passage_field(self, strategy: Strategy, schema: Schema) -> VectorField | None:
         """The float32 passage vectors a strategy's hits are located in (None: it has none)."""
+        if schema.passages is None:
+            return None
         fields = [f for f in strategy.fields_in(schema) if f.per_passage and f.precision is Precision.FLOAT32]
         return max(fields, key=lambda f: f.dim, default=None)
 
