@@ -215,6 +215,10 @@ class Retriever:
         }
         chunking = self.chunking
         base: Base = {name: self._embedded(e, texts, chunking) for name, e in embedders.items()}
+        for e in embedders.values():  # nothing is cut without saying so
+            cut = e.truncation(texts) if chunking is None or e.splitter(chunking) is None else None
+            if cut is not None:
+                warnings.warn(cut.message(), TruncationWarning, stacklevel=2)
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
             for f in s.fields(base):
@@ -244,12 +248,9 @@ class Retriever:
     def _embedded(self, embedder: Embedder, texts: list[str], chunking: Chunking | None) -> Embeddings:
         """The documents' embeddings by `embedder`: of their passages where they are split (a dense
         model's passage vectors, a multi-vector model's tokens of every passage, per document),
-        else of the whole texts, saying how many its window cut."""
+        else of the whole texts."""
         splitter = embedder.splitter(chunking) if chunking is not None else None
         if splitter is None:
-            cut = embedder.truncation(texts)
-            if cut is not None:  # nothing is cut without saying so
-                warnings.warn(cut.message(), TruncationWarning, stacklevel=3)
             return embedder.embed_documents(texts)
         split = [splitter.split(t) for t in texts]
         flat = embedder.embed_documents([p.text for passages in split for p in passages])
