@@ -307,9 +307,7 @@ class Retriever:
         batches (VectorStore.search_many)."""
         strategy_, base, schema = self._prepare(queries, k, strategy)
         found = self.store.search_many(_planned(queries, k, strategy_, base, schema), filter)
-        if self._passage_field(strategy_, schema) is None:
-            return found
-        return [self._with_best_passage(hits, base, i, strategy_, schema) for i, hits in enumerate(found)]
+        return self._with_best_passages(found, base, strategy_, schema)
 
     def search_passages(
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
@@ -356,9 +354,7 @@ class Retriever:
         strategy_, base, schema = prepared
         if self._passage_field(strategy_, schema) is None:
             return found
-        return await asyncio.to_thread(
-            lambda: [self._with_best_passage(hits, base, i, strategy_, schema) for i, hits in enumerate(found)]
-        )
+        return await asyncio.to_thread(self._with_best_passages, found, base, strategy_, schema)
 
     async def aindex(self, documents: Iterable[Document]) -> int:
         """Async twin of `index`, run in a worker thread: embedding is the whole cost of indexing on
@@ -430,15 +426,20 @@ class Retriever:
         assert splitter is not None  # a per-passage field's embedder has a window
         return [scored_passages(splitter.split(h.text), stored[h.id], q[0], h.id) for h in hits]
 
-    def _with_best_passage(
-        self, hits: list[Hit], base: Base, row: int, strategy: Strategy, schema: Schema
-    ) -> list[Hit]:
-        """The hits, each with its best passage where the strategy searches passage vectors."""
-        scored = self._passages_of(hits, base, row, strategy, schema)
-        return [
-            replace(hit, passage=max(passages, key=lambda p: p[1])[0]) if passages else hit
-            for hit, passages in zip(hits, scored)
-        ]
+    def _with_best_passages(
+        self, found: list[list[Hit]], base: Base, strategy: Strategy, schema: Schema
+    ) -> list[list[Hit]]:
+        """Each query's hits (`found[row]` for query `row` of `base`), each hit with its best
+        passage where the strategy searches passage vectors; as found where it searches none."""
+        if self._passage_field(strategy, schema) is None:
+            return found
+        located = []
+        for row, hits in enumerate(found):
+            scored = self._passages_of(hits, base, row, strategy, schema)
+            located.append(
+                [replace(hit, passage=max(passages, key=lambda p: p[1])[0]) for hit, passages in zip(hits, scored)]
+            )
+        return located
 
     def _check_servable(self, strategy: Strategy) -> None:
         check_servable(
