@@ -198,6 +198,10 @@ def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):
     assert "freezer B7" in hit["passage"]["text"] and hit["passage"]["line"] == line
     shown = _cli(tmp_path, "search", QUERY, *store, "-k", "1")
     assert f"handbook.md:{line}  [Laboratory handbook > Sample storage]" in shown.stdout
+    top = _cli(tmp_path, "search", QUERY, *store, "-k", "3", "--passages", "--json")
+    assert top.returncode == 0, top.stderr
+    passages = json.loads(top.stdout)
+    assert len(passages) == 3 and passages[0]["text"] == passages[0]["passage"]["text"] == hit["passage"]["text"]
     other = _cli(tmp_path, "index", "docs", *store, "--chunk-size", "64")
     assert other.returncode == 2 and "chunk_size 128, chunk_overlap 0" in other.stderr
     bad = _cli(tmp_path, "index", "docs", "--store", "memory:idx2", "--chunk-size", "999")

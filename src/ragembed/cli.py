@@ -170,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="metadata filter, repeatable: key=value, key=a,b (any of), key>=2019, key<2021",
     )
+    search.add_argument(
+        "--passages",
+        dest="passage_hits",  # not the indexing commands' passage setting: search follows the collection's
+        action="store_true",
+        help="return the top passages instead of documents, several from one document where they score so "
+        "(a collection indexed with --passages)",
+    )
     store_options(search)
     search.set_defaults(run=run_search)
 
@@ -332,7 +339,8 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     with open_retriever(args) as retriever:
-        hits = retriever.search(args.query, k=args.k, filter=parse_filters(args.filter) or None)
+        search = retriever.search_passages if args.passage_hits else retriever.search
+        hits = search(args.query, k=args.k, filter=parse_filters(args.filter) or None)
     if args.json:
         print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False))
     else:
