@@ -34,7 +34,7 @@ from typing import Any
 
 import _bench
 import numpy as np
-from search_many import open_stores
+from search_many import STORES, open_stores
 
 from ragembed import DenseEmbedder, Document, MemoryStore, Retriever, parse_strategy
 from ragembed.embedders.sparse import BM25Embedder
@@ -45,7 +45,6 @@ from ragembed.evaluation.runner import evaluate
 from ragembed.stores.base import VectorStore
 from ragembed.types import Hit
 
-STORES = ["memory", "qdrant-edge", "qdrant-server", "weaviate"]
 JOINERS = {"paragraphs": "\n\n", "sentences": " "}
 
 

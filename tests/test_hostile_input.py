@@ -6,14 +6,12 @@ status 2 with a message and no traceback) and changes nothing stored."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,17 +27,6 @@ DOCS = [
     Document("c", "Rust has ownership and borrowing.", {"year": 2023}),
 ]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ragembed.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
 
 
 def assert_exit_2(done: subprocess.CompletedProcess, message: str) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import cli
 
 from ragembed import Document, MemoryStore, Retriever
 from ragembed.errors import InvalidInputError, SchemaMismatchError, UnsupportedStrategyError
@@ -171,40 +169,29 @@ def test_search_passages_needs_passage_vectors(dense_embedder, bm25_embedder):
         split.search_passages("coffee", strategy="bm25")
 
 
-def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ragembed.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-
-
 def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "handbook.md").write_text(HANDBOOK)
     (tmp_path / "docs" / "note.txt").write_text("A short note about the coffee machine.")
     store = ["--store", "memory:idx"]
-    done = _cli(tmp_path, "index", "docs", *store, "--strategy", "dense", "--chunk-size", "128")
+    done = cli("index", "docs", *store, "--strategy", "dense", "--chunk-size", "128", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "ragembed: note:" not in done.stderr  # nothing was cut
-    found = _cli(tmp_path, "search", QUERY, *store, "-k", "1", "--json")
+    found = cli("search", QUERY, *store, "-k", "1", "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     (hit,) = json.loads(found.stdout)
     line = HANDBOOK[: hit["passage"]["start"]].count("\n") + 1
     assert hit["id"] == "handbook.md" and hit["passage"]["headings"] == ["Laboratory handbook", "Sample storage"]
     assert "freezer B7" in hit["passage"]["text"] and hit["passage"]["line"] == line
-    shown = _cli(tmp_path, "search", QUERY, *store, "-k", "1")
+    shown = cli("search", QUERY, *store, "-k", "1", cwd=tmp_path)
     assert f"handbook.md:{line}  [Laboratory handbook > Sample storage]" in shown.stdout
-    top = _cli(tmp_path, "search", QUERY, *store, "-k", "3", "--passages", "--json")
+    top = cli("search", QUERY, *store, "-k", "3", "--passages", "--json", cwd=tmp_path)
     assert top.returncode == 0, top.stderr
     passages = json.loads(top.stdout)
     assert len(passages) == 3 and passages[0]["text"] == passages[0]["passage"]["text"] == hit["passage"]["text"]
-    other = _cli(tmp_path, "index", "docs", *store, "--chunk-size", "64")
+    other = cli("index", "docs", *store, "--chunk-size", "64", cwd=tmp_path)
     assert other.returncode == 2 and "chunk_size 128, chunk_overlap 0" in other.stderr
-    bad = _cli(tmp_path, "index", "docs", "--store", "memory:idx2", "--chunk-size", "999")
+    bad = cli("index", "docs", "--store", "memory:idx2", "--chunk-size", "999", cwd=tmp_path)
     assert bad.returncode == 2 and "pick at most 254" in bad.stderr
     assert MemoryStore(tmp_path / "idx2").schema is None  # no collection was made
 
