@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ragembed.errors import InvalidInputError, MissingDependencyError
-from ragembed.types import DenseEmbeddings, Embeddings, MultiVectorEmbeddings, Passage, check_positive
+from ragembed.types import DenseEmbeddings, Embeddings, MultiVectorEmbeddings, Passage, PassageMap, check_positive
 
 # A passage of fewer word pieces carries too little text for a sentence embedding to mean much.
 MIN_PASSAGE_TOKENS = 8
@@ -103,12 +103,6 @@ class Splitter:
 
     def split(self, text: str) -> list[Passage]:
         """The passages of one text, in order, each with its offsets and (Markdown) heading path."""
-        return list(self._split(text))
-
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - a splitter lives as long as its embedder
-    def _split(self, text: str) -> tuple[Passage, ...]:
-        # Search splits each hit's text again to name its best passage; hits repeat across
-        # queries, and splitting a long text costs milliseconds.
         headings = heading_paths(text)
         splitter = self._markdown if headings else self._text
         passages = []
@@ -117,7 +111,7 @@ class Splitter:
             passages.append(Passage(chunk, start, end, _path_at(headings, start)))
         if not passages:  # semantic-text-splitter yields none only for whitespace, refused before
             raise InvalidInputError(f"no passage in a text of {len(text)} characters; it holds only whitespace")
-        return tuple(passages)
+        return passages
 
 
 def heading_paths(text: str) -> list[tuple[int, tuple[str, ...]]]:
@@ -153,17 +147,13 @@ def grouped(embeddings: Embeddings, counts: Sequence[int]) -> MultiVectorEmbeddi
     raise TypeError(f"sparse embeddings are of whole texts, not passages: got {type(embeddings).__name__}")
 
 
-def scored_passages(
-    passages: Sequence[Passage], vectors: np.ndarray, query: np.ndarray, document: str
-) -> list[tuple[Passage, float]]:
-    """Each passage of a document with its score, the dot product of its stored (unit) vector and
-    the query's: the stored vectors are the passages' in order, so a splitter that now splits
-    otherwise (another semantic-text-splitter version) is named rather than answered wrongly."""
-    if len(passages) != len(vectors):
-        raise InvalidInputError(
-            f"document {document!r} is stored with {len(vectors)} passage vectors, but splitting its text now "
-            f"gives {len(passages)} passages: it was split by another splitter version than {splitter_version()}; "
-            "index the documents again"
-        )
-    scores = np.asarray(vectors, dtype=np.float32) @ np.asarray(query, dtype=np.float32)
-    return [(p, float(s)) for p, s in zip(passages, scores)]
+def passage_map(passages: Sequence[Passage], vectors: np.ndarray) -> PassageMap:
+    """What a store keeps of a document's passages: their spans and their vectors (float16)."""
+    return PassageMap(np.array([(p.start, p.end) for p in passages], dtype=np.int32), vectors)
+
+
+def located(text: str, spans: np.ndarray) -> list[Passage]:
+    """The passages of `text` at `spans` (a passage map's [start, end) rows), with their heading
+    paths: a hit's passages, read from its stored map rather than split again."""
+    headings = heading_paths(text)
+    return [Passage(text[start:end], start, end, _path_at(headings, start)) for start, end in spans.tolist()]

@@ -32,7 +32,7 @@ from ragembed.errors import (
     TruncationWarning,
     UnsupportedStrategyError,
 )
-from ragembed.passages import Chunking, grouped, scored_passages
+from ragembed.passages import Chunking, grouped, located, passage_map
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import (
@@ -54,7 +54,7 @@ from ragembed.types import (
     Hit,
     MultiVectorEmbeddings,
     Passage,
-    Precision,
+    PassageMap,
     check_positive,
     narrow,
     validate_documents,
@@ -214,7 +214,8 @@ class Retriever:
             name: self.embedder(name) if name in recorded else self._given(name).fitted(texts) for name in sorted(names)
         }
         chunking = self.chunking
-        base: Base = {name: self._embedded(e, texts, chunking) for name, e in embedders.items()}
+        embedded = {name: self._embedded(e, texts, chunking) for name, e in embedders.items()}
+        base: Base = {name: embeddings for name, (embeddings, _) in embedded.items()}
         for e in embedders.values():  # nothing is cut without saying so
             cut = e.truncation(texts) if chunking is None or e.splitter(chunking) is None else None
             if cut is not None:
@@ -227,13 +228,18 @@ class Retriever:
         passages = chunking.record() if chunking is not None else None
         schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders, passages))
         vectors = {f.name: derive(f, base, for_query=False) for f in schema.fields}
+        maps = _passage_maps(schema, vectors, {name: split for name, (_, split) in embedded.items()})
         with tqdm(
             total=len(docs), desc="upsert", unit="doc", disable=not self.show_progress or len(docs) <= UPSERT_BATCH
         ) as bar:
             for start in range(0, len(docs), UPSERT_BATCH):
                 rows = range(start, min(start + UPSERT_BATCH, len(docs)))
                 try:
-                    self.store.upsert(docs[start : rows.stop], {n: v.take(rows) for n, v in vectors.items()})
+                    self.store.upsert(
+                        docs[start : rows.stop],
+                        {n: v.take(rows) for n, v in vectors.items()},
+                        maps[start : rows.stop] if maps is not None else None,
+                    )
                 except StoreError as exc:
                     raise unwritten(exc, docs, start, rows.stop) from exc
                 bar.update(len(rows))
@@ -243,18 +249,20 @@ class Retriever:
     def document_embeddings(self, name: str, texts: Sequence[str]) -> Embeddings:
         """Documents' embeddings by the embedder `name` as the collection holds them: per document,
         a dense model's passage vectors (a multi-vector) where it is split into passages."""
-        return self._embedded(self.embedder(name), validate_texts(texts), self.chunking)
+        return self._embedded(self.embedder(name), validate_texts(texts), self.chunking)[0]
 
-    def _embedded(self, embedder: Embedder, texts: list[str], chunking: Chunking | None) -> Embeddings:
+    def _embedded(
+        self, embedder: Embedder, texts: list[str], chunking: Chunking | None
+    ) -> tuple[Embeddings, list[list[Passage]] | None]:
         """The documents' embeddings by `embedder`: of their passages where they are split (a dense
         model's passage vectors, a multi-vector model's tokens of every passage, per document),
-        else of the whole texts."""
+        else of the whole texts; and the passages (None: not split)."""
         splitter = embedder.splitter(chunking) if chunking is not None else None
         if splitter is None:
-            return embedder.embed_documents(texts)
+            return embedder.embed_documents(texts), None
         split = [splitter.split(t) for t in texts]
         flat = embedder.embed_documents([p.text for passages in split for p in passages])
-        return grouped(flat, [len(passages) for passages in split])
+        return grouped(flat, [len(passages) for passages in split]), split
 
     def holds(self, documents: Iterable[Document]) -> bool:
         """Whether the collection holds exactly these documents (same ids, texts and metadata,
@@ -313,9 +321,10 @@ class Retriever:
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[Hit]:
         """The top-k passages for one query, for a prompt: of the strategy's top-k documents, their
-        passages ranked by their own score (the cosine of a passage vector and the query's), several
+        passages ranked by their own score (the cosine of a passage vector and the query's, read
+        from the float16 copy in the document's passage map: within 1e-3 of float32's), several
         from one document where they score so. Each Hit's id is its document's, its text and
-        `passage` the passage's. For `dense`, these are exactly the collection's k best passages (no
+        `passage` the passage's. For `dense`, these are the collection's k best passages (no
         passage of a lower document can outscore that document's best).
 
         Raises:
@@ -352,7 +361,7 @@ class Retriever:
         prepared = await asyncio.to_thread(self._prepare, queries, k, strategy)  # the model: a worker thread
         found = await self.store.asearch_many(_planned(queries, k, *prepared), filter)
         strategy_, base, schema = prepared
-        if self._passage_field(strategy_, schema) is None:
+        if schema.passage_map_field is None:
             return found
         return await asyncio.to_thread(self._with_best_passages, found, base, strategy_, schema)
 
@@ -393,25 +402,27 @@ class Retriever:
         chosen.fields_in(schema)  # fails early, naming the missing fields
         return chosen, {name: self.embedder(name).embed_queries(texts) for name in sorted(chosen.needs)}, schema
 
-    def _passage_field(self, strategy: Strategy, schema: Schema) -> VectorField | None:
-        """The float32 passage vectors a strategy's hits are located in (None: it has none)."""
-        if schema.passages is None:
+    @staticmethod
+    def _passage_field(strategy: Strategy, schema: Schema) -> VectorField | None:
+        """The field whose passage maps name a strategy's best passages: the collection's map
+        field, where the strategy searches its embedder's passage vectors (None: it searches none)."""
+        field = schema.passage_map_field
+        if field is None or not any(f.per_passage and f.source == field.source for f in strategy.fields_in(schema)):
             return None
-        fields = [f for f in strategy.fields_in(schema) if f.per_passage and f.precision is Precision.FLOAT32]
-        return max(fields, key=lambda f: f.dim, default=None)
+        return field
 
     def _passages_of(
         self, hits: list[Hit], base: Base, row: int, strategy: Strategy, schema: Schema, required: bool = False
     ) -> list[list[tuple[Passage, float]]]:
-        """Every passage of each hit with its score against the query `row` of `base`; [] each
-        where the strategy has no passage vectors (required: refused instead)."""
+        """Every passage of each hit with its score against the query `row` of `base` (the cosine
+        of its stored float16 vector and the query's), read from the hit's passage map; [] each
+        where the strategy searches no passage vectors (required: refused instead)."""
         field = self._passage_field(strategy, schema)
-        chunking = self.chunking
-        if field is None or chunking is None:
+        if field is None:
             if required:
                 why = (
                     "is not split into passages"
-                    if chunking is None
+                    if schema.passage_map_field is None
                     else f"holds no passage vectors for {strategy.name!r}"
                 )
                 raise UnsupportedStrategyError(
@@ -419,27 +430,37 @@ class Retriever:
                     "(CLI: --passages) and search with dense, int8, binary, matryoshka, funnel, hybrid or colbert+dense"
                 )
             return [[] for _ in hits]
-        stored = self.store.vectors([h.id for h in hits], field.name)
         query = derive(field, {field.source: base[field.source].take([row])}, for_query=True)
         (q,) = narrow(query, MultiVectorEmbeddings).vectors
-        splitter = self.embedder(field.source).splitter(chunking)
-        assert splitter is not None  # a per-passage field's embedder has a window
-        return [scored_passages(splitter.split(h.text), stored[h.id], q[0], h.id) for h in hits]
+        scored = []
+        for hit in hits:
+            if hit.passage_map is None:
+                raise StoreError(
+                    f"document {hit.id!r} of {self.store!r} is stored without its passage map (written before "
+                    "ragembed kept one); drop the collection and index the documents again"
+                )
+            scores = hit.passage_map.scores(q[0])
+            scored.append(list(zip(located(hit.text, hit.passage_map.spans), scores.tolist())))
+        return scored
 
     def _with_best_passages(
         self, found: list[list[Hit]], base: Base, strategy: Strategy, schema: Schema
     ) -> list[list[Hit]]:
         """Each query's hits (`found[row]` for query `row` of `base`), each hit with its best
-        passage where the strategy searches passage vectors; as found where it searches none."""
-        if self._passage_field(strategy, schema) is None:
+        passage where the strategy searches passage vectors, and without the stored passage map
+        (the store's, not the caller's)."""
+        if schema.passage_map_field is None:
             return found
-        located = []
+        located_hits = []
         for row, hits in enumerate(found):
             scored = self._passages_of(hits, base, row, strategy, schema)
-            located.append(
-                [replace(hit, passage=max(passages, key=lambda p: p[1])[0]) for hit, passages in zip(hits, scored)]
+            located_hits.append(
+                [
+                    replace(hit, passage=max(passages, key=lambda p: p[1])[0] if passages else None, passage_map=None)
+                    for hit, passages in zip(hits, scored)
+                ]
             )
-        return located
+        return located_hits
 
     def _check_servable(self, strategy: Strategy) -> None:
         check_servable(
@@ -541,6 +562,20 @@ def unwritten(exc: StoreError, docs: list[Document], start: int, stop: int) -> P
         "the same documents again is safe: upserts replace by id, so nothing is duplicated",
         failed,
     )
+
+
+def _passage_maps(
+    schema: Schema, vectors: Mapping[str, Embeddings], splits: Mapping[str, list[list[Passage]] | None]
+) -> list[PassageMap] | None:
+    """Each document's passage map (None: the collection is not in passages): the spans of its
+    passages as the map field's embedder split it, and that field's vectors of them."""
+    field = schema.passage_map_field
+    if field is None:
+        return None
+    split = splits[field.source]
+    assert split is not None  # a per-passage field is only made from split documents
+    rows = narrow(vectors[field.name], MultiVectorEmbeddings).vectors
+    return [passage_map(passages, row) for passages, row in zip(split, rows)]
 
 
 def _chunking(passages: bool | None, size: int | None, overlap: int | None) -> Chunking | Unset | None:

@@ -6,6 +6,7 @@ hits while the cut-off is tied is in search/executor.py.)"""
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from ragembed.types import Hit
@@ -31,10 +32,11 @@ def rrf_scores(rankings: Sequence[Sequence[K]], k: int, weights: Sequence[float]
 def reciprocal_rank_fusion(
     rankings: Sequence[list[Hit]], limit: int, k: int, weights: Sequence[float] | None = None
 ) -> list[Hit]:
-    """`rrf_scores` over hits; each fused hit keeps the text and metadata of its first appearance."""
+    """`rrf_scores` over hits; each fused hit is its first appearance (text, metadata, passage
+    map) with the fused score."""
     first: dict[str, Hit] = {}
     for ranking in rankings:
         for hit in ranking:
             first.setdefault(hit.id, hit)
     scores = rrf_scores([[h.id for h in ranking] for ranking in rankings], k, weights)
-    return ordered_hits([Hit(i, s, first[i].text, first[i].metadata) for i, s in scores.items()], limit)
+    return ordered_hits([replace(first[i], score=s) for i, s in scores.items()], limit)

@@ -263,6 +263,13 @@ class Schema:
     def names(self) -> list[str]:
         return [f.name for f in self.fields]
 
+    @property
+    def passage_map_field(self) -> VectorField | None:
+        """The per-passage field whose vectors each document's passage map copies (types.
+        PassageMap): the collection's first. Fields are only ever appended, and only while the
+        collection is empty, so it never changes under stored documents."""
+        return next((f for f in self.fields if f.per_passage), None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "fields": [f.to_dict() for f in self.fields],

@@ -17,9 +17,12 @@ from ragembed.types import (
     DenseEmbeddings,
     EmbeddingKind,
     Embeddings,
+    MultiVectorEmbeddings,
+    PassageMap,
     Precision,
     SparseEmbeddings,
     check_positive,
+    narrow,
 )
 
 
@@ -117,6 +120,33 @@ def check_embeddings(f: VectorField, emb: Embeddings) -> None:
             f"field {f.name!r} holds {f.dim}-dimensional vectors, got {emb.dim}; use the model the "
             "collection was indexed with, or index into a new collection"
         )
+
+
+def check_passage_maps(
+    schema: Schema, vectors: Mapping[str, Embeddings], maps: Sequence[PassageMap] | None, count: int
+) -> None:
+    """A collection in passages takes one passage map per document, matching the passages of
+    its map field (Schema.passage_map_field); any other collection takes none."""
+    field = schema.passage_map_field
+    if field is None:
+        if maps is not None:
+            raise InvalidInputError(
+                "passage maps were given, but the collection holds no per-passage field; upsert without them"
+            )
+        return
+    if maps is None or len(maps) != count:
+        raise InvalidInputError(
+            f"the collection keeps each document's passages ({field.name!r} is per passage): give one PassageMap "
+            f"per document (got {'none' if maps is None else len(maps)} for {count} documents); Retriever.index "
+            "makes them"
+        )
+    rows = narrow(vectors[field.name], MultiVectorEmbeddings).vectors
+    for i, (m, passages) in enumerate(zip(maps, rows)):
+        if m.vectors.shape != passages.shape:
+            raise InvalidInputError(
+                f"passage map {i} holds {m.vectors.shape[0]} vectors of {m.vectors.shape[1]} dimensions, but field "
+                f"{field.name!r} gets {passages.shape[0]} of {passages.shape[1]} for that document; they must match"
+            )
 
 
 def uses_keyword(plan: Plan) -> bool:

@@ -19,8 +19,8 @@ from ragembed.search.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.search.filters import Filter, validate_filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import Schema
-from ragembed.search.validation import check_capable, check_embeddings, check_plan, check_storable
-from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, validate_documents
+from ragembed.search.validation import check_capable, check_embeddings, check_passage_maps, check_plan, check_storable
+from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, PassageMap, validate_documents
 
 
 class VectorStore(ABC):
@@ -44,7 +44,9 @@ class VectorStore(ABC):
         """Replace the schema with a superset (new fields are empty until documents are re-upserted)."""
 
     @abstractmethod
-    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None: ...
+    def _upsert(
+        self, documents: list[Document], vectors: dict[str, Embeddings], passage_maps: list[PassageMap] | None
+    ) -> None: ...
 
     @abstractmethod
     def _delete(self, ids: list[str]) -> int: ...
@@ -135,8 +137,14 @@ class VectorStore(ABC):
         self._update_schema(merged)
         return merged
 
-    def upsert(self, documents: Sequence[Document], vectors: Mapping[str, Embeddings]) -> None:
-        """Insert or replace documents (by id) with one vector per schema field each."""
+    def upsert(
+        self,
+        documents: Sequence[Document],
+        vectors: Mapping[str, Embeddings],
+        passage_maps: Sequence[PassageMap] | None = None,
+    ) -> None:
+        """Insert or replace documents (by id) with one vector per schema field each, and, in a
+        collection in passages, each document's passage map (returned with its hits)."""
         docs = validate_documents(documents)
         schema = self._require_schema()
         if set(vectors) != set(schema.names):
@@ -147,8 +155,9 @@ class VectorStore(ABC):
             if len(emb) != len(docs):
                 raise InvalidInputError(f"field {name!r}: {len(emb)} vectors for {len(docs)} documents")
             check_embeddings(schema[name], emb)
+        check_passage_maps(schema, vectors, passage_maps, len(docs))
         self.check_writable()
-        self._upsert(docs, dict(vectors))
+        self._upsert(docs, dict(vectors), list(passage_maps) if passage_maps is not None else None)
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete documents by id; returns how many existed."""

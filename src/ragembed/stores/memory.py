@@ -72,6 +72,7 @@ from ragembed.types import (
     Embeddings,
     Hit,
     MultiVectorEmbeddings,
+    PassageMap,
     Precision,
     SparseEmbeddings,
 )
@@ -99,6 +100,7 @@ class MemoryStore(VectorStore):
         self._docs: list[Document] = []
         self._rows: dict[str, int] = {}
         self._vectors: dict[str, list[Any]] = {}  # field -> one row per document, in _docs order
+        self._passage_maps: dict[str, PassageMap] = {}  # document id -> its passages (collections in passages)
         self._matrices: dict[str, Any] = {}  # field -> stacked form for search, rebuilt lazily
         # One scan at a time: each already uses every core through BLAS, and concurrent scans
         # oversubscribe them (benchmarks/load.py, docs/reliability.md).
@@ -172,7 +174,7 @@ class MemoryStore(VectorStore):
 
     def drop(self) -> None:
         self.check_writable()
-        self._schema, self._docs, self._rows, self._vectors = None, [], {}, {}
+        self._schema, self._docs, self._rows, self._vectors, self._passage_maps = None, [], {}, {}, {}
         self._matrices.clear()
         self._dirty = False
         if self.path is not None:
@@ -194,8 +196,11 @@ class MemoryStore(VectorStore):
     def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
         return {i: self._vectors[field][self._rows[i]] for i in ids if i in self._rows}
 
-    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+    def _upsert(
+        self, documents: list[Document], vectors: dict[str, Embeddings], passage_maps: list[PassageMap] | None
+    ) -> None:
         prepared = {name: self._rows_for(self._require_schema()[name], emb) for name, emb in vectors.items()}
+        self._passage_maps.update(zip((d.id for d in documents), passage_maps or ()))
         for position, doc in enumerate(documents):
             row = self._rows.get(doc.id)
             if row is None:
@@ -216,6 +221,8 @@ class MemoryStore(VectorStore):
             keep = [r for r in range(len(self._docs)) if r not in doomed]
             self._docs = [self._docs[r] for r in keep]
             self._vectors = {n: [rows[r] for r in keep] for n, rows in self._vectors.items()}
+            for i in ids:
+                self._passage_maps.pop(i, None)
             self._rows = {d.id: r for r, d in enumerate(self._docs)}
             self._matrices.clear()
             self._dirty = True
@@ -239,7 +246,13 @@ class MemoryStore(VectorStore):
                 rows, scores = self._run(plan, candidates)
                 answers.append(
                     [
-                        Hit(self._docs[r].id, float(s), self._docs[r].text, dict(self._docs[r].metadata))
+                        Hit(
+                            self._docs[r].id,
+                            float(s),
+                            self._docs[r].text,
+                            dict(self._docs[r].metadata),
+                            passage_map=self._passage_maps.get(self._docs[r].id),
+                        )
                         for r, s in zip(rows, scores)
                     ]
                 )
@@ -504,9 +517,10 @@ class MemoryStore(VectorStore):
             json.dump({"format": FORMAT_VERSION, "schema": self._require_schema().to_dict()}, out, indent=1)
         with _durable(folder / "documents.jsonl", "w") as out:
             for d in self._docs:
-                out.write(
-                    json.dumps({"id": d.id, "text": d.text, "metadata": dict(d.metadata)}, ensure_ascii=False) + "\n"
-                )
+                record = {"id": d.id, "text": d.text, "metadata": dict(d.metadata)}
+                if d.id in self._passage_maps:
+                    record["passage_map"] = self._passage_maps[d.id].encoded()
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
         for number, f in enumerate(self._require_schema().fields):
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
@@ -533,7 +547,9 @@ class MemoryStore(VectorStore):
                 )
             self._create(Schema.from_dict(meta["schema"]))
             with open(folder / "documents.jsonl", encoding="utf-8") as lines:
-                self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in map(json.loads, lines)]
+                records = [json.loads(line) for line in lines]
+            self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in records]
+            self._passage_maps = {r["id"]: PassageMap.decoded(r["passage_map"]) for r in records if "passage_map" in r}
             self._rows = {d.id: r for r, d in enumerate(self._docs)}
             for number, f in enumerate(self._require_schema().fields):
                 self._vectors[f.name] = self._read_field(folder, number, f)
@@ -542,7 +558,7 @@ class MemoryStore(VectorStore):
                         f"field {f.name!r} holds {len(self._vectors[f.name])} vectors for {len(self._docs)} documents"
                     )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RagembedError) as exc:
-            self._schema, self._docs, self._rows, self._vectors = None, [], {}, {}
+            self._schema, self._docs, self._rows, self._vectors, self._passage_maps = None, [], {}, {}, {}
             raise StoreError(
                 f"cannot load the memory store at {folder}: {exc}. The folder is damaged or was "
                 "written by another program; ragembed leaves it as it is"

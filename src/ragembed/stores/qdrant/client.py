@@ -82,6 +82,7 @@ from ragembed.types import (
     Embeddings,
     Hit,
     MultiVectorEmbeddings,
+    PassageMap,
     Precision,
     SparseEmbeddings,
     check_positive,
@@ -443,12 +444,14 @@ class QdrantStore(VectorStore):
         )
 
     # --- writes -------------------------------------------------------------------------------
-    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+    def _upsert(
+        self, documents: list[Document], vectors: dict[str, Embeddings], passage_maps: list[PassageMap] | None
+    ) -> None:
         fields = self._require_schema().fields
         points = [
             models.PointStruct(
                 id=point_id(doc.id),
-                payload=payload_of(doc)
+                payload=payload_of(doc, passage_maps[row] if passage_maps else None)
                 | {
                     TERMS_PREFIX + name: narrow(vectors[name], SparseEmbeddings).indices[row].tolist()
                     for name in self._corpus_idf

@@ -47,7 +47,7 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
-from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, Precision
+from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, PassageMap, Precision
 
 try:
     import qdrant_edge as qe
@@ -248,13 +248,15 @@ class QdrantEdgeStore(VectorStore):
         )
 
     # --- writes -------------------------------------------------------------------------------
-    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+    def _upsert(
+        self, documents: list[Document], vectors: dict[str, Embeddings], passage_maps: list[PassageMap] | None
+    ) -> None:
         fields = self._require_schema().fields
         points = [
             qe.Point(
                 point_id(doc.id),
                 {f.name: vector_values(f, vectors[f.name], row, qe.SparseVector, False) for f in fields},
-                payload_of(doc),
+                payload_of(doc, passage_maps[row] if passage_maps else None),
             )
             for row, doc in enumerate(documents)
         ]

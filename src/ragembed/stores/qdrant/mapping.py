@@ -29,25 +29,31 @@ from ragembed.types import (
     Embeddings,
     Hit,
     MultiVectorEmbeddings,
+    PassageMap,
     Precision,
     SparseEmbeddings,
 )
 
 SCHEMA_KEY = "ragembed_schema"
+PASSAGE_MAP_KEY = "passage_map"
 # '.' and '[' would be read as a JSON path into the payload, so Qdrant filters on these keys only.
 QDRANT_FILTER_KEYS = FilterKeys(re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, '_' and '-'")
 
 
-def payload_of(doc: Document) -> dict[str, Any]:
+def payload_of(doc: Document, passage_map: PassageMap | None = None) -> dict[str, Any]:
     # Metadata sits under one key, so filters address "metadata.<key>" and user keys can never
     # collide with ragembed's own. A JSON copy gives it back bit for bit: qdrant-edge-py 0.9
-    # returns some floats one ulp off (0.20275631546974182 comes back as ...185).
-    return {
+    # returns some floats one ulp off (0.20275631546974182 comes back as ...185). The passage
+    # map is one unindexed string, returned with the hit at no extra request.
+    payload = {
         "doc_id": doc.id,
         "text": doc.text,
         "metadata": dict(doc.metadata),
         "metadata_json": json.dumps(dict(doc.metadata)),
     }
+    if passage_map is not None:
+        payload[PASSAGE_MAP_KEY] = passage_map.encoded()
+    return payload
 
 
 def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +70,9 @@ def document_of(payload: Mapping[str, Any]) -> Document:
 
 
 def hit_of(payload: Mapping[str, Any], score: float) -> Hit:
-    return Hit(payload["doc_id"], float(score), payload["text"], metadata_of(payload))
+    stored = payload.get(PASSAGE_MAP_KEY)
+    passage_map = PassageMap.decoded(stored) if stored is not None else None
+    return Hit(payload["doc_id"], float(score), payload["text"], metadata_of(payload), passage_map=passage_map)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from typing import Any
 
 from ragembed.search.capabilities import PORTABLE
 from ragembed.search.filters import Condition, Range
-from ragembed.types import Document
+from ragembed.search.schema import Schema
+from ragembed.types import Document, PassageMap
 from weaviate.classes.config import DataType, Property, Tokenization
 from weaviate.classes.query import Filter
 
@@ -48,6 +49,18 @@ BASE_PROPERTIES = [
     ),
     Property(name="metadata_json", data_type=DataType.TEXT, index_searchable=False, index_filterable=False),
 ]
+# A collection in passages keeps each document's passage map (types.PassageMap, base64 text),
+# returned with its hits.
+PASSAGE_MAP = Property(name="passage_map", data_type=DataType.TEXT, index_searchable=False, index_filterable=False)
+
+
+def base_properties(schema: Schema) -> list[Property]:
+    return BASE_PROPERTIES + ([PASSAGE_MAP] if schema.passage_map_field is not None else [])
+
+
+def returned_properties(schema: Schema) -> list[str]:
+    """The properties a hit is made of."""
+    return RETURNED + ([PASSAGE_MAP.name] if schema.passage_map_field is not None else [])
 
 
 class Impossible(Exception):
@@ -79,13 +92,16 @@ def typed_values(metadata: Mapping[str, Any]) -> dict[str, list[Any]]:
     return typed
 
 
-def properties_of(doc: Document) -> dict[str, Any]:
-    return {
+def properties_of(doc: Document, passage_map: PassageMap | None = None) -> dict[str, Any]:
+    properties = {
         "doc_id": doc.id,
         "text": doc.text,
         "metadata_json": json.dumps(dict(doc.metadata)),
         **typed_values(doc.metadata),
     }
+    if passage_map is not None:
+        properties[PASSAGE_MAP.name] = passage_map.encoded()
+    return properties
 
 
 def new_properties(docs: Iterable[Document], existing: set[str]) -> list[Property]:

@@ -31,6 +31,7 @@ import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -57,6 +58,7 @@ from ragembed.types import (
     Embeddings,
     Hit,
     MultiVectorEmbeddings,
+    PassageMap,
     Precision,
     SparseEmbeddings,
     narrow,
@@ -80,11 +82,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ragembed.stores.weaviate.connection import connect, connect_async, connect_embedded
 from ragembed.stores.weaviate.properties import (
-    BASE_PROPERTIES,
-    RETURNED,
+    PASSAGE_MAP,
     Impossible,
+    base_properties,
     new_properties,
     properties_of,
+    returned_properties,
     weaviate_filter,
 )
 
@@ -350,14 +353,14 @@ class WeaviateStore(VectorStore):
             lambda: self._client.collections.create(
                 self.name,
                 description=description,
-                properties=BASE_PROPERTIES,
+                properties=base_properties(schema),
                 vector_config=[self._vector_config(f) for f in schema.fields] or None,
                 sharding_config=Configure.sharding(desired_count=shards) if shards else None,
                 replication_config=replication_config(self._client, self.settings["replicas"]),
             )
         )
         self._schema = schema
-        self._properties = {p.name for p in BASE_PROPERTIES}
+        self._properties = {p.name for p in base_properties(schema)}
         self._shards = shard_count(self._guard(lambda: self._collection.config.get()))
 
     def _update_schema(self, schema: Schema) -> None:
@@ -391,7 +394,9 @@ class WeaviateStore(VectorStore):
         self._properties = set()
 
     # --- writes -------------------------------------------------------------------------------
-    def _upsert(self, documents: list[Document], vectors: dict[str, Embeddings]) -> None:
+    def _upsert(
+        self, documents: list[Document], vectors: dict[str, Embeddings], passage_maps: list[PassageMap] | None
+    ) -> None:
         added = new_properties(documents, self._properties)
         for prop in added:
             self._guard(lambda: self._collection.config.add_property(prop))
@@ -403,7 +408,7 @@ class WeaviateStore(VectorStore):
             chunk = documents[start : start + chunk_size]
             objects = [
                 DataObject(
-                    properties=properties_of(doc),
+                    properties=properties_of(doc, passage_maps[start + i] if passage_maps else None),
                     uuid=point_id(doc.id),
                     vector={f.name: self._values(f, vectors[f.name], start + i) for f in fields},
                 )
@@ -621,7 +626,7 @@ class WeaviateStore(VectorStore):
         if not full or not hits:
             return hits
         found = {h.id: h for h in (yield from self._fetch([h.id for h in hits]))}
-        return [Hit(h.id, h.score, found[h.id].text, found[h.id].metadata) for h in hits if h.id in found]
+        return [replace(found[h.id], score=h.score) for h in hits if h.id in found]
 
     @staticmethod
     def _fetch(ids: list[str]) -> executor.Steps[list[Hit]]:
@@ -642,11 +647,11 @@ class WeaviateStore(VectorStore):
             result = query.fetch_objects(
                 filters=Filter.by_id().contains_any([point_id(i) for i in ids]),
                 limit=len(ids),
-                return_properties=RETURNED,
+                return_properties=returned_properties(self._require_schema()),
             )
             return then(result, lambda r: [hit_of(o, 0.0, True) for o in r.objects])
         *args, where, full = args
-        returned = RETURNED if full else ["doc_id"]
+        returned = returned_properties(self._require_schema()) if full else ["doc_id"]
         if kind == "near":
             field, vectors = args
             f = self._require_schema()[field]
@@ -732,4 +737,7 @@ def hit_of(obj: Any, score: float, full: bool) -> Hit:
     props = obj.properties
     if not full:
         return Hit(props["doc_id"], float(score), "", {})
-    return Hit(props["doc_id"], float(score), props["text"], json.loads(props["metadata_json"]))
+    stored = props.get(PASSAGE_MAP.name)
+    passage_map = PassageMap.decoded(stored) if stored is not None else None
+    metadata = json.loads(props["metadata_json"])
+    return Hit(props["doc_id"], float(score), props["text"], metadata, passage_map=passage_map)
