@@ -148,12 +148,6 @@ def grouped(embeddings: Embeddings, counts: Sequence[int]) -> MultiVectorEmbeddi
 
 
 def passage_map(passages: Sequence[Passage], vectors: np.ndarray) -> PassageMap:
-    """What a store keeps of a document's passages: their spans and their vectors (float16)."""
-    return PassageMap(np.array([(p.start, p.end) for p in passages], dtype=np.int32), vectors)
-
-
-def located(text: str, spans: np.ndarray) -> list[Passage]:
-    """The passages of `text` at `spans` (a passage map's [start, end) rows), with their heading
-    paths: a hit's passages, read from its stored map rather than split again."""
-    headings = heading_paths(text)
-    return [Passage(text[start:end], start, end, _path_at(headings, start)) for start, end in spans.tolist()]
+    """What a store keeps of a document's passages: spans, heading paths and vectors (int8)."""
+    spans = np.array([(p.start, p.end) for p in passages], dtype=np.int32)
+    return PassageMap.of(spans, vectors, [p.headings for p in passages])

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from ragembed.embedders.base import Embedder
@@ -32,7 +33,7 @@ from ragembed.errors import (
     TruncationWarning,
     UnsupportedStrategyError,
 )
-from ragembed.passages import Chunking, grouped, located, passage_map
+from ragembed.passages import Chunking, grouped, passage_map
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import (
@@ -322,7 +323,7 @@ class Retriever:
     ) -> list[Hit]:
         """The top-k passages for one query, for a prompt: of the strategy's top-k documents, their
         passages ranked by their own score (the cosine of a passage vector and the query's, read
-        from the float16 copy in the document's passage map: within 1e-3 of float32's), several
+        from the int8 copy in the document's passage map: within 2e-3 of float32's), several
         from one document where they score so. Each Hit's id is its document's, its text and
         `passage` the passage's. For `dense`, these are the collection's k best passages (no
         passage of a lower document can outscore that document's best).
@@ -334,11 +335,15 @@ class Retriever:
         strategy_, base, schema = self._prepare([_one_query(query)], k, strategy)
         (hits,) = self.store.search_many(_planned([query], k, strategy_, base, schema), filter)
         scored = [
-            Hit(hit.id, score, passage.text, hit.metadata, passage)
-            for hit, passages in zip(hits, self._passages_of(hits, base, 0, strategy_, schema, required=True))
-            for passage, score in passages
+            (float(score), hit, i)
+            for hit, scores in zip(hits, self._passage_scores(hits, base, 0, strategy_, schema, required=True))
+            for i, score in enumerate(scores if scores is not None else ())
         ]
-        return sorted(scored, key=lambda h: (-h.score, h.id, h.passage.start if h.passage else 0))[:k]
+        scored.sort(key=lambda s: (-s[0], s[1].id, s[2]))
+        return [
+            Hit(hit.id, score, (p := self._passage_map(hit).passage(hit.text, i)).text, hit.metadata, p)
+            for score, hit, i in scored[:k]
+        ]
 
     def plans(self, queries: Sequence[str], k: int = 10, strategy: StrategySpec | None = None) -> list[Plan]:
         """The search plan each query becomes (what `search_many` sends the store): the queries
@@ -411,12 +416,12 @@ class Retriever:
             return None
         return field
 
-    def _passages_of(
+    def _passage_scores(
         self, hits: list[Hit], base: Base, row: int, strategy: Strategy, schema: Schema, required: bool = False
-    ) -> list[list[tuple[Passage, float]]]:
-        """Every passage of each hit with its score against the query `row` of `base` (the cosine
-        of its stored float16 vector and the query's), read from the hit's passage map; [] each
-        where the strategy searches no passage vectors (required: refused instead)."""
+    ) -> Sequence[np.ndarray | None]:
+        """Each hit's passage scores against the query `row` of `base` (the cosine of each stored
+        passage vector's int8 copy and the query's, read from the hit's passage map); None each where
+        the strategy searches no passage vectors (required: refused instead)."""
         field = self._passage_field(strategy, schema)
         if field is None:
             if required:
@@ -429,19 +434,18 @@ class Retriever:
                     f"{self.store!r} {why}: search_passages ranks passage vectors; index with passages=True "
                     "(CLI: --passages) and search with dense, int8, binary, matryoshka, funnel, hybrid or colbert+dense"
                 )
-            return [[] for _ in hits]
+            return [None for _ in hits]
         query = derive(field, {field.source: base[field.source].take([row])}, for_query=True)
         (q,) = narrow(query, MultiVectorEmbeddings).vectors
-        scored = []
-        for hit in hits:
-            if hit.passage_map is None:
-                raise StoreError(
-                    f"document {hit.id!r} of {self.store!r} is stored without its passage map (written before "
-                    "ragembed kept one); drop the collection and index the documents again"
-                )
-            scores = hit.passage_map.scores(q[0])
-            scored.append(list(zip(located(hit.text, hit.passage_map.spans), scores.tolist())))
-        return scored
+        return PassageMap.scores([self._passage_map(hit) for hit in hits], q[0])
+
+    def _passage_map(self, hit: Hit) -> PassageMap:
+        if hit.passage_map is None:
+            raise StoreError(
+                f"document {hit.id!r} of {self.store!r} is stored without its passage map (written before "
+                "ragembed kept one); drop the collection and index the documents again"
+            )
+        return hit.passage_map
 
     def _with_best_passages(
         self, found: list[list[Hit]], base: Base, strategy: Strategy, schema: Schema
@@ -451,16 +455,20 @@ class Retriever:
         (the store's, not the caller's)."""
         if schema.passage_map_field is None:
             return found
-        located_hits = []
+        located = []
         for row, hits in enumerate(found):
-            scored = self._passages_of(hits, base, row, strategy, schema)
-            located_hits.append(
+            scores = self._passage_scores(hits, base, row, strategy, schema)
+            located.append(
                 [
-                    replace(hit, passage=max(passages, key=lambda p: p[1])[0] if passages else None, passage_map=None)
-                    for hit, passages in zip(hits, scored)
+                    replace(
+                        hit,
+                        passage=self._passage_map(hit).passage(hit.text, int(np.argmax(s))) if s is not None else None,
+                        passage_map=None,
+                    )
+                    for hit, s in zip(hits, scores)
                 ]
             )
-        return located_hits
+        return located
 
     def _check_servable(self, strategy: Strategy) -> None:
         check_servable(

@@ -142,9 +142,9 @@ def check_passage_maps(
         )
     rows = narrow(vectors[field.name], MultiVectorEmbeddings).vectors
     for i, (m, passages) in enumerate(zip(maps, rows)):
-        if m.vectors.shape != passages.shape:
+        if m.codes.shape != passages.shape:
             raise InvalidInputError(
-                f"passage map {i} holds {m.vectors.shape[0]} vectors of {m.vectors.shape[1]} dimensions, but field "
+                f"passage map {i} holds {m.codes.shape[0]} vectors of {m.codes.shape[1]} dimensions, but field "
                 f"{field.name!r} gets {passages.shape[0]} of {passages.shape[1]} for that document; they must match"
             )
 
