@@ -13,7 +13,7 @@ import pytest
 from cli_runner import cli
 
 from ragembed import Document, MemoryStore, Retriever
-from ragembed.errors import InvalidInputError, SchemaMismatchError, UnsupportedStrategyError
+from ragembed.errors import InvalidInputError, SchemaMismatchError, StoreError, UnsupportedStrategyError
 from ragembed.passages import MIN_PASSAGE_TOKENS, Chunking, heading_paths
 from ragembed.types import MultiVectorEmbeddings, PassageMap
 
@@ -229,3 +229,17 @@ def test_a_store_in_passages_takes_exactly_one_matching_passage_map_per_document
     Retriever(whole, "dense", embedder=dense_embedder).index(NOTES)
     with pytest.raises(InvalidInputError, match="holds no per-passage field; upsert without them"):
         whole.upsert([doc], {"dense": dense_embedder.embed_documents([doc.text])}, [PassageMap.of(spans, two_rows)])
+
+
+def test_a_damaged_passage_map_is_named_not_answered(dense_embedder, tmp_path):
+    path = tmp_path / "store"
+    retriever = Retriever(MemoryStore(path), "dense", embedder=dense_embedder, chunk_size=96)
+    retriever.index(DOCS)
+    retriever.close()
+    data = next(path.glob("data-*")) / "documents.jsonl"
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    records[0]["passage_map"] = records[0]["passage_map"][:-40]  # cut short
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    damaged = Retriever(MemoryStore(path), "dense", embedder=dense_embedder)
+    with pytest.raises(StoreError, match=r"document 'handbook.md' .* has a damaged passage map"):
+        damaged.search(QUERY, 3)

@@ -440,12 +440,15 @@ class Retriever:
         return PassageMap.scores([self._passage_map(hit) for hit in hits], q[0])
 
     def _passage_map(self, hit: Hit) -> PassageMap:
-        if hit.passage_map is None:
-            raise StoreError(
-                f"document {hit.id!r} of {self.store!r} is stored without its passage map (written before "
-                "ragembed kept one); drop the collection and index the documents again"
-            )
-        return hit.passage_map
+        """A hit's stored passage map, decoded (a StoreError where it is missing or damaged)."""
+        why = "is stored without its passage map (written before ragembed kept one)"
+        if hit.passage_map is not None:
+            try:
+                _ = hit.passage_map.spans  # decodes it
+                return hit.passage_map
+            except ValueError as exc:  # bad base64, a short buffer, bad JSON
+                why = f"has a damaged passage map ({exc})"
+        raise StoreError(f"document {hit.id!r} of {self.store!r} {why}; drop the collection and index it again")
 
     def _with_best_passages(
         self, found: list[list[Hit]], base: Base, strategy: Strategy, schema: Schema

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -152,13 +153,16 @@ class Passage:
     headings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, eq=False)
 class PassageMap:
     """Where a document's passages lie, their heading paths and a compact copy of their vectors,
     kept in the store beside the document and returned with each hit, so the hit's best passage
     is named without a second read from the store or splitting its text again: reading a
     multi-vector field back costs 0.7 ms a hit on Qdrant Edge (its vectors come back as Python
     lists), more than the search itself; splitting a 1,700-word text costs milliseconds.
+
+    A map is its stored text (`encoded`: base64, an ordinary payload string to any engine) and
+    decodes it on first use: engines return a few hits more than asked (executor.with_ties), and
+    decoding costs about 2 microseconds a passage.
 
     spans: (n, 2) int32 character offsets [start, end) of the n passages, in order.
     codes, scales: the passages' unit vectors of the collection's first per-passage field
@@ -168,43 +172,64 @@ class PassageMap:
     headings: each passage's Markdown heading path (outermost first); () for none at all.
     """
 
-    spans: np.ndarray
-    codes: np.ndarray
-    scales: np.ndarray
-    headings: tuple[tuple[str, ...], ...] = ()
-
-    # The stored form: a fixed header (passages, dimensions, bytes of headings), the arrays, then
-    # the heading paths as JSON, all as base64 text: an ordinary payload string to any engine.
+    # The stored form: a fixed header (passages, dimensions, bytes of headings), spans, scales,
+    # codes, then the heading paths as JSON.
     _HEADER = np.dtype([("n", "<u4"), ("dim", "<u4"), ("headings", "<u4")])
 
-    def __post_init__(self) -> None:
-        spans = np.ascontiguousarray(self.spans, dtype="<i4")
-        codes = np.ascontiguousarray(self.codes, dtype=np.int8)
-        scales = np.ascontiguousarray(self.scales, dtype="<f4")
-        n = len(spans)
-        if spans.shape != (n, 2) or codes.ndim != 2 or len(codes) != n or scales.shape != (n,) or not n:
-            raise InvalidInputError(
-                f"a passage map needs (n, 2) spans, (n, dim) codes and (n,) scales for n >= 1 passages, got "
-                f"{spans.shape}, {codes.shape} and {scales.shape}"
-            )
-        headings = tuple(tuple(path) for path in self.headings)
-        if headings and len(headings) != n:
-            raise InvalidInputError(f"a passage map needs a heading path per passage: {len(headings)} for {n}")
-        object.__setattr__(self, "spans", spans)
-        object.__setattr__(self, "codes", codes)
-        object.__setattr__(self, "scales", scales)
-        object.__setattr__(self, "headings", headings if any(headings) else ())
+    def __init__(self, encoded: str) -> None:
+        self.encoded = encoded
 
     @classmethod
-    def of(cls, spans: np.ndarray, vectors: np.ndarray, headings: Sequence[tuple[str, ...]] = ()) -> PassageMap:
-        """The map of passages at `spans` whose float vectors are `vectors` ((n, dim))."""
+    def of(cls, spans: np.ndarray, vectors: np.ndarray, headings: Sequence[Sequence[str]] = ()) -> PassageMap:
+        """The map of n passages at `spans` ((n, 2) [start, end)) whose unit vectors are `vectors`
+        ((n, dim)), with a heading path each (or none at all)."""
+        spans = np.ascontiguousarray(spans, dtype="<i4")
         vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2:
-            raise InvalidInputError(f"a passage map needs (n, dim) vectors, got shape {vectors.shape}")
-        top = np.abs(vectors).max(axis=1) if vectors.size else np.zeros(len(vectors), np.float32)
-        scales = np.where(top > 0, top / 127, 1.0).astype(np.float32)
+        n = len(spans)
+        if spans.shape != (n, 2) or vectors.ndim != 2 or len(vectors) != n or not n:
+            raise InvalidInputError(
+                f"a passage map needs (n, 2) spans and (n, dim) vectors for n >= 1 passages, got {spans.shape} "
+                f"and {vectors.shape}"
+            )
+        paths = [list(path) for path in headings]
+        if paths and len(paths) != n:
+            raise InvalidInputError(f"a passage map needs a heading path per passage: {len(paths)} for {n}")
+        top = np.abs(vectors).max(axis=1)
+        scales = np.where(top > 0, top / 127, 1.0).astype("<f4")
         codes = np.rint(vectors / scales[:, None]).astype(np.int8)
-        return cls(spans, codes, scales, tuple(headings))
+        text = json.dumps(paths, ensure_ascii=False).encode() if any(paths) else b""
+        header = np.array([(n, vectors.shape[1], len(text))], dtype=cls._HEADER)
+        raw = header.tobytes() + spans.tobytes() + scales.tobytes() + codes.tobytes() + text
+        return cls(base64.b64encode(raw).decode("ascii"))
+
+    @functools.cached_property
+    def _parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[tuple[str, ...], ...]]:
+        raw = base64.b64decode(self.encoded)
+        n, dim, heading_bytes = (int(x) for x in np.frombuffer(raw, self._HEADER, count=1)[0])
+        at = self._HEADER.itemsize
+        spans = np.frombuffer(raw, "<i4", count=2 * n, offset=at).reshape(n, 2)
+        scales = np.frombuffer(raw, "<f4", count=n, offset=at + spans.nbytes)
+        at += spans.nbytes + scales.nbytes
+        codes = np.frombuffer(raw, np.int8, count=n * dim, offset=at).reshape(n, dim)
+        at += codes.nbytes
+        headings = json.loads(raw[at : at + heading_bytes]) if heading_bytes else ()
+        return spans, scales, codes, tuple(tuple(path) for path in headings)
+
+    @property
+    def spans(self) -> np.ndarray:
+        return self._parts[0]
+
+    @property
+    def scales(self) -> np.ndarray:
+        return self._parts[1]
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self._parts[2]
+
+    @property
+    def headings(self) -> tuple[tuple[str, ...], ...]:
+        return self._parts[3]
 
     @staticmethod
     def scores(maps: Sequence[PassageMap], query: np.ndarray) -> list[np.ndarray]:
@@ -221,25 +246,6 @@ class PassageMap:
         """Passage i of the document whose text is `text`."""
         start, end = (int(x) for x in self.spans[i])
         return Passage(text[start:end], start, end, self.headings[i] if self.headings else ())
-
-    def encoded(self) -> str:
-        headings = json.dumps(self.headings, ensure_ascii=False).encode() if self.headings else b""
-        header = np.array([(len(self.spans), self.codes.shape[1], len(headings))], dtype=self._HEADER)
-        raw = header.tobytes() + self.spans.tobytes() + self.scales.tobytes() + self.codes.tobytes() + headings
-        return base64.b64encode(raw).decode("ascii")
-
-    @classmethod
-    def decoded(cls, text: str) -> PassageMap:
-        raw = base64.b64decode(text)
-        n, dim, heading_bytes = (int(x) for x in np.frombuffer(raw, cls._HEADER, count=1)[0])
-        at = cls._HEADER.itemsize
-        spans = np.frombuffer(raw, "<i4", count=2 * n, offset=at).reshape(n, 2)
-        scales = np.frombuffer(raw, "<f4", count=n, offset=at + spans.nbytes)
-        at += spans.nbytes + scales.nbytes
-        codes = np.frombuffer(raw, np.int8, count=n * dim, offset=at).reshape(n, dim)
-        at += codes.nbytes
-        headings = json.loads(raw[at : at + heading_bytes]) if heading_bytes else ()
-        return cls(spans, codes, scales, tuple(tuple(path) for path in headings))
 
 
 @dataclass(frozen=True)

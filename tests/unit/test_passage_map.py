@@ -19,12 +19,12 @@ def unit_rows(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
 def test_the_stored_form_gives_back_spans_headings_and_the_codes():
     headings = ((), ("Handbook", "Storage – freezer B7"), ("Handbook", "Storage – freezer B7"))
     original = PassageMap.of(np.array([[0, 700], [650, 1400], [1400, 2_000_000]]), unit_rows(3), headings)
-    back = PassageMap.decoded(original.encoded())
+    back = PassageMap(original.encoded)  # as a store gives it back
     assert back.spans.tolist() == [[0, 700], [650, 1400], [1400, 2_000_000]] and back.headings == headings
     assert np.array_equal(back.codes, original.codes) and np.array_equal(back.scales, original.scales)
     text = "x" * 1400
     assert back.passage(text, 1) == Passage("x" * 750, 650, 1400, headings[1])
-    plain = PassageMap.decoded(PassageMap.of(np.array([[0, 5]]), unit_rows(1), [()]).encoded())
+    plain = PassageMap(PassageMap.of(np.array([[0, 5]]), unit_rows(1), [()]).encoded)
     assert plain.headings == () and plain.passage("hello world", 0) == Passage("hello", 0, 5)
 
 
@@ -41,18 +41,17 @@ def test_scores_stay_within_2e3_of_float32_and_keep_the_best_passage():
 
 
 @pytest.mark.parametrize(
-    ("spans", "codes", "scales"),
+    ("spans", "vectors"),
     [
-        (np.zeros((0, 2)), np.zeros((0, 4)), np.zeros(0)),  # no passage
-        (np.zeros((2, 3)), np.zeros((2, 4)), np.zeros(2)),  # spans are (start, end) pairs
-        (np.zeros((2, 2)), np.zeros((3, 4)), np.zeros(2)),  # one vector per passage
-        (np.zeros((2, 2)), np.zeros(4), np.zeros(2)),  # vectors are rows
-        (np.zeros((2, 2)), np.zeros((2, 4)), np.zeros(3)),  # one scale per passage
+        (np.zeros((0, 2)), np.zeros((0, 4))),  # no passage
+        (np.zeros((2, 3)), np.zeros((2, 4))),  # spans are (start, end) pairs
+        (np.zeros((2, 2)), np.zeros((3, 4))),  # one vector per passage
+        (np.zeros((2, 2)), np.zeros(4)),  # vectors are rows
     ],
 )
-def test_malformed_maps_are_refused(spans, codes, scales):
+def test_malformed_maps_are_refused(spans, vectors):
     with pytest.raises(InvalidInputError, match="passage map needs"):
-        PassageMap(spans, codes, scales)
+        PassageMap.of(spans, vectors)
 
 
 def test_a_map_with_headings_needs_one_path_per_passage():

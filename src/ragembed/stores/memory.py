@@ -519,7 +519,7 @@ class MemoryStore(VectorStore):
             for d in self._docs:
                 record = {"id": d.id, "text": d.text, "metadata": dict(d.metadata)}
                 if d.id in self._passage_maps:
-                    record["passage_map"] = self._passage_maps[d.id].encoded()
+                    record["passage_map"] = self._passage_maps[d.id].encoded
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
         for number, f in enumerate(self._require_schema().fields):
             rows = self._vectors[f.name]
@@ -549,7 +549,7 @@ class MemoryStore(VectorStore):
             with open(folder / "documents.jsonl", encoding="utf-8") as lines:
                 records = [json.loads(line) for line in lines]
             self._docs = [Document(r["id"], r["text"], r["metadata"]) for r in records]
-            self._passage_maps = {r["id"]: PassageMap.decoded(r["passage_map"]) for r in records if "passage_map" in r}
+            self._passage_maps = {r["id"]: PassageMap(r["passage_map"]) for r in records if "passage_map" in r}
             self._rows = {d.id: r for r, d in enumerate(self._docs)}
             for number, f in enumerate(self._require_schema().fields):
                 self._vectors[f.name] = self._read_field(folder, number, f)

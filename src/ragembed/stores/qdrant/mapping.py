@@ -52,7 +52,7 @@ def payload_of(doc: Document, passage_map: PassageMap | None = None) -> dict[str
         "metadata_json": json.dumps(dict(doc.metadata)),
     }
     if passage_map is not None:
-        payload[PASSAGE_MAP_KEY] = passage_map.encoded()
+        payload[PASSAGE_MAP_KEY] = passage_map.encoded
     return payload
 
 
@@ -71,7 +71,7 @@ def document_of(payload: Mapping[str, Any]) -> Document:
 
 def hit_of(payload: Mapping[str, Any], score: float) -> Hit:
     stored = payload.get(PASSAGE_MAP_KEY)
-    passage_map = PassageMap.decoded(stored) if stored is not None else None
+    passage_map = PassageMap(stored) if stored is not None else None
     return Hit(payload["doc_id"], float(score), payload["text"], metadata_of(payload), passage_map=passage_map)
 
 

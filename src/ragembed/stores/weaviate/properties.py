@@ -100,7 +100,7 @@ def properties_of(doc: Document, passage_map: PassageMap | None = None) -> dict[
         **typed_values(doc.metadata),
     }
     if passage_map is not None:
-        properties[PASSAGE_MAP.name] = passage_map.encoded()
+        properties[PASSAGE_MAP.name] = passage_map.encoded
     return properties
 
 

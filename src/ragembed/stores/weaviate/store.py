@@ -738,6 +738,6 @@ def hit_of(obj: Any, score: float, full: bool) -> Hit:
     if not full:
         return Hit(props["doc_id"], float(score), "", {})
     stored = props.get(PASSAGE_MAP.name)
-    passage_map = PassageMap.decoded(stored) if stored is not None else None
+    passage_map = PassageMap(stored) if stored is not None else None
     metadata = json.loads(props["metadata_json"])
     return Hit(props["doc_id"], float(score), props["text"], metadata, passage_map=passage_map)
