@@ -77,7 +77,7 @@ class Chunking:
         return f"passages of {size}, overlap {self.overlap}"
 
 
-@functools.cache  # reading a package's metadata takes a millisecond, and every search asks
+@functools.cache  # reading a package's metadata takes a millisecond; every Retriever and index call asks
 def splitter_version() -> str:
     return f"semantic-text-splitter {version('semantic-text-splitter')}"
 
