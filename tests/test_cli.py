@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-
-def ragembed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "ragembed.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+from cli_runner import cli
 
 
 @pytest.fixture()
@@ -35,13 +25,13 @@ def small_beir(tmp_path, scifact_dir):
 def test_search_follows_the_collections_backend_and_refuses_another(tmp_path, small_beir):
     pytest.importorskip("onnxruntime", reason="--backend onnx needs the ragembed[fast] extra")
     store = ["--store", "memory:./idx", "--json"]
-    done = ragembed("index", str(small_beir), "--backend", "onnx", "--quantize", "int8", *store, cwd=tmp_path)
+    done = cli("index", str(small_beir), "--backend", "onnx", "--quantize", "int8", *store, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     title = json.loads((small_beir / "corpus.jsonl").read_text().splitlines()[3])
-    found = ragembed("search", title["title"], "-k", "3", *store, cwd=tmp_path)  # no flags: the collection's
+    found = cli("search", title["title"], "-k", "3", *store, cwd=tmp_path)  # no flags: the collection's
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)[0]["id"] == str(title["_id"])
-    refused = ragembed("search", title["title"], "--backend", "torch", *store, cwd=tmp_path)
+    refused = cli("search", title["title"], "--backend", "torch", *store, cwd=tmp_path)
     assert refused.returncode == 2 and "--backend onnx --quantize int8" in refused.stderr, refused.stderr
 
 
@@ -55,7 +45,7 @@ def test_search_makes_tokens_like_the_collection_it_opens(tmp_path, made):
     docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
     with Retriever(f"memory:{tmp_path / 'idx'}", "colbert", multivector_embedder=ColBERTEmbedder(**made)) as r:
         r.index(docs)
-    found = ragembed("search", "energy", "--store", "memory:./idx", "--strategy", "colbert", "--json", cwd=tmp_path)
+    found = cli("search", "energy", "--store", "memory:./idx", "--strategy", "colbert", "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)[0]["id"] == "a"
 
@@ -70,7 +60,7 @@ def test_search_encodes_queries_like_the_collection_it_opens(tmp_path):
     with Retriever(f"memory:{tmp_path / 'idx'}", "dense", embedder=DenseEmbedder(**made, cache=False)) as r:
         r.index(docs)
         want = r.search("energy", k=2)
-    found = ragembed("search", "energy", "--store", "memory:./idx", "--json", cwd=tmp_path)
+    found = cli("search", "energy", "--store", "memory:./idx", "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     got = json.loads(found.stdout)
     assert [h["id"] for h in got] == [h.id for h in want]
@@ -88,19 +78,19 @@ def test_search_rebuilds_only_the_embedders_its_strategy_uses(tmp_path):
     docs = [Document("a", "Mitochondria produce energy for the cell."), Document("b", "Ribosomes make proteins.")]
     with Retriever(f"memory:{tmp_path / 'idx'}", ["dense", "bm25"], embedder=TitleEmbedder(cache=False)) as r:
         r.index(docs)
-    found = ragembed("search", "ribosomes", "--store", "memory:./idx", "--strategy", "bm25", "--json", cwd=tmp_path)
+    found = cli("search", "ribosomes", "--store", "memory:./idx", "--strategy", "bm25", "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)[0]["id"] == "b"
-    refused = ragembed("search", "ribosomes", "--store", "memory:./idx", "--strategy", "dense", cwd=tmp_path)
+    refused = cli("search", "ribosomes", "--store", "memory:./idx", "--strategy", "dense", cwd=tmp_path)
     assert refused.returncode == 2 and "is a TitleEmbedder, which the command line cannot make" in refused.stderr
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "note.txt").write_text("Bees make honey.")
-    named = ragembed("index", "docs", "--store", "memory:./other", "--strategy", "colbert@colbert_b", cwd=tmp_path)
+    named = cli("index", "docs", "--store", "memory:./other", "--strategy", "colbert@colbert_b", cwd=tmp_path)
     assert named.returncode == 2 and "name the embedder 'colbert_b', which the command line cannot make" in named.stderr
 
 
 def test_index_then_search_a_beir_folder(tmp_path, small_beir):
-    done = ragembed(
+    done = cli(
         "index",
         str(small_beir),
         "--store",
@@ -115,13 +105,13 @@ def test_index_then_search_a_beir_folder(tmp_path, small_beir):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["indexed"] == 40
     title = json.loads((small_beir / "corpus.jsonl").read_text().splitlines()[7])
-    found = ragembed(
+    found = cli(
         "search", title["title"], "--store", "memory:./idx", "--strategy", "hybrid", "-k", "3", "--json", cwd=tmp_path
     )
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert len(hits) == 3 and hits[0]["id"] == str(title["_id"])
-    binary = ragembed("search", title["title"], "--store", "memory:./idx", "--strategy", "binary", cwd=tmp_path)
+    binary = cli("search", title["title"], "--store", "memory:./idx", "--strategy", "binary", cwd=tmp_path)
     assert binary.returncode == 0 and f"  {title['_id']}  " in binary.stdout.splitlines()[0]
 
 
@@ -140,14 +130,14 @@ def test_index_a_jsonl_file_and_a_text_folder_with_filters(tmp_path):
     (notes / "sub").mkdir(parents=True)
     (notes / "sub" / "rust.md").write_text("Rust has ownership and borrowing.")
     (notes / "go.txt").write_text("Go has goroutines and channels.")
-    assert ragembed("index", "docs.jsonl", "--store", "memory:./idx", cwd=tmp_path).returncode == 0
+    assert cli("index", "docs.jsonl", "--store", "memory:./idx", cwd=tmp_path).returncode == 0
     hits = json.loads(
-        ragembed("search", "bees", "--store", "memory:./idx", "--filter", "year>=2020", "--json", cwd=tmp_path).stdout
+        cli("search", "bees", "--store", "memory:./idx", "--filter", "year>=2020", "--json", cwd=tmp_path).stdout
     )
     assert [h["id"] for h in hits] == ["b"]
-    assert ragembed("index", "notes", "--store", "memory:./idx", "--collection", "notes", cwd=tmp_path).returncode == 0
+    assert cli("index", "notes", "--store", "memory:./idx", "--collection", "notes", cwd=tmp_path).returncode == 0
     hits = json.loads(
-        ragembed(
+        cli(
             "search", "memory safety", "--store", "memory:./idx", "--collection", "notes", "--json", cwd=tmp_path
         ).stdout
     )
@@ -155,13 +145,13 @@ def test_index_a_jsonl_file_and_a_text_folder_with_filters(tmp_path):
 
 
 def test_errors_name_the_problem_and_exit_2(tmp_path):
-    missing = ragembed("index", "nowhere", cwd=tmp_path)
+    missing = cli("index", "nowhere", cwd=tmp_path)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": \n')
-    bad = ragembed("index", "bad.jsonl", "--store", "memory:./idx", cwd=tmp_path)
+    bad = cli("index", "bad.jsonl", "--store", "memory:./idx", cwd=tmp_path)
     assert bad.returncode == 2 and "bad.jsonl:2: not valid JSON" in bad.stderr
     assert not (tmp_path / "idx").exists()  # nothing half-written
-    empty = ragembed("search", "anything", "--store", "memory:./none", cwd=tmp_path)
+    empty = cli("search", "anything", "--store", "memory:./none", cwd=tmp_path)
     assert empty.returncode == 2 and "index documents" in empty.stderr
 
 

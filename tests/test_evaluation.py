@@ -4,12 +4,9 @@ demo commands."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_runner import cli
 
 from ragembed import MemoryStore, Retriever
 from ragembed.errors import InvalidInputError
@@ -130,17 +127,6 @@ def test_evaluate_and_report(tmp_path, small, retriever):
     assert "| `dense` |" in (folder / "report.md").read_text()
 
 
-def ragembed(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ragembed.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-
-
 @pytest.fixture()
 def train_beir(tmp_path, scifact_dir):
     """Another BEIR folder, built from SciFact's train split: 12 queries, their documents, 60 others."""
@@ -166,7 +152,7 @@ def train_beir(tmp_path, scifact_dir):
 
 
 def test_eval_command_on_another_beir_folder(tmp_path, train_beir):
-    done = ragembed(
+    done = cli(
         "eval",
         str(train_beir),
         "--split",
@@ -183,6 +169,7 @@ def test_eval_command_on_another_beir_folder(tmp_path, train_beir):
         "out",
         "--json",
         cwd=tmp_path,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
@@ -196,14 +183,14 @@ def test_eval_command_names_the_malformed_file_and_line(tmp_path, train_beir):
     lines = (train_beir / "corpus.jsonl").read_text().splitlines()
     lines[3] = lines[3][:-5]
     (train_beir / "corpus.jsonl").write_text("\n".join(lines) + "\n")
-    done = ragembed("eval", str(train_beir), "--split", "train", "--store", "memory", cwd=tmp_path)
+    done = cli("eval", str(train_beir), "--split", "train", "--store", "memory", cwd=tmp_path, timeout=900)
     assert done.returncode == 2 and "corpus.jsonl:4: not valid JSON" in done.stderr
-    missing = ragembed("eval", str(train_beir), "--split", "dev", cwd=tmp_path)
+    missing = cli("eval", str(train_beir), "--split", "dev", cwd=tmp_path, timeout=900)
     assert missing.returncode == 2 and "qrels/dev.tsv" in missing.stderr
 
 
 def test_demo_command_prints_the_choice_table(tmp_path, scifact_dir):
-    done = ragembed(
+    done = cli(
         "demo",
         "--data",
         str(scifact_dir),
@@ -220,6 +207,7 @@ def test_demo_command_prints_the_choice_table(tmp_path, scifact_dir):
         "--output",
         "report",
         cwd=tmp_path,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout.split("strategy")[1]
@@ -233,7 +221,7 @@ def test_the_demo_reuses_its_collection_and_rebuilds_it_for_other_embedders(tmp_
     args = ("demo", "--data", str(scifact_dir), "--sample", "5", "--strategy", "dense", "--store", store)
 
     def demo(*more: str) -> tuple[str, float]:
-        done = ragembed(*args, *more, "--output", "report", cwd=tmp_path)
+        done = cli(*args, *more, "--output", "report", cwd=tmp_path, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         report = json.loads((tmp_path / "report" / "report.json").read_text())
         return done.stderr, report["runs"][0]["metrics"]["ndcg@10"]

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import cli
 from weaviate_server import unavailable_reason
 
 from ragembed import Document, MemoryStore, Retriever
@@ -81,24 +82,13 @@ def test_embedded_weaviate_refuses_a_users_folder(tmp_path):
     assert count(f"qdrant-edge:{tmp_path / 'edge'}") == len(DOCS)
 
 
-def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`ragembed ARGS` in a real process, offline."""
-    return subprocess.run(
-        [sys.executable, "-m", "ragembed.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-
-
 # --- 2. the CLI indexing the folder it would write -----------------------------------------------
 @pytest.mark.parametrize("scheme", ["memory", "qdrant-edge"])
 def test_the_cli_never_replaces_the_folder_it_indexes(tmp_path, scheme):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
-    done = run_cli(["index", "docs", "--store", f"{scheme}:.", "--collection", "docs", "--strategy", "bm25"], tmp_path)
+    args = ["index", "docs", "--store", f"{scheme}:.", "--collection", "docs", "--strategy", "bm25"]
+    done = cli(*args, cwd=tmp_path, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "ragembed: error: docs already holds files ragembed did not write (guide.md)" in done.stderr
     assert "Traceback" not in done.stderr
@@ -418,7 +408,7 @@ def test_the_cli_refuses_a_file_as_the_store_folder_with_exit_2(tmp_path, scheme
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "guide.md").write_text("guide to the bees")
     (tmp_path / "plainfile").write_text("my notes")
-    done = run_cli([*INDEX_ARGS, "--store", f"{scheme}:plainfile"], tmp_path)
+    done = cli(*INDEX_ARGS, "--store", f"{scheme}:plainfile", cwd=tmp_path, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
@@ -464,7 +454,8 @@ def test_a_mistyped_collection_names_the_store_and_the_collections_there(tmp_pat
 
 def test_the_cli_names_the_collection_it_could_not_find(tmp_path):
     index(f"memory:{tmp_path / 'idx'}")
-    done = run_cli(["search", "honey", "--store", "memory:idx", "--collection", "dcos", "--strategy", "bm25"], tmp_path)
+    args = ["search", "honey", "--store", "memory:idx", "--collection", "dcos", "--strategy", "bm25"]
+    done = cli(*args, cwd=tmp_path, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "idx/dcos" in done.stderr and "collections there: docs" in done.stderr
 
