@@ -158,17 +158,32 @@ def test_keyword_hybrid_and_hamming_are_refused_over_passages(dense_embedder):
     assert retriever.count() == 0
 
 
-def test_search_passages_needs_passage_vectors(dense_embedder, bm25_embedder):
+def test_search_passages_needs_a_collection_in_passages(dense_embedder):
     whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
     whole.index(NOTES)
     with pytest.raises(UnsupportedStrategyError, match="not split into passages"):
         whole.search_passages("coffee")
-    split = Retriever(
-        MemoryStore(), ["dense", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder, passages=True
-    )
-    split.index(NOTES)
-    with pytest.raises(UnsupportedStrategyError, match="holds no passage vectors for 'bm25'"):
-        split.search_passages("coffee", strategy="bm25")
+
+
+def test_bm25_hits_carry_the_passage_the_dense_model_ranks_first(dense_embedder, bm25_embedder):
+    """bm25 searches the whole text; the collection's passage map still names each hit's best
+    passage, the query encoded by the dense model for it (a Retriever holding only bm25 too)."""
+    handbook = Document("handbook.md", HANDBOOK)
+    Retriever(
+        store := MemoryStore(), ["dense", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder, passages=True
+    ).index([handbook, *NOTES])
+    lexical = Retriever(store, "bm25", embedder=dense_embedder, sparse_embedder=bm25_embedder)
+    (top,) = lexical.search(QUERY, k=1)
+    assert top.id == "handbook.md"
+    assert top.passage is not None and "freezer B7" in top.passage.text
+    passages = lexical.search_passages(QUERY, k=4)
+    assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+    assert "freezer B7" in passages[0].passage.text
+    by_dense = Retriever(store, "dense", embedder=dense_embedder).search_passages(QUERY, k=4)
+    dense_scores = {(p.id, p.passage.start): p.score for p in by_dense}
+    for p in passages:  # the same passage model scores them, whichever strategy found the document
+        if (p.id, p.passage.start) in dense_scores:
+            assert p.score == pytest.approx(dense_scores[(p.id, p.passage.start)], abs=1e-6)
 
 
 def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):

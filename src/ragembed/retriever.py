@@ -316,28 +316,29 @@ class Retriever:
         batches (VectorStore.search_many)."""
         strategy_, base, schema = self._prepare(queries, k, strategy)
         found = self.store.search_many(_planned(queries, k, strategy_, base, schema), filter)
-        return self._with_best_passages(found, base, strategy_, schema)
+        return self._with_best_passages(found, base, schema)
 
     def search_passages(
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
     ) -> list[Hit]:
         """The top-k passages for one query, for a prompt: of the strategy's top-k documents, their
-        passages ranked by their own score (the cosine of a passage vector and the query's, read
-        from the int8 copy in the document's passage map: within 2e-3 of float32's), several
-        from one document where they score so. Each Hit's id is its document's, its text and
-        `passage` the passage's. For `dense`, these are the collection's k best passages (no
-        passage of a lower document can outscore that document's best).
+        passages ranked by their own score (the cosine of a passage vector and the query's by the
+        collection's passage model, read from the int8 copy in the document's passage map: within
+        2e-3 of float32's), several from one document where they score so. Each Hit's id is its
+        document's, its text and `passage` the passage's. For `dense`, these are the collection's
+        k best passages (no passage of a lower document can outscore that document's best); for
+        a strategy that finds documents otherwise (bm25, hybrid, colbert, keyword), the passage
+        model ranks the passages of the documents it found.
 
         Raises:
-            UnsupportedStrategyError: the collection is not split into passages, or the strategy
-                searches no passage vectors (bm25, colbert, keyword): name one that does.
+            UnsupportedStrategyError: the collection is not split into passages.
         """
         strategy_, base, schema = self._prepare([_one_query(query)], k, strategy)
         (hits,) = self.store.search_many(_planned([query], k, strategy_, base, schema), filter)
         scored = [
             (float(score), hit, i)
-            for hit, scores in zip(hits, self._passage_scores(hits, base, 0, strategy_, schema, required=True))
-            for i, score in enumerate(scores if scores is not None else ())
+            for hit, scores in zip(hits, self._passage_scores(hits, base, 0, schema))
+            for i, score in enumerate(scores)
         ]
         scored.sort(key=lambda s: (-s[0], s[1].id, s[2]))
         return [
@@ -348,7 +349,7 @@ class Retriever:
     def plans(self, queries: Sequence[str], k: int = 10, strategy: StrategySpec | None = None) -> list[Plan]:
         """The search plan each query becomes (what `search_many` sends the store): the queries
         embedded together, each plan in the search language (ragembed.search.plan)."""
-        return _planned(queries, k, *self._prepare(queries, k, strategy))
+        return _planned(queries, k, *self._prepare(queries, k, strategy, locate=False))
 
     async def asearch(
         self, query: str, k: int = 10, filter: Filter | None = None, strategy: StrategySpec | None = None
@@ -365,10 +366,10 @@ class Retriever:
         """Async twin of `search_many`: the queries are embedded together, then searched at once."""
         prepared = await asyncio.to_thread(self._prepare, queries, k, strategy)  # the model: a worker thread
         found = await self.store.asearch_many(_planned(queries, k, *prepared), filter)
-        strategy_, base, schema = prepared
+        _, base, schema = prepared
         if schema.passage_map_field is None:
             return found
-        return await asyncio.to_thread(self._with_best_passages, found, base, strategy_, schema)
+        return await asyncio.to_thread(self._with_best_passages, found, base, schema)
 
     async def aindex(self, documents: Iterable[Document]) -> int:
         """Async twin of `index`, run in a worker thread: embedding is the whole cost of indexing on
@@ -394,7 +395,9 @@ class Retriever:
         self.close()
 
     # --- internals ------------------------------------------------------------------------------
-    def _prepare(self, queries: Sequence[str], k: int, strategy: StrategySpec | None) -> tuple[Strategy, Base, Schema]:
+    def _prepare(
+        self, queries: Sequence[str], k: int, strategy: StrategySpec | None, locate: bool = True
+    ) -> tuple[Strategy, Base, Schema]:
         check_positive("k", k, integer=True)
         texts = validate_texts(queries, "queries")
         chosen = self.strategy if strategy is None else parse_strategy(strategy)
@@ -405,36 +408,23 @@ class Retriever:
         if schema is None:
             raise StoreError(missing_collection_message(self.store))
         chosen.fields_in(schema)  # fails early, naming the missing fields
-        return chosen, {name: self.embedder(name).embed_queries(texts) for name in sorted(chosen.needs)}, schema
-
-    @staticmethod
-    def _passage_field(strategy: Strategy, schema: Schema) -> VectorField | None:
-        """The field whose passage maps name a strategy's best passages: the collection's map
-        field, where the strategy searches its embedder's passage vectors (None: it searches none)."""
+        # A collection in passages names every hit's best passage with the map field's embedder,
+        # which a strategy that searches no passage vectors (bm25, colbert, keyword) adds.
         field = schema.passage_map_field
-        if field is None or not any(f.per_passage and f.source == field.source for f in strategy.fields_in(schema)):
-            return None
-        return field
+        locator = {field.source} if locate and field is not None else set()
+        needs = sorted(chosen.needs | locator)
+        return chosen, {name: self.embedder(name).embed_queries(texts) for name in needs}, schema
 
-    def _passage_scores(
-        self, hits: list[Hit], base: Base, row: int, strategy: Strategy, schema: Schema, required: bool = False
-    ) -> Sequence[np.ndarray | None]:
-        """Each hit's passage scores against the query `row` of `base` (the cosine of each stored
-        passage vector's int8 copy and the query's, read from the hit's passage map); None each where
-        the strategy searches no passage vectors (required: refused instead)."""
-        field = self._passage_field(strategy, schema)
+    def _passage_scores(self, hits: list[Hit], base: Base, row: int, schema: Schema) -> list[np.ndarray]:
+        """Each hit's passage scores against the query `row` of `base`: the cosine of each stored
+        passage vector's int8 copy and the query's by the map field's embedder, read from the hit's
+        passage map, whichever strategy found the hit (refused where the collection is not split)."""
+        field = schema.passage_map_field
         if field is None:
-            if required:
-                why = (
-                    "is not split into passages"
-                    if schema.passage_map_field is None
-                    else f"holds no passage vectors for {strategy.name!r}"
-                )
-                raise UnsupportedStrategyError(
-                    f"{self.store!r} {why}: search_passages ranks passage vectors; index with passages=True "
-                    "(CLI: --passages) and search with dense, int8, binary, matryoshka, funnel, hybrid or colbert+dense"
-                )
-            return [None for _ in hits]
+            raise UnsupportedStrategyError(
+                f"{self.store!r} is not split into passages: search_passages ranks passage vectors; "
+                "index it with passages=True (CLI: --passages)"
+            )
         query = derive(field, {field.source: base[field.source].take([row])}, for_query=True)
         (q,) = narrow(query, MultiVectorEmbeddings).vectors
         return PassageMap.scores([self._passage_map(hit) for hit in hits], q[0])
@@ -450,28 +440,19 @@ class Retriever:
                 why = f"has a damaged passage map ({exc})"
         raise StoreError(f"document {hit.id!r} of {self.store!r} {why}; drop the collection and index it again")
 
-    def _with_best_passages(
-        self, found: list[list[Hit]], base: Base, strategy: Strategy, schema: Schema
-    ) -> list[list[Hit]]:
-        """Each query's hits (`found[row]` for query `row` of `base`), each hit with its best
-        passage where the strategy searches passage vectors, and without the stored passage map
-        (the store's, not the caller's)."""
+    def _with_best_passages(self, found: list[list[Hit]], base: Base, schema: Schema) -> list[list[Hit]]:
+        """Each query's hits (`found[row]` for query `row` of `base`), each with its best passage
+        where the collection is split into passages, and without the stored passage map (the
+        store's, not the caller's)."""
         if schema.passage_map_field is None:
             return found
-        located = []
-        for row, hits in enumerate(found):
-            scores = self._passage_scores(hits, base, row, strategy, schema)
-            located.append(
-                [
-                    replace(
-                        hit,
-                        passage=self._passage_map(hit).passage(hit.text, int(np.argmax(s))) if s is not None else None,
-                        passage_map=None,
-                    )
-                    for hit, s in zip(hits, scores)
-                ]
-            )
-        return located
+        return [
+            [
+                replace(hit, passage=self._passage_map(hit).passage(hit.text, int(np.argmax(s))), passage_map=None)
+                for hit, s in zip(hits, self._passage_scores(hits, base, row, schema))
+            ]
+            for row, hits in enumerate(found)
+        ]
 
     def _check_servable(self, strategy: Strategy) -> None:
         check_servable(

@@ -1,5 +1,7 @@
 """The needle test, on every store: a fact in the last section of a 3,000-word Markdown handbook
-is the top hit, with that section as its passage, for every passage strategy the store serves.
+is the top hit, with that section as its passage, for every passage strategy the store serves, and
+for bm25 (the whole text) and colbert (token windows covering it), whose hits' passages the dense
+passage map names.
 
 Whole, the handbook is embedded only up to the model's window (its first ~200 words), so the
 fact cannot be found by a dense vector (tests/test_passages.py checks that it is not)."""
@@ -30,15 +32,16 @@ NOTES = [
         ]
     )
 ]
-STRATEGIES = ["dense", "int8", "binary", "funnel:64", "colbert+dense", "hybrid"]
+STRATEGIES = ["dense", "int8", "binary", "funnel:64", "colbert+dense", "hybrid", "bm25", "colbert"]
 
 
 def served(store, strategies: list[str]) -> list[str]:
-    """The strategies this store serves over passage vectors (the others it refuses by name)."""
+    """The strategies this store serves in a collection split into passages (the others it refuses
+    by name)."""
     caps = store.capabilities
     out = []
     for name in strategies:
-        kinds_ok = name != "hybrid" or "sparse" in {k.value for k in caps.kinds}
+        kinds_ok = name not in ("hybrid", "bm25") or "sparse" in {k.value for k in caps.kinds}
         quantized_ok = name not in ("int8", "binary") or caps.quantized_multivectors
         binary_ok = name != "binary" or caps.asymmetric_binary
         if kinds_ok and quantized_ok and binary_ok:
