@@ -40,7 +40,7 @@ from ragembed.evaluation import load_beir
 from ragembed.evaluation.beir import BeirDataset
 from ragembed.evaluation.metrics import ir_metrics
 from ragembed.passages import Chunking
-from ragembed.types import MultiVectorEmbeddings, narrow
+from ragembed.types import DenseEmbeddings, MultiVectorEmbeddings, narrow
 
 MUVERA_SHAPES = [(3, 16, 8), (4, 16, 10), (5, 16, 20)]  # (k_sim, dim_proj, r_reps)
 
@@ -50,7 +50,10 @@ def passage_vectors(dense: DenseEmbedder, texts: list[str], size: int | None) ->
     model's window), as the Retriever embeds them (through its embeddings cache)."""
     settings: dict[str, Any] = {"chunk_size": size} if size is not None else {"passages": False}
     embedded = Retriever(MemoryStore(), "dense", embedder=dense, **settings).document_embeddings("dense", texts)
-    rows = narrow(embedded, MultiVectorEmbeddings).vectors if size is not None else list(embedded.data[:, None, :])
+    if size is None:
+        rows: Sequence[np.ndarray] = list(narrow(embedded, DenseEmbeddings).data[:, None, :])
+    else:
+        rows = narrow(embedded, MultiVectorEmbeddings).vectors
     return [np.asarray(v, dtype=np.float32) / np.linalg.norm(v, axis=1, keepdims=True) for v in rows]
 
 
@@ -105,7 +108,7 @@ def _ranked_metrics(data: BeirDataset, qids: list[str], found: Sequence[Sequence
 def measure(label: str, data: BeirDataset, dense: DenseEmbedder, pools: list[int]) -> list[dict[str, Any]]:
     ids, texts = [d.id for d in data.corpus], [d.text for d in data.corpus]
     qids = list(data.queries)
-    query = dense.embed_queries([data.queries[q] for q in qids]).data
+    query = narrow(dense.embed_queries([data.queries[q] for q in qids]), DenseEmbeddings).data
     query = query / np.linalg.norm(query, axis=1, keepdims=True)
     p128, p64, whole = (passage_vectors(dense, texts, size) for size in (128, 64, None))
     rows: list[dict[str, Any]] = []
