@@ -85,3 +85,32 @@ def test_a_fact_in_the_last_section_is_found_with_its_passage(
         if backend.on_shared_server:
             store.drop()
         store.close()
+
+
+@pytest.mark.parametrize("backend_name", backend_params())
+def test_a_document_written_again_or_deleted_keeps_no_old_passage(backend_name, tmp_path, dense_embedder):
+    """Re-indexing a document with fewer passages leaves none of the old ones behind, delete and
+    delete_where take all of them, and count() counts documents, not passages."""
+    backend = BACKENDS[backend_name]
+    store = backend.create(tmp_path)
+    try:
+        retriever = Retriever(store, "dense", embedder=dense_embedder, chunk_size=64)
+        handbook = Document("handbook.md", HANDBOOK, {"kind": "manual"})
+        retriever.index([handbook, *NOTES])
+        assert retriever.count() == 1 + len(NOTES)
+        assert len(store.vectors(["handbook.md"], "dense")["handbook.md"]) > 40
+        retriever.index([Document("handbook.md", "Now a one-line handbook about freezer B7.", {"kind": "manual"})])
+        assert store.vectors(["handbook.md"], "dense")["handbook.md"].shape == (1, 384)
+        assert retriever.count() == 1 + len(NOTES)
+        (top,) = retriever.search("a one-line handbook about freezer B7", 1)
+        assert top.id == "handbook.md" and top.passage is not None and top.passage.text == top.text
+        assert retriever.delete_where({"kind": "manual"}) == 1
+        assert store.vectors(["handbook.md"], "dense") == {} and retriever.count() == len(NOTES)
+        retriever.index([handbook])
+        assert retriever.delete(["handbook.md", "note-0"]) == 2
+        assert store.vectors(["handbook.md", "note-0"], "dense") == {} and retriever.count() == len(NOTES) - 1
+        assert {h.id for h in retriever.search(QUERY, 10)} == {n.id for n in NOTES[1:]}
+    finally:
+        if backend.on_shared_server:
+            store.drop()
+        store.close()

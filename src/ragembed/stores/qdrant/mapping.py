@@ -11,9 +11,10 @@ decision is made here, in API-neutral values; an adapter only spells them in its
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,14 @@ from ragembed.types import (
 
 SCHEMA_KEY = "ragembed_schema"
 PASSAGE_MAP_KEY = "passage_map"
+# A passage point's document id and position (passage points: see `passage_payload`); a document
+# point has neither.
+PASSAGE_OF_KEY = "passage_of"
+PASSAGE_INDEX_KEY = "passage"
+# Passages asked for per document wanted, at first (a search of passage points asks for more
+# while fewer documents than wanted are among them): SciFact-long's 34 passages a document
+# need 1.5-2 a document at k=10 (benchmarks/passage_points.py).
+PASSAGES_PER_DOCUMENT = 4
 # '.' and '[' would be read as a JSON path into the payload, so Qdrant filters on these keys only.
 QDRANT_FILTER_KEYS = FilterKeys(re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, '_' and '-'")
 
@@ -54,6 +63,12 @@ def payload_of(doc: Document, passage_map: PassageMap | None = None) -> dict[str
     if passage_map is not None:
         payload[PASSAGE_MAP_KEY] = passage_map.encoded
     return payload
+
+
+def passage_payload(doc: Document, index: int) -> dict[str, Any]:
+    """A passage point's payload: its document's id, its position, and the document's metadata
+    (filters select passage points as they select documents)."""
+    return {PASSAGE_OF_KEY: doc.id, PASSAGE_INDEX_KEY: index, "metadata": dict(doc.metadata)}
 
 
 def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,15 +152,18 @@ class VectorLayout:
     on_disk: bool
 
 
-def vector_layout(f: VectorField, native_quantization: bool, vectors_on_disk: bool = False) -> VectorLayout:
+def vector_layout(
+    f: VectorField, native_quantization: bool, vectors_on_disk: bool = False, passage_points: bool = False
+) -> VectorLayout:
     """`f`'s layout; without native quantization (local mode) a quantized or float16 field is
-    stored as the float32 vectors of `VectorField.scored_as_float`."""
+    stored as the float32 vectors of `VectorField.scored_as_float`. With passage_points, a
+    per-passage field is one vector a point (each passage a point of its own, HNSW-indexed)."""
     quantization = f.precision if native_quantization else Precision.FLOAT32
     return VectorLayout(
         on_disk=quantization is not Precision.FLOAT32 or vectors_on_disk,
         size=f.dim,
         cosine=f.distance == "cosine",
-        multivector=f.kind is EmbeddingKind.MULTIVECTOR,
+        multivector=f.kind is EmbeddingKind.MULTIVECTOR and not (f.per_passage and passage_points),
         quantization=quantization,
         query_8bit=quantization is Precision.BINARY and f.asymmetric,
         datatype=f.datatype if native_quantization else Datatype.FLOAT32,
@@ -170,6 +188,12 @@ class Query:
     limit: int
     quantized: QuantizedSearch | None  # None: a float32 (or client-side quantized) field
     prefetch: tuple[Query, ...]
+
+    def scaled(self, factor: float) -> Query:
+        """The same query with every prefetch stage's limit times `factor` (a search of passage
+        points asks for `factor` passages a document wanted, at every stage)."""
+        stages = tuple(replace(p.scaled(factor), limit=math.ceil(p.limit * factor)) for p in self.prefetch)
+        return replace(self, prefetch=stages)
 
 
 # A request node's parts as an API spells them: (the query's own keywords, prefetch stages,
@@ -244,6 +268,21 @@ def needs_stages(plan: Plan, sharded: bool) -> bool:
     return any(needs_stages(p, sharded) for p in plan.prefetch)
 
 
+def passage_kinds(plan: Plan, schema: Schema) -> set[bool]:
+    """Whether each vector stage of `plan` searches a per-passage field ({True}: passages only)."""
+    own = {schema[plan.field].per_passage} if isinstance(plan, (VectorSearch, Rescore)) else set()
+    return own.union(*(passage_kinds(p, schema) for p in plan.prefetch))
+
+
+def best_per_document(ranked: list[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+    """The first `limit` documents of passage hits ranked best first, each with its first (best)
+    passage's score: a document's score is its best passage's, as MaxSim over its passages."""
+    best: dict[str, float] = {}
+    for doc_id, score in ranked:
+        best.setdefault(doc_id, score)
+    return list(best.items())[:limit]
+
+
 def vector_values(
     f: VectorField,
     emb: Embeddings,
@@ -251,10 +290,14 @@ def vector_values(
     sparse: Callable[[list[int], list[float]], Any],
     client_side_quantization: bool,
     query: bool = False,
+    passage_points: bool = False,
 ) -> Any:
-    """One document's (or, with query=True, the query's) vector for `f`, as the Qdrant APIs take it."""
+    """One document's (or, with query=True, the query's) vector for `f`, as the Qdrant APIs take it
+    (passage_points: the collection keeps each passage of a per-passage field as a point)."""
     if isinstance(emb, SparseEmbeddings):
         return sparse(emb.indices[row].tolist(), emb.values[row].tolist())
+    if isinstance(emb, MultiVectorEmbeddings) and query and f.per_passage and passage_points:
+        return emb.vectors[row][0].tolist()  # a passage-point field's query: its one vector
     if isinstance(emb, MultiVectorEmbeddings):
         tokens = emb.vectors[row]
         if client_side_quantization and f.datatype is Datatype.FLOAT16 and not query:
