@@ -16,6 +16,15 @@ Mapping (one named vector per ragembed field, all in one collection):
                      int8 / binary one (server only) adds the quantization to the token vectors,
                      kept on disk, and its Rescore step is one query (prefetch + quantized
                      MaxSim + rescoring of the best with the originals)
+  passages           a per-passage field: each passage a point of its own (its document's id,
+                     position and metadata in its payload; a keyword payload index on the
+                     document id), HNSW-indexed and quantized like a dense field, beside the
+                     document's point; searched by mapping.by_passages (a few passages a document
+                     wanted, more until the answer is exact, each document's best, then the
+                     documents' points: both in the batch requests), so a document scores by its
+                     best passage as with MaxSim. Writing a document deletes its old passages first.
+                     Local mode (brute force everywhere, and unable to score a multivector over
+                     points without one) keeps a document's passages as one multivector instead
   sparse             sparse vector with Modifier.IDF when the field asks for IDF (BM25). Qdrant
                      computes that IDF from each shard's own documents, so a sharded collection
                      would rank differently from a single node: there ragembed keeps each
@@ -57,17 +66,25 @@ from ragembed.search.plan import Plan, VectorSearch
 from ragembed.search.schema import Schema, VectorField
 from ragembed.stores import folders
 from ragembed.stores.base import VectorStore
-from ragembed.stores.ids import point_id
+from ragembed.stores.ids import passage_point_id, point_id
 from ragembed.stores.qdrant.mapping import (
+    PASSAGE_INDEX_KEY,
+    PASSAGE_OF_KEY,
     QDRANT_FILTER_KEYS,
     SCHEMA_KEY,
+    DocumentPoints,
     FilterClasses,
+    PassageSearch,
     QuantizedSearch,
     Query,
     RequestClasses,
+    by_passages,
     document_of,
     hit_of,
     needs_stages,
+    passage_hit,
+    passage_kinds,
+    passage_payload,
     payload_of,
     qdrant_filter,
     query_of,
@@ -329,6 +346,14 @@ class QdrantStore(VectorStore):
             )
         if self.vectors_on_disk is not None and not self.local:
             check_vectors_on_disk(self.collection, schema, params.vectors, self.vectors_on_disk)
+        vectors = params.vectors if isinstance(params.vectors, dict) else {}
+        multivectors = {name for name, v in vectors.items() if getattr(v, "multivector_config", None)}
+        if not self.local and any(f.per_passage and f.name in multivectors for f in schema.fields):
+            raise StoreError(
+                f"Qdrant collection {self.collection!r} keeps its passages as one multivector a document (an "
+                "earlier ragembed's layout), which this version does not search; drop it and index the "
+                "documents again (CLI: ragembed index --recreate)"
+            )
         self._corpus_idf = self._fields_with_corpus_idf(schema, info)
         self._shards = params.shard_number or 1
         return schema
@@ -375,6 +400,13 @@ class QdrantStore(VectorStore):
                 metadata={SCHEMA_KEY: schema.to_dict()},
             ),
         )
+        if not self.local and any(f.per_passage for f in schema.fields):  # what deletes and restrictions filter on
+            self._call(
+                "index the passages' documents",
+                lambda: self.client.create_payload_index(
+                    self.collection, PASSAGE_OF_KEY, wait=True, field_schema=models.PayloadSchemaType.KEYWORD
+                ),
+            )
         if not self.local:
             info = self._call("read the collection", lambda: self.client.get_collection(self.collection))
             self._shards = info.config.params.shard_number or 1
@@ -417,7 +449,12 @@ class QdrantStore(VectorStore):
         self._corpus_idf = set()
 
     def _vector_params(self, f: VectorField) -> models.VectorParams:
-        layout = vector_layout(f, native_quantization=not self.local, vectors_on_disk=bool(self.vectors_on_disk))
+        layout = vector_layout(
+            f,
+            native_quantization=not self.local,
+            vectors_on_disk=bool(self.vectors_on_disk),
+            passage_points=not self.local,
+        )
         quantization = {
             Precision.FLOAT32: None,
             Precision.INT8: models.ScalarQuantization(
@@ -448,6 +485,7 @@ class QdrantStore(VectorStore):
         self, documents: list[Document], vectors: dict[str, Embeddings], passage_maps: list[PassageMap] | None
     ) -> None:
         fields = self._require_schema().fields
+        passage_fields = [f for f in fields if f.per_passage] if self._passage_points else []
         points = [
             models.PointStruct(
                 id=point_id(doc.id),
@@ -456,10 +494,26 @@ class QdrantStore(VectorStore):
                     TERMS_PREFIX + name: narrow(vectors[name], SparseEmbeddings).indices[row].tolist()
                     for name in self._corpus_idf
                 },
-                vector={f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local) for f in fields},
+                vector={
+                    f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local)
+                    for f in fields
+                    if f not in passage_fields
+                },
             )
             for row, doc in enumerate(documents)
         ]
+        if passage_fields:  # a document's old passages go first: a shorter text leaves none behind
+            self._delete_passages([d.id for d in documents])
+            for row, doc in enumerate(documents):
+                rows = {f.name: narrow(vectors[f.name], MultiVectorEmbeddings).vectors[row] for f in passage_fields}
+                points += [
+                    models.PointStruct(
+                        id=passage_point_id(doc.id, i),
+                        payload=passage_payload(doc, i),
+                        vector={name: passages[i].tolist() for name, passages in rows.items()},
+                    )
+                    for i in range(len(rows[passage_fields[0].name]))
+                ]
         if self.local:
             self._call("upsert", lambda: self.client.upsert(self.collection, points, wait=True))
         else:  # batched, parallel, retried with backoff by qdrant-client
@@ -475,6 +529,23 @@ class QdrantStore(VectorStore):
                 ),
             )
 
+    @property
+    def _passage_points(self) -> bool:
+        """Whether the collection keeps passages as points of their own: on a server, where HNSW
+        serves them; local mode searches every point by brute force (and cannot score a multivector
+        field over points without it), so it keeps a document's passages as one multivector."""
+        return not self.local and any(f.per_passage for f in self._require_schema().fields)
+
+    def _delete_passages(self, ids: list[str]) -> None:
+        self._call("delete the passages", lambda: self.client.delete(self.collection, passages_of(ids), wait=True))
+
+    def _documents_only(self, qfilter: Any = None) -> Any:
+        """`qfilter` narrowed to document points, where the collection also holds passage points."""
+        if not self._passage_points:
+            return qfilter
+        documents = models.IsEmptyCondition(is_empty=models.PayloadField(key=PASSAGE_OF_KEY))
+        return models.Filter(must=[documents, qfilter] if qfilter is not None else [documents])
+
     def _delete(self, ids: list[str]) -> int:
         existing = self._call(
             "find the documents to delete",
@@ -487,19 +558,21 @@ class QdrantStore(VectorStore):
                     self.collection, models.PointIdsList(points=[p.id for p in existing]), wait=True
                 ),
             )
+            if self._passage_points:
+                self._delete_passages(ids)
         return len(existing)
 
     def _delete_where(self, filter: Filter) -> int:
         qfilter = qdrant_filter(filter, FILTERS)
-        matching = self._count(qfilter)
-        if matching:
+        matching = self._count(self._documents_only(qfilter))
+        if matching:  # passage points carry their document's metadata: the same filter takes them too
             self._call(
                 "delete", lambda: self.client.delete(self.collection, models.FilterSelector(filter=qfilter), wait=True)
             )
         return matching
 
     def count(self) -> int:
-        return self._count(None) if self._schema is not None else 0
+        return self._count(self._documents_only()) if self._schema is not None else 0
 
     def _count(self, qfilter: Any) -> int:
         return self._call("count", lambda: self.client.count(self.collection, count_filter=qfilter, exact=True)).count
@@ -515,6 +588,8 @@ class QdrantStore(VectorStore):
         return [document_of(found[i]) for i in ids if i in found]
 
     def _stored_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
+        if self._passage_points and self._require_schema()[field].per_passage:
+            return self._passage_vectors(ids, field)
         points = self._call(
             "read vectors",
             lambda: self.client.retrieve(
@@ -524,6 +599,28 @@ class QdrantStore(VectorStore):
         return {
             p.payload["doc_id"]: np.asarray(p.vector[field]) for p in points if p.payload and isinstance(p.vector, dict)
         }
+
+    def _passage_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
+        """Each document's passage vectors in `field`, read from its passage points in order."""
+        rows: dict[str, dict[int, Any]] = {}
+        offset = None
+        while True:
+            records, offset = self._call(
+                "read passage vectors",
+                lambda: self.client.scroll(
+                    self.collection,
+                    scroll_filter=passages_of(ids).filter,
+                    limit=1024,
+                    offset=offset,
+                    with_payload=[PASSAGE_OF_KEY, PASSAGE_INDEX_KEY],
+                    with_vectors=[field],
+                ),
+            )
+            for r in records:
+                if r.payload is not None and isinstance(r.vector, dict):
+                    rows.setdefault(r.payload[PASSAGE_OF_KEY], {})[r.payload[PASSAGE_INDEX_KEY]] = r.vector[field]
+            if offset is None:
+                return {doc: np.asarray([v[i] for i in sorted(v)]) for doc, v in rows.items()}
 
     def other_collections(self) -> list[str] | None:
         try:
@@ -587,22 +684,29 @@ class QdrantStore(VectorStore):
                 requests = [self._request(ask, weights) for ask in chunk]
                 with self._engine_errors("search"):
                     responses += await client.query_batch_points(self.collection, requests)
-            return hits_of(responses)
+            return hits_of(asks, responses)
 
         return await executor.arun(executor.together([self._steps(plan, qfilter) for plan in plans]), send)
 
     def _steps(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
-        if needs_stages(plan, sharded=self._shards > 1):
+        # A plan that mixes passage and document stages runs a stage at a time: passage points
+        # and document points are different points, which one Qdrant query cannot join.
+        mixed = self._passage_points and len(passage_kinds(plan, self._require_schema())) > 1
+        if needs_stages(plan, sharded=self._shards > 1) or mixed:
             return executor.by_stage(plan, qfilter, self._query, self._restricted)
         return self._query(plan, qfilter)
 
-    @staticmethod
-    def _query(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+    def _query(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+        if self._passage_points and passage_kinds(plan, self._require_schema()) == {True}:
+            return by_passages(plan, qfilter)
         return executor.with_ties((plan, qfilter), plan.limit)
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:
-        only = models.HasIdCondition(has_id=[point_id(i) for i in ids])
+        """`qfilter` narrowed to the documents `ids`: their points and their passage points."""
+        documents = models.HasIdCondition(has_id=[point_id(i) for i in ids])
+        passages = models.FieldCondition(key=PASSAGE_OF_KEY, match=models.MatchAny(any=ids))
+        only = models.Filter(should=[documents, passages])
         return models.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
     def _send(self, asks: list[executor.Ask[Any]], weights: Weights) -> list[list[Hit]]:
@@ -612,11 +716,18 @@ class QdrantStore(VectorStore):
             for chunk in batches(asks):
                 requests = [self._request(ask, weights) for ask in chunk]
                 responses += self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
-        return hits_of(responses)
+        return hits_of(asks, responses)
 
     def _request(self, ask: executor.Ask[Any], weights: Weights) -> models.QueryRequest:
-        plan, qfilter = ask.request
-        query = query_of(plan, self._require_schema(), native_quantization=not self.local)
+        if isinstance(ask.request, DocumentPoints):  # no query: the points themselves, by id
+            ids = models.HasIdCondition(has_id=[point_id(i) for i in ask.request.ids])
+            return models.QueryRequest(filter=models.Filter(must=[ids]), limit=ask.limit, with_payload=True)
+        if isinstance(ask.request, PassageSearch):
+            plan, qfilter = ask.request.plan, ask.request.qfilter
+            query = query_of(plan, self._require_schema(), not self.local).scaled(ask.request.factor)
+        else:
+            plan, qfilter = ask.request
+            query = query_of(plan, self._require_schema(), native_quantization=not self.local)
         api = RequestClasses(
             request=lambda vector, stages, where, params, limit: models.QueryRequest(
                 **vector, prefetch=stages, filter=where, params=params, limit=limit, with_payload=True
@@ -637,7 +748,9 @@ class QdrantStore(VectorStore):
             terms = sparse.indices[0]
             idf = weights[(f.name, terms.tobytes())]
             return self._sparse(terms.tolist(), (sparse.values[0] * idf).tolist())
-        return vector_values(f, query.vector, 0, self._sparse, self.local, query=True)
+        return vector_values(
+            f, query.vector, 0, self._sparse, self.local, query=True, passage_points=self._passage_points
+        )
 
     def _idf_terms(self, plans: Sequence[Plan]) -> dict[tuple[str, bytes], np.ndarray]:
         """The query terms of every stage of `plans` on a field whose IDF ragembed computes."""
@@ -745,9 +858,18 @@ def batches(asks: list[executor.Ask[Any]]) -> list[list[executor.Ask[Any]]]:
     return [asks[start : start + BATCH_REQUESTS] for start in range(0, len(asks), BATCH_REQUESTS)]
 
 
-def hits_of(responses: Sequence[Any]) -> list[list[Hit]]:
-    """The hits of each response of a batch query, in order."""
-    return [[hit_of(p.payload, p.score) for p in r.points] for r in responses]
+def hits_of(asks: Sequence[executor.Ask[Any]], responses: Sequence[Any]) -> list[list[Hit]]:
+    """The hits of each response of a batch query, in order (a passage search's: its passages)."""
+    return [
+        [(passage_hit if isinstance(ask.request, PassageSearch) else hit_of)(p.payload, p.score) for p in r.points]
+        for ask, r in zip(asks, responses)
+    ]
+
+
+def passages_of(ids: list[str]) -> models.FilterSelector:
+    """The passage points of the documents `ids`."""
+    condition = models.FieldCondition(key=PASSAGE_OF_KEY, match=models.MatchAny(any=ids))
+    return models.FilterSelector(filter=models.Filter(must=[condition]))
 
 
 def corpus_idf(n: int, df: Sequence[int]) -> np.ndarray:

@@ -13,9 +13,9 @@ quantized indexes of segments big enough to need them; smaller segments are sear
 Passages (a per-passage field): each passage is a point of its own (`passage_payload`: its
 document's id and position, the document's metadata for filters) holding the per-passage fields,
 HNSW-indexed, beside the document's point (text, metadata, passage map, the other fields). A
-search of them asks for PASSAGES_PER_DOCUMENT passages a document wanted (more while fewer
-documents are among them), keeps each document's best (Qdrant Edge has no grouping query) and
-reads the documents' points: 0.9 ms a query on SciFact-long where one multivector a document,
+search of them (mapping.by_passages) asks for a few passages a document wanted (more until the
+answer is exact), keeps each document's best (Qdrant Edge has no grouping query) and reads the
+documents' points: 0.9 ms a query on SciFact-long where one multivector a document,
 scored by a full MaxSim scan, took 3.2-4.6 ms (benchmarks/passage_points.py). Writing a document
 deletes its old passage points first, so a shorter text leaves none behind.
 """
@@ -43,16 +43,18 @@ from ragembed.stores.ids import passage_point_id, point_id
 from ragembed.stores.qdrant.mapping import (
     PASSAGE_INDEX_KEY,
     PASSAGE_OF_KEY,
-    PASSAGES_PER_DOCUMENT,
     QDRANT_FILTER_KEYS,
+    DocumentPoints,
     FilterClasses,
+    PassageSearch,
     QuantizedSearch,
     Query,
     RequestClasses,
-    best_per_document,
+    by_passages,
     document_of,
     hit_of,
     needs_stages,
+    passage_hit,
     passage_kinds,
     passage_payload,
     payload_of,
@@ -415,36 +417,29 @@ class QdrantEdgeStore(VectorStore):
         only = qe.Filter(should=[documents, passages])
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
-    @staticmethod
-    def _query(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+    def _query(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+        if passage_kinds(plan, self._require_schema()) == {True}:
+            return by_passages(plan, qfilter)
         return executor.with_ties((plan, qfilter), plan.limit)
 
     def _send(self, asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
         """The engine runs in this process: one query after another."""
+        schema = self._require_schema()
         answers = []
         for ask in asks:
-            plan, qfilter = ask.request
-            query = query_of(plan, self._require_schema(), native_quantization=True)
-            if passage_kinds(plan, self._require_schema()) == {True}:
-                answers.append(self._best_passages(query, qfilter, ask.limit))
+            if isinstance(ask.request, DocumentPoints):
+                records = self._shard.retrieve([point_id(i) for i in ask.request.ids], True, False)
+                answers.append([hit_of(r.payload, 0.0) for r in records])
+            elif isinstance(ask.request, PassageSearch):
+                query = query_of(ask.request.plan, schema, native_quantization=True).scaled(ask.request.factor)
+                points = self._shard.query(request_of(query, ask.request.qfilter, ask.limit, self._api))
+                answers.append([passage_hit(p.payload, p.score) for p in points])
             else:
+                plan, qfilter = ask.request
+                query = query_of(plan, schema, native_quantization=True)
                 points = self._shard.query(request_of(query, qfilter, ask.limit, self._api))
                 answers.append([hit_of(p.payload, p.score) for p in points])
         return answers
-
-    def _best_passages(self, query: Query, qfilter: Any, limit: int) -> list[Hit]:
-        """The `limit` best documents by their best passage point, read from their own points."""
-        asked = PASSAGES_PER_DOCUMENT * limit
-        while True:
-            request = request_of(query.scaled(asked / limit), qfilter, asked, self._api)
-            points = self._shard.query(request)
-            best = best_per_document([(p.payload[PASSAGE_OF_KEY], p.score) for p in points], limit)
-            if len(best) >= limit or len(points) < asked:
-                break
-            asked *= 4
-        records = self._shard.retrieve([point_id(doc) for doc, _ in best], True, False)
-        payloads = {r.payload["doc_id"]: r.payload for r in records}
-        return [hit_of(payloads[doc], score) for doc, score in best if doc in payloads]
 
     @property
     def _api(self) -> RequestClasses:

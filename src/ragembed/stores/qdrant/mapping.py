@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ragembed.search import executor
 from ragembed.search.capabilities import FilterKeys
 from ragembed.search.filters import Condition, Range
 from ragembed.search.plan import Fusion, Plan, Rescore, VectorSearch
+from ragembed.search.ranking import ordered_hits
 from ragembed.search.schema import Schema, VectorField
 from ragembed.types import (
     Datatype,
@@ -41,9 +43,8 @@ PASSAGE_MAP_KEY = "passage_map"
 # point has neither.
 PASSAGE_OF_KEY = "passage_of"
 PASSAGE_INDEX_KEY = "passage"
-# Passages asked for per document wanted, at first (a search of passage points asks for more
-# while fewer documents than wanted are among them): SciFact-long's 34 passages a document
-# need 1.5-2 a document at k=10 (benchmarks/passage_points.py).
+# Passages asked for per document wanted, at first (`by_passages` asks for more until the answer
+# is exact; benchmarks/passage_points.py measured 4 on SciFact-long's 34 passages a document).
 PASSAGES_PER_DOCUMENT = 4
 # '.' and '[' would be read as a JSON path into the payload, so Qdrant filters on these keys only.
 QDRANT_FILTER_KEYS = FilterKeys(re.compile(r"^[A-Za-z0-9_-]+$"), "letters, digits, '_' and '-'")
@@ -274,13 +275,49 @@ def passage_kinds(plan: Plan, schema: Schema) -> set[bool]:
     return own.union(*(passage_kinds(p, schema) for p in plan.prefetch))
 
 
-def best_per_document(ranked: list[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
-    """The first `limit` documents of passage hits ranked best first, each with its first (best)
-    passage's score: a document's score is its best passage's, as MaxSim over its passages."""
-    best: dict[str, float] = {}
-    for doc_id, score in ranked:
-        best.setdefault(doc_id, score)
-    return list(best.items())[:limit]
+@dataclass(frozen=True)
+class PassageSearch:
+    """An engine query of passage points (an executor.Ask's request): `plan`, whose every stage
+    searches a per-passage field, with its stages' limits times `factor` passages a document."""
+
+    plan: Plan
+    qfilter: Any
+    factor: float
+
+
+@dataclass(frozen=True)
+class DocumentPoints:
+    """An engine read of documents' own points by id (an executor.Ask's request)."""
+
+    ids: tuple[str, ...]
+
+
+def passage_hit(payload: Mapping[str, Any], score: float) -> Hit:
+    """A passage point's hit: its document's id and the passage's score (no text: the document's
+    point holds it)."""
+    return Hit(payload[PASSAGE_OF_KEY], float(score), "")
+
+
+def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+    """The top plan.limit documents of a plan over passage points, a document's score its best
+    passage's (MaxSim over its passages, as the memory store scores them): ask for
+    PASSAGES_PER_DOCUMENT passages a document, then four times more until the limit-th document
+    outscores the last passage returned (no document unseen can rank above it or tie it) or the
+    passages run out; then read the documents' points, and break ties by id (ordered_hits)."""
+    asked = PASSAGES_PER_DOCUMENT * plan.limit
+    while True:
+        (passages,) = yield [executor.Ask(PassageSearch(plan, qfilter, asked / plan.limit), asked)]
+        best: dict[str, float] = {}
+        for hit in passages:  # best first: a document's first passage is its best
+            best.setdefault(hit.id, hit.score)
+        ranked = sorted(best.values(), reverse=True)
+        if len(passages) < asked or (len(ranked) >= plan.limit and ranked[plan.limit - 1] > passages[-1].score):
+            break
+        asked *= 4
+    if not best:
+        return []
+    (documents,) = yield [executor.Ask(DocumentPoints(tuple(best)), len(best))]
+    return ordered_hits([replace(h, score=best[h.id]) for h in documents], plan.limit)
 
 
 def vector_values(
