@@ -1,14 +1,15 @@
-"""Qdrant Edge: passages as one multi-vector per document (what ragembed ships) against one point
-per passage, grouped by document here (the layout that would let passage search use HNSW), beside
-whole documents, in one run, on SciFact-long (paragraphs) and the original SciFact.
+"""Qdrant Edge: one point per passage, grouped by document, through the Retriever and as raw engine
+queries, beside whole documents, in one run, on SciFact-long (paragraphs) and the original SciFact.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/passage_points.py [--data data/scifact]
         [--per-document 8] [--output runs/passage_points.json]
 
 Rows, per corpus (the same 128-word-piece passage vectors in both passage rows):
   whole            Retriever(passages=False) on QdrantEdgeStore: one vector a document, HNSW
-  multi-vector     Retriever(chunk_size=128) on QdrantEdgeStore: a document's passages one
-                   multi-vector (MAX_SIM, full scan), its best passage named from its passage map
+  passages         Retriever(chunk_size=128) on QdrantEdgeStore: its passage points (the layout
+                   this script measured raw before ragembed adopted it, when a document's
+                   passages were one multivector scored by a full MaxSim scan), each hit's best
+                   passage named from its passage map
   passage points   qdrant-edge-py directly: one point per passage (HNSW, cosine), payload its
                    document's id and its offsets; a query asks for 4k passages (doubling until k
                    documents are among them, or the collection is exhausted), and the first
@@ -20,7 +21,7 @@ Rows, per corpus (the same 128-word-piece passage vectors in both passage rows):
 p50@10 / p50@100: one query at a time, the query's embedding cached, the best passage included.
 nDCG@10 / recall@100: trec_eval's at k=100. Qdrant Edge has no grouping query
 (`query_points_groups` is the server's), so the grouping is done here; this measures what a
-passage-point layout would cost before ragembed builds one.
+passage-point layout costs in the engine, apart from the Retriever's per-query work.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def measure(label: str, data: BeirDataset, dense: DenseEmbedder, tmp: Path) -> l
         )
         print(rows[-1], flush=True)
 
-    for layout, settings in (("whole", {"passages": False}), ("multi-vector", {"chunk_size": SIZE})):
+    for layout, settings in (("whole", {"passages": False}), ("passages", {"chunk_size": SIZE})):
         store = QdrantEdgeStore(tmp / f"{label}-{layout}", "bench")
         retriever = Retriever(store, "dense", embedder=dense, **settings)
         started = time.perf_counter()

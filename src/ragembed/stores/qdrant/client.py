@@ -66,7 +66,7 @@ from ragembed.search.plan import Plan, VectorSearch
 from ragembed.search.schema import Schema, VectorField
 from ragembed.stores import folders
 from ragembed.stores.base import VectorStore
-from ragembed.stores.ids import passage_point_id, point_id
+from ragembed.stores.ids import point_id
 from ragembed.stores.qdrant.mapping import (
     PASSAGE_INDEX_KEY,
     PASSAGE_OF_KEY,
@@ -74,6 +74,7 @@ from ragembed.stores.qdrant.mapping import (
     SCHEMA_KEY,
     DocumentPoints,
     FilterClasses,
+    PassageRows,
     PassageSearch,
     QuantizedSearch,
     Query,
@@ -84,7 +85,7 @@ from ragembed.stores.qdrant.mapping import (
     needs_stages,
     passage_hit,
     passage_kinds,
-    passage_payload,
+    passage_points,
     payload_of,
     qdrant_filter,
     query_of,
@@ -504,16 +505,10 @@ class QdrantStore(VectorStore):
         ]
         if passage_fields:  # a document's old passages go first: a shorter text leaves none behind
             self._delete_passages([d.id for d in documents])
-            for row, doc in enumerate(documents):
-                rows = {f.name: narrow(vectors[f.name], MultiVectorEmbeddings).vectors[row] for f in passage_fields}
-                points += [
-                    models.PointStruct(
-                        id=passage_point_id(doc.id, i),
-                        payload=passage_payload(doc, i),
-                        vector={name: passages[i].tolist() for name, passages in rows.items()},
-                    )
-                    for i in range(len(rows[passage_fields[0].name]))
-                ]
+            points += [
+                models.PointStruct(id=point_id, vector=vector, payload=payload)
+                for point_id, vector, payload in passage_points(documents, vectors, passage_fields)
+            ]
         if self.local:
             self._call("upsert", lambda: self.client.upsert(self.collection, points, wait=True))
         else:  # batched, parallel, retried with backoff by qdrant-client
@@ -602,8 +597,7 @@ class QdrantStore(VectorStore):
 
     def _passage_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
         """Each document's passage vectors in `field`, read from its passage points in order."""
-        rows: dict[str, dict[int, Any]] = {}
-        offset = None
+        rows, offset = PassageRows(), None
         while True:
             records, offset = self._call(
                 "read passage vectors",
@@ -618,9 +612,9 @@ class QdrantStore(VectorStore):
             )
             for r in records:
                 if r.payload is not None and isinstance(r.vector, dict):
-                    rows.setdefault(r.payload[PASSAGE_OF_KEY], {})[r.payload[PASSAGE_INDEX_KEY]] = r.vector[field]
+                    rows.add(r.payload, r.vector[field])
             if offset is None:
-                return {doc: np.asarray([v[i] for i in sorted(v)]) for doc, v in rows.items()}
+                return rows.by_document()
 
     def other_collections(self) -> list[str] | None:
         try:

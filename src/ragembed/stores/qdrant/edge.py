@@ -39,13 +39,14 @@ from ragembed.search.plan import Plan
 from ragembed.search.schema import Schema, VectorField
 from ragembed.stores import folders
 from ragembed.stores.base import VectorStore
-from ragembed.stores.ids import passage_point_id, point_id
+from ragembed.stores.ids import point_id
 from ragembed.stores.qdrant.mapping import (
     PASSAGE_INDEX_KEY,
     PASSAGE_OF_KEY,
     QDRANT_FILTER_KEYS,
     DocumentPoints,
     FilterClasses,
+    PassageRows,
     PassageSearch,
     QuantizedSearch,
     Query,
@@ -56,7 +57,7 @@ from ragembed.stores.qdrant.mapping import (
     needs_stages,
     passage_hit,
     passage_kinds,
-    passage_payload,
+    passage_points,
     payload_of,
     qdrant_filter,
     query_of,
@@ -64,17 +65,7 @@ from ragembed.stores.qdrant.mapping import (
     vector_layout,
     vector_values,
 )
-from ragembed.types import (
-    Datatype,
-    Document,
-    EmbeddingKind,
-    Embeddings,
-    Hit,
-    MultiVectorEmbeddings,
-    PassageMap,
-    Precision,
-    narrow,
-)
+from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, PassageMap, Precision
 
 try:
     import qdrant_edge as qe
@@ -301,16 +292,10 @@ class QdrantEdgeStore(VectorStore):
         ]
         if passage_fields:  # a document's old passages go first: a shorter text leaves none behind
             self._write(qe.UpdateOperation.delete_points_by_filter(self._passages_of([d.id for d in documents])))
-            for row, doc in enumerate(documents):
-                rows = {f.name: narrow(vectors[f.name], MultiVectorEmbeddings).vectors[row] for f in passage_fields}
-                points += [
-                    qe.Point(
-                        passage_point_id(doc.id, i),
-                        {name: passages[i].tolist() for name, passages in rows.items()},
-                        passage_payload(doc, i),
-                    )
-                    for i in range(len(rows[passage_fields[0].name]))
-                ]
+            points += [
+                qe.Point(i, vector, payload)
+                for i, vector, payload in passage_points(documents, vectors, passage_fields)
+            ]
         self._write(qe.UpdateOperation.upsert_points(points))
 
     @staticmethod
@@ -366,8 +351,7 @@ class QdrantEdgeStore(VectorStore):
 
     def _passage_vectors(self, ids: list[str], field: str) -> dict[str, np.ndarray]:
         """Each document's passage vectors in `field`, read from its passage points in order."""
-        rows: dict[str, dict[int, list[float]]] = {}
-        offset = None
+        rows, offset = PassageRows(), None
         while True:
             records, offset = self._shard.scroll(
                 qe.ScrollRequest(
@@ -379,9 +363,9 @@ class QdrantEdgeStore(VectorStore):
                 )
             )
             for r in records:
-                rows.setdefault(r.payload[PASSAGE_OF_KEY], {})[r.payload[PASSAGE_INDEX_KEY]] = r.vector[field]
+                rows.add(r.payload, r.vector[field])
             if offset is None:
-                return {doc: np.asarray([v[i] for i in sorted(v)]) for doc, v in rows.items()}
+                return rows.by_document()
 
     def optimize(self) -> None:
         if self._shard is not None:

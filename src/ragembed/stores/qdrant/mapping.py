@@ -25,6 +25,7 @@ from ragembed.search.filters import Condition, Range
 from ragembed.search.plan import Fusion, Plan, Rescore, VectorSearch
 from ragembed.search.ranking import ordered_hits
 from ragembed.search.schema import Schema, VectorField
+from ragembed.stores.ids import passage_point_id
 from ragembed.types import (
     Datatype,
     Document,
@@ -35,6 +36,7 @@ from ragembed.types import (
     PassageMap,
     Precision,
     SparseEmbeddings,
+    narrow,
 )
 
 SCHEMA_KEY = "ragembed_schema"
@@ -70,6 +72,39 @@ def passage_payload(doc: Document, index: int) -> dict[str, Any]:
     """A passage point's payload: its document's id, its position, and the document's metadata
     (filters select passage points as they select documents)."""
     return {PASSAGE_OF_KEY: doc.id, PASSAGE_INDEX_KEY: index, "metadata": dict(doc.metadata)}
+
+
+def passage_points(
+    documents: list[Document], vectors: Mapping[str, Embeddings], fields: list[VectorField]
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every passage point of `documents`: its id, its vector in each per-passage field of
+    `fields`, and its payload (`passage_payload`)."""
+    points = []
+    for row, doc in enumerate(documents):
+        rows = {f.name: narrow(vectors[f.name], MultiVectorEmbeddings).vectors[row] for f in fields}
+        for i in range(len(rows[fields[0].name])):
+            points.append(
+                (
+                    passage_point_id(doc.id, i),
+                    {name: passages[i].tolist() for name, passages in rows.items()},
+                    passage_payload(doc, i),
+                )
+            )
+    return points
+
+
+class PassageRows:
+    """Documents' passage vectors gathered from their passage points, read in any order."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[int, Any]] = {}
+
+    def add(self, payload: Mapping[str, Any], vector: Any) -> None:
+        self._rows.setdefault(payload[PASSAGE_OF_KEY], {})[payload[PASSAGE_INDEX_KEY]] = vector
+
+    def by_document(self) -> dict[str, np.ndarray]:
+        """Each document's passage vectors, in passage order."""
+        return {doc: np.asarray([held[i] for i in sorted(held)]) for doc, held in self._rows.items()}
 
 
 def metadata_of(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -303,7 +338,7 @@ def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
     passage's (MaxSim over its passages, as the memory store scores them): ask for
     PASSAGES_PER_DOCUMENT passages a document, then four times more until the limit-th document
     outscores the last passage returned (no document unseen can rank above it or tie it) or the
-    passages run out; then read the documents' points, and break ties by id (ordered_hits)."""
+    passages run out; then read the top documents' points (ties broken by id, as ordered_hits)."""
     asked = PASSAGES_PER_DOCUMENT * plan.limit
     while True:
         (passages,) = yield [executor.Ask(PassageSearch(plan, qfilter, asked / plan.limit), asked)]
@@ -314,9 +349,10 @@ def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         if len(passages) < asked or (len(ranked) >= plan.limit and ranked[plan.limit - 1] > passages[-1].score):
             break
         asked *= 4
-    if not best:
+    top = sorted(best, key=lambda doc: (-best[doc], doc))[: plan.limit]  # ties by id, as ordered_hits
+    if not top:
         return []
-    (documents,) = yield [executor.Ask(DocumentPoints(tuple(best)), len(best))]
+    (documents,) = yield [executor.Ask(DocumentPoints(tuple(top)), len(top))]  # only these: payloads are big
     return ordered_hits([replace(h, score=best[h.id]) for h in documents], plan.limit)
 
 
