@@ -336,9 +336,10 @@ def passage_hit(payload: Mapping[str, Any], score: float) -> Hit:
 def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
     """The top plan.limit documents of a plan over passage points, a document's score its best
     passage's (MaxSim over its passages, as the memory store scores them): ask for
-    PASSAGES_PER_DOCUMENT passages a document, then four times more until the limit-th document
-    outscores the last passage returned (no document unseen can rank above it or tie it) or the
-    passages run out; then read the top documents' points (ties broken by id, as ordered_hits)."""
+    PASSAGES_PER_DOCUMENT passages a document, then more (as many as the documents found so far
+    suggest, at least twice as many) until the limit-th document outscores the last passage
+    returned (no document unseen can rank above it or tie it) or the passages run out; then read
+    the top documents' points (ties broken by id, as ordered_hits)."""
     asked = PASSAGES_PER_DOCUMENT * plan.limit
     while True:
         (passages,) = yield [executor.Ask(PassageSearch(plan, qfilter, asked / plan.limit), asked)]
@@ -348,7 +349,8 @@ def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         ranked = sorted(best.values(), reverse=True)
         if len(passages) < asked or (len(ranked) >= plan.limit and ranked[plan.limit - 1] > passages[-1].score):
             break
-        asked *= 4
+        # As many more as the documents found so far suggest (a quarter spare), at least twice as many.
+        asked = max(2 * asked, math.ceil(1.25 * asked * plan.limit / max(len(best), 1)))
     top = sorted(best, key=lambda doc: (-best[doc], doc))[: plan.limit]  # ties by id, as ordered_hits
     if not top:
         return []
