@@ -766,7 +766,7 @@ class QdrantStore(VectorStore):
         if not wanted:
             return [], lambda counts: {}
         terms = sorted({(field, t) for (field, _), held in wanted.items() for t in held.tolist()})
-        filters = [None] + [
+        filters = [self._documents_only()] + [  # N: documents, not their passage points
             models.Filter(must=[models.FieldCondition(key=TERMS_PREFIX + field, match=models.MatchValue(value=t))])
             for field, t in terms
         ]

@@ -15,9 +15,11 @@ document's id and position, the document's metadata for filters) holding the per
 HNSW-indexed, beside the document's point (text, metadata, passage map, the other fields). A
 search of them (mapping.by_passages) asks for a few passages a document wanted (more until the
 answer is exact), keeps each document's best (Qdrant Edge has no grouping query) and reads the
-documents' points: 0.9 ms a query on SciFact-long where one multivector a document,
-scored by a full MaxSim scan, took 3.2-4.6 ms (benchmarks/passage_points.py). Writing a document
-deletes its old passage points first, so a shorter text leaves none behind.
+documents' points: on SciFact-long 0.6-0.9 ms of engine time and 2.4-2.7 ms through the
+Retriever a query (whole documents: 0.4 / 0.8-1.5 ms), where one multivector a document, scored
+by a full MaxSim scan, took 3.2-4.6 ms of engine time (benchmarks/passage_points.py,
+long_documents.py). Writing a document deletes its old passage points first, so a shorter text
+leaves none behind.
 """
 
 from __future__ import annotations
