@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from qdrant_server import session_server as qdrant_session_server
 from qdrant_server import unavailable_reason as qdrant_unavailable_reason
 from weaviate_server import embedded_client, session_server, unavailable_reason
 
-from ragembed import MemoryStore, VectorStore
+from ragembed import Document, MemoryStore, Schema, VectorStore
+from ragembed.types import Embeddings, PassageMap
 
 Factory = Callable[[Path], VectorStore]
 
@@ -196,3 +198,34 @@ def backend_params() -> list:
         pytest.param(name, marks=pytest.mark.skip(reason=b.skip_reason)) if b.skip_reason else name
         for name, b in sorted(BACKENDS.items())
     ]
+
+
+def written_store(
+    backend_name: str,
+    tmp_path: Path,
+    schema_of: Callable[[VectorStore], Schema],
+    documents: list[Document],
+    vectors_of: Callable[[VectorStore], dict[str, Embeddings]],
+    passage_maps: list[PassageMap] | None = None,
+) -> Iterator[VectorStore]:
+    """A fixture's body: the backend's store holding `documents` under the schema `schema_of`
+    gives for it (the kinds it stores), with the vectors `vectors_of` gives for it; optimized,
+    reopened where it persists, driven through its async API where the backend says so; dropped
+    (on a shared server) and closed afterwards."""
+    backend = BACKENDS[backend_name]
+    store = backend.create(tmp_path)
+    schema = schema_of(store)
+    with warnings.catch_warnings():  # local mode's "no native quantization" warning: tested apart
+        warnings.simplefilter("ignore")
+        store.ensure_schema(schema)
+    store.upsert(documents, vectors_of(store), passage_maps)
+    store.optimize()
+    if backend.reopen is not None:
+        store.close()
+        store = backend.reopen(tmp_path)
+    if backend.drive_async:
+        store = AsyncDriven(store)
+    yield store
+    if backend.on_shared_server:
+        store.drop()
+    store.close()

@@ -5,8 +5,6 @@ id, under filters, fused with BM25, at depth. Expected rankings come from plain 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,7 @@ from ragembed import Document, Fusion, MultiVectorEmbeddings, Schema, SparseEmbe
 from ragembed.passages import Chunking
 from ragembed.types import EmbeddingKind, PassageMap
 
-from .backends import BACKENDS, AsyncDriven, backend_params
+from .backends import backend_params, written_store
 
 N, DIM = 120, 16
 RNG = np.random.default_rng(11)
@@ -40,33 +38,27 @@ ENCODERS = {
 }
 
 
-@pytest.fixture(params=backend_params())
-def store(request, tmp_path):
-    backend = BACKENDS[request.param]
-    store = backend.create(tmp_path)
+def schema_for(store) -> Schema:
+    """The fields less the kinds the store does not hold (Weaviate: sparse)."""
     kinds = store.capabilities.kinds
-    schema = Schema(
-        tuple(f for f in FIELDS if f.kind is not EmbeddingKind.SPARSE or f.kind in kinds),
-        {k: s for k, s in ENCODERS.items() if k in kinds or k is EmbeddingKind.DENSE},
+    return Schema(
+        tuple(f for f in FIELDS if f.kind in kinds),
+        {k: s for k, s in ENCODERS.items() if k in kinds},
         Chunking(16).record(),
     )
-    vectors = {"dense": MultiVectorEmbeddings(tuple(PASSAGES))}
-    if "bm25" in schema.names:
-        vectors["bm25"] = SparseEmbeddings(tuple(SPARSE), tuple(np.ones(len(t), np.float32) for t in SPARSE))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        store.ensure_schema(schema)
-    store.upsert(DOCS, vectors, MAPS)
-    store.optimize()
-    if backend.reopen is not None:
-        store.close()
-        store = backend.reopen(tmp_path)
-    if backend.drive_async:
-        store = AsyncDriven(store)
-    yield store
-    if backend.on_shared_server:
-        store.drop()
-    store.close()
+
+
+def vectors_for(store) -> dict:
+    vectors = {
+        "dense": MultiVectorEmbeddings(tuple(PASSAGES)),
+        "bm25": SparseEmbeddings(tuple(SPARSE), tuple(np.ones(len(t), np.float32) for t in SPARSE)),
+    }
+    return {name: vectors[name] for name in schema_for(store).names}
+
+
+@pytest.fixture(params=backend_params())
+def store(request, tmp_path):
+    yield from written_store(request.param, tmp_path, schema_for, DOCS, vectors_for, MAPS)
 
 
 def best_passage_scores(q: np.ndarray, rows=range(N)) -> dict[int, float]:

@@ -30,7 +30,7 @@ from ragembed.errors import DimensionMismatchError, InvalidInputError, SchemaMis
 from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
 from ragembed.types import Datatype, EmbeddingKind, Precision
 
-from .backends import BACKENDS, AsyncDriven, backend_params
+from .backends import BACKENDS, backend_params, written_store
 
 N, DIM, TOKEN_DIM = 200, 32, 16
 RNG = np.random.default_rng(7)
@@ -113,22 +113,7 @@ def vectors_for(store, rows) -> dict:
 
 @pytest.fixture(params=backend_params())
 def store(request, tmp_path):
-    backend = BACKENDS[request.param]
-    store = backend.create(tmp_path)
-    with warnings.catch_warnings():  # local mode's "no native quantization" warning: tested apart
-        warnings.simplefilter("ignore")
-        store.ensure_schema(schema_for(store))
-    store.upsert(DOCS, vectors_for(store, range(N)))
-    store.optimize()
-    if backend.reopen is not None:
-        store.close()
-        store = backend.reopen(tmp_path)
-    if backend.drive_async:
-        store = AsyncDriven(store)
-    yield store
-    if backend.on_shared_server:
-        store.drop()
-    store.close()
+    yield from written_store(request.param, tmp_path, schema_for, DOCS, lambda store: vectors_for(store, range(N)))
 
 
 # --- independent reference scoring ---------------------------------------------------------------
