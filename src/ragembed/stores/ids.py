@@ -1,7 +1,7 @@
 """Engine ids from document ids: Qdrant and Weaviate both key objects by UUID, so each document
 id maps to one UUID (version 5, in ragembed's namespace) and upserting a document again replaces
 it. The same document has the same UUID in both engines. Where a store keeps a document's passages
-as points of their own (Qdrant Edge), passage i of a document has its own UUID, in another
+as points of their own (the Qdrant server and Edge), passage i of a document has its own UUID, in another
 namespace, so it never collides with a document's."""
 
 from __future__ import annotations

@@ -79,12 +79,11 @@ from ragembed.stores.qdrant.mapping import (
     QuantizedSearch,
     Query,
     RequestClasses,
-    by_passages,
     document_of,
     hit_of,
     needs_stages,
+    one_query,
     passage_hit,
-    passage_kinds,
     passage_points,
     payload_of,
     qdrant_filter,
@@ -683,17 +682,17 @@ class QdrantStore(VectorStore):
         return await executor.arun(executor.together([self._steps(plan, qfilter) for plan in plans]), send)
 
     def _steps(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
-        # A plan that mixes passage and document stages runs a stage at a time: passage points
-        # and document points are different points, which one Qdrant query cannot join.
-        mixed = self._passage_points and len(passage_kinds(plan, self._require_schema())) > 1
-        if needs_stages(plan, sharded=self._shards > 1) or mixed:
+        if needs_stages(plan, sharded=self._shards > 1, passages=self._passages):
             return executor.by_stage(plan, qfilter, self._query, self._restricted)
         return self._query(plan, qfilter)
 
     def _query(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
-        if self._passage_points and passage_kinds(plan, self._require_schema()) == {True}:
-            return by_passages(plan, qfilter)
-        return executor.with_ties((plan, qfilter), plan.limit)
+        return one_query(plan, qfilter, self._passages)
+
+    @property
+    def _passages(self) -> Schema | None:
+        """The schema where the collection keeps passages as points of their own, else None."""
+        return self._require_schema() if self._passage_points else None
 
     @staticmethod
     def _restricted(qfilter: Any, ids: list[str]) -> Any:

@@ -53,12 +53,11 @@ from ragembed.stores.qdrant.mapping import (
     QuantizedSearch,
     Query,
     RequestClasses,
-    by_passages,
     document_of,
     hit_of,
     needs_stages,
+    one_query,
     passage_hit,
-    passage_kinds,
     passage_points,
     payload_of,
     qdrant_filter,
@@ -307,7 +306,7 @@ class QdrantEdgeStore(VectorStore):
 
     def _documents_only(self, qfilter: Any = None) -> Any:
         """`qfilter` narrowed to document points, where the collection also holds passage points."""
-        if not any(f.per_passage for f in self._require_schema().fields):
+        if self._passages is None:
             return qfilter
         documents = qe.IsEmptyCondition(PASSAGE_OF_KEY)
         return qe.Filter(must=[documents, qfilter] if qfilter is not None else [documents])
@@ -321,7 +320,7 @@ class QdrantEdgeStore(VectorStore):
         existing = [r.id for r in self._shard.retrieve([point_id(i) for i in ids], False, False)]
         if existing:
             self._write(qe.UpdateOperation.delete_points(existing))
-            if any(f.per_passage for f in self._require_schema().fields):
+            if self._passages is not None:
                 self._write(qe.UpdateOperation.delete_points_by_filter(self._passages_of(ids)))
         return len(existing)
 
@@ -387,11 +386,10 @@ class QdrantEdgeStore(VectorStore):
     # --- search -------------------------------------------------------------------------------
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
-        # A plan that mixes passage and document stages runs a stage at a time: passage points
-        # and document points are different points, which one Qdrant query cannot join.
-        staged = needs_stages(plan, sharded=False) or len(passage_kinds(plan, self._require_schema())) > 1
         query = (
-            executor.by_stage(plan, qfilter, self._query, self._restricted) if staged else self._query(plan, qfilter)
+            executor.by_stage(plan, qfilter, self._query, self._restricted)
+            if needs_stages(plan, sharded=False, passages=self._passages)
+            else self._query(plan, qfilter)
         )
         return executor.run(query, self._send)
 
@@ -404,9 +402,14 @@ class QdrantEdgeStore(VectorStore):
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
     def _query(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
-        if passage_kinds(plan, self._require_schema()) == {True}:
-            return by_passages(plan, qfilter)
-        return executor.with_ties((plan, qfilter), plan.limit)
+        return one_query(plan, qfilter, self._passages)
+
+    @property
+    def _passages(self) -> Schema | None:
+        """The schema where the collection keeps passages as points of their own (see the module's
+        docstring), else None."""
+        schema = self._require_schema()
+        return schema if schema.passage_map_field is not None else None
 
     def _send(self, asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
         """The engine runs in this process: one query after another."""

@@ -287,7 +287,7 @@ def query_of(plan: Plan, schema: Schema, native_quantization: bool) -> Query:
     )
 
 
-def needs_stages(plan: Plan, sharded: bool) -> bool:
+def needs_stages(plan: Plan, sharded: bool, passages: Schema | None = None) -> bool:
     """Whether one Qdrant query would rank `plan` differently from ragembed's plan semantics
     (the memory store's), so that its stages must run one query each (executor.by_stage):
       - any fusion: Qdrant cuts each stage at its limit with ties in no set order (BM25 scores
@@ -296,12 +296,17 @@ def needs_stages(plan: Plan, sharded: bool) -> bool:
         ranks (1 / (rank / w + k)) where ragembed's, like Elasticsearch's, scales scores (w / (k + rank));
       - on a sharded collection, a stage with candidate stages under it: Qdrant runs it on each
         shard apart, each rescoring its own top candidates (a Rescore step without prefetch is
-        one search on the quantized index, and is left to the engine)."""
+        one search on the quantized index, and is left to the engine);
+      - with `passages` (the schema of a collection keeping passages as points of their own), a
+        plan mixing passage and document stages (hybrid, colbert+dense): those are different
+        points, which one Qdrant query cannot join."""
+    if passages is not None and len(passage_kinds(plan, passages)) > 1:
+        return True
     if isinstance(plan, Fusion):
         return True
     if isinstance(plan, (VectorSearch, Rescore)) and plan.prefetch and sharded:
         return True
-    return any(needs_stages(p, sharded) for p in plan.prefetch)
+    return any(needs_stages(p, sharded, passages) for p in plan.prefetch)
 
 
 def passage_kinds(plan: Plan, schema: Schema) -> set[bool]:
@@ -356,6 +361,15 @@ def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         return []
     (documents,) = yield [executor.Ask(DocumentPoints(tuple(top)), len(top))]  # only these: payloads are big
     return ordered_hits([replace(h, score=best[h.id]) for h in documents], plan.limit)
+
+
+def one_query(plan: Plan, qfilter: Any, passages: Schema | None = None) -> executor.Steps[list[Hit]]:
+    """A plan node that one Qdrant query answers, as executor steps: by_passages where every stage
+    searches passage points (`passages`: the schema of a collection keeping them), else the query
+    itself, asked again while its cut-off score is tied."""
+    if passages is not None and passage_kinds(plan, passages) == {True}:
+        return by_passages(plan, qfilter)
+    return executor.with_ties((plan, qfilter), plan.limit)
 
 
 def vector_values(
