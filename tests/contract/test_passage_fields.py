@@ -28,8 +28,11 @@ VOCAB = np.sort(RNG.choice(2**32 - 1, size=200, replace=False)).astype(np.uint32
 SPARSE = [np.sort(RNG.choice(VOCAB, size=int(RNG.integers(3, 12)), replace=False)) for _ in range(N)]
 DOCS = [Document(f"doc-{i:03d}", "x" * (10 * len(PASSAGES[i])), {"group": i % 3}) for i in range(N)]
 MAPS = [PassageMap.of(np.array([[10 * j, 10 * j + 10] for j in range(len(p))]), p) for p in PASSAGES]
+SMALL = 8  # a funnel's first stage: the passages' first dimensions, as Matryoshka's
+PASSAGES_SMALL = [unit(p[:, :SMALL]) for p in PASSAGES]
 FIELDS = (
     VectorField("dense", EmbeddingKind.MULTIVECTOR, DIM, distance="dot", embedder="dense", per_passage=True),
+    VectorField("dense_small", EmbeddingKind.MULTIVECTOR, SMALL, distance="dot", embedder="dense", per_passage=True),
     VectorField("bm25", EmbeddingKind.SPARSE, 0, distance="dot", idf=True),
 )
 ENCODERS = {
@@ -51,6 +54,7 @@ def schema_for(store) -> Schema:
 def vectors_for(store) -> dict:
     vectors = {
         "dense": MultiVectorEmbeddings(tuple(PASSAGES)),
+        "dense_small": MultiVectorEmbeddings(tuple(PASSAGES_SMALL)),
         "bm25": SparseEmbeddings(tuple(SPARSE), tuple(np.ones(len(t), np.float32) for t in SPARSE)),
     }
     return {name: vectors[name] for name in schema_for(store).names}
@@ -95,6 +99,19 @@ def test_a_filter_selects_documents_by_their_metadata(store):
     q = unit(np.random.default_rng(5).normal(size=DIM))
     hits = store.search(passage_query(q, 10), {"group": 1})
     assert [h.id for h in hits] == ranked(best_passage_scores(q, range(1, N, 3)), 10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_funnel_rescores_exactly_its_first_stages_documents(store, seed):
+    """The first stage's top 15 documents (by their best small passage), and only those, ranked
+    by their best full passage: not the documents of the first stage's best passages."""
+    q = unit(np.random.default_rng(seed).normal(size=DIM))
+    small = unit(q[:SMALL])
+    first = VectorSearch("dense_small", MultiVectorEmbeddings((small[None, :],)), 15)
+    hits = store.search(VectorSearch("dense", MultiVectorEmbeddings((q[None, :],)), 10, (first,)))
+    by_small = {r: float((PASSAGES_SMALL[r] @ small).max()) for r in range(N)}
+    candidates = [int(d[4:]) for d in ranked(by_small, 15)]
+    assert [h.id for h in hits] == ranked(best_passage_scores(q, candidates), 10)
 
 
 TERMS = VOCAB[[3, 50, 100, 150]]

@@ -299,12 +299,18 @@ def needs_stages(plan: Plan, sharded: bool, passages: Schema | None = None) -> b
         one search on the quantized index, and is left to the engine);
       - with `passages` (the schema of a collection keeping passages as points of their own), a
         plan mixing passage and document stages (hybrid, colbert+dense): those are different
-        points, which one Qdrant query cannot join."""
+        points, which one Qdrant query cannot join; and a passage stage with candidate stages
+        under it (funnel): Qdrant would hand it the candidates' passages, covering more or fewer
+        documents than the candidate stage's limit, where ragembed rescores that many documents."""
     if passages is not None and len(passage_kinds(plan, passages)) > 1:
         return True
     if isinstance(plan, Fusion):
         return True
-    if isinstance(plan, (VectorSearch, Rescore)) and plan.prefetch and sharded:
+    if (
+        isinstance(plan, (VectorSearch, Rescore))
+        and plan.prefetch
+        and (sharded or (passages is not None and passages[plan.field].per_passage))
+    ):
         return True
     return any(needs_stages(p, sharded, passages) for p in plan.prefetch)
 
