@@ -140,7 +140,7 @@ def run_size(
     if server is not None:
         stores.append(("qdrant-server", server_store(server, n)))
     for mode, store in stores:
-        retriever = Retriever(store, STRATEGIES, embedder=embedder)
+        retriever = Retriever(store, STRATEGIES, embedder=embedder, passages=False)
         started = time.perf_counter()
         retriever.index(docs)
         if mode == "qdrant-server":

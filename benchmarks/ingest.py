@@ -67,7 +67,7 @@ def ragembed_rows(docs, vectors, queries, truth, dense, tmp: Path, server) -> li
     for engine, make in makers.items():
         # The user path; its vectors come from the embeddings cache, so copies are exact duplicates
         # there: timed for ingest only.
-        retriever = Retriever(make("retriever"), "dense", embedder=dense)
+        retriever = Retriever(make("retriever"), "dense", embedder=dense, passages=False)
         started = time.perf_counter()
         retriever.index(docs)
         elapsed = time.perf_counter() - started

@@ -253,7 +253,9 @@ def main() -> None:
 
         try:
             for backend in backends:
-                retriever = Retriever(open_store(backend, Path(tmp), server), "dense", embedder=embedder)
+                retriever = Retriever(
+                    open_store(backend, Path(tmp), server), "dense", embedder=embedder, passages=False
+                )
                 retriever.index(data.corpus)
                 expected = [[h.id for h in hits] for hits in retriever.search_many(queries, k=K)]
                 pids = server_pids(backend, server)

@@ -127,7 +127,7 @@ def ragembed_row(config: Config, data, qids, colbert_of, dense, tmp: Path) -> tu
         else QdrantEdgeStore(folder, "bench", write_ahead_log=config.write_ahead_log)
     )
     colbert = colbert_of(config.pool, config.drop_stop_words)
-    retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert)
+    retriever = Retriever(store, config.strategy, embedder=dense, multivector_embedder=colbert, passages=False)
     started = time.perf_counter()
     retriever.index(data.corpus)
     build_s = time.perf_counter() - started

@@ -55,7 +55,7 @@ def modes(tmp: Path, server: _bench.QdrantServer) -> dict:
 def run_modes(makers: dict, strategies: list[str], dense, bm25, data, qids) -> list[dict]:
     truth, rows = None, []
     for mode, make in makers.items():
-        retriever = Retriever(make(), strategies, embedder=dense, sparse_embedder=bm25)
+        retriever = Retriever(make(), strategies, embedder=dense, sparse_embedder=bm25, passages=False)
         started = time.perf_counter()
         retriever.index(data.corpus)
         found = _bench.measure_strategies(retriever, strategies, data, qids, truth, mode, time.perf_counter() - started)

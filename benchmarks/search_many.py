@@ -117,7 +117,7 @@ def main() -> None:
                 served = [s for s in strategies if set(parse_strategy(s).kinds) <= store.capabilities.kinds]
                 if served != strategies:
                     print(f"{name}: skipped {sorted(set(strategies) - set(served))} (vectors it does not store)")
-                retriever = Retriever(store, served, embedder=dense, sparse_embedder=bm25)
+                retriever = Retriever(store, served, embedder=dense, sparse_embedder=bm25, passages=False)
                 retriever.index(data.corpus)
                 loop = asyncio.new_event_loop()  # the one loop the store's async client lives on
                 try:

@@ -59,7 +59,7 @@ def dense_section(data, qids, tmp: Path, server: _bench.WeaviateServer) -> list[
     for mode, (make, strategies) in modes.items():
         store = make()
         store.drop()
-        retriever = Retriever(store, strategies, embedder=dense, sparse_embedder=bm25)
+        retriever = Retriever(store, strategies, embedder=dense, sparse_embedder=bm25, passages=False)
         started = time.perf_counter()
         retriever.index(data.corpus)
         ingest_s = time.perf_counter() - started
@@ -86,7 +86,7 @@ def colbert_section(data, qids, tmp: Path, server: _bench.WeaviateServer) -> lis
     }.items():
         store = make()
         store.drop()
-        retriever = Retriever(store, "colbert", multivector_embedder=colbert)
+        retriever = Retriever(store, "colbert", multivector_embedder=colbert, passages=False)
         started = time.perf_counter()
         retriever.index(data.corpus)
         found = _bench.measure_strategies(

@@ -126,7 +126,7 @@ def main() -> None:
                 store = make()
                 if isinstance(store, WeaviateStore):
                     store.drop()  # a collection of this name left by an earlier run on $WEAVIATE_URL
-                retriever = Retriever(store, strategies, embedder=dense, multivector_embedder=colbert)
+                retriever = Retriever(store, strategies, embedder=dense, multivector_embedder=colbert, passages=False)
                 started = time.perf_counter()
                 retriever.index(data.corpus)
                 ingest_s = time.perf_counter() - started

@@ -112,7 +112,7 @@ def test_index_then_search_a_beir_folder(tmp_path, small_beir):
     hits = json.loads(found.stdout)
     assert len(hits) == 3 and hits[0]["id"] == str(title["_id"])
     binary = cli("search", title["title"], "--store", "memory:./idx", "--strategy", "binary", cwd=tmp_path)
-    assert binary.returncode == 0 and f"  {title['_id']}  " in binary.stdout.splitlines()[0]
+    assert binary.returncode == 0 and binary.stdout.split()[2] == f"{title['_id']}:1"  # id:line of its passage
 
 
 def test_index_a_jsonl_file_and_a_text_folder_with_filters(tmp_path):

@@ -54,7 +54,7 @@ def queries(scifact_docs):
 
 @pytest.fixture(scope="module")
 def exact_top10(scifact_docs, colbert_embedder, queries):
-    exact = Retriever(MemoryStore(), "colbert", multivector_embedder=colbert_embedder)
+    exact = Retriever(MemoryStore(), "colbert", multivector_embedder=colbert_embedder, passages=False)
     exact.index(scifact_docs)
     return [{h.id for h in exact.search(q, k=10)} for q in queries]
 
@@ -66,7 +66,7 @@ def test_two_stage_colbert_keeps_exact_maxsims_top10(
 ):
     b = BACKENDS[name]
     store = b.create(tmp_path)
-    r = Retriever(store, list(FLOORS), embedder=dense_embedder, multivector_embedder=colbert_embedder)
+    r = Retriever(store, list(FLOORS), embedder=dense_embedder, multivector_embedder=colbert_embedder, passages=False)
     try:
         r.index(scifact_docs)
         for strategy, floor in FLOORS.items():
@@ -146,7 +146,9 @@ def test_quantized_colbert_tokens_rank_by_their_codes_and_rescore_with_the_origi
     name, tmp_path, scifact_docs, dense_embedder, colbert_embedder, queries, exact_top10
 ):
     store = quantizing_store(name, tmp_path)
-    r = Retriever(store, list(QUANTIZED_MEASURED), embedder=dense_embedder, multivector_embedder=colbert_embedder)
+    r = Retriever(
+        store, list(QUANTIZED_MEASURED), embedder=dense_embedder, multivector_embedder=colbert_embedder, passages=False
+    )
     try:
         r.index(scifact_docs)
         wait_for_indexes(store)

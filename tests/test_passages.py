@@ -13,8 +13,14 @@ import pytest
 from cli_runner import cli
 
 from ragembed import Document, MemoryStore, Retriever
-from ragembed.errors import InvalidInputError, SchemaMismatchError, StoreError, UnsupportedStrategyError
-from ragembed.passages import MIN_PASSAGE_TOKENS, Chunking, heading_paths
+from ragembed.errors import (
+    InvalidInputError,
+    SchemaMismatchError,
+    StoreError,
+    TruncationWarning,
+    UnsupportedStrategyError,
+)
+from ragembed.passages import DEFAULT_CHUNKING, MIN_PASSAGE_TOKENS, Chunking, heading_paths
 from ragembed.types import MultiVectorEmbeddings, PassageMap
 
 HANDBOOK = (Path(__file__).parent / "data" / "handbook.md").read_text()
@@ -108,7 +114,7 @@ def test_the_collection_records_its_passage_settings_and_refuses_others(dense_em
 
 def test_a_whole_document_collection_refuses_passages(dense_embedder):
     store = MemoryStore()
-    Retriever(store, "bm25").index(NOTES)  # whole documents (BM25 reads them whole anyway)
+    Retriever(store, "bm25", passages=False).index(NOTES)  # whole documents (BM25 reads them whole anyway)
     with pytest.raises(SchemaMismatchError, match="not split into passages"):
         Retriever(store, "bm25", chunk_size=64)
     assert store.count() == len(NOTES)
@@ -121,7 +127,9 @@ def test_a_whole_document_collection_refuses_passages(dense_embedder):
         ({"chunk_size": MIN_PASSAGE_TOKENS - 1}, "below 8 word pieces"),
         ({"chunk_size": 0}, "positive whole number"),
         ({"chunk_size": 64, "chunk_overlap": 64}, "must be smaller than chunk_size 64"),
-        ({"chunk_overlap": 254}, "smaller than the passage size, 254"),
+        ({"chunk_overlap": 128}, "must be smaller than chunk_size 128"),
+        ({"chunk_size": "window", "chunk_overlap": 254}, "smaller than the passage size, 254"),
+        ({"chunk_size": "half"}, "a whole number of word pieces or 'window'"),
         ({"chunk_overlap": -1}, "whole number >= 0"),
         ({"passages": False, "chunk_size": 64}, "leave them out with passages=False"),
         ({"passages": "yes"}, "passages must be True, False or None"),
@@ -141,7 +149,7 @@ def test_odd_documents_split_without_losing_text(dense_embedder):
     headings = "\n\n".join(f"## Heading {i}" for i in range(300))  # Markdown that is all headings
     retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=True)
     retriever.index([Document("word", word), Document("headings", headings), *NOTES])
-    passages = dense_embedder.splitter(Chunking()).split(headings)
+    passages = dense_embedder.splitter(DEFAULT_CHUNKING).split(headings)
     assert len(passages) > 1 and "## Heading 299" in passages[-1].text
     assert [p.text for p in dense_embedder.splitter(Chunking()).split(word)] == [word]
     hit = retriever.search("a list of headings", 1)[0]
@@ -149,6 +157,47 @@ def test_odd_documents_split_without_losing_text(dense_embedder):
     with pytest.raises(InvalidInputError, match="empty or whitespace only"):
         retriever.index([Document("blank", "\n\n\n")])
     assert retriever.count() == 6
+
+
+def test_a_new_collection_is_split_into_passages_of_128_by_default(dense_embedder, tmp_path):
+    retriever = Retriever(MemoryStore(tmp_path / "store"), "dense", embedder=dense_embedder)
+    assert retriever.chunking == DEFAULT_CHUNKING == Chunking(128) and retriever.whole_because is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)  # nothing is cut
+        retriever.index(DOCS)
+    top = retriever.search(QUERY, 1)[0]
+    assert top.id == "handbook.md" and top.passage is not None and "freezer B7" in top.passage.text
+    assert tokens(dense_embedder, top.passage.text) <= 128
+    retriever.close()
+    assert MemoryStore(tmp_path / "store").schema.passages["size"] == 128  # recorded, followed when reopened
+
+
+def test_a_strategy_that_cannot_search_passages_keeps_a_new_collection_whole_and_says_why(dense_embedder):
+    retriever = Retriever(MemoryStore(), ["dense", "binary:hamming"], embedder=dense_embedder)
+    assert retriever.chunking is None
+    assert retriever.whole_because is not None and "binary:hamming keeps one vector" in retriever.whole_because
+    with pytest.warns(TruncationWarning, match=r"whole, not in passages: MemoryStore: binary:hamming keeps"):
+        retriever.index(DOCS)
+    assert retriever.search(QUERY, 1, strategy="binary:hamming")[0].passage is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)  # a short text is cut nowhere: no word of why
+        Retriever(MemoryStore(), "binary:hamming", embedder=dense_embedder).index(NOTES)
+
+
+def test_qdrant_local_mode_keeps_int8_collections_whole_by_default_naming_the_stores_that_split(
+    dense_embedder, tmp_path
+):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # local mode's "no native quantization"
+        retriever = Retriever(f"qdrant-local:{tmp_path / 'local'}", "int8", embedder=dense_embedder)
+        assert retriever.chunking is None and "qdrant-edge:PATH" in (retriever.whole_because or "")
+        with pytest.raises(UnsupportedStrategyError, match="keeps no int8 index"):
+            Retriever(retriever.store, "int8", embedder=dense_embedder, passages=True).index(NOTES)
+        assert retriever.count() == 0
+        dense = Retriever(f"qdrant-local:{tmp_path / 'dense'}", "dense", embedder=dense_embedder)
+        assert dense.chunking == DEFAULT_CHUNKING
+    retriever.close()
+    dense.close()
 
 
 def test_keyword_hybrid_and_hamming_are_refused_over_passages(dense_embedder):
@@ -159,7 +208,7 @@ def test_keyword_hybrid_and_hamming_are_refused_over_passages(dense_embedder):
 
 
 def test_search_passages_needs_a_collection_in_passages(dense_embedder):
-    whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    whole = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=False)
     whole.index(NOTES)
     with pytest.raises(UnsupportedStrategyError, match="not split into passages"):
         whole.search_passages("coffee")
@@ -211,6 +260,22 @@ def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):
     bad = cli("index", "docs", "--store", "memory:idx2", "--chunk-size", "999", cwd=tmp_path)
     assert bad.returncode == 2 and "pick at most 254" in bad.stderr
     assert MemoryStore(tmp_path / "idx2").schema is None  # no collection was made
+    junk = cli("index", "docs", "--store", "memory:idx2", "--chunk-size", "big", cwd=tmp_path)
+    assert junk.returncode == 2 and "'big': give a whole number of word pieces, or 'window'" in junk.stderr
+
+
+def test_the_cli_splits_by_default_says_how_and_takes_the_whole_window(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "handbook.md").write_text(HANDBOOK)
+    done = cli("index", "docs", "--store", "memory:idx", "--strategy", "dense", cwd=tmp_path)
+    assert done.returncode == 0 and "ragembed: note:" not in done.stderr, done.stderr
+    assert "passages of 128 word pieces, overlap 0" in done.stdout
+    window = cli("index", "docs", "--store", "memory:win", "--chunk-size", "window", "--json", cwd=tmp_path)
+    assert window.returncode == 0, window.stderr
+    assert json.loads(window.stdout)["passages"]["size"] is None  # each model's own window
+    whole = cli("index", "docs", "--store", "memory:whole", "--no-passages", cwd=tmp_path)
+    assert whole.returncode == 0 and "whole documents" in whole.stdout
+    assert "ragembed: note: 1 of 1 texts are longer than" in whole.stderr
 
 
 def test_reindexing_a_shorter_document_leaves_none_of_its_old_passages(dense_embedder):
@@ -241,7 +306,7 @@ def test_a_store_in_passages_takes_exactly_one_matching_passage_map_per_document
     store.upsert([doc], two, [PassageMap.of(spans, two_rows)])
     assert store.vectors(["handbook.md"], "dense")["handbook.md"].shape == (2, 384)
     whole = MemoryStore()
-    Retriever(whole, "dense", embedder=dense_embedder).index(NOTES)
+    Retriever(whole, "dense", embedder=dense_embedder, passages=False).index(NOTES)
     with pytest.raises(InvalidInputError, match="holds no per-passage field; upsert without them"):
         whole.upsert([doc], {"dense": dense_embedder.embed_documents([doc.text])}, [PassageMap.of(spans, two_rows)])
 

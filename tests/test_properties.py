@@ -255,6 +255,27 @@ def test_the_search_command_answers_or_exits_2_with_a_message(indexed_folder, ca
 long_texts = texts.map(lambda s: (s + " ") * (40_000 // (len(s) + 1) + 1))  # 40,000+ characters
 
 
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    docs=st.lists(
+        st.builds(Document, ids, st.one_of(texts, long_texts)), min_size=1, max_size=3, unique_by=lambda d: d.id
+    ),
+    query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()),
+)
+def test_any_text_splits_into_passages_that_are_its_own_characters(dense_embedder, docs, query):
+    """The same texts in passages (the default): each is indexed, found, and every hit's passage is
+    the slice of its document its offsets name."""
+    from ragembed import Retriever
+
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    assert retriever.chunking is not None
+    assert retriever.index(docs) == len(docs) and retriever.count() == len(docs)
+    hits = retriever.search(query, k=10)
+    assert sorted(h.id for h in hits) == sorted(d.id for d in docs)
+    for h in hits:
+        assert h.passage is not None and h.text[h.passage.start : h.passage.end] == h.passage.text
+
+
 @pytest.fixture(scope="module")
 def indexed_folder(tmp_path_factory, dense_embedder):
     from ragembed import Retriever
@@ -276,11 +297,11 @@ def indexed_folder(tmp_path_factory, dense_embedder):
     query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()),
 )
 def test_any_text_indexes_and_searches_through_the_model(dense_embedder, docs, query):
-    """Control characters, any script, texts far past the model's 256 tokens: embedded (truncated),
-    stored and found; each document is its own best match."""
+    """Control characters, any script, texts far past the model's 256 tokens: embedded whole
+    (truncated), stored and found; each document is its own best match."""
     from ragembed import Retriever
 
-    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=False)
     assert retriever.index(docs) == len(docs) and retriever.count() == len(docs)
     assert len(retriever.search(query, k=10)) == len(docs)
     for doc, hits in zip(docs, retriever.search_many([d.text for d in docs], k=len(docs))):

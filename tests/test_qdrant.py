@@ -53,16 +53,21 @@ def top_ids(retriever: Retriever, strategy: str, k: int = 10) -> list[list[str]]
     return [[h.id for h in hits] for hits in retriever.search_many(QUERIES, k=k, strategy=strategy)]
 
 
+REFERENCE_STRATEGIES = ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"]
+
+
+def memory_reference(docs, dense_embedder, bm25_embedder, **passages) -> Retriever:
+    r = Retriever(
+        MemoryStore(), REFERENCE_STRATEGIES, embedder=dense_embedder, sparse_embedder=bm25_embedder, **passages
+    )
+    r.index(docs)
+    return r
+
+
 @pytest.fixture(scope="module")
 def reference(scifact_docs, dense_embedder, bm25_embedder):
-    r = Retriever(
-        MemoryStore(),
-        ["dense", "int8", "binary", "funnel:64", "bm25", "hybrid"],
-        embedder=dense_embedder,
-        sparse_embedder=bm25_embedder,
-    )
-    r.index(scifact_docs)
-    return r
+    """The memory store's answers, the collection in passages (the default)."""
+    return memory_reference(scifact_docs, dense_embedder, bm25_embedder)
 
 
 def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifact_docs, dense_embedder, bm25_embedder):
@@ -70,6 +75,7 @@ def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifa
         QdrantEdgeStore(tmp_path), list(reference.strategies), embedder=dense_embedder, sparse_embedder=bm25_embedder
     )
     edge.index(scifact_docs)
+    assert edge.chunking is not None  # in passages, each a point of its own
     for strategy in ("dense", "funnel:64", "bm25", "hybrid"):  # exact on both engines
         assert top_ids(edge, strategy) == top_ids(reference, strategy), strategy
     for strategy in ("int8", "binary"):  # Qdrant's own quantization, rescored
@@ -78,14 +84,16 @@ def test_edge_engine_returns_the_memory_store_results(tmp_path, reference, scifa
     edge.close()
 
 
-def test_local_mode_warns_and_serves_quantization_client_side(reference, scifact_docs, dense_embedder, bm25_embedder):
+def test_local_mode_warns_and_serves_quantization_client_side(scifact_docs, dense_embedder, bm25_embedder):
     local = Retriever(
-        QdrantStore(path=":memory:"), list(reference.strategies), embedder=dense_embedder, sparse_embedder=bm25_embedder
+        QdrantStore(path=":memory:"), list(REFERENCE_STRATEGIES), embedder=dense_embedder, sparse_embedder=bm25_embedder
     )
+    assert local.chunking is None  # local mode keeps no int8/binary index of passage vectors: whole by default
     with pytest.warns(UserWarning, match="no native quantization"):
         local.index(scifact_docs)
+    whole = memory_reference(scifact_docs, dense_embedder, bm25_embedder, passages=False)
     for strategy in local.strategies:
-        assert top_ids(local, strategy) == top_ids(reference, strategy), strategy
+        assert top_ids(local, strategy) == top_ids(whole, strategy), strategy
 
 
 @pytest.mark.colbert

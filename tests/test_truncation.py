@@ -25,7 +25,7 @@ def indexed_warnings(retriever: Retriever, docs: list[Document]) -> list[str]:
 
 
 def test_a_document_longer_than_the_window_is_reported_on_every_call(dense_embedder):
-    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder)
+    retriever = Retriever(MemoryStore(), "dense", embedder=dense_embedder, passages=False)
     tokens = len(dense_embedder.model.tokenizer(HANDBOOK)["input_ids"])
     assert tokens > 2000
     docs = [Document("handbook.md", HANDBOOK), *NOTES]
@@ -44,7 +44,7 @@ def test_bm25_sees_the_whole_text_and_says_nothing(bm25_embedder):
 
 @pytest.mark.colbert
 def test_colbert_reports_its_own_window(colbert_embedder):
-    retriever = Retriever(MemoryStore(), "colbert", multivector_embedder=colbert_embedder)
+    retriever = Retriever(MemoryStore(), "colbert", multivector_embedder=colbert_embedder, passages=False)
     (said,) = indexed_warnings(retriever, [Document("handbook.md", HANDBOOK), *NOTES])
     assert said.startswith("1 of 4 texts are longer than ColBERTEmbedder(") and "window of 180 word pieces" in said
 
@@ -54,7 +54,18 @@ def test_the_cli_notes_the_cut_documents_on_stderr(tmp_path):
     (tmp_path / "docs" / "handbook.md").write_text(HANDBOOK)
     (tmp_path / "docs" / "note.txt").write_text("A short note about the bees.")
     done = subprocess.run(
-        [sys.executable, "-m", "ragembed.cli", "index", "docs", "--store", "memory:idx", "--strategy", "dense"],
+        # binary:hamming searches one vector a document, so the new collection is whole by default
+        [
+            sys.executable,
+            "-m",
+            "ragembed.cli",
+            "index",
+            "docs",
+            "--store",
+            "memory:idx",
+            "--strategy",
+            "binary:hamming",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -64,4 +75,5 @@ def test_the_cli_notes_the_cut_documents_on_stderr(tmp_path):
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith("ragembed: note: ")]
     assert len(notes) == 1 and "1 of 2 texts are longer than DenseEmbedder(" in notes[0], done.stderr
+    assert "(documents are whole, not in passages: MemoryStore: binary:hamming keeps one vector" in notes[0]
     assert "window of 256 word pieces" in notes[0] and "warnings.warn" not in done.stderr

@@ -32,7 +32,7 @@ from ragembed.errors import (
     TruncationWarning,
 )
 from ragembed.search.filters import Condition, Filter, Range, Scalar, combine
-from ragembed.search.schema import DEFAULT_EMBEDDER
+from ragembed.search.schema import DEFAULT_EMBEDDER, describe_passages
 from ragembed.stores.uri import SCHEMES, open_store
 from ragembed.strategies import STRATEGY_NAMES, parse_strategy
 from ragembed.types import Datatype, EmbeddingKind, Hit, check_positive
@@ -64,6 +64,16 @@ DEMO_COLBERT = {True: "colbert+dense:turbo4", False: "colbert+dense"}
 
 def demo_strategies(store: VectorStore) -> list[str]:
     return [*DEMO_STRATEGIES, DEMO_COLBERT[Datatype.TURBO4 in store.capabilities.datatypes]]
+
+
+def chunk_size(value: str) -> int | str:
+    """--chunk-size: a whole number of word pieces, or "window"."""
+    if value == "window":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of word pieces, or 'window'") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,13 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help="split documents into passages that fit each model's window, so every word is embedded and "
             "each hit shows its best passage (--no-passages: embed whole documents, cut at the window; "
-            "default: as the collection was indexed, else whole)",
+            "default: as the collection was indexed; a new one in passages, unless a strategy cannot search "
+            "them on this store, which the command then says)",
         )
         p.add_argument(
             "--chunk-size",
-            type=int,
+            type=chunk_size,
             metavar="N",
-            help="word pieces a passage holds at most (default: the model's window); implies --passages",
+            help="word pieces a passage holds at most (default: 128; 'window': each model's whole window); "
+            "implies --passages",
         )
         p.add_argument(
             "--chunk-overlap",
@@ -231,12 +243,25 @@ def open_retriever(args: argparse.Namespace, *, recreate: bool = False, indexing
 
 def open_evaluation_retriever(args: argparse.Namespace) -> Retriever:
     """Evaluation owns its collection: one encoded by other embedders than the ones asked for
-    (another --model, --backend, --quantize) is rebuilt, not refused."""
+    (another --model, --backend, --quantize) or split otherwise than asked (the default when no
+    passage option is given) is rebuilt, not refused."""
     try:
-        return open_retriever(args, indexing=True)
+        retriever = open_retriever(args, indexing=True)
     except (EncoderMismatchError, SchemaMismatchError) as exc:  # other embedders or passage settings
         print(f"rebuilding collection {args.collection!r} for the embedders asked for ({exc})", file=sys.stderr)
         return open_retriever(args, recreate=True, indexing=True)
+    given = any(getattr(args, name, None) is not None for name in ("passages", "chunk_size", "chunk_overlap"))
+    if given or retriever.chunking == retriever.default_chunking:
+        return retriever
+    print(
+        f"rebuilding collection {args.collection!r}: it was indexed "
+        f"{describe_passages(retriever.store.schema.passages if retriever.store.schema else None)}, "
+        "and the default is "
+        f"{describe_passages(d.record() if (d := retriever.default_chunking) else None)}",
+        file=sys.stderr,
+    )
+    retriever.close()
+    return open_retriever(args, recreate=True, indexing=True)
 
 
 def _retriever_on(store: VectorStore, args: argparse.Namespace, indexing: bool) -> Retriever:
@@ -319,12 +344,14 @@ def run_index(args: argparse.Namespace) -> int:
         written = retriever.index(documents)
         total = retriever.count()
         strategies = list(retriever.strategies)
+        chunking = retriever.chunking
     summary = {
         "indexed": written,
         "total": total,
         "store": args.store,
         "collection": args.collection,
         "strategies": strategies,
+        "passages": chunking.record() if chunking is not None else None,
         "seconds": round(time.perf_counter() - started, 2),
     }
     if args.json:
@@ -332,7 +359,8 @@ def run_index(args: argparse.Namespace) -> int:
     else:
         print(
             f"indexed {written} documents into {args.store} ({args.collection}): {total} in all, "
-            f"strategies {', '.join(strategies)}, {summary['seconds']} s"
+            f"strategies {', '.join(strategies)}, {chunking.describe() if chunking else 'whole documents'}, "
+            f"{summary['seconds']} s"
         )
     return 0
 

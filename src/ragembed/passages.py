@@ -40,7 +40,7 @@ class Chunking:
     """How documents are split into passages before they are embedded.
 
     size: word pieces a passage holds at most, special tokens aside (None: each embedder's whole
-        window: 254 for all-MiniLM-L6-v2, 177 for PyLate's ColBERT of it).
+        window: 254 for all-MiniLM-L6-v2, 177 for PyLate's ColBERT of it; DEFAULT_CHUNKING: 128).
     overlap: word pieces a passage repeats from the one before it (smaller than the size).
     """
 
@@ -53,7 +53,7 @@ class Chunking:
             if self.size < MIN_PASSAGE_TOKENS:
                 raise InvalidInputError(
                     f"chunk_size {self.size} is below {MIN_PASSAGE_TOKENS} word pieces: too little text for a "
-                    "passage embedding; pick a larger size, or leave it out to use the model's window"
+                    "passage embedding; pick a larger size, or leave it out for the default (128)"
                 )
         if isinstance(self.overlap, bool) or not isinstance(self.overlap, int) or self.overlap < 0:
             raise InvalidInputError(f"chunk_overlap must be a whole number >= 0, got {self.overlap!r}")
@@ -75,6 +75,13 @@ class Chunking:
     def describe(self) -> str:
         size = "the model's window" if self.size is None else f"{self.size} word pieces"
         return f"passages of {size}, overlap {self.overlap}"
+
+
+# What a new collection is split into when nothing is said: of the sizes measured (64, 128, the
+# window, and sets of them), 128 word pieces scored best for its bytes on SciFact-long and the
+# original SciFact (docs/benchmarks.md, "Long documents"). A model whose window is smaller (many
+# sentence-transformers models embed 128 word pieces with their special tokens) gets its window.
+DEFAULT_CHUNKING = Chunking(128)
 
 
 @functools.cache  # reading a package's metadata takes a millisecond; every Retriever and index call asks

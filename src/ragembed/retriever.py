@@ -19,7 +19,7 @@ import enum
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -33,7 +33,7 @@ from ragembed.errors import (
     TruncationWarning,
     UnsupportedStrategyError,
 )
-from ragembed.passages import Chunking, grouped, passage_map
+from ragembed.passages import DEFAULT_CHUNKING, Chunking, grouped, passage_map
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import (
@@ -95,11 +95,15 @@ class Retriever:
         collection: the collection a store URI opens.
         show_progress: progress bars while embedding.
         passages: split documents into passages that fit each model's window before embedding them
-            (ragembed.passages): every word of a long document is embedded, a document's passage
-            vectors are one multi-vector field (its score: its best passage's), and each hit
-            carries its best passage. None (the default): as the collection was indexed, or
-            whole documents for a new one. BM25 always reads whole documents.
-        chunk_size: word pieces a passage holds at most (default: the model's window); implies passages.
+            (ragembed.passages): every word of a long document is embedded, a document's score is
+            its best passage's, and each hit carries its best passage. None (the default): as the
+            collection was indexed; a new one is split (passages of 128 word pieces, or the
+            model's window where smaller), unless a strategy cannot search passages on this store
+            (keyword-hybrid, binary:hamming, int8 or binary on Qdrant local mode: `whole_because`
+            says, and indexing warns where a document is cut). False: whole documents, cut at the
+            window (indexing warns). BM25 always reads whole documents.
+        chunk_size: word pieces a passage holds at most (default 128, measured best on SciFact and
+            SciFact-long: docs/benchmarks.md; "window": each model's whole window); implies passages.
         chunk_overlap: word pieces a passage repeats from the one before (default 0); implies passages.
     """
 
@@ -115,7 +119,7 @@ class Retriever:
         collection: str = "default",
         show_progress: bool = False,
         passages: bool | None = None,
-        chunk_size: int | None = None,
+        chunk_size: int | Literal["window"] | None = None,
         chunk_overlap: int | None = None,
     ) -> None:
         if isinstance(strategy, (str, Strategy)):
@@ -155,7 +159,8 @@ class Retriever:
     @property
     def chunking(self) -> Chunking | None:
         """How documents are split into passages (None: embedded whole): as given, else as the
-        collection records, else whole.
+        collection records, else (a new collection) passages of DEFAULT_CHUNKING unless a strategy
+        cannot search passages on this store (`whole_because`).
 
         Raises:
             SchemaMismatchError: the collection was indexed with other passage settings than given.
@@ -163,7 +168,9 @@ class Retriever:
         schema = self.store.schema
         recorded = schema.passages if schema is not None and schema.fields else UNSET
         if self._chunking is UNSET:
-            return None if recorded is UNSET or recorded is None else Chunking.from_record(recorded)
+            if recorded is UNSET:
+                return self.default_chunking
+            return None if recorded is None else Chunking.from_record(recorded)
         given = self._chunking
         if recorded is not UNSET and not same_passages(recorded, given.record() if given else None):
             raise SchemaMismatchError(
@@ -173,6 +180,20 @@ class Retriever:
                 "NAME, or --recreate)"
             )
         return given
+
+    @property
+    def default_chunking(self) -> Chunking | None:
+        """How a new collection is split when no passage setting is given: DEFAULT_CHUNKING, or
+        whole documents where a strategy cannot search passages on this store (`whole_because`)."""
+        return DEFAULT_CHUNKING if self.whole_because is None else None
+
+    @property
+    def whole_because(self) -> str | None:
+        """Why a new collection would hold whole documents though no passage setting was given:
+        a strategy that cannot search passages on this store (None: it would be split)."""
+        capabilities = self.store.capabilities
+        reasons = (s.passage_refusal(capabilities) for s in self.strategies.values())
+        return next((f"{type(self.store).__name__}: {r}" for r in reasons if r is not None), None)
 
     @property
     def strategy(self) -> Strategy:
@@ -217,10 +238,13 @@ class Retriever:
         chunking = self.chunking
         embedded = {name: self._embedded(e, texts, chunking) for name, e in embedders.items()}
         base: Base = {name: embeddings for name, (embeddings, _) in embedded.items()}
-        for e in embedders.values():  # nothing is cut without saying so
+        # Nothing is cut without saying so, nor, where passages were the default, why they are off.
+        defaulted_whole = self._chunking is UNSET and chunking is None and (schema is None or not schema.fields)
+        for e in embedders.values():
             cut = e.truncation(texts) if chunking is None or e.splitter(chunking) is None else None
             if cut is not None:
-                warnings.warn(cut.message(), TruncationWarning, stacklevel=2)
+                why = f" (documents are whole, not in passages: {self.whole_because})" if defaulted_whole else ""
+                warnings.warn(cut.message() + why, TruncationWarning, stacklevel=2)
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
             for f in s.fields(base):
@@ -570,7 +594,7 @@ def _passage_maps(
     return [passage_map(passages, row) for passages, row in zip(split, rows)]
 
 
-def _chunking(passages: bool | None, size: int | None, overlap: int | None) -> Chunking | Unset | None:
+def _chunking(passages: bool | None, size: int | str | None, overlap: int | None) -> Chunking | Unset | None:
     """The passage settings given to a Retriever (UNSET: none, follow the collection)."""
     if passages is not None and not isinstance(passages, bool):
         raise InvalidInputError(f"passages must be True, False or None, got {passages!r}")
@@ -580,7 +604,14 @@ def _chunking(passages: bool | None, size: int | None, overlap: int | None) -> C
         )
     if passages is None and size is None and overlap is None:
         return UNSET
-    return Chunking(size, 0 if overlap is None else overlap) if passages is not False else None
+    if passages is False:
+        return None
+    overlap = 0 if overlap is None else overlap
+    if isinstance(size, str):
+        if size != "window":
+            raise InvalidInputError(f"chunk_size must be a whole number of word pieces or 'window', got {size!r}")
+        return Chunking(None, overlap)
+    return Chunking(DEFAULT_CHUNKING.size if size is None else size, overlap)
 
 
 def _default_embedder(kind: EmbeddingKind, show_progress: bool) -> Embedder:

@@ -55,9 +55,10 @@ from ragembed.embedders.matryoshka import truncate
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.muvera import DEFAULT_SHAPE, SHAPE_LABEL, MuveraShape
 from ragembed.quantization import Int8Calibration
+from ragembed.search.capabilities import Capabilities
 from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
-from ragembed.search.validation import check_fields_present
+from ragembed.search.validation import check_fields_present, no_quantized_passages
 from ragembed.similarity import normalize_rows
 from ragembed.types import (
     Datatype,
@@ -169,6 +170,11 @@ class Strategy(ABC):
 
     @abstractmethod
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan: ...
+
+    def passage_refusal(self, capabilities: Capabilities) -> str | None:
+        """Why it cannot search documents split into passages on a store with these capabilities
+        (None: it can). A new collection is split by default unless a strategy says why not."""
+        return None
 
     def fields_in(self, schema: Schema) -> list[VectorField]:
         """This strategy's fields as the collection stores them (with their calibration)."""
@@ -285,10 +291,7 @@ class Quantized(Strategy):
                 f"binary quantization needs a dimension divisible by 8; this model has {full.dim}"
             )
         if full.per_passage and self.precision is Precision.BINARY and not self.asymmetric:
-            raise UnsupportedStrategyError(
-                "binary:hamming keeps one vector per document; passage vectors are kept as a multi-vector "
-                "field, whose binary codes are searched with the query's own values: use 'binary'"
-            )
+            raise UnsupportedStrategyError(HAMMING_OVER_PASSAGES)
         calibration = None
         if self.precision is Precision.INT8:  # one range per dimension, over every vector (passage) given
             vectors = derive(full, docs, for_query=False)
@@ -310,6 +313,11 @@ class Quantized(Strategy):
             per_passage=full.per_passage,
         )
         return [full, quantized]
+
+    def passage_refusal(self, capabilities: Capabilities) -> str | None:
+        if self.precision is Precision.BINARY and not self.asymmetric:
+            return HAMMING_OVER_PASSAGES
+        return None if capabilities.quantized_multivectors else no_quantized_passages(self.precision)
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         full, quantized = self.fields_in(schema)
@@ -599,6 +607,9 @@ class KeywordHybrid(Strategy):
     def fields(self, docs: Base) -> list[VectorField]:
         return [_whole(f) for f in Dense(self.using).fields(docs)]
 
+    def passage_refusal(self, capabilities: Capabilities) -> str | None:
+        return KEYWORD_HYBRID_OVER_PASSAGES
+
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
         dense = _whole(self.fields_in(schema)[0])
         return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k, weights=(1 - self.alpha, self.alpha))
@@ -607,12 +618,18 @@ class KeywordHybrid(Strategy):
 def _whole(f: VectorField) -> VectorField:
     """`f`, refused if it holds passage vectors (keyword-hybrid's engine fuses one vector a document)."""
     if f.per_passage:
-        raise UnsupportedStrategyError(
-            "keyword-hybrid fuses the engine's BM25 with one vector per document, and these documents are "
-            "split into passages; use 'hybrid' (BM25 fused with the best passage), or index whole "
-            "documents (CLI: --no-passages)"
-        )
+        raise UnsupportedStrategyError(KEYWORD_HYBRID_OVER_PASSAGES)
     return f
+
+
+KEYWORD_HYBRID_OVER_PASSAGES = (
+    "keyword-hybrid fuses the engine's BM25 with one vector per document, and these documents are split into "
+    "passages; use 'hybrid' (BM25 fused with the best passage), or index whole documents (CLI: --no-passages)"
+)
+HAMMING_OVER_PASSAGES = (
+    "binary:hamming keeps one vector per document; passage vectors are searched with the query's own values "
+    "against their binary codes: use 'binary', or index whole documents (CLI: --no-passages)"
+)
 
 
 STRATEGY_NAMES = [

@@ -41,7 +41,7 @@ def test_ragembed_embedding_serves_a_vector_store_index(documents, embedder):
     index = VectorStoreIndex.from_documents(docs, embed_model=embed_model, transformations=[])
     nodes = index.as_retriever(similarity_top_k=5).retrieve("DNA repair mechanisms")
     # LlamaIndex's own index ranks with ragembed's vectors as ragembed's exact store does.
-    reference = Retriever("memory", "dense", embedder=embedder)
+    reference = Retriever("memory", "dense", embedder=embedder, passages=False)  # one node per document
     reference.index([Document(d.doc_id, d.text) for d in docs])
     assert [n.node.ref_doc_id for n in nodes] == [h.id for h in reference.search("DNA repair mechanisms", k=5)]
     assert len(embed_model.get_query_embedding("a query")) == 384

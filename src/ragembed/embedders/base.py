@@ -21,7 +21,7 @@ from ragembed.embedders.models import check_same_model
 from ragembed.embedders.settings import Setting, recorded_statistics
 from ragembed.embedders.windows import Truncation
 from ragembed.errors import InvalidInputError
-from ragembed.passages import Chunking, Splitter
+from ragembed.passages import DEFAULT_CHUNKING, Chunking, Splitter
 from ragembed.types import EmbeddingKind, Embeddings, validate_texts
 
 Role = Literal["document", "query"]
@@ -116,10 +116,13 @@ class Embedder(ABC):
         if chunking not in self._splitters:
             tokenizer, capacity = window
             size = capacity if chunking.size is None else chunking.size
+            if chunking == DEFAULT_CHUNKING:  # the default serves models of a smaller window too
+                size = min(size, capacity)
             if size > capacity:
                 raise InvalidInputError(
                     f"chunk_size {size} is above {self!r}'s window: a passage of more than {capacity} word "
-                    f"pieces would be cut; pick at most {capacity}, or leave it out to use the whole window"
+                    f"pieces would be cut; pick at most {capacity}, or 'window' (CLI: --chunk-size window) for each "
+                    "model's whole window"
                 )
             if chunking.overlap >= size:
                 raise InvalidInputError(

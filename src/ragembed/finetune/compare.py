@@ -30,7 +30,11 @@ def dense_scores_by_dim(
     for label, model in models.items():
         embedder = DenseEmbedder(model, show_progress=show_progress)
         strategies = {d: "dense" if d >= embedder.dim else f"matryoshka:{d}" for d in dims}
-        retriever = Retriever(MemoryStore(), list(dict.fromkeys(strategies.values())), embedder=embedder)
+        # Whole documents, cut at the window, as the trainer sees them: the model's own before/after
+        # difference, comparable with docs/finetune.md's figures, not the passages' gain.
+        retriever = Retriever(
+            MemoryStore(), list(dict.fromkeys(strategies.values())), embedder=embedder, passages=False
+        )
         retriever.index(dataset.corpus)
         runs = {r.strategy: r.metrics for r in evaluate(retriever, dataset, show_progress=show_progress)}
         scores[label] = {d: pick(runs[name]) for d, name in strategies.items()}
@@ -47,7 +51,10 @@ def colbert_scores(
     scores = {}
     for label, model in models.items():
         retriever = Retriever(
-            MemoryStore(), "colbert", multivector_embedder=ColBERTEmbedder(model, show_progress=show_progress)
+            MemoryStore(),
+            "colbert",
+            multivector_embedder=ColBERTEmbedder(model, show_progress=show_progress),
+            passages=False,  # as for dense_scores
         )
         retriever.index(dataset.corpus)
         scores[label] = pick(evaluate(retriever, dataset, show_progress=show_progress)[0].metrics)

@@ -322,5 +322,5 @@ def describe_passages(record: Mapping[str, Any] | None) -> str:
     """A passage record as an option a user gives: 'in passages (chunk_size 128, chunk_overlap 16)'."""
     if record is None:
         return "whole (not split into passages; CLI: --no-passages)"
-    size = "the model's window" if record.get("size") is None else record["size"]
+    size = "window" if record.get("size") is None else record["size"]
     return f"in passages (chunk_size {size}, chunk_overlap {record.get('overlap', 0)})"

@@ -53,12 +53,23 @@ def check_storable(wanted: Schema, capabilities: Capabilities, store: str) -> No
             )
     if not capabilities.quantized_multivectors:
         for f in wanted.fields:
+            if f.per_passage and f.precision is not Precision.FLOAT32:
+                raise UnsupportedStrategyError(f"{store}: {no_quantized_passages(f.precision)}")
             if f.kind is EmbeddingKind.MULTIVECTOR and f.precision is not Precision.FLOAT32:
                 raise UnsupportedStrategyError(
                     f"{store} keeps no {f.precision.value} index beside the float32 token "
                     f"vectors of field {f.name!r}; use 'colbert+dense' or 'colbert+dense:float16' here, or "
                     "a store that does (the Qdrant server, Qdrant Edge qdrant-edge:PATH, Weaviate, memory)"
                 )
+
+
+def no_quantized_passages(precision: Precision) -> str:
+    """Why a store without quantized multi-vectors cannot search int8/binary passage vectors."""
+    return (
+        f"it keeps no {precision.value} index of a document's passage vectors (a multi-vector field here); "
+        "use Qdrant Edge (qdrant-edge:PATH), the Qdrant server, Weaviate or memory, 'dense', or whole "
+        "documents (CLI: --no-passages)"
+    )
 
 
 def check_servable(
