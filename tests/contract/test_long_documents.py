@@ -42,9 +42,9 @@ def served(store, strategies: list[str]) -> list[str]:
     out = []
     for name in strategies:
         kinds_ok = name not in ("hybrid", "bm25") or "sparse" in {k.value for k in caps.kinds}
+        # Weaviate's BQ compares bits with bits (its creation warns), rescored: served all the same.
         quantized_ok = name not in ("int8", "binary") or caps.quantized_multivectors
-        binary_ok = name != "binary" or caps.asymmetric_binary
-        if kinds_ok and quantized_ok and binary_ok:
+        if kinds_ok and quantized_ok:
             out.append(name)
     return out
 

@@ -225,6 +225,8 @@ class QdrantEdgeStore(VectorStore):
         shutil.rmtree(self.root / "shard", ignore_errors=True)
         (self.root / "shard").mkdir(parents=True)
         self._shard = self._open(lambda: qe.EdgeShard.create(str(self.root / "shard"), config))
+        if any(f.per_passage for f in schema.fields):  # what restricting a stage to documents filters on
+            self._shard.update(qe.UpdateOperation.create_field_index(PASSAGE_OF_KEY, qe.PayloadSchemaType.Keyword))
         # Written after the shard exists, so a schema file always names a real shard.
         staging = self.root / f".{SCHEMA_FILE}.tmp"
         saved = {
