@@ -253,15 +253,18 @@ def test_the_search_command_answers_or_exits_2_with_a_message(indexed_folder, ca
 
 
 long_texts = texts.map(lambda s: (s + " ") * (40_000 // (len(s) + 1) + 1))  # 40,000+ characters
+queries = st.text(min_size=1, max_size=500).filter(lambda s: s.strip())
+
+
+def any_documents(max_size: int) -> st.SearchStrategy[list[Document]]:
+    """1 to max_size documents of any text, long ones far past the model's window among them."""
+    return st.lists(
+        st.builds(Document, ids, st.one_of(texts, long_texts)), min_size=1, max_size=max_size, unique_by=lambda d: d.id
+    )
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    docs=st.lists(
-        st.builds(Document, ids, st.one_of(texts, long_texts)), min_size=1, max_size=3, unique_by=lambda d: d.id
-    ),
-    query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()),
-)
+@given(docs=any_documents(max_size=3), query=queries)
 def test_any_text_splits_into_passages_that_are_its_own_characters(dense_embedder, docs, query):
     """The same texts in passages (the default): each is indexed, found, and every hit's passage is
     the slice of its document its offsets name."""
@@ -290,12 +293,7 @@ def indexed_folder(tmp_path_factory, dense_embedder):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    docs=st.lists(
-        st.builds(Document, ids, st.one_of(texts, long_texts)), min_size=1, max_size=4, unique_by=lambda d: d.id
-    ),
-    query=st.text(min_size=1, max_size=500).filter(lambda s: s.strip()),
-)
+@given(docs=any_documents(max_size=4), query=queries)
 def test_any_text_indexes_and_searches_through_the_model(dense_embedder, docs, query):
     """Control characters, any script, texts far past the model's 256 tokens: embedded whole
     (truncated), stored and found; each document is its own best match."""

@@ -132,6 +132,7 @@ NEEDLE = "where are the zebrafish heart regeneration samples stored and who may 
 def test_a_long_document_is_split_and_the_node_is_its_passage(embedder):
     docs = [LlamaDocument(id_="handbook.md", text=HANDBOOK), LlamaDocument(id_="note", text="Coffee on Fridays.")]
     retriever = RagembedRetriever.from_documents(docs, store="memory", embedder=embedder, similarity_top_k=2)
+    assert retriever.retriever.chunking is not None and retriever.retriever.chunking.size == 128  # the default
     (top, _) = retriever.retrieve(NEEDLE)
     assert top.node.ref_doc_id == "handbook.md"
     assert top.node.source_node is not None and top.node.source_node.node_id == "handbook.md"

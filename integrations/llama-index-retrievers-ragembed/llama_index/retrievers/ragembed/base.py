@@ -77,12 +77,13 @@ class RagembedRetriever(BaseRetriever):
     ) -> RagembedRetriever:
         """Index LlamaIndex documents or nodes into a ragembed store and retrieve from it.
         Keyword options other than the retriever's go to ragembed's Retriever (embedder=...,
-        passages=..., chunk_size=...). Whole Documents are split into passages unless
-        passages=False; nodes a node parser made are taken as they are."""
+        passages=..., chunk_size=...). Whole Documents are split into passages as ragembed's
+        default says (passages=False: whole); nodes a node parser made are taken as they are."""
         keys = ("similarity_top_k", "filters", "return_passages", "callback_manager", "verbose")
         own = {k: options.pop(k) for k in keys if k in options}
-        if not any(k in options for k in ("passages", "chunk_size", "chunk_overlap")):
-            options["passages"] = all(isinstance(node, LlamaDocument) for node in documents)
+        settings_given = any(k in options for k in ("passages", "chunk_size", "chunk_overlap"))
+        if not settings_given and not all(isinstance(node, LlamaDocument) for node in documents):
+            options["passages"] = False  # a node parser's nodes are the passages already
         retriever = Retriever(store, strategy, collection=collection, **options)
         add_nodes(retriever, documents)
         return cls(retriever, **own)
