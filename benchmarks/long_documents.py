@@ -161,7 +161,7 @@ def main() -> None:
             for store_name, make in makers.items():
                 for label, dataset, _ in sets:
                     configs: list[tuple[str, dict[str, Any]]] = [("whole", {"passages": False})]
-                    configs += [(f"passages:{s or 'window'}", {"chunk_size": s, "passages": True}) for s in sizes]
+                    configs += [(f"passages:{s or 'window'}", {"chunk_size": s or "window"}) for s in sizes]
                     for docs_label, settings in configs:
                         embedders = {"embedder": dense, "sparse_embedder": bm25}
                         rows += index_and_measure(

@@ -103,7 +103,8 @@ class Retriever:
             says, and indexing warns where a document is cut). False: whole documents, cut at the
             window (indexing warns). BM25 always reads whole documents.
         chunk_size: word pieces a passage holds at most (default 128, measured best on SciFact and
-            SciFact-long: docs/benchmarks.md; "window": each model's whole window); implies passages.
+            SciFact-long: docs/benchmarks.md; 128, given or not, is capped at a smaller window;
+            "window": each model's whole window); implies passages.
         chunk_overlap: word pieces a passage repeats from the one before (default 0); implies passages.
     """
 
@@ -240,10 +241,10 @@ class Retriever:
         base: Base = {name: embeddings for name, (embeddings, _) in embedded.items()}
         # Nothing is cut without saying so, nor, where passages were the default, why they are off.
         defaulted_whole = self._chunking is UNSET and chunking is None and (schema is None or not schema.fields)
+        why = f" (documents are whole, not in passages: {self.whole_because})" if defaulted_whole else ""
         for e in embedders.values():
             cut = e.truncation(texts) if chunking is None or e.splitter(chunking) is None else None
             if cut is not None:
-                why = f" (documents are whole, not in passages: {self.whole_because})" if defaulted_whole else ""
                 warnings.warn(cut.message() + why, TruncationWarning, stacklevel=2)
         wanted: dict[str, VectorField] = {}
         for s in self.strategies.values():
