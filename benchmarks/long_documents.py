@@ -11,7 +11,7 @@ lines, variant "sentences" with one space (no paragraph cue, only sentences). A 
 grade for a query is the highest of its abstracts'. Rows, per store and variant:
   whole        Retriever(passages=False): each long document one vector, cut at 256 word pieces
   passages:N   Retriever(chunk_size=N) (window: the model's 254), a document's score its best
-               passage's (MaxSim over its passage vectors)
+               passage's (MaxSim over its passage vectors; bm25:passages: BM25 of each passage)
   oracle       one vector per abstract (split where the abstracts are joined), a document's
                score its best abstract's: what splitting at the true boundaries gives (memory
                store; the same vectors on every store)
@@ -36,7 +36,7 @@ import _bench
 import numpy as np
 from search_many import STORES, open_stores
 
-from ragembed import DenseEmbedder, Document, MemoryStore, Retriever, parse_strategy
+from ragembed import DenseEmbedder, Document, MemoryStore, Retriever, Strategy, parse_strategy
 from ragembed.embedders.sparse import BM25Embedder
 from ragembed.evaluation import load_beir
 from ragembed.evaluation.beir import BeirDataset
@@ -191,6 +191,15 @@ def main() -> None:
     _bench.write_json(args.output, {"per_document": args.per_document, "rows": rows})
 
 
+def servable(strategy: Strategy, store: VectorStore, whole: bool) -> bool:
+    """Whether the store serves the strategy over whole documents (whole) or passages."""
+    if not set(strategy.kinds) <= store.capabilities.kinds:
+        return False
+    if whole:
+        return not strategy.needs_passages
+    return strategy.passage_refusal(store.capabilities) is None
+
+
 def index_and_measure(
     make: Callable[[], VectorStore],
     store_name: str,
@@ -204,7 +213,8 @@ def index_and_measure(
     store = make()
     if store.schema is not None:
         store.drop()  # a fresh collection for each configuration
-    served = [s for s in strategies if set(parse_strategy(s).kinds) <= store.capabilities.kinds]
+    whole = settings.get("passages") is False
+    served = [s for s in strategies if servable(parse_strategy(s), store, whole)]
     retriever = Retriever(store, served, **embedders, **settings)
     started = time.perf_counter()
     retriever.index(dataset.corpus)

@@ -240,9 +240,13 @@ def test_the_cli_indexes_passages_and_prints_the_passage_and_its_line(tmp_path):
     (tmp_path / "docs" / "handbook.md").write_text(HANDBOOK)
     (tmp_path / "docs" / "note.txt").write_text("A short note about the coffee machine.")
     store = ["--store", "memory:idx"]
-    done = cli("index", "docs", *store, "--strategy", "dense", "--chunk-size", "128", cwd=tmp_path)
+    both = ["--strategy", "dense", "--strategy", "bm25:passages"]
+    done = cli("index", "docs", *store, *both, "--chunk-size", "128", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "ragembed: note:" not in done.stderr  # nothing was cut
+    lexical = cli("search", QUERY, *store, "-k", "1", "--strategy", "bm25:passages", "--json", cwd=tmp_path)
+    assert lexical.returncode == 0, lexical.stderr
+    assert json.loads(lexical.stdout)[0]["id"] == "handbook.md"
     found = cli("search", QUERY, *store, "-k", "1", "--json", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     (hit,) = json.loads(found.stdout)
@@ -323,3 +327,49 @@ def test_a_damaged_passage_map_is_named_not_answered(dense_embedder, tmp_path):
     damaged = Retriever(MemoryStore(path), "dense", embedder=dense_embedder)
     with pytest.raises(StoreError, match=r"document 'handbook.md' .* has a damaged passage map"):
         damaged.search(QUERY, 3)
+
+
+def test_bm25_over_passages_normalises_against_passages_and_restores_their_statistics(
+    dense_embedder, bm25_embedder, tmp_path
+):
+    """bm25:passages embeds the passages the dense model split (their BM25 against the average
+    passage length, recorded with the collection), and scores a document by its best passage."""
+    path = tmp_path / "idx"
+    retriever = Retriever(
+        MemoryStore(path), ["bm25:passages", "bm25"], embedder=dense_embedder, sparse_embedder=bm25_embedder
+    )
+    retriever.index(DOCS)
+    record = retriever.store.schema.encoders["sparse"]
+    split = [[p.text for p in dense_embedder.splitter(DEFAULT_CHUNKING).split(d.text)] for d in DOCS]
+    passages = list(itertools.chain(*split))  # the handbook's first
+    assert record["passage_avgdl"] == pytest.approx(np.mean([len(t) for t in bm25_embedder.tokenize(passages)]))
+    assert record["avgdl"] == pytest.approx(np.mean([len(t) for t in bm25_embedder.tokenize([d.text for d in DOCS])]))
+    assert bm25_embedder.passage_avgdl is None  # the embedder given is left as it was
+    (top,) = retriever.search(QUERY, k=1, strategy="bm25:passages")
+    assert top.id == "handbook.md" and "freezer B7" in top.passage.text
+    # the score is the best passage's BM25, by hand: IDF over the collection's passages
+    encoder = bm25_embedder.fitted_to_passages(passages).for_passages()
+    vectors, query = encoder.embed_documents(passages), bm25_embedder.embed_queries([QUERY])
+    n = len(passages)
+    df = {t: sum(t in set(i.tolist()) for i in vectors.indices) for t in query.indices[0].tolist()}
+    idf = {t: np.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+    handbook = zip(vectors.indices[: len(split[0])], vectors.values)
+    best = max(sum(idf[t] * w for t, w in zip(i.tolist(), v.tolist()) if t in idf) for i, v in handbook)
+    assert top.score == pytest.approx(best, rel=1e-5)
+    retriever.close()
+    again = Retriever(MemoryStore(path), "bm25:passages", embedder=dense_embedder, sparse_embedder=bm25_embedder)
+    assert again.embedder("sparse").passage_avgdl == record["passage_avgdl"]  # restored, not refitted
+    assert again.search(QUERY, k=1)[0].score == pytest.approx(top.score)
+    again.close()
+
+
+def test_bm25_over_passages_is_refused_where_documents_are_whole_or_the_store_cannot(dense_embedder, tmp_path):
+    with pytest.raises(UnsupportedStrategyError, match="best passage, and .* is asked for whole documents"):
+        Retriever(MemoryStore(), "bm25:passages", embedder=dense_embedder, passages=False)
+    Retriever(whole := MemoryStore(), "dense", embedder=dense_embedder, passages=False).index(NOTES)
+    with pytest.raises(UnsupportedStrategyError, match="holds whole documents; index in passages"):
+        Retriever(whole, "bm25:passages", embedder=dense_embedder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(UnsupportedStrategyError, match="no engine scores a set of sparse vectors; use 'bm25'"):
+            Retriever(f"qdrant-local:{tmp_path / 'local'}", "bm25:passages", embedder=dense_embedder)

@@ -51,6 +51,7 @@ from ragembed.types import (
     MultiVectorEmbeddings,
     Precision,
     SparseEmbeddings,
+    SparsePassageEmbeddings,
 )
 
 # Classes with optional dependencies load on first use, so `import ragembed` works without them.
@@ -111,6 +112,7 @@ __all__ = [
     "Schema",
     "SchemaMismatchError",
     "SparseEmbeddings",
+    "SparsePassageEmbeddings",
     "StoreError",
     "Strategy",
     "TruncationWarning",

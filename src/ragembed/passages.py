@@ -26,7 +26,16 @@ from typing import Any
 import numpy as np
 
 from ragembed.errors import InvalidInputError, MissingDependencyError
-from ragembed.types import DenseEmbeddings, Embeddings, MultiVectorEmbeddings, Passage, PassageMap, check_positive
+from ragembed.types import (
+    DenseEmbeddings,
+    Embeddings,
+    MultiVectorEmbeddings,
+    Passage,
+    PassageMap,
+    SparseEmbeddings,
+    SparsePassageEmbeddings,
+    check_positive,
+)
 
 # A passage of fewer word pieces carries too little text for a sentence embedding to mean much.
 MIN_PASSAGE_TOKENS = 8
@@ -142,16 +151,19 @@ def _path_at(headings: list[tuple[int, tuple[str, ...]]], offset: int) -> tuple[
     return headings[i - 1][1] if i else ()
 
 
-def grouped(embeddings: Embeddings, counts: Sequence[int]) -> MultiVectorEmbeddings:
+def grouped(embeddings: Embeddings, counts: Sequence[int]) -> MultiVectorEmbeddings | SparsePassageEmbeddings:
     """Per-passage embeddings regrouped per document: a dense model's passage vectors as one
-    multi-vector per document, a multi-vector model's token vectors joined into one."""
-    bounds = np.cumsum([0, *counts])
+    multi-vector per document, a multi-vector model's token vectors joined into one, BM25's
+    passage vectors as one set per document."""
+    bounds = list(itertools.pairwise(np.cumsum([0, *counts]).tolist()))
     if isinstance(embeddings, DenseEmbeddings):
-        return MultiVectorEmbeddings(tuple(embeddings.data[a:b] for a, b in itertools.pairwise(bounds)))
+        return MultiVectorEmbeddings(tuple(embeddings.data[a:b] for a, b in bounds))
     if isinstance(embeddings, MultiVectorEmbeddings):
         vectors = embeddings.vectors
-        return MultiVectorEmbeddings(tuple(np.concatenate(vectors[a:b]) for a, b in itertools.pairwise(bounds)))
-    raise TypeError(f"sparse embeddings are of whole texts, not passages: got {type(embeddings).__name__}")
+        return MultiVectorEmbeddings(tuple(np.concatenate(vectors[a:b]) for a, b in bounds))
+    if isinstance(embeddings, SparseEmbeddings):
+        return SparsePassageEmbeddings(tuple(embeddings.take(range(a, b)) for a, b in bounds))
+    raise TypeError(f"passage embeddings are regrouped once: got {type(embeddings).__name__}")
 
 
 def passage_map(passages: Sequence[Passage], vectors: np.ndarray) -> PassageMap:

@@ -47,7 +47,7 @@ from ragembed.search.schema import (
 from ragembed.search.validation import check_embedders_given, check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.uri import open_store
-from ragembed.strategies import Base, Strategy, derive, parse_strategy
+from ragembed.strategies import Base, Strategy, derive, parse_strategy, passage_embeddings
 from ragembed.types import (
     Document,
     EmbeddingKind,
@@ -250,6 +250,8 @@ class Retriever:
         for s in self.strategies.values():
             for f in s.fields(base):
                 wanted.setdefault(f.name, f)
+        fields = [*(schema.fields if schema is not None else ()), *wanted.values()]
+        base = {**base, **self._passage_embeddings(fields, embedders, embedded)}
         encoders = {name: state for name, e in embedders.items() if (state := e.encoder_state())}
         passages = chunking.record() if chunking is not None else None
         schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders, passages))
@@ -272,10 +274,24 @@ class Retriever:
         self.store.optimize()
         return len(docs)
 
-    def document_embeddings(self, name: str, texts: Sequence[str]) -> Embeddings:
+    def document_embeddings(self, name: str, texts: Sequence[str], passages: bool = False) -> Embeddings:
         """Documents' embeddings by the embedder `name` as the collection holds them: per document,
-        a dense model's passage vectors (a multi-vector) where it is split into passages."""
-        return self._embedded(self.embedder(name), validate_texts(texts), self.chunking)[0]
+        a dense model's passage vectors (a multi-vector) where it is split into passages; with
+        passages=True, BM25's of each passage, as a per-passage sparse field holds them."""
+        texts = validate_texts(texts)
+        if not passages:
+            return self._embedded(self.embedder(name), texts, self.chunking)[0]
+        schema = self.store.schema
+        field = schema.passage_map_field if schema is not None else None
+        if schema is None or field is None:
+            raise UnsupportedStrategyError(f"{self.store!r} holds no passages: index it in passages first")
+        fields = [f for f in schema.fields if f.source == name and f.per_passage and f.kind is EmbeddingKind.SPARSE]
+        if not fields:
+            raise UnsupportedStrategyError(f"{self.store!r} holds no field of {name!r}'s passage embeddings")
+        embedded = {field.source: self._embedded(self.embedder(field.source), texts, self.chunking)}
+        return self._passage_embeddings([field, *fields], {name: self.embedder(name)}, embedded)[
+            passage_embeddings(name)
+        ]
 
     def _embedded(
         self, embedder: Embedder, texts: list[str], chunking: Chunking | None
@@ -289,6 +305,31 @@ class Retriever:
         split = [splitter.split(t) for t in texts]
         flat = embedder.embed_documents([p.text for passages in split for p in passages])
         return grouped(flat, [len(passages) for passages in split]), split
+
+    @staticmethod
+    def _passage_embeddings(
+        fields: Sequence[VectorField],
+        embedders: dict[str, Embedder],
+        embedded: Mapping[str, tuple[Embeddings, list[list[Passage]] | None]],
+    ) -> dict[str, Embeddings]:
+        """The passage embeddings of the embedders that embed whole texts too and fill a per-passage
+        field (BM25), under `passage_embeddings(name)`: of the passages the collection's passage map
+        holds (its dense model's split). An embedder with no statistics of passages yet is fitted to
+        these, in `embedders`, so the collection records them."""
+        wanted = dict.fromkeys(f.source for f in fields if f.per_passage and f.kind is EmbeddingKind.SPARSE)
+        if not wanted:
+            return {}
+        # The collection's fields, then the new ones: its passage map's field comes first (Schema).
+        map_field = next(f for f in fields if f.per_passage and f.kind is EmbeddingKind.MULTIVECTOR)
+        split = embedded[map_field.source][1]
+        assert split is not None  # a per-passage sparse field comes with dense passage vectors (PassageBM25)
+        texts = [p.text for passages in split for p in passages]
+        out: dict[str, Embeddings] = {}
+        for name in wanted:
+            embedders[name] = embedders[name].fitted_to_passages(texts)
+            flat = embedders[name].for_passages().embed_documents(texts)
+            out[passage_embeddings(name)] = grouped(flat, [len(passages) for passages in split])
+        return out
 
     def holds(self, documents: Iterable[Document]) -> bool:
         """Whether the collection holds exactly these documents (same ids, texts and metadata,
@@ -480,9 +521,18 @@ class Retriever:
         ]
 
     def _check_servable(self, strategy: Strategy) -> None:
-        check_servable(
-            strategy.name, strategy.kinds, strategy.needs_keyword, self.store.capabilities, type(self.store).__name__
-        )
+        store = type(self.store).__name__
+        check_servable(strategy.name, strategy.kinds, strategy.needs_keyword, self.store.capabilities, store)
+        if strategy.needs_passages:
+            refusal = strategy.passage_refusal(self.store.capabilities)
+            if refusal is not None:
+                raise UnsupportedStrategyError(f"{store}: strategy {strategy.name!r}: {refusal}")
+            if self.chunking is None:
+                raise UnsupportedStrategyError(
+                    f"strategy {strategy.name!r} scores a document by its best passage, and {self.store!r} "
+                    f"{'holds' if self._chunking is UNSET else 'is asked for'} whole documents; index in passages "
+                    "(leave passages=False / --no-passages out), into another collection if this one is whole"
+                )
         given = {name: e.kind for name, e in self._embedders.items()}
         check_embedders_given(strategy.name, strategy.embedders, given)
 

@@ -445,8 +445,34 @@ class SparseEmbeddings:
         return SparseEmbeddings(tuple(self.indices[i] for i in rows), tuple(self.values[i] for i in rows))
 
 
-Embeddings = DenseEmbeddings | MultiVectorEmbeddings | SparseEmbeddings
-E = TypeVar("E", DenseEmbeddings, MultiVectorEmbeddings, SparseEmbeddings)
+@dataclass(frozen=True, eq=False)
+class SparsePassageEmbeddings:
+    """Several sparse vectors per text: the BM25 vectors of a document's passages, in order (a
+    per-passage sparse field's documents; its queries are plain SparseEmbeddings)."""
+
+    passages: tuple[SparseEmbeddings, ...]
+
+    def __post_init__(self) -> None:
+        for i, held in enumerate(self.passages):
+            if not isinstance(held, SparseEmbeddings) or not len(held):
+                raise InvalidInputError(
+                    f"document {i}'s passage vectors must be non-empty SparseEmbeddings, got {held!r}"
+                )
+        object.__setattr__(self, "passages", tuple(self.passages))
+
+    @property
+    def kind(self) -> EmbeddingKind:
+        return EmbeddingKind.SPARSE
+
+    def __len__(self) -> int:
+        return len(self.passages)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> SparsePassageEmbeddings:
+        return SparsePassageEmbeddings(tuple(self.passages[int(i)] for i in rows))
+
+
+Embeddings = DenseEmbeddings | MultiVectorEmbeddings | SparseEmbeddings | SparsePassageEmbeddings
+E = TypeVar("E", DenseEmbeddings, MultiVectorEmbeddings, SparseEmbeddings, SparsePassageEmbeddings)
 
 
 def narrow(embeddings: Embeddings, form: type[E]) -> E:

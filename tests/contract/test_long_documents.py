@@ -1,7 +1,7 @@
 """The needle test, on every store: a fact in the last section of a 3,000-word Markdown handbook
-is the top hit, with that section as its passage, for every passage strategy the store serves, and
-for bm25 (the whole text) and colbert (token windows covering it), whose hits' passages the dense
-passage map names.
+is the top hit, with that section as its passage, for every passage strategy the store serves
+(bm25:passages among them), and for bm25 (the whole text) and colbert (token windows covering it),
+whose hits' passages the dense passage map names.
 
 Whole, the handbook is embedded only up to the model's window (its first ~200 words), so the
 fact cannot be found by a dense vector (tests/test_passages.py checks that it is not)."""
@@ -32,7 +32,7 @@ NOTES = [
         ]
     )
 ]
-STRATEGIES = ["dense", "int8", "binary", "funnel:64", "colbert+dense", "hybrid", "bm25", "colbert"]
+STRATEGIES = ["dense", "int8", "binary", "funnel:64", "colbert+dense", "hybrid", "bm25", "bm25:passages", "colbert"]
 
 
 def served(store, strategies: list[str]) -> list[str]:
@@ -41,7 +41,8 @@ def served(store, strategies: list[str]) -> list[str]:
     caps = store.capabilities
     out = []
     for name in strategies:
-        kinds_ok = name not in ("hybrid", "bm25") or "sparse" in {k.value for k in caps.kinds}
+        kinds_ok = name not in ("hybrid", "bm25", "bm25:passages") or "sparse" in {k.value for k in caps.kinds}
+        kinds_ok &= name != "bm25:passages" or caps.sparse_passages
         # Weaviate's BQ compares bits with bits (its creation warns), rescored: served all the same.
         quantized_ok = name not in ("int8", "binary") or caps.quantized_multivectors
         if kinds_ok and quantized_ok:

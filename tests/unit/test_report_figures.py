@@ -49,3 +49,9 @@ def test_passage_bytes_are_one_vector_per_passage(precision, per_passage):
         per_passage=True,
     )
     assert field_bytes(field, {"dense": 2.5}) == 2.5 * per_passage  # passages per document, by embedder
+
+
+def test_bm25_over_passages_costs_the_terms_of_every_passage():
+    field = VectorField("bm25_passages", EmbeddingKind.SPARSE, 0, distance="dot", idf=True, per_passage=True)
+    # 8 bytes a term (uint32 index + float32 weight), counted over a document's passages
+    assert field_bytes(field, {"sparse": 100.0, "sparse/passages": 130.0}) == 8 * 130

@@ -155,6 +155,16 @@ class Embedder(ABC):
         something to learn (BM25's average document length), else itself."""
         return self
 
+    def fitted_to_passages(self, passages: Sequence[str]) -> Embedder:
+        """This embedder fitted to a collection's passages, where it embeds passages with
+        statistics of their own (BM25's average passage length) and has none yet, else itself."""
+        return self
+
+    def for_passages(self) -> Embedder:
+        """The embedder that embeds this one's passages (BM25: normalised against passages), after
+        `fitted_to_passages`."""
+        return self
+
     def encoder_state(self) -> dict[str, Any]:
         """What a collection records about how this embedder encodes (JSON-serialisable): its
         class, the model's name and every setting."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ragembed.errors import StoreError
-from ragembed.types import DenseEmbeddings, EmbeddingKind, Embeddings, MultiVectorEmbeddings, SparseEmbeddings
+from ragembed.types import DenseEmbeddings, EmbeddingKind, Embeddings, MultiVectorEmbeddings, SparseEmbeddings, narrow
 
 
 def default_cache_dir() -> Path:
@@ -96,7 +96,8 @@ def rows_of(embeddings: Embeddings) -> list[Any]:
         return list(embeddings.data)
     if isinstance(embeddings, MultiVectorEmbeddings):
         return list(embeddings.vectors)
-    return list(zip(embeddings.indices, embeddings.values))
+    sparse = narrow(embeddings, SparseEmbeddings)  # an embedder embeds each text (passage) on its own
+    return list(zip(sparse.indices, sparse.values))
 
 
 def join_rows(kind: EmbeddingKind, rows: list[Any]) -> Embeddings:

@@ -47,6 +47,9 @@ class BM25Embedder(Embedder):
         stopwords: bm25s's stop-word list name ("en"), a list of words, or None for none.
         avgdl: the corpus' average document length, when known (else `fitted(texts)` gives a
             copy that learned it; a collection records it, so later documents score alike).
+        passage_avgdl: the average length of the corpus' passages, for BM25 over passages
+            (`fitted_to_passages`, `for_passages`): a passage is normalised against passages, as
+            a document is against documents.
         cache: as DenseEmbedder's (off by default: BM25 is cheap to recompute).
         show_progress: a progress bar while embedding many texts.
     """
@@ -61,6 +64,7 @@ class BM25Embedder(Embedder):
         language: str = "english",
         stopwords: str | list[str] | None = "en",
         avgdl: float | None = None,
+        passage_avgdl: float | None = None,
         cache: CacheOption = False,
         show_progress: bool = False,
     ) -> None:
@@ -82,9 +86,13 @@ class BM25Embedder(Embedder):
         self._tokenize_fn = bm25s.tokenize
         self.k1, self.b, self.language, self.stopwords = float(k1), float(b), language, stopwords
         self.avgdl = avgdl
+        self.passage_avgdl = passage_avgdl
 
     def __repr__(self) -> str:
-        return f"BM25Embedder(k1={self.k1}, b={self.b}, language={self.language!r}, avgdl={self.avgdl})"
+        return (
+            f"BM25Embedder(k1={self.k1}, b={self.b}, language={self.language!r}, avgdl={self.avgdl}, "
+            f"passage_avgdl={self.passage_avgdl})"
+        )
 
     @property
     def dim(self) -> int:
@@ -99,6 +107,7 @@ class BM25Embedder(Embedder):
             Setting("k1", self.k1, fitted=True),
             Setting("b", self.b, fitted=True),
             Setting("avgdl", self.avgdl, fitted=True),
+            Setting("passage_avgdl", self.passage_avgdl, fitted=True),
         )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -109,8 +118,27 @@ class BM25Embedder(Embedder):
 
     def fitted(self, texts: Sequence[str]) -> BM25Embedder:
         """A copy with the average document length of a corpus (this one is left as it is)."""
+        return self._with_fitted({"avgdl": self._average_length(texts)})
+
+    def fitted_to_passages(self, passages: Sequence[str]) -> BM25Embedder:
+        """A copy with the average length of a corpus' passages (`passage_avgdl`); itself where it
+        has one (given, or restored from a collection's record)."""
+        if self.passage_avgdl is not None:
+            return self
+        return self._with_fitted({"passage_avgdl": self._average_length(passages)})
+
+    def for_passages(self) -> BM25Embedder:
+        """The twin that embeds passages: BM25 whose length normalisation is against passages."""
+        if self.passage_avgdl is None:
+            raise InvalidInputError(
+                "BM25Embedder is not fitted to passages: embed them with embedder.fitted_to_passages(passage_texts), "
+                "or give passage_avgdl="
+            )
+        return self._with_fitted({"avgdl": self.passage_avgdl})
+
+    def _average_length(self, texts: Sequence[str]) -> float:
         lengths = [len(doc) for doc in self.tokenize(validate_texts(texts))]
-        return self._with_fitted({"avgdl": max(float(np.mean(lengths)), 1.0)})
+        return max(float(np.mean(lengths)), 1.0)
 
     def _with_fitted(self, fitted: Mapping[str, Any]) -> BM25Embedder:
         """A copy scoring like the collection's documents: its avgdl, k1 and b."""

@@ -19,8 +19,16 @@ from ragembed.evaluation.metrics import DEFAULT_METRICS, ir_metrics, run_from_hi
 from ragembed.evaluation.ragas_metrics import ragas_context_metrics
 from ragembed.retriever import Retriever
 from ragembed.search.schema import VectorField
-from ragembed.strategies import parse_strategy
-from ragembed.types import EmbeddingKind, Hit, MultiVectorEmbeddings, Precision, SparseEmbeddings
+from ragembed.strategies import parse_strategy, passage_embeddings
+from ragembed.types import (
+    EmbeddingKind,
+    Hit,
+    MultiVectorEmbeddings,
+    Precision,
+    SparseEmbeddings,
+    SparsePassageEmbeddings,
+    narrow,
+)
 
 
 @dataclass
@@ -88,7 +96,8 @@ def evaluate(
 
 def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[str]) -> dict[str, float]:
     """Average sparse terms, ColBERT tokens or passages per document as the collection holds them,
-    by embedder (for bytes per document)."""
+    by embedder (for bytes per document); BM25's terms over a document's passages, where a
+    per-passage field holds them, under `passage_embeddings(name)`."""
     used = {name: kind for s in strategies for name, kind in parse_strategy(s).embedders.items()}
     texts = [d.text for d in dataset.corpus]
     stats = {}
@@ -98,6 +107,10 @@ def corpus_stats(retriever: Retriever, dataset: BeirDataset, strategies: list[st
             stats[name] = float(np.mean([len(i) for i in held.indices]))
         elif isinstance(held, MultiVectorEmbeddings):  # tokens, or a dense model's passages
             stats[name] = float(np.mean([len(v) for v in held.vectors]))
+    for f in {f.name: f for s in strategies for f in retriever.searched_fields(s)}.values():
+        if f.per_passage and f.kind is EmbeddingKind.SPARSE:
+            sets = narrow(retriever.document_embeddings(f.source, texts, passages=True), SparsePassageEmbeddings)
+            stats[passage_embeddings(f.source)] = float(np.mean([sum(map(len, s.indices)) for s in sets.passages]))
     return stats
 
 
@@ -108,9 +121,10 @@ def field_bytes(f: VectorField, stats: dict[str, float]) -> float:
     """Bytes per document of one field as searched: float32 4 per dim, int8 1, binary 1/8; sparse 8
     per term (uint32 index + float32 value); multi-vector per dim per token or passage, as its
     datatype keeps it (float32 4, float16 2, turbo8 1, turbo4 1/2) or as its quantized index does.
-    `stats`: terms, tokens or passages per document, by embedder."""
+    `stats`: terms, tokens or passages per document, by embedder (terms of its passages: by
+    `passage_embeddings(embedder)`)."""
     if f.kind is EmbeddingKind.SPARSE:
-        return 8 * stats[f.source]
+        return 8 * stats[passage_embeddings(f.source) if f.per_passage else f.source]
     if f.kind is EmbeddingKind.MULTIVECTOR:
         per_dim = f.datatype.bits / 8 if f.precision is Precision.FLOAT32 else BYTES_PER_DIM[f.precision]
         return per_dim * f.dim * stats[f.source]

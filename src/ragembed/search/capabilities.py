@@ -44,6 +44,7 @@ class Capabilities:
     datatypes: how it can keep multi-vector fields (types.Datatype).
     quantized_multivectors: it keeps an int8/binary index of a multi-vector field beside the
         float32 token vectors (MaxSim on the codes, the best candidates rescored with the originals).
+    sparse_passages: it scores a per-passage sparse field (a document by its best passage's BM25).
     filter_keys: the metadata keys its filters can name."""
 
     kinds: frozenset[EmbeddingKind] = frozenset(EmbeddingKind)
@@ -54,4 +55,5 @@ class Capabilities:
     asymmetric_binary: bool = True
     datatypes: frozenset[Datatype] = frozenset({Datatype.FLOAT32})
     quantized_multivectors: bool = True
+    sparse_passages: bool = True
     filter_keys: FilterKeys = ANY_KEY

@@ -75,8 +75,10 @@ class VectorField:
         default embedder of the field's kind, or of multi-vectors for MUVERA encodings).
     per_passage: a multi-vector field holding one dense vector per passage of each document (a
         dense embedder's, unit length, distance "dot"): MaxSim with the query's one vector is the
-        cosine of the document's best passage. The collection's `Schema.passages` says how
-        documents were split.
+        cosine of the document's best passage; or a sparse field (BM25 with idf) holding one
+        vector per passage, a document scored by its best passage, IDF counted over passages. The
+        collection's `Schema.passages` says how documents were split; a sparse field's passages
+        are those of the passage map (`Schema.passage_map_field`).
     """
 
     name: str
@@ -120,13 +122,16 @@ class VectorField:
             )
         if self.muvera is not None:
             self._check_muvera(MuveraShape.from_dict(self.muvera))
-        if self.per_passage and (self.kind is not EmbeddingKind.MULTIVECTOR or self.distance != "dot"):
+        passage_dense = self.kind is EmbeddingKind.MULTIVECTOR and self.distance == "dot"
+        passage_sparse = self.kind is EmbeddingKind.SPARSE and self.idf
+        if self.per_passage and not (passage_dense or passage_sparse):
             raise InvalidInputError(
                 f"field {self.name!r}: one vector per passage is a multi-vector field of unit vectors with "
-                f"distance 'dot', not a {self.kind.value} field with {self.distance!r}"
+                f"distance 'dot' (a dense model's) or a sparse field with idf (BM25's), not a {self.kind.value} "
+                f"field with {self.distance!r}"
             )
         source_kind = EmbeddingKind.MULTIVECTOR if self.muvera is not None else self.kind
-        if self.per_passage:
+        if self.per_passage and self.kind is EmbeddingKind.MULTIVECTOR:
             source_kind = EmbeddingKind.DENSE
         object.__setattr__(self, "embedder", check_embedder_name(self.embedder or DEFAULT_EMBEDDER[source_kind]))
 
@@ -266,9 +271,10 @@ class Schema:
     @property
     def passage_map_field(self) -> VectorField | None:
         """The per-passage field whose vectors each document's passage map copies (types.
-        PassageMap): the collection's first. Fields are only ever appended, and only while the
-        collection is empty, so it never changes under stored documents."""
-        return next((f for f in self.fields if f.per_passage), None)
+        PassageMap): the collection's first of dense passage vectors. Fields are only ever
+        appended, and only while the collection is empty, so it never changes under stored
+        documents."""
+        return next((f for f in self.fields if f.per_passage and f.kind is EmbeddingKind.MULTIVECTOR), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

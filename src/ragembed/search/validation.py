@@ -20,7 +20,6 @@ from ragembed.types import (
     MultiVectorEmbeddings,
     PassageMap,
     Precision,
-    SparseEmbeddings,
     check_positive,
     narrow,
 )
@@ -51,6 +50,10 @@ def check_storable(wanted: Schema, capabilities: Capabilities, store: str) -> No
                 )
                 + ")"
             )
+    if not capabilities.sparse_passages:
+        for f in wanted.fields:
+            if f.per_passage and f.kind is EmbeddingKind.SPARSE:
+                raise UnsupportedStrategyError(f"{store} cannot keep field {f.name!r}: {NO_SPARSE_PASSAGES}")
     if not capabilities.quantized_multivectors:
         for f in wanted.fields:
             if f.per_passage and f.precision is not Precision.FLOAT32:
@@ -61,6 +64,12 @@ def check_storable(wanted: Schema, capabilities: Capabilities, store: str) -> No
                     f"vectors of field {f.name!r}; use 'colbert+dense' or 'colbert+dense:float16' here, or "
                     "a store that does (the Qdrant server, Qdrant Edge qdrant-edge:PATH, Weaviate, memory)"
                 )
+
+
+NO_SPARSE_PASSAGES = (
+    "it keeps a document's passages in one multi-vector, and no engine scores a set of sparse vectors; use "
+    "'bm25' (the whole text), or the Qdrant server, Qdrant Edge (qdrant-edge:PATH) or memory for 'bm25:passages'"
+)
 
 
 def no_quantized_passages(precision: Precision) -> str:
@@ -126,7 +135,7 @@ def check_embeddings(f: VectorField, emb: Embeddings) -> None:
             f"field {f.name!r} takes float32 vectors, got {emb.precision.value}; stores quantize "
             "int8 and binary fields themselves, so pass the float32 embeddings"
         )
-    if not isinstance(emb, SparseEmbeddings) and len(emb) and emb.dim != f.dim:
+    if isinstance(emb, (DenseEmbeddings, MultiVectorEmbeddings)) and len(emb) and emb.dim != f.dim:
         raise DimensionMismatchError(
             f"field {f.name!r} holds {f.dim}-dimensional vectors, got {emb.dim}; use the model the "
             "collection was indexed with, or index into a new collection"

@@ -8,7 +8,7 @@ Saved to a folder (`memory:DIR` is DIR/<collection>) as JSON + .npy files, never
 
     ragembed-store.json   marker: {"store": "memory", "format": 2, "data": "data-<hex>"}
     ragembed.lock         held while a store may write (one writer at a time)
-    data-<hex>/           schema.json, documents.jsonl, field<N>[.lengths|.indices|.values].npy
+    data-<hex>/           schema.json, documents.jsonl, field<N>[.lengths|.indices|.values|.passages].npy
 
 A save writes a new data-<hex> folder, then points the marker at it (one atomic rename), then
 removes the old one: a save killed at any point leaves the previous copy or the new one whole.
@@ -29,6 +29,8 @@ Scores (higher is better):
                  for the Rescore step
   sparse         dot, with query weights times IDF = ln(1 + (N - df + 0.5) / (df + 0.5)) when the
                  field has idf=True (Lucene's and Qdrant's formula; N, df over stored documents)
+  sparse per     a document's best passage's sparse score, N and df counted over passages (as
+  passage        Qdrant counts the passage points holding the field)
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from ragembed.types import (
     PassageMap,
     Precision,
     SparseEmbeddings,
+    SparsePassageEmbeddings,
 )
 
 FORMAT_VERSION = 1  # of the files in a data folder
@@ -318,8 +321,14 @@ class MemoryStore(VectorStore):
             q = f.scored_as_float(query.vectors[0], query=True)
             return self._maxsim(self._quantized_tokens(f), q, rows)
         matrix = self._matrix(f)
+        if isinstance(query, SparseEmbeddings) and f.per_passage:
+            terms, starts, lengths = matrix
+            passages = np.concatenate([np.arange(starts[r], starts[r] + lengths[r]) for r in rows])
+            by_passage = self._sparse_scores(f, terms, query, passages)  # -inf: a passage sharing no term
+            return np.maximum.reduceat(by_passage, np.concatenate([[0], np.cumsum(lengths[rows])[:-1]]))
         if isinstance(query, SparseEmbeddings):
             return self._sparse_scores(f, matrix, query, rows)
+        assert isinstance(query, DenseEmbeddings), query  # a query is never a set of passages
         q = query.data[0]
         # Candidates are sorted, distinct rows, so as many as the matrix holds means all of them: read
         # it in place, since fancy-indexing every row would copy it per query (154 MB at 100k vectors).
@@ -372,7 +381,8 @@ class MemoryStore(VectorStore):
     def _matrix(self, f: VectorField) -> Any:
         """The field's vectors stacked for search, cached until the next write: dense, one matrix;
         multi-vector, (tokens, first token per row, tokens per row); sparse, (CSC matrix, column
-        of each term)."""
+        of each term); per-passage sparse, ((CSC matrix of every passage, column of each term),
+        first passage per row, passages per row)."""
         if f.name not in self._matrices:
             rows = self._vectors[f.name]
             if f.kind is EmbeddingKind.DENSE:
@@ -385,6 +395,11 @@ class MemoryStore(VectorStore):
                 lengths = np.array([len(r) for r in rows], dtype=np.int64)
                 starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
                 built = (np.concatenate(rows) if rows else np.zeros((0, f.dim), np.float32), starts, lengths)
+            elif f.per_passage:
+                lengths = np.array([len(r) for r in rows], dtype=np.int64)
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+                passages = [p for r in rows for p in zip(r.indices, r.values)]
+                built = (self._sparse_matrix(passages), starts, lengths)
             else:
                 built = self._sparse_matrix(rows)
             self._matrices[f.name] = built
@@ -429,6 +444,8 @@ class MemoryStore(VectorStore):
             # float16 fields keep half floats (MaxSim multiplies them with the float32 query)
             dtype = np.float16 if f.datatype is Datatype.FLOAT16 else np.float32
             return [m.astype(dtype, copy=False) for m in emb.vectors]
+        if isinstance(emb, SparsePassageEmbeddings):  # one SparseEmbeddings (its passages') a document
+            return list(emb.passages)
         return list(zip(emb.indices, emb.values))
 
     # --- persistence --------------------------------------------------------------------------
@@ -528,6 +545,14 @@ class MemoryStore(VectorStore):
             elif f.kind is EmbeddingKind.MULTIVECTOR:
                 tokens, _, lengths = self._matrix(f)
                 arrays = {"": tokens, ".lengths": lengths}
+            elif f.per_passage:  # its passages' sparse vectors in order, and how many a document has
+                passages = [p for r in rows for p in zip(r.indices, r.values)]
+                arrays = {
+                    ".indices": np.concatenate([p[0] for p in passages]) if passages else np.zeros(0, np.uint32),
+                    ".values": np.concatenate([p[1] for p in passages]) if passages else np.zeros(0, np.float32),
+                    ".lengths": np.array([len(p[0]) for p in passages], dtype=np.int64),
+                    ".passages": np.array([len(r) for r in rows], dtype=np.int64),
+                }
             else:
                 arrays = {
                     ".indices": np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32),
@@ -576,7 +601,11 @@ class MemoryStore(VectorStore):
         cuts = np.cumsum(lengths)[:-1]
         if f.kind is EmbeddingKind.MULTIVECTOR:
             return list(np.split(load(""), cuts))
-        return list(zip(np.split(load(".indices"), cuts), np.split(load(".values"), cuts)))
+        sparse = SparseEmbeddings(tuple(np.split(load(".indices"), cuts)), tuple(np.split(load(".values"), cuts)))
+        if f.per_passage:
+            bounds = np.cumsum([0, *load(".passages").tolist()])
+            return [sparse.take(range(a, b)) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+        return list(zip(sparse.indices, sparse.values))
 
 
 @contextmanager

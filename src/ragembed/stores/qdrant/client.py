@@ -102,6 +102,7 @@ from ragembed.types import (
     PassageMap,
     Precision,
     SparseEmbeddings,
+    SparsePassageEmbeddings,
     check_positive,
     narrow,
 )
@@ -137,6 +138,8 @@ def upload_batch_size(documents: list[Document], vectors: dict[str, Embeddings])
             floats += max(v.size for v in emb.vectors)
         elif isinstance(emb, SparseEmbeddings):
             floats += 2 * max(len(i) for i in emb.indices)
+        elif isinstance(emb, SparsePassageEmbeddings):  # one point a passage: the largest passage counts
+            floats += 2 * max(len(i) for held in emb.passages for i in held.indices)
         else:
             floats += emb.data.shape[1]
     largest = 20 * floats + 4 * max(len(d.text) for d in documents) + 2048
@@ -230,6 +233,7 @@ class QdrantStore(VectorStore):
             native_quantization=not self.local,
             datatypes=frozenset({Datatype.FLOAT32, Datatype.FLOAT16}),
             quantized_multivectors=not self.local,  # local mode stores one (client-side) form a field
+            sparse_passages=not self.local,  # local mode keeps a document's passages in one multivector
             filter_keys=QDRANT_FILTER_KEYS,
         )
         self.location = url or path
@@ -486,13 +490,17 @@ class QdrantStore(VectorStore):
     ) -> None:
         fields = self._require_schema().fields
         passage_fields = [f for f in fields if f.per_passage] if self._passage_points else []
+        # The terms of a sparse field whose IDF ragembed computes go into its points' payloads.
+        on_passages = {f.name for f in passage_fields}
+        terms = {name: TERMS_PREFIX + name for name in self._corpus_idf}
         points = [
             models.PointStruct(
                 id=point_id(doc.id),
                 payload=payload_of(doc, passage_maps[row] if passage_maps else None)
                 | {
-                    TERMS_PREFIX + name: narrow(vectors[name], SparseEmbeddings).indices[row].tolist()
-                    for name in self._corpus_idf
+                    key: narrow(vectors[name], SparseEmbeddings).indices[row].tolist()
+                    for name, key in terms.items()
+                    if name not in on_passages
                 },
                 vector={
                     f.name: vector_values(f, vectors[f.name], row, self._sparse, self.local)
@@ -506,7 +514,9 @@ class QdrantStore(VectorStore):
             self._delete_passages([d.id for d in documents])
             points += [
                 models.PointStruct(id=point_id, vector=vector, payload=payload)
-                for point_id, vector, payload in passage_points(documents, vectors, passage_fields)
+                for point_id, vector, payload in passage_points(
+                    documents, vectors, passage_fields, self._sparse, {n: terms[n] for n in on_passages & set(terms)}
+                )
             ]
         if self.local:
             self._call("upsert", lambda: self.client.upsert(self.collection, points, wait=True))
@@ -765,14 +775,23 @@ class QdrantStore(VectorStore):
         if not wanted:
             return [], lambda counts: {}
         terms = sorted({(field, t) for (field, _), held in wanted.items() for t in held.tolist()})
-        filters = [self._documents_only()] + [  # N: documents, not their passage points
+        # N: the points that hold the field: documents (not their passage points), or for BM25 over
+        # passages the passage points
+        passages = models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=PASSAGE_OF_KEY))])
+        filters = [self._documents_only(), passages] + [
             models.Filter(must=[models.FieldCondition(key=TERMS_PREFIX + field, match=models.MatchValue(value=t))])
             for field, t in terms
         ]
+        schema = self._require_schema()
 
         def weigh(counts: list[int]) -> Weights:
-            n, df = counts[0], dict(zip(terms, counts[1:]))
-            return {key: corpus_idf(n, [df[(key[0], t)] for t in held.tolist()]) for key, held in wanted.items()}
+            df = dict(zip(terms, counts[2:]))
+            return {
+                key: corpus_idf(
+                    counts[1] if schema[key[0]].per_passage else counts[0], [df[(key[0], t)] for t in held.tolist()]
+                )
+                for key, held in wanted.items()
+            }
 
         return filters, weigh
 

@@ -297,7 +297,7 @@ class QdrantEdgeStore(VectorStore):
             self._write(qe.UpdateOperation.delete_points_by_filter(self._passages_of([d.id for d in documents])))
             points += [
                 qe.Point(i, vector, payload)
-                for i, vector, payload in passage_points(documents, vectors, passage_fields)
+                for i, vector, payload in passage_points(documents, vectors, passage_fields, qe.SparseVector)
             ]
         self._write(qe.UpdateOperation.upsert_points(points))
 

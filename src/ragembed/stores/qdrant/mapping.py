@@ -28,6 +28,7 @@ from ragembed.search.schema import Schema, VectorField
 from ragembed.stores.ids import passage_point_id
 from ragembed.types import (
     Datatype,
+    DenseEmbeddings,
     Document,
     EmbeddingKind,
     Embeddings,
@@ -36,6 +37,7 @@ from ragembed.types import (
     PassageMap,
     Precision,
     SparseEmbeddings,
+    SparsePassageEmbeddings,
     narrow,
 )
 
@@ -75,21 +77,28 @@ def passage_payload(doc: Document, index: int) -> dict[str, Any]:
 
 
 def passage_points(
-    documents: list[Document], vectors: Mapping[str, Embeddings], fields: list[VectorField]
+    documents: list[Document],
+    vectors: Mapping[str, Embeddings],
+    fields: list[VectorField],
+    sparse: Callable[[list[int], list[float]], Any],
+    terms_payload: Mapping[str, str] | None = None,
 ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """Every passage point of `documents`: its id, its vector in each per-passage field of
-    `fields`, and its payload (`passage_payload`)."""
+    `fields` (dense, or BM25's sparse, spelled by `sparse`), and its payload (`passage_payload`,
+    plus the terms of the sparse fields `terms_payload` names, under the key it gives them)."""
     points = []
     for row, doc in enumerate(documents):
-        rows = {f.name: narrow(vectors[f.name], MultiVectorEmbeddings).vectors[row] for f in fields}
-        for i in range(len(rows[fields[0].name])):
-            points.append(
-                (
-                    passage_point_id(doc.id, i),
-                    {name: passages[i].tolist() for name, passages in rows.items()},
-                    passage_payload(doc, i),
-                )
-            )
+        rows, sets = {}, {}  # a dense field's passage vectors; a sparse field's (BM25's)
+        for f in fields:
+            if f.kind is EmbeddingKind.SPARSE:
+                sets[f.name] = narrow(vectors[f.name], SparsePassageEmbeddings).passages[row]
+            else:
+                rows[f.name] = narrow(vectors[f.name], MultiVectorEmbeddings).vectors[row]
+        for i in range(len(next(iter(rows.values())))):  # a sparse field comes with a dense one (PassageBM25)
+            held = {name: passages[i].tolist() for name, passages in rows.items()}
+            held |= {name: sparse(s.indices[i].tolist(), s.values[i].tolist()) for name, s in sets.items()}
+            terms = {key: sets[name].indices[i].tolist() for name, key in (terms_payload or {}).items()}
+            points.append((passage_point_id(doc.id, i), held, passage_payload(doc, i) | terms))
     return points
 
 
@@ -398,7 +407,7 @@ def vector_values(
         if client_side_quantization and f.datatype is Datatype.FLOAT16 and not query:
             tokens = tokens.astype(np.float16).astype(np.float32)  # what a float16 field keeps
         return tokens.tolist()
-    data = emb.data[row : row + 1]
+    data = narrow(emb, DenseEmbeddings).data[row : row + 1]
     if client_side_quantization:
         data = f.scored_as_float(data, query)
     return data[0].tolist()

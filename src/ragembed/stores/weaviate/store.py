@@ -60,7 +60,6 @@ from ragembed.types import (
     MultiVectorEmbeddings,
     PassageMap,
     Precision,
-    SparseEmbeddings,
     narrow,
 )
 
@@ -127,7 +126,7 @@ def insert_chunk_size(vectors: dict[str, Embeddings]) -> int:
     floats = sum(
         int(max(v.size for v in emb.vectors)) if isinstance(emb, MultiVectorEmbeddings) else emb.dim
         for emb in vectors.values()
-        if not isinstance(emb, SparseEmbeddings)  # (Weaviate holds no sparse fields: check_plan)
+        if isinstance(emb, (DenseEmbeddings, MultiVectorEmbeddings))  # (Weaviate holds no sparse fields)
     )
     return max(1, min(INSERT_CHUNK, INSERT_BUDGET // (4 * max(floats, 1))))
 
