@@ -11,8 +11,9 @@ Rows, nDCG@10 and recall@100 (trec_eval's, pytrec_eval) and vectors per document
                            the whole document's vector (cut at the window), with 64-word-piece
                            passages, and all three
   bm25 whole / passages    BM25 over the whole text (what `bm25` does) against BM25 over passages
-                           (each passage its own BM25 document, IDF over passages; a document's
-                           score its best passage's)
+                           (`bm25:passages`: IDF over passages, each normalised against the average
+                           passage; a document's score its best passage's), and the latter fused
+                           with dense passages by RRF (a hybrid over passage BM25)
   first stage              a single vector per document that an engine's HNSW could search, its
                            best `pool` candidates rescored by exact passage MaxSim: the mean of the
                            passage vectors, and MUVERA encodings of them (fastembed's, three
@@ -34,13 +35,13 @@ import numpy as np
 from fastembed.postprocess import Muvera
 from long_documents import JOINERS, read_raw, scifact_long
 
-from ragembed import DenseEmbedder, Document, MemoryStore, Retriever
+from ragembed import DenseEmbedder, MemoryStore, Retriever
 from ragembed.embedders.sparse import BM25Embedder
 from ragembed.evaluation import load_beir
 from ragembed.evaluation.beir import BeirDataset
 from ragembed.evaluation.metrics import ir_metrics
-from ragembed.passages import Chunking
-from ragembed.types import DenseEmbeddings, MultiVectorEmbeddings, narrow
+from ragembed.search.ranking import rrf_scores
+from ragembed.types import DenseEmbeddings, MultiVectorEmbeddings, SparseEmbeddings, SparsePassageEmbeddings, narrow
 
 MUVERA_SHAPES = [(3, 16, 8), (4, 16, 10), (5, 16, 20)]  # (k_sim, dim_proj, r_reps)
 
@@ -73,27 +74,41 @@ def metrics(data: BeirDataset, qids: list[str], ids: list[str], scores: np.ndarr
     return mean
 
 
-def bm25_rows(data: BeirDataset, dense: DenseEmbedder, qids: list[str], ids: list[str]) -> list[dict[str, Any]]:
+def bm25_rows(data: BeirDataset, dense: DenseEmbedder, qids: list[str]) -> list[dict[str, Any]]:
+    """BM25 of the whole text (`bm25`), of each passage (`bm25:passages`, the collection in passages
+    of 128 and of the window), and RRF of `bm25:passages` with dense passages (100 candidates each,
+    as `hybrid`, beside which it is printed; not a strategy: its figures say why)."""
     queries = [data.queries[q] for q in qids]
     whole = Retriever(MemoryStore(), "bm25", sparse_embedder=BM25Embedder(), passages=False)
     whole.index(data.corpus)
     rows = [{"row": "bm25 whole", **_ranked_metrics(data, qids, whole.search_many(queries, k=100))}]
-    for size in (128, None):
-        splitter = dense.splitter(Chunking(size))
-        assert splitter is not None  # a dense model has a window
-        pieces = [Document(f"{d.id}#{i}", p.text) for d in data.corpus for i, p in enumerate(splitter.split(d.text))]
-        split = Retriever(MemoryStore(), "bm25", sparse_embedder=BM25Embedder(), passages=False)
-        split.index(pieces)
-        found = split.search_many(queries, k=2000)
-        best: list[list[str]] = []
-        for hits in found:
-            seen: dict[str, None] = {}
-            for h in hits:  # best first: a document's first passage is its best
-                seen.setdefault(h.id.rsplit("#", 1)[0])
-            best.append(list(seen)[:100])
-        label = f"bm25 passages:{size or 'window'}"
-        rows.append({"row": label, "vectors/doc": len(pieces) / len(ids), **_ranked_metrics(data, qids, best)})
+    for size in (128, "window"):
+        split = Retriever(
+            MemoryStore(),
+            ["bm25:passages", "dense", "hybrid"],
+            embedder=dense,
+            sparse_embedder=BM25Embedder(),
+            chunk_size=size,
+        )
+        split.index(data.corpus)
+        lexical = split.search_many(queries, k=100)
+        semantic = split.search_many(queries, k=100, strategy="dense")
+        fused = []
+        for by_terms, by_meaning in zip(lexical, semantic):
+            scores = rrf_scores([[h.id for h in by_terms], [h.id for h in by_meaning]], k=60)
+            fused.append(sorted(scores, key=lambda doc: (-scores[doc], doc))[:100])
+        terms = np.mean([sum(map(len, s.indices)) for s in _sets(split, data)])
+        rows.append({"row": f"bm25 passages:{size}", "terms/doc": terms, **_ranked_metrics(data, qids, lexical)})
+        rows.append({"row": f"bm25 passages:{size} fused with dense passages", **_ranked_metrics(data, qids, fused)})
+        hybrid = split.search_many(queries, k=100, strategy="hybrid")
+        rows.append({"row": f"hybrid (passages:{size})", **_ranked_metrics(data, qids, hybrid)})
     return rows
+
+
+def _sets(retriever: Retriever, data: BeirDataset) -> Sequence[SparseEmbeddings]:
+    """Each document's BM25 vectors of its passages, as the collection holds them."""
+    texts = [d.text for d in data.corpus]
+    return narrow(retriever.document_embeddings("sparse", texts, passages=True), SparsePassageEmbeddings).passages
 
 
 def _ranked_metrics(data: BeirDataset, qids: list[str], found: Sequence[Sequence[Any]]) -> dict[str, float]:
@@ -125,7 +140,7 @@ def measure(label: str, data: BeirDataset, dense: DenseEmbedder, pools: list[int
     add("dense set: 128 + whole", [np.concatenate(s) for s in zip(p128, whole)])
     add("dense set: 128 + 64", [np.concatenate(s) for s in zip(p128, p64)])
     add("dense set: 128 + 64 + whole", [np.concatenate(s) for s in zip(p128, p64, whole)])
-    for row in bm25_rows(data, dense, qids, ids):
+    for row in bm25_rows(data, dense, qids):
         rows.append({"data": label, **row})
         print(rows[-1], flush=True)
     top10 = np.argsort(-exact, axis=1, kind="stable")[:, :10]
@@ -174,6 +189,7 @@ def main() -> None:
         ("data", "data", "s"),
         ("row", "row", "s"),
         ("vectors/doc", "vectors/doc", ".1f"),
+        ("terms/doc", "BM25 terms/doc", ".0f"),
         ("ndcg@10", "nDCG@10", ".4f"),
         ("recall@100", "R@100", ".4f"),
         ("top-10 kept", "top-10 kept", ".3f"),

@@ -367,7 +367,7 @@ def test_bm25_over_passages_is_refused_where_documents_are_whole_or_the_store_ca
     with pytest.raises(UnsupportedStrategyError, match="best passage, and .* is asked for whole documents"):
         Retriever(MemoryStore(), "bm25:passages", embedder=dense_embedder, passages=False)
     Retriever(whole := MemoryStore(), "dense", embedder=dense_embedder, passages=False).index(NOTES)
-    with pytest.raises(UnsupportedStrategyError, match="holds whole documents; index in passages"):
+    with pytest.raises(SchemaMismatchError, match="holds whole documents; index in passages"):
         Retriever(whole, "bm25:passages", embedder=dense_embedder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

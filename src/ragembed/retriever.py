@@ -527,8 +527,9 @@ class Retriever:
             refusal = strategy.passage_refusal(self.store.capabilities)
             if refusal is not None:
                 raise UnsupportedStrategyError(f"{store}: strategy {strategy.name!r}: {refusal}")
-            if self.chunking is None:
-                raise UnsupportedStrategyError(
+            if self.chunking is None:  # a whole collection's record (SchemaMismatchError: eval rebuilds it)
+                error = SchemaMismatchError if self._chunking is UNSET else UnsupportedStrategyError
+                raise error(
                     f"strategy {strategy.name!r} scores a document by its best passage, and {self.store!r} "
                     f"{'holds' if self._chunking is UNSET else 'is asked for'} whole documents; index in passages "
                     "(leave passages=False / --no-passages out), into another collection if this one is whole"
