@@ -364,10 +364,14 @@ def test_bm25_over_passages_normalises_against_passages_and_restores_their_stati
 
 
 def test_bm25_over_passages_is_refused_where_documents_are_whole_or_the_store_cannot(dense_embedder, tmp_path):
-    with pytest.raises(UnsupportedStrategyError, match="best passage, and .* is asked for whole documents"):
+    with pytest.raises(UnsupportedStrategyError, match="best passage, and whole documents were asked for"):
         Retriever(MemoryStore(), "bm25:passages", embedder=dense_embedder, passages=False)
+    with pytest.raises(
+        UnsupportedStrategyError, match="new collection here holds whole documents: MemoryStore: binary:h"
+    ):
+        Retriever(MemoryStore(), ["binary:hamming", "bm25:passages"], embedder=dense_embedder)
     Retriever(whole := MemoryStore(), "dense", embedder=dense_embedder, passages=False).index(NOTES)
-    with pytest.raises(SchemaMismatchError, match="holds whole documents; index in passages"):
+    with pytest.raises(SchemaMismatchError, match="holds whole documents; index in passages, into another"):
         Retriever(whole, "bm25:passages", embedder=dense_embedder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -251,12 +251,13 @@ class Retriever:
             for f in s.fields(base):
                 wanted.setdefault(f.name, f)
         fields = [*(schema.fields if schema is not None else ()), *wanted.values()]
-        base = {**base, **self._passage_embeddings(fields, embedders, embedded)}
+        splits = {name: split for name, (_, split) in embedded.items()}
+        base = {**base, **self._passage_embeddings(fields, embedders, splits)}
         encoders = {name: state for name, e in embedders.items() if (state := e.encoder_state())}
         passages = chunking.record() if chunking is not None else None
         schema = self.store.ensure_schema(Schema(tuple(wanted.values()), encoders, passages))
         vectors = {f.name: derive(f, base, for_query=False) for f in schema.fields}
-        maps = _passage_maps(schema, vectors, {name: split for name, (_, split) in embedded.items()})
+        maps = _passage_maps(schema, vectors, splits)
         with tqdm(
             total=len(docs), desc="upsert", unit="doc", disable=not self.show_progress or len(docs) <= UPSERT_BATCH
         ) as bar:
@@ -288,10 +289,10 @@ class Retriever:
         fields = [f for f in schema.fields if f.source == name and f.per_passage and f.kind is EmbeddingKind.SPARSE]
         if not fields:
             raise UnsupportedStrategyError(f"{self.store!r} holds no field of {name!r}'s passage embeddings")
-        embedded = {field.source: self._embedded(self.embedder(field.source), texts, self.chunking)}
-        return self._passage_embeddings([field, *fields], {name: self.embedder(name)}, embedded)[
-            passage_embeddings(name)
-        ]
+        splitter = self.embedder(field.source).splitter(self.chunking) if self.chunking is not None else None
+        assert splitter is not None  # a collection with a passage map field is split by that field's model
+        splits = {field.source: [splitter.split(t) for t in texts]}
+        return self._passage_embeddings([field, *fields], {name: self.embedder(name)}, splits)[passage_embeddings(name)]
 
     def _embedded(
         self, embedder: Embedder, texts: list[str], chunking: Chunking | None
@@ -308,9 +309,7 @@ class Retriever:
 
     @staticmethod
     def _passage_embeddings(
-        fields: Sequence[VectorField],
-        embedders: dict[str, Embedder],
-        embedded: Mapping[str, tuple[Embeddings, list[list[Passage]] | None]],
+        fields: Sequence[VectorField], embedders: dict[str, Embedder], splits: Mapping[str, list[list[Passage]] | None]
     ) -> dict[str, Embeddings]:
         """The passage embeddings of the embedders that embed whole texts too and fill a per-passage
         field (BM25), under `passage_embeddings(name)`: of the passages the collection's passage map
@@ -321,7 +320,7 @@ class Retriever:
             return {}
         # The collection's fields, then the new ones: its passage map's field comes first (Schema).
         map_field = next(f for f in fields if f.per_passage and f.kind is EmbeddingKind.MULTIVECTOR)
-        split = embedded[map_field.source][1]
+        split = splits[map_field.source]
         assert split is not None  # a per-passage sparse field comes with dense passage vectors (PassageBM25)
         texts = [p.text for passages in split for p in passages]
         out: dict[str, Embeddings] = {}
@@ -527,15 +526,25 @@ class Retriever:
             refusal = strategy.passage_refusal(self.store.capabilities)
             if refusal is not None:
                 raise UnsupportedStrategyError(f"{store}: strategy {strategy.name!r}: {refusal}")
-            if self.chunking is None:  # a whole collection's record (SchemaMismatchError: eval rebuilds it)
-                error = SchemaMismatchError if self._chunking is UNSET else UnsupportedStrategyError
-                raise error(
-                    f"strategy {strategy.name!r} scores a document by its best passage, and {self.store!r} "
-                    f"{'holds' if self._chunking is UNSET else 'is asked for'} whole documents; index in passages "
-                    "(leave passages=False / --no-passages out), into another collection if this one is whole"
-                )
+            if self.chunking is None:
+                self._refuse_whole(strategy)
         given = {name: e.kind for name, e in self._embedders.items()}
         check_embedders_given(strategy.name, strategy.embedders, given)
+
+    def _refuse_whole(self, strategy: Strategy) -> None:
+        """Refuse a strategy that searches passages where documents are whole, saying why they are."""
+        wants = f"strategy {strategy.name!r} scores a document by its best passage"
+        schema = self.store.schema
+        if self._chunking is not UNSET:
+            raise UnsupportedStrategyError(f"{wants}, and whole documents were asked for; leave passages=False out")
+        if schema is None or not schema.fields:  # a new collection another strategy keeps whole
+            raise UnsupportedStrategyError(
+                f"{wants}, and a new collection here holds whole documents: {self.whole_because}"
+            )
+        raise SchemaMismatchError(  # the collection's record (`ragembed eval` rebuilds on this error)
+            f"{wants}, and {self.store!r} holds whole documents; index in passages, into another collection "
+            "(CLI: --collection NAME, or --recreate)"
+        )
 
     def searched_fields(self, strategy: StrategySpec | None = None) -> list[VectorField]:
         """The collection's fields a strategy scans (not those it only rescores with): what its

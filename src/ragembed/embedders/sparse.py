@@ -107,7 +107,8 @@ class BM25Embedder(Embedder):
             Setting("k1", self.k1, fitted=True),
             Setting("b", self.b, fitted=True),
             Setting("avgdl", self.avgdl, fitted=True),
-            Setting("passage_avgdl", self.passage_avgdl, fitted=True),
+            # not a cache key: the twin that embeds passages (for_passages) carries it as its avgdl
+            Setting("passage_avgdl", self.passage_avgdl, fitted=True, cached=False),
         )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -143,8 +144,8 @@ class BM25Embedder(Embedder):
     def _with_fitted(self, fitted: Mapping[str, Any]) -> BM25Embedder:
         """A copy scoring like the collection's documents: its avgdl, k1 and b."""
         twin = copy.copy(self)  # shares the stemmer and the cache; the statistics are its own
-        for name, value in fitted.items():
-            setattr(twin, name, float(value))
+        for name, value in fitted.items():  # None: a statistic the record has not learned (passage_avgdl)
+            setattr(twin, name, None if value is None else float(value))
         return twin
 
     def _encode(self, texts: list[str], role: Role) -> SparseEmbeddings:

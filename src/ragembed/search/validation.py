@@ -20,6 +20,7 @@ from ragembed.types import (
     MultiVectorEmbeddings,
     PassageMap,
     Precision,
+    SparsePassageEmbeddings,
     check_positive,
     narrow,
 )
@@ -127,9 +128,16 @@ def check_fields_present(strategy: str, wanted: Sequence[str], schema: Schema) -
         )
 
 
-def check_embeddings(f: VectorField, emb: Embeddings) -> None:
+def check_embeddings(f: VectorField, emb: Embeddings, query: bool = False) -> None:
+    """`emb` as field `f` takes documents' vectors (query: a query's, which is one sparse vector
+    for a per-passage sparse field)."""
     if emb.kind is not f.kind:
         raise InvalidInputError(f"field {f.name!r} holds {f.kind.value} vectors, got {emb.kind.value}")
+    if isinstance(emb, SparsePassageEmbeddings) and query:
+        raise InvalidInputError(f"a query of field {f.name!r} is one SparseEmbeddings, not SparsePassageEmbeddings")
+    if not query and f.kind is EmbeddingKind.SPARSE and isinstance(emb, SparsePassageEmbeddings) != f.per_passage:
+        wanted = "SparsePassageEmbeddings (a document's passages' vectors)" if f.per_passage else "SparseEmbeddings"
+        raise InvalidInputError(f"field {f.name!r} holds {wanted}, got {type(emb).__name__}")
     if isinstance(emb, DenseEmbeddings) and emb.precision is not Precision.FLOAT32:
         raise InvalidInputError(
             f"field {f.name!r} takes float32 vectors, got {emb.precision.value}; stores quantize "
@@ -167,6 +175,15 @@ def check_passage_maps(
                 f"passage map {i} holds {m.codes.shape[0]} vectors of {m.codes.shape[1]} dimensions, but field "
                 f"{field.name!r} gets {passages.shape[0]} of {passages.shape[1]} for that document; they must match"
             )
+    for f in schema.fields:  # BM25 of each passage: one sparse vector a passage of the map
+        if f.per_passage and f.kind is EmbeddingKind.SPARSE:
+            sets = narrow(vectors[f.name], SparsePassageEmbeddings)  # check_embeddings refused another form
+            for i, (m, held) in enumerate(zip(maps, sets.passages)):
+                if len(held) != len(m.spans):
+                    raise InvalidInputError(
+                        f"document {i} has {len(m.spans)} passages in its passage map but {len(held)} sparse vectors "
+                        f"in field {f.name!r}; give one a passage"
+                    )
 
 
 def uses_keyword(plan: Plan) -> bool:
@@ -224,7 +241,7 @@ def check_rescore(schema: Schema, plan: Rescore) -> None:
 
 
 def check_query(f: VectorField, query: Embeddings) -> None:
-    check_embeddings(f, query)
+    check_embeddings(f, query, query=True)
     if len(query) != 1:
         raise InvalidInputError(f"a search stage takes one query vector, got {len(query)}")
 

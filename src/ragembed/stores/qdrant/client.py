@@ -777,19 +777,21 @@ class QdrantStore(VectorStore):
         terms = sorted({(field, t) for (field, _), held in wanted.items() for t in held.tolist()})
         # N: the points that hold the field: documents (not their passage points), or for BM25 over
         # passages the passage points
-        passages = models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=PASSAGE_OF_KEY))])
-        filters = [self._documents_only(), passages] + [
+        schema = self._require_schema()
+        on_passages = {f: schema[f].per_passage for f, _ in wanted}
+        points = {False: self._documents_only()}
+        if any(on_passages.values()):
+            passages = models.IsEmptyCondition(is_empty=models.PayloadField(key=PASSAGE_OF_KEY))
+            points[True] = models.Filter(must_not=[passages])
+        filters = list(points.values()) + [
             models.Filter(must=[models.FieldCondition(key=TERMS_PREFIX + field, match=models.MatchValue(value=t))])
             for field, t in terms
         ]
-        schema = self._require_schema()
 
         def weigh(counts: list[int]) -> Weights:
-            df = dict(zip(terms, counts[2:]))
+            n, df = dict(zip(points, counts)), dict(zip(terms, counts[len(points) :]))
             return {
-                key: corpus_idf(
-                    counts[1] if schema[key[0]].per_passage else counts[0], [df[(key[0], t)] for t in held.tolist()]
-                )
+                key: corpus_idf(n[on_passages[key[0]]], [df[(key[0], t)] for t in held.tolist()])
                 for key, held in wanted.items()
             }
 
