@@ -101,7 +101,7 @@ class Retriever:
             model's window where smaller), unless a strategy cannot search passages on this store
             (keyword-hybrid, binary:hamming, int8 or binary on Qdrant local mode: `whole_because`
             says, and indexing warns where a document is cut). False: whole documents, cut at the
-            window (indexing warns). BM25 always reads whole documents.
+            window (indexing warns). `bm25` reads whole documents (`bm25:passages`, their passages).
         chunk_size: word pieces a passage holds at most (default 128, measured best on SciFact and
             SciFact-long: docs/benchmarks.md; 128, given or not, is capped at a smaller window;
             "window": each model's whole window); implies passages.

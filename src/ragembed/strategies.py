@@ -419,7 +419,7 @@ class PassageBM25(Strategy):
     so the dense passage vectors are stored too), normalised against the average passage length,
     IDF counted over passages. On long documents it beats BM25 of the whole text (+0.034-0.041
     nDCG@10 on SciFact-long with passages of the window) and on short ones it loses (docs/
-    benchmarks.md, "Long documents")."""
+    benchmarks.md, "BM25 over passages")."""
 
     using: Using = DEFAULTS
     kinds: ClassVar = (SPARSE, DENSE)

@@ -398,8 +398,7 @@ class MemoryStore(VectorStore):
             elif f.per_passage:
                 lengths = np.array([len(r) for r in rows], dtype=np.int64)
                 starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-                passages = [p for r in rows for p in zip(r.indices, r.values)]
-                built = (self._sparse_matrix(passages), starts, lengths)
+                built = (self._sparse_matrix(_every_passage(rows)), starts, lengths)
             else:
                 built = self._sparse_matrix(rows)
             self._matrices[f.name] = built
@@ -546,7 +545,7 @@ class MemoryStore(VectorStore):
                 tokens, _, lengths = self._matrix(f)
                 arrays = {"": tokens, ".lengths": lengths}
             elif f.per_passage:  # its passages' sparse vectors in order, and how many a document has
-                passages = [p for r in rows for p in zip(r.indices, r.values)]
+                passages = _every_passage(rows)
                 arrays = {
                     ".indices": np.concatenate([p[0] for p in passages]) if passages else np.zeros(0, np.uint32),
                     ".values": np.concatenate([p[1] for p in passages]) if passages else np.zeros(0, np.float32),
@@ -606,6 +605,11 @@ class MemoryStore(VectorStore):
             bounds = np.cumsum([0, *load(".passages").tolist()])
             return [sparse.take(range(a, b)) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
         return list(zip(sparse.indices, sparse.values))
+
+
+def _every_passage(rows: list[SparseEmbeddings]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A per-passage sparse field's (indices, values) of every passage, document after document."""
+    return [p for r in rows for p in zip(r.indices, r.values)]
 
 
 @contextmanager
