@@ -32,11 +32,12 @@ def rrf_scores(rankings: Sequence[Sequence[K]], k: int, weights: Sequence[float]
 def reciprocal_rank_fusion(
     rankings: Sequence[list[Hit]], limit: int, k: int, weights: Sequence[float] | None = None
 ) -> list[Hit]:
-    """`rrf_scores` over hits; each fused hit is its first appearance (text, metadata, passage
-    map) with the fused score."""
+    """`rrf_scores` over hits, the top `limit` in ordered_hits' order; each fused hit is its first
+    appearance (text, metadata, passage map) with the fused score."""
     first: dict[str, Hit] = {}
     for ranking in rankings:
         for hit in ranking:
             first.setdefault(hit.id, hit)
     scores = rrf_scores([[h.id for h in ranking] for ranking in rankings], k, weights)
-    return ordered_hits([replace(first[i], score=s) for i, s in scores.items()], limit)
+    top = sorted(scores, key=lambda i: (-scores[i], i))[:limit]  # only the hits kept are copied
+    return [replace(first[i], score=scores[i]) for i in top]

@@ -78,19 +78,21 @@ from ragembed.stores.qdrant.mapping import (
     PassageSearch,
     QuantizedSearch,
     Query,
+    Request,
     RequestClasses,
     document_of,
-    hit_of,
+    hit_reader,
     needs_stages,
     one_query,
-    passage_hit,
     passage_points,
     payload_of,
+    payload_wanted,
     qdrant_filter,
     query_of,
     request_of,
     vector_layout,
     vector_values,
+    with_documents,
 )
 from ragembed.types import (
     Datatype,
@@ -693,11 +695,11 @@ class QdrantStore(VectorStore):
 
     def _steps(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         if needs_stages(plan, sharded=self._shards > 1, passages=self._passages):
-            return executor.by_stage(plan, qfilter, self._query, self._restricted)
+            return executor.by_stage(plan, qfilter, self._query, self._restricted, with_documents)
         return self._query(plan, qfilter)
 
-    def _query(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
-        return one_query(plan, qfilter, self._passages)
+    def _query(self, plan: Plan, qfilter: Any, documents: bool = True) -> executor.Steps[list[Hit]]:
+        return one_query(plan, qfilter, self._passages, documents)
 
     @property
     def _passages(self) -> Schema | None:
@@ -721,19 +723,17 @@ class QdrantStore(VectorStore):
                 responses += self._call("search", lambda: self.client.query_batch_points(self.collection, requests))
         return hits_of(asks, responses)
 
-    def _request(self, ask: executor.Ask[Any], weights: Weights) -> models.QueryRequest:
-        if isinstance(ask.request, DocumentPoints):  # no query: the points themselves, by id
-            ids = models.HasIdCondition(has_id=[point_id(i) for i in ask.request.ids])
+    def _request(self, ask: executor.Ask[Request], weights: Weights) -> models.QueryRequest:
+        request = ask.request
+        if isinstance(request, DocumentPoints):  # no query: the points themselves, by id
+            ids = models.HasIdCondition(has_id=[point_id(i) for i in request.ids])
             return models.QueryRequest(filter=models.Filter(must=[ids]), limit=ask.limit, with_payload=True)
-        if isinstance(ask.request, PassageSearch):
-            plan, qfilter = ask.request.plan, ask.request.qfilter
-            query = query_of(plan, self._require_schema(), not self.local).scaled(ask.request.factor)
-        else:
-            plan, qfilter = ask.request
-            query = query_of(plan, self._require_schema(), native_quantization=not self.local)
+        query = query_of(request.plan, self._require_schema(), native_quantization=not self.local)
+        if isinstance(request, PassageSearch):
+            query = query.scaled(request.factor)
         api = RequestClasses(
-            request=lambda vector, stages, where, params, limit: models.QueryRequest(
-                **vector, prefetch=stages, filter=where, params=params, limit=limit, with_payload=True
+            request=lambda vector, stages, where, params, limit, payload: models.QueryRequest(
+                **vector, prefetch=stages, filter=where, params=params, limit=limit, with_payload=payload
             ),
             stage=lambda vector, stages, where, params, limit: models.Prefetch(
                 **vector, prefetch=stages, filter=where, params=params, limit=limit
@@ -741,8 +741,8 @@ class QdrantStore(VectorStore):
             vector=lambda node: {"query": self._query_vector(node, weights), "using": node.field},
             params=search_params,
         )
-        request: models.QueryRequest = request_of(query, qfilter, ask.limit, api)
-        return request
+        made: models.QueryRequest = request_of(query, request.qfilter, ask.limit, api, payload_wanted(request))
+        return made
 
     def _query_vector(self, query: Query, weights: Weights) -> Any:
         f = self._require_schema()[query.field]
@@ -872,12 +872,9 @@ def batches(asks: list[executor.Ask[Any]]) -> list[list[executor.Ask[Any]]]:
     return [asks[start : start + BATCH_REQUESTS] for start in range(0, len(asks), BATCH_REQUESTS)]
 
 
-def hits_of(asks: Sequence[executor.Ask[Any]], responses: Sequence[Any]) -> list[list[Hit]]:
+def hits_of(asks: Sequence[executor.Ask[Request]], responses: Sequence[Any]) -> list[list[Hit]]:
     """The hits of each response of a batch query, in order (a passage search's: its passages)."""
-    return [
-        [(passage_hit if isinstance(ask.request, PassageSearch) else hit_of)(p.payload, p.score) for p in r.points]
-        for ask, r in zip(asks, responses)
-    ]
+    return [[hit_reader(ask.request)(p.payload, p.score) for p in r.points] for ask, r in zip(asks, responses)]
 
 
 def passages_of(ids: list[str]) -> models.FilterSelector:

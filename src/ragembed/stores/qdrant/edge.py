@@ -52,19 +52,21 @@ from ragembed.stores.qdrant.mapping import (
     PassageSearch,
     QuantizedSearch,
     Query,
+    Request,
     RequestClasses,
     document_of,
-    hit_of,
+    hit_reader,
     needs_stages,
     one_query,
-    passage_hit,
     passage_points,
     payload_of,
+    payload_wanted,
     qdrant_filter,
     query_of,
     request_of,
     vector_layout,
     vector_values,
+    with_documents,
 )
 from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, PassageMap, Precision
 
@@ -389,7 +391,7 @@ class QdrantEdgeStore(VectorStore):
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
         query = (
-            executor.by_stage(plan, qfilter, self._query, self._restricted)
+            executor.by_stage(plan, qfilter, self._query, self._restricted, with_documents)
             if needs_stages(plan, sharded=False, passages=self._passages)
             else self._query(plan, qfilter)
         )
@@ -403,8 +405,8 @@ class QdrantEdgeStore(VectorStore):
         only = qe.Filter(should=[documents, passages])
         return qe.Filter(must=[only, qfilter] if qfilter is not None else [only])
 
-    def _query(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
-        return one_query(plan, qfilter, self._passages)
+    def _query(self, plan: Plan, qfilter: Any, documents: bool = True) -> executor.Steps[list[Hit]]:
+        return one_query(plan, qfilter, self._passages, documents)
 
     @property
     def _passages(self) -> Schema | None:
@@ -413,30 +415,30 @@ class QdrantEdgeStore(VectorStore):
         schema = self._require_schema()
         return schema if schema.passage_map_field is not None else None
 
-    def _send(self, asks: list[executor.Ask[Any]]) -> list[list[Hit]]:
+    def _send(self, asks: list[executor.Ask[Request]]) -> list[list[Hit]]:
         """The engine runs in this process: one query after another."""
         schema = self._require_schema()
         answers = []
         for ask in asks:
-            if isinstance(ask.request, DocumentPoints):
-                records = self._shard.retrieve([point_id(i) for i in ask.request.ids], True, False)
-                answers.append([hit_of(r.payload, 0.0) for r in records])
-            elif isinstance(ask.request, PassageSearch):
-                query = query_of(ask.request.plan, schema, native_quantization=True).scaled(ask.request.factor)
-                points = self._shard.query(request_of(query, ask.request.qfilter, ask.limit, self._api))
-                answers.append([passage_hit(p.payload, p.score) for p in points])
-            else:
-                plan, qfilter = ask.request
-                query = query_of(plan, schema, native_quantization=True)
-                points = self._shard.query(request_of(query, qfilter, ask.limit, self._api))
-                answers.append([hit_of(p.payload, p.score) for p in points])
+            request, read = ask.request, hit_reader(ask.request)
+            if isinstance(request, DocumentPoints):
+                records = self._shard.retrieve([point_id(i) for i in request.ids], True, False)
+                answers.append([read(r.payload, 0.0) for r in records])
+                continue
+            query = query_of(request.plan, schema, native_quantization=True)
+            if isinstance(request, PassageSearch):
+                query = query.scaled(request.factor)
+            points = self._shard.query(
+                request_of(query, request.qfilter, ask.limit, self._api, payload_wanted(request))
+            )
+            answers.append([read(p.payload, p.score) for p in points])
         return answers
 
     @property
     def _api(self) -> RequestClasses:
         return RequestClasses(
-            request=lambda vector, stages, where, params, limit: qe.QueryRequest(
-                **vector, prefetches=stages, filter=where, params=params, limit=limit, with_payload=True
+            request=lambda vector, stages, where, params, limit, payload: qe.QueryRequest(
+                **vector, prefetches=stages, filter=where, params=params, limit=limit, with_payload=payload
             ),
             stage=lambda vector, stages, where, params, limit: qe.Prefetch(
                 **vector, prefetches=stages, filter=where, params=params, limit=limit

@@ -242,8 +242,10 @@ class Query:
 
 
 # A request node's parts as an API spells them: (the query's own keywords, prefetch stages,
-# filter, search params, limit) -> the API's QueryRequest or Prefetch.
+# filter, search params, limit) -> the API's Prefetch; a request's also the payload it returns
+# (`payload_wanted`) -> the API's QueryRequest.
 Node = Callable[[dict[str, Any], "list[Any] | None", Any, Any, int], Any]
+RequestNode = Callable[[dict[str, Any], "list[Any] | None", Any, Any, int, "bool | list[str]"], Any]
 
 
 @dataclass(frozen=True)
@@ -253,15 +255,17 @@ class RequestClasses:
     `request_of` builds it once. `vector` gives a query node's own keywords (the vector and the
     field it searches); `params` spells a QuantizedSearch (None for a float32 field)."""
 
-    request: Node
+    request: RequestNode
     stage: Node
     vector: Callable[[Query], dict[str, Any]]
     params: Callable[[QuantizedSearch | None], Any]
 
 
-def request_of(query: Query, qfilter: Any, limit: int, api: RequestClasses) -> Any:
-    """The API's request for `query` (with `limit` hits), its prefetch stages nested in it."""
-    return api.request(api.vector(query), stages_of(query, qfilter, api), qfilter, api.params(query.quantized), limit)
+def request_of(query: Query, qfilter: Any, limit: int, api: RequestClasses, payload: bool | list[str]) -> Any:
+    """The API's request for `query` (with `limit` hits returning `payload`), its prefetch stages
+    nested in it."""
+    stages = stages_of(query, qfilter, api)
+    return api.request(api.vector(query), stages, qfilter, api.params(query.quantized), limit, payload)
 
 
 def stages_of(query: Query, qfilter: Any, api: RequestClasses) -> list[Any] | None:
@@ -331,6 +335,17 @@ def passage_kinds(plan: Plan, schema: Schema) -> set[bool]:
 
 
 @dataclass(frozen=True)
+class PointSearch:
+    """An engine query of documents' points (an executor.Ask's request): `plan` under `qfilter`,
+    its hits with their documents (text, metadata, passage map) or, for a candidate stage, with
+    their ids and scores only (executor.by_stage)."""
+
+    plan: Plan
+    qfilter: Any
+    documents: bool = True
+
+
+@dataclass(frozen=True)
 class PassageSearch:
     """An engine query of passage points (an executor.Ask's request): `plan`, whose every stage
     searches a per-passage field, with its stages' limits times `factor` passages a document."""
@@ -347,19 +362,50 @@ class DocumentPoints:
     ids: tuple[str, ...]
 
 
+Request = PointSearch | PassageSearch | DocumentPoints
+
+
+def payload_wanted(request: Request) -> bool | list[str]:
+    """The payload an engine returns for `request`: all of it where the hits carry their
+    documents, else only the key naming each hit's document."""
+    if isinstance(request, PassageSearch):
+        return [PASSAGE_OF_KEY]
+    if isinstance(request, PointSearch) and not request.documents:
+        return ["doc_id"]
+    return True
+
+
+def hit_reader(request: Request) -> Callable[[Mapping[str, Any], float], Hit]:
+    """How a point the engine returned for `request` (its payload as `payload_wanted` asked, its
+    score) becomes a hit."""
+    if isinstance(request, PassageSearch):
+        return passage_hit
+    if isinstance(request, PointSearch) and not request.documents:
+        return lambda payload, score: Hit(payload["doc_id"], float(score))
+    return hit_of
+
+
 def passage_hit(payload: Mapping[str, Any], score: float) -> Hit:
     """A passage point's hit: its document's id and the passage's score (no text: the document's
     point holds it)."""
-    return Hit(payload[PASSAGE_OF_KEY], float(score), "")
+    return Hit(payload[PASSAGE_OF_KEY], float(score))
 
 
-def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
+def with_documents(hits: list[Hit]) -> executor.Steps[list[Hit]]:
+    """`hits` (ids and scores) with their documents, read from the documents' own points in one
+    request; their order and scores kept (a document deleted meanwhile is left out)."""
+    (documents,) = yield [executor.Ask(DocumentPoints(tuple(h.id for h in hits)), len(hits))]
+    found = {d.id: d for d in documents}
+    return [replace(found[h.id], score=h.score) for h in hits if h.id in found]
+
+
+def by_passages(plan: Plan, qfilter: Any, documents: bool = True) -> executor.Steps[list[Hit]]:
     """The top plan.limit documents of a plan over passage points, a document's score its best
     passage's (MaxSim over its passages, as the memory store scores them): ask for
     PASSAGES_PER_DOCUMENT passages a document, then more (as many as the documents found so far
     suggest, at least twice as many) until the limit-th document outscores the last passage
-    returned (no document unseen can rank above it or tie it) or the passages run out; then read
-    the top documents' points (ties broken by id, as ordered_hits)."""
+    returned (no document unseen can rank above it or tie it) or the passages run out; then, with
+    `documents`, read the top documents' points (ties broken by id, as ordered_hits)."""
     asked = PASSAGES_PER_DOCUMENT * plan.limit
     while True:
         (passages,) = yield [executor.Ask(PassageSearch(plan, qfilter, asked / plan.limit), asked)]
@@ -371,20 +417,20 @@ def by_passages(plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
             break
         # As many more as the documents found so far suggest (a quarter spare), at least twice as many.
         asked = max(2 * asked, math.ceil(1.25 * asked * plan.limit / max(len(best), 1)))
-    top = sorted(best, key=lambda doc: (-best[doc], doc))[: plan.limit]  # ties by id, as ordered_hits
-    if not top:
-        return []
-    (documents,) = yield [executor.Ask(DocumentPoints(tuple(top)), len(top))]  # only these: payloads are big
-    return ordered_hits([replace(h, score=best[h.id]) for h in documents], plan.limit)
+    top = ordered_hits([Hit(doc, score) for doc, score in best.items()], plan.limit)
+    return (yield from with_documents(top)) if documents and top else top
 
 
-def one_query(plan: Plan, qfilter: Any, passages: Schema | None = None) -> executor.Steps[list[Hit]]:
-    """A plan node that one Qdrant query answers, as executor steps: by_passages where every stage
-    searches passage points (`passages`: the schema of a collection keeping them), else the query
-    itself, asked again while its cut-off score is tied."""
+def one_query(
+    plan: Plan, qfilter: Any, passages: Schema | None = None, documents: bool = True
+) -> executor.Steps[list[Hit]]:
+    """A plan node that one Qdrant query answers, as executor steps (the hits with their
+    `documents`, or ids and scores only): by_passages where every stage searches passage points
+    (`passages`: the schema of a collection keeping them), else the query itself, asked again
+    while its cut-off score is tied."""
     if passages is not None and passage_kinds(plan, passages) == {True}:
-        return by_passages(plan, qfilter)
-    return executor.with_ties((plan, qfilter), plan.limit)
+        return by_passages(plan, qfilter, documents)
+    return executor.with_ties(PointSearch(plan, qfilter, documents), plan.limit)
 
 
 def vector_values(
