@@ -283,3 +283,18 @@ def test_long_documents_measures_whole_passages_and_the_oracle_on_each_store(sma
         by[(long, "memory", "passages:64", "dense")]["bytes_per_doc"]
         > by[(long, "memory", "whole", "dense")]["bytes_per_doc"]
     )
+
+
+def test_hybrid_floor_answers_what_the_retriever_answers_through_raw_engine_calls(small_beir, tmp_path):
+    result = run_benchmark("hybrid_floor", tmp_path, "--data", str(small_beir), "--per-document", "4")
+    rows = {r["row"]: r for r in result["rows"]}
+    assert set(rows) == {
+        "Retriever whole dense",
+        "Retriever passages dense",
+        "Retriever passages hybrid",
+        "raw whole dense",
+        "raw passages hybrid",
+    }
+    # The floor is a floor of the same answer: the raw calls find the Retriever's top 10.
+    assert rows["raw whole dense"]["same_top10"] >= 0.9
+    assert rows["raw passages hybrid"]["same_top10"] >= 0.9

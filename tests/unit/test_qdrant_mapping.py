@@ -83,3 +83,44 @@ def test_a_payload_without_the_metadata_json_copy_reads_its_metadata_object():
     assert document_of(payload).metadata == {"year": 2020, "lang": "en"}
     assert hit_of({"doc_id": "b", "text": "t"}, 0.5).metadata == {}
     assert metadata_of({"metadata_json": '{"x": 0.1}', "metadata": {"x": 0.2}}) == {"x": 0.1}
+
+
+def test_a_fusion_reads_only_its_hits_documents_once():
+    """Candidate stages ask for ids and scores only (the engine parses a point's whole payload to
+    return any of it); the fused top k's documents are read in one request, in the fused order."""
+    from ragembed.search import executor
+    from ragembed.stores.qdrant.mapping import DocumentPoints, PointSearch, one_query, with_documents
+    from ragembed.types import Hit, SparseEmbeddings
+
+    strategy = parse_strategy("hybrid")
+    sparse = SparseEmbeddings((np.array([1, 5], dtype=np.uint32),), (np.array([1.0, 2.0], dtype=np.float32),))
+    query = {**base(1), EmbeddingKind.SPARSE: sparse}
+    schema = Schema(tuple(strategy.fields({**base(4), EmbeddingKind.SPARSE: sparse})))
+    plan = strategy.plan(query, schema, 2, "q")
+    rankings = {"bm25": ["a", "b", "c"], "dense": ["c", "d", "a"]}  # each stage's documents, best first
+    asked: list[list[object]] = []
+
+    def send(asks: list[executor.Ask]) -> list[list[Hit]]:
+        asked.append([ask.request for ask in asks])
+        answers = []
+        for ask in asks:
+            if isinstance(ask.request, DocumentPoints):
+                answers.append([Hit(i, 0.0, f"text of {i}") for i in reversed(ask.request.ids)])  # any order
+            else:
+                ranked = rankings[ask.request.plan.field]
+                answers.append([Hit(i, 1.0 - n / 10) for n, i in enumerate(ranked)])
+        return answers
+
+    def query(stage: object, qfilter: object, documents: bool) -> executor.Steps[list[Hit]]:
+        return one_query(stage, qfilter, None, documents)  # a collection of whole documents
+
+    def restrict(qfilter: object, ids: list[str]) -> object:
+        raise AssertionError("no stage of hybrid is restricted to another's candidates")
+
+    hits = executor.run(executor.by_stage(plan, None, query, restrict, with_documents), send)
+
+    first, second = asked
+    assert all(isinstance(r, PointSearch) and not r.documents for r in first)
+    assert second == [DocumentPoints(("a", "c"))]  # RRF: a ranks 1 and 3, c ranks 3 and 1; ties by id
+    assert [(h.id, h.text) for h in hits] == [("a", "text of a"), ("c", "text of c")]
+    assert hits[0].score == hits[1].score == 1 / 61 + 1 / 63
