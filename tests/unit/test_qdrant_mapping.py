@@ -85,19 +85,14 @@ def test_a_payload_without_the_metadata_json_copy_reads_its_metadata_object():
     assert metadata_of({"metadata_json": '{"x": 0.1}', "metadata": {"x": 0.2}}) == {"x": 0.1}
 
 
-def test_a_fusion_reads_only_its_hits_documents_once():
-    """Candidate stages ask for ids and scores only (the engine parses a point's whole payload to
-    return any of it); the fused top k's documents are read in one request, in the fused order."""
+def fused_search(plan: object, passages: Schema | None, rankings: dict[str, list[str]]) -> tuple[list, list]:
+    """`plan` run by executor.by_stage against a scripted engine whose every vector search ranks
+    the documents `rankings[field]` (a passage search: one passage a document); each round's
+    requests and the hits."""
     from ragembed.search import executor
-    from ragembed.stores.qdrant.mapping import DocumentPoints, PointSearch, one_query, with_documents
-    from ragembed.types import Hit, SparseEmbeddings
+    from ragembed.stores.qdrant.mapping import DocumentPoints, document_points, one_query
+    from ragembed.types import Hit
 
-    strategy = parse_strategy("hybrid")
-    sparse = SparseEmbeddings((np.array([1, 5], dtype=np.uint32),), (np.array([1.0, 2.0], dtype=np.float32),))
-    query = {**base(1), EmbeddingKind.SPARSE: sparse}
-    schema = Schema(tuple(strategy.fields({**base(4), EmbeddingKind.SPARSE: sparse})))
-    plan = strategy.plan(query, schema, 2, "q")
-    rankings = {"bm25": ["a", "b", "c"], "dense": ["c", "d", "a"]}  # each stage's documents, best first
     asked: list[list[object]] = []
 
     def send(asks: list[executor.Ask]) -> list[list[Hit]]:
@@ -112,15 +107,38 @@ def test_a_fusion_reads_only_its_hits_documents_once():
         return answers
 
     def query(stage: object, qfilter: object, documents: bool) -> executor.Steps[list[Hit]]:
-        return one_query(stage, qfilter, None, documents)  # a collection of whole documents
+        return one_query(stage, qfilter, passages, documents)
 
     def restrict(qfilter: object, ids: list[str]) -> object:
         raise AssertionError("no stage of hybrid is restricted to another's candidates")
 
-    hits = executor.run(executor.by_stage(plan, None, query, restrict, with_documents), send)
+    return asked, executor.run(executor.by_stage(plan, None, query, restrict, document_points), send)
+
+
+@pytest.mark.parametrize("passages", [False, True], ids=["whole documents", "dense over passage points"])
+def test_a_fusion_reads_only_its_hits_documents_once(passages: bool):
+    """Candidate stages ask for ids and scores only (the engine parses a point's whole payload to
+    return any of it), a passage stage too; the fused top k's documents are read in one request,
+    kept in the fused order."""
+    from dataclasses import replace
+
+    from ragembed.stores.qdrant.mapping import DocumentPoints, PassageSearch, PointSearch
+    from ragembed.types import SparseEmbeddings
+
+    strategy = parse_strategy("hybrid")
+    sparse = SparseEmbeddings((np.array([1, 5], dtype=np.uint32),), (np.array([1.0, 2.0], dtype=np.float32),))
+    query = {**base(1), EmbeddingKind.SPARSE: sparse}
+    schema = Schema(tuple(strategy.fields({**base(4), EmbeddingKind.SPARSE: sparse})))
+    if passages:
+        passage = {"kind": EmbeddingKind.MULTIVECTOR, "distance": "dot", "per_passage": True}  # as Retriever makes it
+        schema = Schema(tuple(replace(f, **passage) if f.name == "dense" else f for f in schema.fields))
+    plan = strategy.plan(query, schema, 2, "q")
+    asked, hits = fused_search(plan, schema if passages else None, {"bm25": ["a", "b", "c"], "dense": ["c", "d", "a"]})
 
     first, second = asked
-    assert all(isinstance(r, PointSearch) and not r.documents for r in first)
+    dense_stage = PassageSearch if passages else PointSearch
+    assert sorted(type(r).__name__ for r in first) == sorted(["PointSearch", dense_stage.__name__])
+    assert all(r.documents is False for r in first if isinstance(r, PointSearch))
     assert second == [DocumentPoints(("a", "c"))]  # RRF: a ranks 1 and 3, c ranks 3 and 1; ties by id
     assert [(h.id, h.text) for h in hits] == [("a", "text of a"), ("c", "text of c")]
     assert hits[0].score == hits[1].score == 1 / 61 + 1 / 63

@@ -96,38 +96,46 @@ def fetch_with_ties(query: Callable[[int], list[Hit]], limit: int) -> list[Hit]:
     return run(with_ties(None, limit), lambda asks: [query(ask.limit) for ask in asks])
 
 
-# A candidate stage's hits carry their document ids and scores only, and its documents' texts,
-# metadata and passage maps are read once for the hits a search returns: an engine reads a point's
-# whole stored payload to return any of it (Qdrant Edge: 33 us a SciFact-long document against 4
-# us for a small payload), so reading the 100 candidates of each fused stage cost more than the
-# searches themselves (docs/benchmarks.md, "Long documents").
-Query = Callable[[Plan, Any, bool], Steps[list[Hit]]]
-Read = Callable[[list[Hit]], Steps[list[Hit]]]
+# Candidate stages return ids and scores only; the documents of the hits a search returns are
+# read once (with_documents): engines parse a point's whole payload to return any part of it
+# (docs/benchmarks.md, "Candidate stages without their documents").
+StageQuery = Callable[[Plan, Any, bool], Steps[list[Hit]]]
+Fetch = Callable[[list[str]], Steps[list[Hit]]]
+
+
+def with_documents(hits: list[Hit], fetch: Fetch) -> Steps[list[Hit]]:
+    """Id-and-score `hits` with their documents (text, metadata, passage map) read by `fetch`
+    (the documents of some ids, in any order): their order and scores kept, a document deleted
+    meanwhile left out."""
+    if not hits:
+        return hits
+    found = {h.id: h for h in (yield from fetch([h.id for h in hits]))}
+    return [replace(found[h.id], score=h.score) for h in hits if h.id in found]
 
 
 def by_stage(
-    plan: Plan, where: Any, query: Query, restrict: Callable[[Any, list[str]], Any], read: Read
+    plan: Plan, where: Any, query: StageQuery, restrict: Callable[[Any, list[str]], Any], fetch: Fetch
 ) -> Steps[list[Hit]]:
     """Run `plan` a stage at a time under the engine filter `where`: each candidate stage ranks
     the whole collection in a query of its own (`query(stage, where, False)`: ids and scores
     only), the stage above is restricted to their candidates by id (`restrict(where, ids)`), and
-    fusions are fused here by ragembed's RRF, the fused hits' documents then read by `read`.
+    fusions are fused here by ragembed's RRF, the fused hits' documents then read by `fetch`.
     Sibling stages go out together."""
-    return (yield from _by_stage(plan, where, query, restrict, read, documents=True))
+    return (yield from _by_stage(plan, where, query, restrict, fetch, documents=True))
 
 
 def _by_stage(
-    plan: Plan, where: Any, query: Query, restrict: Callable[[Any, list[str]], Any], read: Read, documents: bool
+    plan: Plan, where: Any, query: StageQuery, restrict: Callable[[Any, list[str]], Any], fetch: Fetch, documents: bool
 ) -> Steps[list[Hit]]:
     """by_stage, the hits with their documents (`documents`) or with ids and scores only."""
     if isinstance(plan, Fusion):
-        stages = [_by_stage(stage, where, query, restrict, read, documents=False) for stage in plan.prefetch]
+        stages = [_by_stage(stage, where, query, restrict, fetch, documents=False) for stage in plan.prefetch]
         rankings = yield from together(stages)
         fused = reciprocal_rank_fusion(rankings, plan.limit, plan.rrf_k, plan.weights)
-        return (yield from read(fused)) if documents and fused else fused
+        return (yield from with_documents(fused, fetch)) if documents else fused
     if not isinstance(plan, (VectorSearch, Rescore)) or not plan.prefetch:  # one engine query
         return (yield from query(plan, where, documents))
-    stages = [_by_stage(stage, where, query, restrict, read, documents=False) for stage in plan.prefetch]
+    stages = [_by_stage(stage, where, query, restrict, fetch, documents=False) for stage in plan.prefetch]
     candidates = yield from together(stages)
     pool = sorted({h.id for stage in candidates for h in stage})
     if not pool:

@@ -5,7 +5,7 @@ hits while the cut-off is tied is in search/executor.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -17,6 +17,12 @@ K = TypeVar("K", bound=Hashable)
 def ordered_hits(hits: list[Hit], limit: int) -> list[Hit]:
     """Score descending, ties by document id: the order the memory store defines."""
     return sorted(hits, key=lambda h: (-h.score, h.id))[:limit]
+
+
+def top_keys(scores: Mapping[K, float], limit: int) -> list[K]:
+    """The `limit` keys with the highest scores, ties by key: ordered_hits' order, for scores
+    kept by key (a fusion's, a document's best passage's)."""
+    return sorted(scores, key=lambda key: (-scores[key], key))[:limit]
 
 
 def rrf_scores(rankings: Sequence[Sequence[K]], k: int, weights: Sequence[float] | None = None) -> dict[K, float]:
@@ -39,5 +45,4 @@ def reciprocal_rank_fusion(
         for hit in ranking:
             first.setdefault(hit.id, hit)
     scores = rrf_scores([[h.id for h in ranking] for ranking in rankings], k, weights)
-    top = sorted(scores, key=lambda i: (-scores[i], i))[:limit]  # only the hits kept are copied
-    return [replace(first[i], score=scores[i]) for i in top]
+    return [replace(first[i], score=scores[i]) for i in top_keys(scores, limit)]  # only the hits kept copied

@@ -21,7 +21,8 @@ Mapping (one named vector per ragembed field, all in one collection):
                      document id), HNSW-indexed and quantized like a dense field, beside the
                      document's point; searched by mapping.by_passages (a few passages a document
                      wanted, more until the answer is exact, each document's best, then the
-                     documents' points: both in the batch requests), so a document scores by its
+                     documents' points unless it is a candidate stage: both in the batch
+                     requests), so a document scores by its
                      best passage as with MaxSim. Writing a document deletes its old passages first.
                      Local mode (brute force everywhere, and unable to score a multivector over
                      points without one) keeps a document's passages as one multivector instead
@@ -81,6 +82,7 @@ from ragembed.stores.qdrant.mapping import (
     Request,
     RequestClasses,
     document_of,
+    document_points,
     hit_reader,
     needs_stages,
     one_query,
@@ -92,7 +94,6 @@ from ragembed.stores.qdrant.mapping import (
     request_of,
     vector_layout,
     vector_values,
-    with_documents,
 )
 from ragembed.types import (
     Datatype,
@@ -695,7 +696,7 @@ class QdrantStore(VectorStore):
 
     def _steps(self, plan: Plan, qfilter: Any) -> executor.Steps[list[Hit]]:
         if needs_stages(plan, sharded=self._shards > 1, passages=self._passages):
-            return executor.by_stage(plan, qfilter, self._query, self._restricted, with_documents)
+            return executor.by_stage(plan, qfilter, self._query, self._restricted, document_points)
         return self._query(plan, qfilter)
 
     def _query(self, plan: Plan, qfilter: Any, documents: bool = True) -> executor.Steps[list[Hit]]:

@@ -12,14 +12,14 @@ quantized indexes of segments big enough to need them; smaller segments are sear
 
 Passages (a per-passage field): each passage is a point of its own (`passage_payload`: its
 document's id and position, the document's metadata for filters) holding the per-passage fields,
-HNSW-indexed, beside the document's point (text, metadata, passage map, the other fields). A
-search of them (mapping.by_passages) asks for a few passages a document wanted (more until the
-answer is exact), keeps each document's best (Qdrant Edge has no grouping query) and reads the
-documents' points: on SciFact-long 0.6-0.9 ms of engine time and 2.4-2.7 ms through the
-Retriever a query (whole documents: 0.4 / 0.8-1.5 ms), where one multivector a document, scored
-by a full MaxSim scan, took 3.2-4.6 ms of engine time (benchmarks/passage_points.py,
-long_documents.py). Writing a document deletes its old passage points first, so a shorter text
-leaves none behind.
+HNSW-indexed, beside the document's point (text, metadata, passage map, the other fields). A search
+of them (mapping.by_passages) asks for a few passages a document wanted (more until the answer is
+exact), keeps each document's best (Qdrant Edge has no grouping query) and reads the documents'
+points (as a candidate stage, only their ids: executor.by_stage): on SciFact-long 0.6-0.9 ms of
+engine time and 2.4-2.7 ms through the Retriever a query (whole documents: 0.4 / 0.8-1.5 ms), where
+one multivector a document, scored by a full MaxSim scan, took 3.2-4.6 ms of engine time
+(benchmarks/passage_points.py, long_documents.py). Writing a document deletes its old passage
+points first, so a shorter text leaves none behind.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from ragembed.stores.qdrant.mapping import (
     Request,
     RequestClasses,
     document_of,
+    document_points,
     hit_reader,
     needs_stages,
     one_query,
@@ -66,7 +67,6 @@ from ragembed.stores.qdrant.mapping import (
     request_of,
     vector_layout,
     vector_values,
-    with_documents,
 )
 from ragembed.types import Datatype, Document, EmbeddingKind, Embeddings, Hit, PassageMap, Precision
 
@@ -391,7 +391,7 @@ class QdrantEdgeStore(VectorStore):
     def _search(self, plan: Plan, filter: Filter | None) -> list[Hit]:
         qfilter = qdrant_filter(filter, FILTERS)
         query = (
-            executor.by_stage(plan, qfilter, self._query, self._restricted, with_documents)
+            executor.by_stage(plan, qfilter, self._query, self._restricted, document_points)
             if needs_stages(plan, sharded=False, passages=self._passages)
             else self._query(plan, qfilter)
         )

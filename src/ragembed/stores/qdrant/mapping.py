@@ -23,7 +23,7 @@ from ragembed.search import executor
 from ragembed.search.capabilities import FilterKeys
 from ragembed.search.filters import Condition, Range
 from ragembed.search.plan import Fusion, Plan, Rescore, VectorSearch
-from ragembed.search.ranking import ordered_hits
+from ragembed.search.ranking import top_keys
 from ragembed.search.schema import Schema, VectorField
 from ragembed.stores.ids import passage_point_id
 from ragembed.types import (
@@ -342,7 +342,7 @@ class PointSearch:
 
     plan: Plan
     qfilter: Any
-    documents: bool = True
+    documents: bool
 
 
 @dataclass(frozen=True)
@@ -391,15 +391,13 @@ def passage_hit(payload: Mapping[str, Any], score: float) -> Hit:
     return Hit(payload[PASSAGE_OF_KEY], float(score))
 
 
-def with_documents(hits: list[Hit]) -> executor.Steps[list[Hit]]:
-    """`hits` (ids and scores) with their documents, read from the documents' own points in one
-    request; their order and scores kept (a document deleted meanwhile is left out)."""
-    (documents,) = yield [executor.Ask(DocumentPoints(tuple(h.id for h in hits)), len(hits))]
-    found = {d.id: d for d in documents}
-    return [replace(found[h.id], score=h.score) for h in hits if h.id in found]
+def document_points(ids: list[str]) -> executor.Steps[list[Hit]]:
+    """The documents `ids` as hits, read from their own points (executor.with_documents's fetch)."""
+    (documents,) = yield [executor.Ask(DocumentPoints(tuple(ids)), len(ids))]
+    return documents
 
 
-def by_passages(plan: Plan, qfilter: Any, documents: bool = True) -> executor.Steps[list[Hit]]:
+def by_passages(plan: Plan, qfilter: Any, documents: bool) -> executor.Steps[list[Hit]]:
     """The top plan.limit documents of a plan over passage points, a document's score its best
     passage's (MaxSim over its passages, as the memory store scores them): ask for
     PASSAGES_PER_DOCUMENT passages a document, then more (as many as the documents found so far
@@ -417,13 +415,11 @@ def by_passages(plan: Plan, qfilter: Any, documents: bool = True) -> executor.St
             break
         # As many more as the documents found so far suggest (a quarter spare), at least twice as many.
         asked = max(2 * asked, math.ceil(1.25 * asked * plan.limit / max(len(best), 1)))
-    top = ordered_hits([Hit(doc, score) for doc, score in best.items()], plan.limit)
-    return (yield from with_documents(top)) if documents and top else top
+    top = [Hit(doc, best[doc]) for doc in top_keys(best, plan.limit)]
+    return (yield from executor.with_documents(top, document_points)) if documents else top
 
 
-def one_query(
-    plan: Plan, qfilter: Any, passages: Schema | None = None, documents: bool = True
-) -> executor.Steps[list[Hit]]:
+def one_query(plan: Plan, qfilter: Any, passages: Schema | None, documents: bool) -> executor.Steps[list[Hit]]:
     """A plan node that one Qdrant query answers, as executor steps (the hits with their
     `documents`, or ids and scores only): by_passages where every stage searches passage points
     (`passages`: the schema of a collection keeping them), else the query itself, asked again

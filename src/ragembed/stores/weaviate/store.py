@@ -31,7 +31,6 @@ import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -622,10 +621,9 @@ class WeaviateStore(VectorStore):
 
     def _complete(self, hits: list[Hit], full: bool) -> executor.Steps[list[Hit]]:
         """Fill in text and metadata of id-only hits (final results of client-side stages)."""
-        if not full or not hits:
+        if not full:
             return hits
-        found = {h.id: h for h in (yield from self._fetch([h.id for h in hits]))}
-        return [replace(found[h.id], score=h.score) for h in hits if h.id in found]
+        return (yield from executor.with_documents(hits, self._fetch))
 
     @staticmethod
     def _fetch(ids: list[str]) -> executor.Steps[list[Hit]]:
