@@ -22,8 +22,8 @@ Mapping (one named vector per ragembed field, all in one collection):
                      document's point; searched by mapping.by_passages (a few passages a document
                      wanted, more until the answer is exact, each document's best, then the
                      documents' points unless it is a candidate stage: both in the batch
-                     requests), so a document scores by its
-                     best passage as with MaxSim. Writing a document deletes its old passages first.
+                     requests), so a document scores by its best passage as with MaxSim.
+                     Writing a document deletes its old passages first.
                      Local mode (brute force everywhere, and unable to score a multivector over
                      points without one) keeps a document's passages as one multivector instead
   sparse             sparse vector with Modifier.IDF when the field asks for IDF (BM25). Qdrant
@@ -728,7 +728,9 @@ class QdrantStore(VectorStore):
         request = ask.request
         if isinstance(request, DocumentPoints):  # no query: the points themselves, by id
             ids = models.HasIdCondition(has_id=[point_id(i) for i in request.ids])
-            return models.QueryRequest(filter=models.Filter(must=[ids]), limit=ask.limit, with_payload=True)
+            return models.QueryRequest(
+                filter=models.Filter(must=[ids]), limit=ask.limit, with_payload=payload_wanted(request)
+            )
         query = query_of(request.plan, self._require_schema(), native_quantization=not self.local)
         if isinstance(request, PassageSearch):
             query = query.scaled(request.factor)

@@ -422,7 +422,7 @@ class QdrantEdgeStore(VectorStore):
         for ask in asks:
             request, read = ask.request, hit_reader(ask.request)
             if isinstance(request, DocumentPoints):
-                records = self._shard.retrieve([point_id(i) for i in request.ids], True, False)
+                records = self._shard.retrieve([point_id(i) for i in request.ids], payload_wanted(request), False)
                 answers.append([read(r.payload, 0.0) for r in records])
                 continue
             query = query_of(request.plan, schema, native_quantization=True)
