@@ -34,6 +34,7 @@ from ragembed.errors import (
     UnsupportedStrategyError,
 )
 from ragembed.passages import DEFAULT_CHUNKING, Chunking, grouped, passage_map
+from ragembed.rerank import CrossEncoderReranker
 from ragembed.search.filters import Filter
 from ragembed.search.plan import Plan
 from ragembed.search.schema import (
@@ -47,7 +48,7 @@ from ragembed.search.schema import (
 from ragembed.search.validation import check_embedders_given, check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.uri import open_store
-from ragembed.strategies import Base, Strategy, derive, parse_strategy, passage_embeddings
+from ragembed.strategies import NO_RERANKER, Base, Reranked, Strategy, derive, parse_strategy, passage_embeddings
 from ragembed.types import (
     Document,
     EmbeddingKind,
@@ -106,6 +107,10 @@ class Retriever:
             SciFact-long: docs/benchmarks.md; 128, given or not, is capped at a smaller window;
             "window": each model's whole window); implies passages.
         chunk_overlap: word pieces a passage repeats from the one before (default 0); implies passages.
+        reranker: the cross-encoder that strategies ending in ">rerank" score candidates with: a
+            CrossEncoderReranker, or the folder (or hub name) of one (`ragembed finetune reranker`
+            trains one). In a collection split into passages it scores each candidate's passages,
+            a document taking its best, which its hit names.
     """
 
     def __init__(
@@ -122,7 +127,16 @@ class Retriever:
         passages: bool | None = None,
         chunk_size: int | Literal["window"] | None = None,
         chunk_overlap: int | None = None,
+        reranker: CrossEncoderReranker | str | None = None,
     ) -> None:
+        if isinstance(reranker, str):
+            reranker = CrossEncoderReranker(reranker)
+        elif reranker is not None and not isinstance(reranker, CrossEncoderReranker):
+            raise InvalidInputError(
+                "reranker must be a CrossEncoderReranker or the folder of a cross-encoder, "
+                f"got {type(reranker).__name__}"
+            )
+        self.reranker = reranker
         if isinstance(strategy, (str, Strategy)):
             specs = [strategy]
         elif isinstance(strategy, Iterable) and not isinstance(strategy, Mapping):
@@ -140,7 +154,7 @@ class Retriever:
             )
         self.strategies: dict[str, Strategy] = {}
         for spec in specs:
-            parsed = parse_strategy(spec)
+            parsed = self._with_reranker(parse_strategy(spec))
             self.strategies.setdefault(parsed.name, parsed)
         self.store = open_store(store, collection) if isinstance(store, str) else store
         self.show_progress = show_progress
@@ -468,6 +482,7 @@ class Retriever:
         chosen = self.strategy if strategy is None else parse_strategy(strategy)
         if isinstance(strategy, str):  # a name means the instance given at construction, if any
             chosen = self.strategies.get(chosen.name, chosen)
+        chosen = self._with_reranker(chosen)
         self._check_servable(chosen)
         schema = self.store.schema
         if schema is None:
@@ -507,17 +522,30 @@ class Retriever:
 
     def _with_best_passages(self, found: list[list[Hit]], base: Base, schema: Schema) -> list[list[Hit]]:
         """Each query's hits (`found[row]` for query `row` of `base`), each with its best passage
-        where the collection is split into passages, and without the stored passage map (the
-        store's, not the caller's)."""
+        where the collection is split into passages (the one a reranker named, else the best by the
+        passage model), and without the stored passage map (the store's, not the caller's)."""
         if schema.passage_map_field is None:
             return found
         return [
             [
-                replace(hit, passage=self._passage_map(hit).passage(hit.text, int(np.argmax(s))), passage_map=None)
+                replace(
+                    hit,
+                    passage=hit.passage or self._passage_map(hit).passage(hit.text, int(np.argmax(s))),
+                    passage_map=None,
+                )
                 for hit, s in zip(hits, self._passage_scores(hits, base, row, schema))
             ]
             for row, hits in enumerate(found)
         ]
+
+    def _with_reranker(self, strategy: Strategy) -> Strategy:
+        """A strategy that reranks with a cross-encoder it was not given, given this Retriever's
+        (refused where there is none)."""
+        if not isinstance(strategy, Reranked) or strategy.by != "rerank" or strategy.reranker is not None:
+            return strategy
+        if self.reranker is None:
+            raise UnsupportedStrategyError(NO_RERANKER.format(name=strategy.name))
+        return replace(strategy, reranker=self.reranker)
 
     def _check_servable(self, strategy: Strategy) -> None:
         store = type(self.store).__name__

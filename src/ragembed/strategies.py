@@ -38,6 +38,10 @@ Names, as the CLI and `parse_strategy` take them:
   keyword          the engine's own BM25 over the stored text (Weaviate)
   keyword-hybrid   the engine's BM25 + dense, fused by the engine (Weaviate's hybrid; alpha 0.5,
                    or keyword-hybrid:0.7 for more weight on the vector side)
+  <any>>rerank     any strategy's best candidates scored again by a cross-encoder (the Retriever's
+                   reranker; `ragembed finetune reranker` trains one): hybrid>rerank, 50 unless
+                   named (hybrid>rerank:20), or k where a search asks for more
+  <any>>colbert    the same by ColBERT MaxSim over the candidates' stored tokens (hybrid>colbert:100)
 
 `plan()` also receives the query text, which only the keyword strategies read.
 """
@@ -47,8 +51,8 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar, TypeVar, cast
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import numpy as np
 
@@ -57,7 +61,7 @@ from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.muvera import DEFAULT_SHAPE, SHAPE_LABEL, MuveraShape
 from ragembed.quantization import Int8Calibration
 from ragembed.search.capabilities import Capabilities
-from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.search.plan import CandidateScorer, Fusion, KeywordSearch, Plan, Rerank, Rescore, VectorSearch
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField, check_embedder_name
 from ragembed.search.validation import NO_SPARSE_PASSAGES, check_fields_present, no_quantized_passages
 from ragembed.similarity import normalize_rows
@@ -72,6 +76,9 @@ from ragembed.types import (
     narrow,
     parse_enum,
 )
+
+if TYPE_CHECKING:  # rerank.py loads sentence-transformers when a reranker is built, not on import
+    from ragembed.rerank import CrossEncoderReranker
 
 DENSE, SPARSE, MULTI = EmbeddingKind.DENSE, EmbeddingKind.SPARSE, EmbeddingKind.MULTIVECTOR
 Base = Mapping[str, Embeddings]  # one Embeddings per embedder, by name
@@ -665,6 +672,113 @@ class KeywordHybrid(Strategy):
         return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k, weights=(1 - self.alpha, self.alpha))
 
 
+RERANKED_BY = ("rerank", "colbert")
+
+
+@dataclass(frozen=True)
+class Reranked(Strategy):
+    """`first`'s best `candidates` documents (k where a search asks for more) scored again
+    client-side (a Rerank plan node): by a cross-encoder ("rerank", `reranker`), or by ColBERT
+    MaxSim over their stored token vectors ("colbert": the collection stores them, as the
+    'colbert' strategies do). Named "<first>><by>[:candidates]": "hybrid>rerank:20"."""
+
+    first: Strategy = field(default_factory=lambda: Hybrid())
+    by: str = "rerank"
+    candidates: int = 50
+    reranker: CrossEncoderReranker | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.first, Strategy) or isinstance(self.first, Reranked):
+            raise InvalidInputError(
+                f"a reranked strategy's first stage is one strategy that is not reranked itself, got {self.first!r}"
+            )
+        if self.by not in RERANKED_BY:
+            raise InvalidInputError(f"rerank by one of {', '.join(RERANKED_BY)}, got {self.by!r}")
+        check_positive("rerank candidates", self.candidates, integer=True)
+
+    @property
+    def using(self) -> Using:  # type: ignore[override]
+        return self.first.using
+
+    def using_embedders(self, using: Using) -> Strategy:
+        return replace(self, first=self.first.using_embedders(using))
+
+    @property
+    def kinds(self) -> tuple[EmbeddingKind, ...]:  # type: ignore[override]
+        extra = (MULTI,) if self.by == "colbert" and MULTI not in self.first.kinds else ()
+        return (*self.first.kinds, *extra)
+
+    @property
+    def needs_keyword(self) -> bool:  # type: ignore[override]
+        return self.first.needs_keyword
+
+    @property
+    def needs_passages(self) -> bool:  # type: ignore[override]
+        return self.first.needs_passages
+
+    @property
+    def label(self) -> str:
+        """What follows the first stage's name: ">rerank", ">colbert:100"."""
+        return f">{self.by}" + (f":{self.candidates}" if self.candidates != Reranked.candidates else "")
+
+    @property
+    def name(self) -> str:
+        return self.first.name + self.label
+
+    @property
+    def base_name(self) -> str:
+        return self.first.base_name + self.label
+
+    @property
+    def _tokens(self) -> ColBERT:
+        return ColBERT(using=self.using)
+
+    @property
+    def field_names(self) -> list[str]:
+        extra = self._tokens.field_names if self.by == "colbert" else []
+        return list(dict.fromkeys([*self.first.field_names, *extra]))
+
+    @property
+    def searched_fields(self) -> list[str]:
+        return self.first.searched_fields
+
+    def fields(self, docs: Base) -> list[VectorField]:
+        fields = {f.name: f for f in self.first.fields(docs)}
+        for f in self._tokens.fields(docs) if self.by == "colbert" else []:
+            fields.setdefault(f.name, f)
+        return list(fields.values())
+
+    def fields_in(self, schema: Schema) -> list[VectorField]:
+        self.first.fields_in(schema)
+        return super().fields_in(schema)
+
+    def passage_refusal(self, capabilities: Capabilities) -> str | None:
+        return self.first.passage_refusal(capabilities)
+
+    def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
+        self.fields_in(schema)
+        first = self.first.plan(query, schema, max(k, self.candidates), text)
+        return Rerank((first,), k, self._scorer(query, schema, text))
+
+    def _scorer(self, query: Base, schema: Schema, text: str) -> CandidateScorer:
+        from ragembed.rerank import CrossEncoderScorer, MaxSimScorer
+
+        if self.by == "colbert":
+            (tokens_field,) = self._tokens.fields_in(schema)
+            tokens = narrow(derive(tokens_field, query, for_query=True), MultiVectorEmbeddings)
+            return MaxSimScorer(tokens_field.name, np.asarray(tokens.vectors[0], dtype=np.float32))
+        if self.reranker is None:
+            raise UnsupportedStrategyError(NO_RERANKER.format(name=self.name))
+        return CrossEncoderScorer(self.reranker, text)
+
+
+NO_RERANKER = (
+    "strategy {name!r} reranks with a cross-encoder, and none was given: Retriever(..., reranker=PATH) "
+    "(CLI: --reranker PATH); train one with `ragembed finetune reranker DATASET --output DIR`, or rerank "
+    "by ColBERT MaxSim over stored tokens instead (>colbert)"
+)
+
+
 def _whole(f: VectorField) -> VectorField:
     """`f`, refused if it holds passage vectors (keyword-hybrid's engine fuses one vector a document)."""
     if f.per_passage:
@@ -700,6 +814,8 @@ STRATEGY_NAMES = [
     "colbert+muvera[:k<k_sim>p<dim_proj>r<r_reps>][:float16|turbo8|turbo4|int8|binary][:candidates]",
     "keyword",
     "keyword-hybrid[:alpha]",
+    "<strategy>>rerank[:candidates]",
+    "<strategy>>colbert[:candidates]",
 ]
 
 
@@ -711,9 +827,24 @@ def parse_strategy(spec: str | Strategy) -> Strategy:
         return spec
     if not isinstance(spec, str):
         raise InvalidInputError(f"a strategy is a name or a Strategy, got {type(spec).__name__}")
+    first, gt, second = spec.partition(">")
+    if gt:
+        return _parse_reranked(spec, parse_strategy(first), second)
     base, at, embedders = spec.partition("@")
     strategy = _parse_base(base)
     return _named(spec, lambda: strategy.using_embedders(_using(spec, strategy, embedders))) if at else strategy
+
+
+def _parse_reranked(spec: str, first: Strategy, second: str) -> Reranked:
+    """A reranked strategy from what follows its first stage's name: "rerank" or "colbert",
+    then a number of candidates after a colon."""
+    by, _, count = second.strip().lower().partition(":")
+    if by not in RERANKED_BY or (count and not count.isdigit()):
+        raise UnsupportedStrategyError(
+            f"strategy {spec!r}: after '>' write rerank[:candidates] (a cross-encoder) or colbert[:candidates] "
+            "(ColBERT MaxSim over stored tokens), e.g. hybrid>rerank:50"
+        )
+    return _named(spec, lambda: Reranked(first, by, int(count) if count else Reranked.candidates))
 
 
 def _using(spec: str, strategy: Strategy, embedders: str) -> Using:

@@ -1,5 +1,6 @@
-"""What Matryoshka and ColBERT training share: sentence-transformers' trainer run with one set
-of arguments, the model saved, and a record of how it was made beside it."""
+"""What Matryoshka, ColBERT and reranker training share: sentence-transformers' trainer (the
+cross-encoder one for a reranker) run with one set of arguments, the model saved, and a record of
+how it was made beside it."""
 
 from __future__ import annotations
 
@@ -85,18 +86,24 @@ def train_and_save(
     *,
     show_progress: bool,
     saved_max_seq_length: int | None = None,
+    cross_encoder: bool = False,
     **trainer_options: Any,
 ) -> Path:
     """Train `model` on `dataset` with `loss` (config: epochs, batch_size, learning_rate,
     warmup_ratio, seed), save it to `output` with ragembed-finetune.json (the config, the
     training time and `record`). saved_max_seq_length: the truncation the saved model embeds
-    with, when it differs from the training one. trainer_options: batch_sampler, or
-    data_collator for PyLate."""
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    with, when it differs from the training one. cross_encoder: `model` is a CrossEncoder
+    (CrossEncoderTrainer). trainer_options: batch_sampler, or data_collator for PyLate."""
+    if cross_encoder:
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
+        from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Arguments
+    else:
+        from sentence_transformers import SentenceTransformerTrainer as Trainer  # type: ignore[assignment]
+        from sentence_transformers import SentenceTransformerTrainingArguments as Arguments  # type: ignore[assignment]
 
     collator = trainer_options.pop("data_collator", None)
     scratch = tempfile.mkdtemp(prefix="ragembed-train-")  # the trainer wants a folder; nothing is kept
-    args = SentenceTransformerTrainingArguments(
+    args = Arguments(
         output_dir=scratch,
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
@@ -110,7 +117,7 @@ def train_and_save(
         disable_tqdm=not show_progress,
         **trainer_options,
     )
-    trainer = SentenceTransformerTrainer(
+    trainer = Trainer(
         model=model, args=args, train_dataset=dataset, loss=loss, **({"data_collator": collator} if collator else {})
     )
     started = time.perf_counter()

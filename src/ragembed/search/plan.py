@@ -14,6 +14,11 @@ natively:
     KeywordSearch(text, limit)                         the engine's own BM25 over document text
                                                        (stores whose capabilities have
                                                        keyword_search: Weaviate)
+    Rerank(prefetch, limit, scorer)                    the candidates of one stage scored again
+                                                       client-side by `scorer` (a cross-encoder,
+                                                       MaxSim over stored tokens), the root of
+                                                       a plan only; every store runs it the same
+                                                       way (VectorStore.search_many)
 
 So "binary, then rescore with float32" is Rescore("dense_binary", "dense", q, 10, 4.0), which
 Qdrant and Weaviate answer in one query on their quantized index, and which means the same as the
@@ -26,9 +31,13 @@ and for sync and async engines alike, the stages an engine does not run natively
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from ragembed.types import Embeddings
+import numpy as np
+
+from ragembed.types import Embeddings, Hit
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,4 +103,42 @@ class KeywordSearch:
         return ()
 
 
-Plan = VectorSearch | Rescore | Fusion | KeywordSearch
+class CandidateScorer(Protocol):
+    """What a Rerank stage scores its candidates with. `fields`: the multi-vector fields whose
+    stored vectors it reads for each candidate (by the store, before `score` is called)."""
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+    def score(self, hits: Sequence[Hit], vectors: Mapping[str, Mapping[str, np.ndarray]]) -> list[Scored]:
+        """One Scored per hit, in the order given: `vectors[field][hit.id]` holds the hit's stored
+        vectors of each field in `fields`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate's rerank score, and the index of the passage that scored it where the scorer
+    reads passages (None where it scores the document as a whole)."""
+
+    score: float
+    passage: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Rerank:
+    """The first stage's top `prefetch.limit` candidates (with their documents) scored again by
+    `scorer`, the best `limit` kept, ties by document id. No engine runs it: the store runs the
+    first stage, reads the vectors the scorer names, and ranks here, so it is always the root of
+    a plan."""
+
+    prefetch: tuple[Plan, ...]
+    limit: int
+    scorer: CandidateScorer
+
+    @property
+    def candidates(self) -> int:
+        return sum(stage.limit for stage in self.prefetch)
+
+
+Plan = VectorSearch | Rescore | Fusion | KeywordSearch | Rerank

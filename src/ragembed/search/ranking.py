@@ -1,7 +1,7 @@
 """Result order shared by the engine adapters: score descending, ties by document id, the order
-the memory store defines, so every backend returns the same ranking for the same scores; and
-reciprocal rank fusion for every store that fuses stages itself. (How an adapter asks for more
-hits while the cut-off is tied is in search/executor.py.)"""
+the memory store defines, so every backend returns the same ranking for the same scores;
+reciprocal rank fusion for every store that fuses stages itself; a rerank stage's new order. (How
+an adapter asks for more hits while the cut-off is tied is in search/executor.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from ragembed.search.plan import Scored
 from ragembed.types import Hit
 
 K = TypeVar("K", bound=Hashable)
@@ -46,3 +47,18 @@ def reciprocal_rank_fusion(
             first.setdefault(hit.id, hit)
     scores = rrf_scores([[h.id for h in ranking] for ranking in rankings], k, weights)
     return [replace(first[i], score=scores[i]) for i in top_keys(scores, limit)]  # only the hits kept copied
+
+
+def reranked(hits: Sequence[Hit], scored: Sequence[Scored], limit: int) -> list[Hit]:
+    """`hits` with their rerank scores, the top `limit` in ordered_hits' order; a hit scored by a
+    passage names that passage (read from its passage map)."""
+    rescored = {h.id: (h, s) for h, s in zip(hits, scored)}
+    kept = top_keys({i: s.score for i, (_, s) in rescored.items()}, limit)
+    out = []
+    for i in kept:
+        hit, s = rescored[i]
+        passage = hit.passage
+        if s.passage is not None and hit.passage_map is not None:
+            passage = hit.passage_map.passage(hit.text, s.passage)
+        out.append(replace(hit, score=s.score, passage=passage))
+    return out

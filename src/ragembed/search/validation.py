@@ -10,7 +10,7 @@ import numpy as np
 
 from ragembed.errors import DimensionMismatchError, InvalidInputError, UnsupportedStrategyError
 from ragembed.search.capabilities import Capabilities
-from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rerank, Rescore, VectorSearch
 from ragembed.search.schema import DEFAULT_EMBEDDER, Schema, VectorField
 from ragembed.types import (
     Datatype,
@@ -246,13 +246,15 @@ def check_query(f: VectorField, query: Embeddings) -> None:
         raise InvalidInputError(f"a search stage takes one query vector, got {len(query)}")
 
 
-def check_plan(schema: Schema, plan: Plan) -> None:
-    if not isinstance(plan, (VectorSearch, Rescore, Fusion, KeywordSearch)):
+def check_plan(schema: Schema, plan: Plan, root: bool = True) -> None:
+    if not isinstance(plan, (VectorSearch, Rescore, Fusion, KeywordSearch, Rerank)):
         raise InvalidInputError(
-            f"a search plan is a VectorSearch, Rescore, Fusion or KeywordSearch, got {type(plan).__name__}"
+            f"a search plan is a VectorSearch, Rescore, Fusion, KeywordSearch or Rerank, got {type(plan).__name__}"
         )
     check_positive("limit (k)", plan.limit, integer=True)
-    if isinstance(plan, Fusion):
+    if isinstance(plan, Rerank):
+        check_rerank(schema, plan, root)
+    elif isinstance(plan, Fusion):
         if not plan.prefetch:
             raise InvalidInputError("Fusion needs at least one prefetch stage")
         if isinstance(plan.rrf_k, bool) or not isinstance(plan.rrf_k, (int, np.integer)) or plan.rrf_k < 0:
@@ -267,4 +269,27 @@ def check_plan(schema: Schema, plan: Plan) -> None:
     else:
         check_query(schema[plan.field], plan.query)
     for stage in plan.prefetch:
-        check_plan(schema, stage)
+        check_plan(schema, stage, root=False)
+
+
+def check_rerank(schema: Schema, plan: Rerank, root: bool) -> None:
+    """A Rerank is a plan's root, over one first stage that returns at least `limit` candidates,
+    and reads only multi-vector fields the collection holds."""
+    if not root:
+        raise InvalidInputError(
+            "a Rerank stage scores a search's final candidates client-side, so it is the root of a plan; "
+            "put the other stages under it, not it under them"
+        )
+    if len(plan.prefetch) != 1:
+        raise InvalidInputError(f"a Rerank stage reranks one first stage, got {len(plan.prefetch)}; fuse them first")
+    if plan.candidates < plan.limit:
+        raise InvalidInputError(
+            f"a Rerank stage returns {plan.limit} hits from {plan.candidates} candidates; rerank at least as many "
+            "candidates as hits (raise the candidates, e.g. 'hybrid>rerank:50', or lower k)"
+        )
+    for name in plan.scorer.fields:
+        if name not in schema or schema[name].kind is not EmbeddingKind.MULTIVECTOR:
+            raise UnsupportedStrategyError(
+                f"the reranker reads the stored tokens of multi-vector field {name!r}, which this collection "
+                "does not hold; index the documents with a strategy that stores it (e.g. 'colbert')"
+            )

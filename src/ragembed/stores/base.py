@@ -17,7 +17,8 @@ import numpy as np
 from ragembed.errors import InvalidInputError, SchemaMismatchError, StoreError
 from ragembed.search.capabilities import PORTABLE_FILTER_KEYS, Capabilities
 from ragembed.search.filters import Filter, validate_filter
-from ragembed.search.plan import Plan
+from ragembed.search.plan import Plan, Rerank
+from ragembed.search.ranking import reranked
 from ragembed.search.schema import Schema
 from ragembed.search.validation import check_capable, check_embeddings, check_passage_maps, check_plan, check_storable
 from ragembed.types import Document, EmbeddingKind, Embeddings, Hit, PassageMap, validate_documents
@@ -182,25 +183,38 @@ class VectorStore(ABC):
         return self._delete_where(checked)
 
     def search(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
-        return self._search(plan, self._checked_search([plan], filter))
+        return self.search_many([plan], filter)[0]
 
     async def asearch(self, plan: Plan, filter: Filter | None = None) -> list[Hit]:
         """Async twin of search: awaits the engine's async client where the store has one
         (capabilities.native_async), else runs the search in a worker thread."""
-        return await self._asearch(plan, self._checked_search([plan], filter))
+        return (await self.asearch_many([plan], filter))[0]
 
     def search_many(self, plans: Sequence[Plan], filter: Filter | None = None) -> list[list[Hit]]:
         """One search per plan under one filter, each answered as `search` answers it; an engine
         with a batch query API gets one request per stage for the whole batch, up to a request
         size (the Qdrant server and local mode: query_batch_points), the others one query after
-        another."""
+        another. A Rerank plan's first stage is searched so, then its candidates scored here."""
         plans = list(plans)
-        return self._search_many(plans, self._checked_search(plans, filter))
+        found = self._search_many([_first_stage(p) for p in plans], self._checked_search(plans, filter))
+        return [self._reranked(plan, hits) for plan, hits in zip(plans, found)]
 
     async def asearch_many(self, plans: Sequence[Plan], filter: Filter | None = None) -> list[list[Hit]]:
-        """Async twin of search_many."""
+        """Async twin of search_many (a rerank's scoring runs in a worker thread)."""
         plans = list(plans)
-        return await self._asearch_many(plans, self._checked_search(plans, filter))
+        found = await self._asearch_many([_first_stage(p) for p in plans], self._checked_search(plans, filter))
+        if not any(isinstance(p, Rerank) for p in plans):
+            return found
+        return await asyncio.to_thread(lambda: [self._reranked(plan, hits) for plan, hits in zip(plans, found)])
+
+    def _reranked(self, plan: Plan, hits: list[Hit]) -> list[Hit]:
+        """A Rerank plan's candidates `hits` scored by its scorer (with the stored vectors it
+        reads), the best `plan.limit` kept; any other plan's hits as they are."""
+        if not isinstance(plan, Rerank) or not hits:
+            return hits
+        ids = [h.id for h in hits]
+        vectors = {name: self.vectors(ids, name) for name in plan.scorer.fields}
+        return reranked(hits, plan.scorer.score(hits, vectors), plan.limit)
 
     def _search_many(self, plans: list[Plan], filter: Filter | None) -> list[list[Hit]]:
         """Adapters whose engine batches queries override this."""
@@ -238,6 +252,11 @@ class VectorStore(ABC):
     def other_collections(self) -> list[str] | None:
         """Names of the collections beside this one (for error messages); None where unknown."""
         return None
+
+
+def _first_stage(plan: Plan) -> Plan:
+    """What the engine runs of a plan: a Rerank's first stage, any other plan whole."""
+    return plan.prefetch[0] if isinstance(plan, Rerank) else plan
 
 
 def missing_collection_message(store: VectorStore) -> str:

@@ -60,7 +60,7 @@ from ragembed.quantization import (
 )
 from ragembed.search.capabilities import Capabilities
 from ragembed.search.filters import Filter, matches
-from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rerank, Rescore
 from ragembed.search.ranking import rrf_scores
 from ragembed.search.schema import Schema, VectorField
 from ragembed.similarity import normalize_rows
@@ -284,6 +284,7 @@ class MemoryStore(VectorStore):
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
             return self._top(rows, scores, plan.limit)
         assert not isinstance(plan, KeywordSearch), plan  # check_capable refuses these: no keyword index
+        assert not isinstance(plan, Rerank), plan  # VectorStore.search_many runs a rerank's first stage only
         if plan.prefetch:
             pooled = [self._run(stage, candidates)[0] for stage in plan.prefetch]
             candidates = np.unique(np.concatenate(pooled)) if pooled else candidates

@@ -44,7 +44,7 @@ from ragembed.errors import (
 )
 from ragembed.search import executor, filters
 from ragembed.search.capabilities import PORTABLE, Capabilities
-from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rescore, VectorSearch
+from ragembed.search.plan import Fusion, KeywordSearch, Plan, Rerank, Rescore, VectorSearch
 from ragembed.search.ranking import ordered_hits, reciprocal_rank_fusion
 from ragembed.search.schema import Schema, VectorField
 from ragembed.search.validation import uses_keyword
@@ -569,6 +569,7 @@ class WeaviateStore(VectorStore):
             return (yield from self._fusion(plan, where, full))
         if isinstance(plan, KeywordSearch):
             return (yield from executor.with_ties(("bm25", plan.text, where, full), plan.limit))
+        assert not isinstance(plan, Rerank), plan  # VectorStore.search_many runs a rerank's first stage only
         if plan.prefetch:
             stages = yield from executor.together([self._run(stage, where, full=False) for stage in plan.prefetch])
             pool = {h.id for stage in stages for h in stage}
