@@ -59,6 +59,30 @@ def colbert_embedder():
 
 
 @pytest.fixture(scope="session")
+def cross_encoder_dir(tmp_path_factory) -> Path:
+    """A real cross-encoder folder: the bundled MiniLM with a seeded, untrained one-output head
+    (no served package ships trained reranker weights; tests/test_rerank.py trains one). Its
+    scores are not relevance, but they are a real model's, which is what the mechanics need."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from transformers import set_seed
+
+    from ragembed.embedders.models import DEFAULT_MODEL, quiet_loading, resolve_model_name
+
+    folder = tmp_path_factory.mktemp("cross-encoder")
+    set_seed(0)
+    with quiet_loading():
+        CrossEncoder(resolve_model_name(DEFAULT_MODEL), num_labels=1, max_length=256).save(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cross_encoder(cross_encoder_dir):
+    from ragembed import CrossEncoderReranker
+
+    return CrossEncoderReranker(str(cross_encoder_dir))
+
+
+@pytest.fixture(scope="session")
 def small_beir(scifact_dir, tmp_path_factory):
     """32 train queries, 8 test queries, their judged documents and 150 others."""
     folder = tmp_path_factory.mktemp("beir")

@@ -21,9 +21,10 @@ from ragembed.errors import (
     UnsupportedStrategyError,
 )
 from ragembed.quantization import Int8Calibration, quantize_binary, quantize_int8
+from ragembed.rerank import CrossEncoderReranker
 from ragembed.retriever import Retriever
 from ragembed.search.filters import Range
-from ragembed.search.plan import Fusion, KeywordSearch, Rescore, VectorSearch
+from ragembed.search.plan import Fusion, KeywordSearch, Rerank, Rescore, VectorSearch
 from ragembed.search.schema import Schema, VectorField
 from ragembed.similarity import similarity
 from ragembed.stores.base import VectorStore
@@ -38,6 +39,7 @@ from ragembed.strategies import (
     KeywordHybrid,
     Matryoshka,
     Quantized,
+    Reranked,
     Strategy,
     Using,
     parse_strategy,
@@ -76,6 +78,7 @@ __all__ = [
     "BM25Embedder",
     "ColBERT",
     "ColBERTEmbedder",
+    "CrossEncoderReranker",
     "Datatype",
     "Dense",
     "DenseEmbedder",
@@ -107,6 +110,8 @@ __all__ = [
     "Quantized",
     "RagembedError",
     "Range",
+    "Rerank",
+    "Reranked",
     "Rescore",
     "Retriever",
     "Schema",

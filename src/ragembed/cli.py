@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--model", help="dense model: hub name or local path (default: bundled all-MiniLM-L6-v2)")
         p.add_argument("--colbert-model", help="PyLate ColBERT model path (default: built from the bundled MiniLM)")
+        p.add_argument(
+            "--reranker",
+            metavar="PATH",
+            help="cross-encoder folder that strategies ending in '>rerank' score candidates with "
+            "(ragembed finetune reranker trains one)",
+        )
         backend_options(p)
         p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -300,6 +306,7 @@ def _retriever_on(store: VectorStore, args: argparse.Namespace, indexing: bool) 
         passages=getattr(args, "passages", None),
         chunk_size=getattr(args, "chunk_size", None),
         chunk_overlap=getattr(args, "chunk_overlap", None),
+        reranker=getattr(args, "reranker", None),
     )
 
 

@@ -48,7 +48,7 @@ from ragembed.search.schema import (
 from ragembed.search.validation import check_embedders_given, check_servable
 from ragembed.stores.base import VectorStore, fields_missing_error, missing_collection_message
 from ragembed.stores.uri import open_store
-from ragembed.strategies import NO_RERANKER, Base, Reranked, Strategy, derive, parse_strategy, passage_embeddings
+from ragembed.strategies import Base, Reranked, Strategy, derive, parse_strategy, passage_embeddings
 from ragembed.types import (
     Document,
     EmbeddingKind,
@@ -540,12 +540,10 @@ class Retriever:
 
     def _with_reranker(self, strategy: Strategy) -> Strategy:
         """A strategy that reranks with a cross-encoder it was not given, given this Retriever's
-        (refused where there is none)."""
+        (without one, its search is refused before the store is asked; indexing needs none)."""
         if not isinstance(strategy, Reranked) or strategy.by != "rerank" or strategy.reranker is not None:
             return strategy
-        if self.reranker is None:
-            raise UnsupportedStrategyError(NO_RERANKER.format(name=strategy.name))
-        return replace(strategy, reranker=self.reranker)
+        return strategy if self.reranker is None else replace(strategy, reranker=self.reranker)
 
     def _check_servable(self, strategy: Strategy) -> None:
         store = type(self.store).__name__

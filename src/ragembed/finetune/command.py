@@ -1,5 +1,6 @@
-"""`ragembed finetune dense|colbert`: train on a BEIR train split, then score the base and the
-trained model on the test split (written beside the model: ragembed-eval.md/.json/.png)."""
+"""`ragembed finetune dense|colbert|reranker`: train on a BEIR train split, then score the base and
+the trained model on the test split (written beside the model: ragembed-eval.md/.json/.png; for a
+reranker, the first stage alone and reranked by it)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ if TYPE_CHECKING:  # the trainers import torch: loaded only when a finetune comm
 
 
 def add_finetune_parser(commands: Any) -> None:  # argparse's private _SubParsersAction
-    finetune = commands.add_parser("finetune", help="train a Matryoshka or ColBERT model on a BEIR train split")
+    finetune = commands.add_parser(
+        "finetune", help="train a Matryoshka, ColBERT or reranker (cross-encoder) model on a BEIR train split"
+    )
     kinds = finetune.add_subparsers(dest="kind", required=True)
 
     def common(p: argparse.ArgumentParser, defaults: TrainingOptions) -> None:
@@ -74,6 +77,25 @@ def add_finetune_parser(commands: Any) -> None:  # argparse's private _SubParser
         help="dimensions of each token vector (the projection head's output; default: %(default)s)",
     )
     colbert.set_defaults(run=run_finetune_colbert)
+    from ragembed.finetune.reranker import RerankerTraining
+
+    reranker = kinds.add_parser(
+        "reranker", help="cross-encoder training (binary cross-entropy over mined hard negatives)"
+    )
+    common(reranker, RerankerTraining())
+    reranker.add_argument(
+        "--max-length",
+        type=int,
+        default=RerankerTraining().max_length,
+        help="word pieces of a (query, document) pair (default: %(default)s)",
+    )
+    reranker.add_argument(
+        "--first-stage", default="hybrid", help="strategy whose candidates the evaluation reranks (default: hybrid)"
+    )
+    reranker.add_argument(
+        "--candidates", type=int, default=50, help="candidates the evaluation reranks (default: %(default)s)"
+    )
+    reranker.set_defaults(run=run_finetune_reranker)
 
 
 def parse_list(text: str, option: str, kind: type[int] | type[float] = int) -> tuple[Any, ...]:
@@ -167,6 +189,44 @@ def run_finetune_colbert(args: argparse.Namespace) -> int:
         ]
         (output / "ragembed-eval.md").write_text(
             f"# ColBERT fine-tuning: {dataset.name} ({args.eval_split})\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        )
+        print("\n" + "\n".join(lines))
+    return 0
+
+
+def run_finetune_reranker(args: argparse.Namespace) -> int:
+    from ragembed.finetune.data import training_pairs
+    from ragembed.finetune.reranker import RerankerTraining, train_reranker
+    from ragembed.strategies import parse_strategy
+
+    reranked = parse_strategy(f"{args.first_stage}>rerank:{args.candidates}")  # a bad name fails before training
+    config = RerankerTraining(
+        base_model=args.base_model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        hard_negatives=args.hard_negatives,
+        seed=args.seed,
+        max_length=args.max_length,
+    )
+    started = time.perf_counter()
+    output = train_reranker(training_pairs(args.dataset, args.train_split), args.output, config)
+    print(f"trained in {time.perf_counter() - started:.0f} s; model saved to {output}")
+    if not args.no_eval:
+        from ragembed.evaluation import load_beir
+        from ragembed.finetune.compare import reranker_scores, write_json
+
+        dataset = load_beir(args.dataset, args.eval_split)
+        scores = reranker_scores(dataset, str(output), args.first_stage, args.candidates)
+        write_json(output / "ragembed-eval.json", {"dataset": dataset.name, "split": args.eval_split, "scores": scores})
+        lines = ["| strategy | nDCG@10 | p50 ms |", "|---|---|---|"] + [
+            f"| {name} | {s['ndcg@10']:.4f} | {s['p50_ms']:.1f} |" for name, s in scores.items()
+        ]
+        (output / "ragembed-eval.md").write_text(
+            f"# Reranker fine-tuning: {dataset.name} ({args.eval_split}), {reranked.name}\n\n"
+            + "\n".join(lines)
+            + "\n",
+            encoding="utf-8",
         )
         print("\n" + "\n".join(lines))
     return 0

@@ -1,4 +1,5 @@
-"""Before/after evaluation of fine-tuned models: nDCG@10 (and recall@100) at each dimension.
+"""Before/after evaluation of fine-tuned models: nDCG@10 (and recall@100) at each dimension, and a
+first stage's nDCG@10 with and without a trained reranker.
 
 Each model indexes the test split into an exact in-memory store, once at full dimension;
 `matryoshka:D` truncates those vectors (no re-encoding). Scores come from the evaluation module
@@ -59,6 +60,25 @@ def colbert_scores(
         retriever.index(dataset.corpus)
         scores[label] = pick(evaluate(retriever, dataset, show_progress=show_progress)[0].metrics)
     return scores
+
+
+def reranker_scores(
+    dataset: BeirDataset, reranker: str, first: str, candidates: int, *, show_progress: bool = True
+) -> dict[str, dict[str, float]]:
+    """{strategy: {"ndcg@10": ...}} for the first stage alone and reranked by `reranker`'s
+    cross-encoder over its `candidates` best, the collection split into passages as a new one is
+    by default (the reranker reads each candidate's passages). Searched for 10 hits, so exactly
+    `candidates` are reranked; recall@100 is the first stage's, of a search for 100."""
+    reranked = f"{first}>rerank:{candidates}"
+    retriever = Retriever(MemoryStore(), [first, reranked], reranker=reranker, show_progress=show_progress)
+    retriever.index(dataset.corpus)
+    alone = evaluate(retriever, dataset, [first], show_progress=show_progress)[0]
+    top10 = {r.strategy: r for r in evaluate(retriever, dataset, [first, reranked], k=10, show_progress=show_progress)}
+    return {
+        name: {"ndcg@10": round(float(run.metrics["ndcg@10"]), 4), "p50_ms": round(run.latency_ms["p50"], 1)}
+        | ({"recall@100": round(float(alone.metrics["recall@100"]), 4)} if name == first else {})
+        for name, run in top10.items()
+    }
 
 
 def pick(metrics: Mapping[str, float]) -> dict[str, float]:
