@@ -12,4 +12,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/mypy -p llama_index.retrievers.ragembed -p llama_index.embeddings.ragembed
+.venv/bin/mypy -p llama_index.retrievers.ragembed -p llama_index.embeddings.ragembed -p llama_index.postprocessor.ragembed_rerank
