@@ -3,7 +3,7 @@ cross-encoders over 10, 20, 50 and 100 candidates, in one run (issue 40).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/rerank.py --reranker runs/reranker
         [--reranker runs/another] [--first hybrid,dense] [--candidates 10,20,50,100]
-        [--colbert-model runs/colbert] [--store qdrant-edge] [--output runs/rerank.json]
+        [--colbert-model runs/colbert] [--store qdrant-edge] [--queries N] [--output runs/rerank.json]
 
 One collection (split into passages, the default) on the chosen store holds every first stage's
 fields. Each row searches every query one at a time for 10 hits (`ragembed.evaluation.evaluate`,
@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import _bench
 
 from ragembed import ColBERTEmbedder, CrossEncoderReranker, Retriever, open_store
 from ragembed.evaluation import evaluate, load_beir
-from ragembed.evaluation.beir import sample
 
 
 def main() -> None:
@@ -35,15 +35,18 @@ def main() -> None:
     parser.add_argument("--candidates", default="10,20,50,100")
     parser.add_argument("--colbert-model", help="a trained PyLate ColBERT folder: also rerank by its MaxSim")
     parser.add_argument("--store", default="qdrant-edge", choices=["qdrant-edge", "memory"])
-    parser.add_argument("--sample", type=int, help="only the first N queries (a smoke run)")
+    parser.add_argument("--queries", type=int, help="only the first N queries, over the whole corpus (a quick look)")
     parser.add_argument("--output", default="runs/rerank.json")
     args = parser.parse_args()
     firsts = [s.strip() for s in args.first.split(",") if s.strip()]
     counts = [int(c) for c in args.candidates.split(",")]
 
     dataset = load_beir(args.data, "test")
-    if args.sample:
-        dataset = sample(dataset, args.sample)
+    if args.queries:
+        kept = list(dataset.queries)[: args.queries]
+        dataset = replace(
+            dataset, queries={q: dataset.queries[q] for q in kept}, qrels={q: dataset.qrels[q] for q in kept}
+        )
     rows = []
     with tempfile.TemporaryDirectory(prefix="ragembed-rerank-") as folder:
         uri = f"qdrant-edge:{Path(folder) / 'index'}" if args.store == "qdrant-edge" else "memory"

@@ -170,12 +170,13 @@ def test_a_colbert_folder_is_refused_as_a_reranker(tmp_path):
 
 def test_reranker_training_saves_a_cross_encoder_that_ranks_positives_higher(small_beir, tmp_path, cross_encoder):
     pairs = training_pairs(small_beir)
-    config = RerankerTraining(epochs=2, batch_size=8, learning_rate=5e-5, hard_negatives=3, max_length=128, seed=1)
+    config = RerankerTraining(epochs=2, batch_size=8, hard_negatives=2, seed=1)
     output = train_reranker(pairs, tmp_path / "reranker", config, show_progress=False)
     record = json.loads((output / TRAINING_RECORD).read_text())
-    assert record["kind"] == "reranker" and record["config"]["hard_negatives"] == 3 and record["train_examples"] > 0
+    assert record["kind"] == "reranker" and record["config"]["hard_negatives"] == 2 and record["train_examples"] > 0
     trained = CrossEncoderReranker(str(output))
-    assert trained.max_length == 128
+    # trained on 128-word-piece cuts, it reads a 128-word-piece passage with its query whole
+    assert record["config"]["max_length"] == 128 and trained.max_length == 256
 
     def margin(reranker: CrossEncoderReranker) -> float:
         """Mean score of each query's positive minus its mean score over 20 other corpus texts."""
@@ -198,7 +199,11 @@ def test_bad_reranker_training_input_is_refused_before_anything_is_written(small
         train_reranker(pairs, occupied)
     assert (occupied / "keep.txt").read_text() == "a user's file"
     with pytest.raises(InvalidInputError, match="hard_negatives"):
-        RerankerTraining(hard_negatives=0)
+        RerankerTraining(hard_negatives=-1)
+    with pytest.raises(InvalidInputError, match="other pairs' positives in the batch"):
+        RerankerTraining(batch_size=4, random_negatives=4)
+    with pytest.raises(InvalidInputError, match="needs negatives"):
+        RerankerTraining(hard_negatives=0, random_negatives=0)
     with pytest.raises(InvalidInputError, match="max_length"):
         RerankerTraining(max_length=0)
     with pytest.raises(ModelLoadError):
@@ -212,7 +217,21 @@ def test_finetune_reranker_cli_trains_and_scores_the_first_stage_with_and_withou
     output = tmp_path / "cli-reranker"
     args = ["finetune", "reranker", str(small_beir), "--output", str(output), "--epochs", "1", "--batch-size", "8"]
     assert (
-        main([*args, "--hard-negatives", "2", "--max-length", "128", "--first-stage", "dense", "--candidates", "20"])
+        main(
+            [
+                *args,
+                "--hard-negatives",
+                "0",
+                "--random-negatives",
+                "3",
+                "--max-length",
+                "96",
+                "--first-stage",
+                "dense",
+                "--candidates",
+                "20",
+            ]
+        )
         == 0
     )
     scores = json.loads((output / "ragembed-eval.json").read_text())["scores"]
@@ -236,3 +255,22 @@ def test_a_collection_smaller_than_the_candidates_is_reranked_whole(dense_embedd
     retriever.index(docs)
     hits = retriever.search(QUERY, k=3)
     assert sorted(h.id for h in hits) == ["d0", "d1", "d2"]
+
+
+def test_the_cli_searches_a_reranked_strategy_with_the_reranker_it_is_given(
+    scifact_docs, tmp_path, capsys, cross_encoder_dir
+):
+    from ragembed.cli import main
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in scifact_docs[:30]))
+    store = ["--store", f"qdrant-edge:{tmp_path / 'index'}"]
+    assert main(["index", str(corpus), *store, "--strategy", "hybrid"]) == 0
+    capsys.readouterr()
+    reranked = ["--strategy", "hybrid>rerank:10", "--json", "-k", "3"]
+    assert main(["search", QUERY, *store, *reranked, "--reranker", str(cross_encoder_dir)]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and all(h["passage"]["text"] for h in hits)
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert main(["search", QUERY, *store, *reranked]) == 2  # no --reranker: refused by name
+    assert "--reranker PATH" in capsys.readouterr().err

@@ -84,6 +84,12 @@ def add_finetune_parser(commands: Any) -> None:  # argparse's private _SubParser
     )
     common(reranker, RerankerTraining())
     reranker.add_argument(
+        "--random-negatives",
+        type=int,
+        default=RerankerTraining().random_negatives,
+        help="other positives of the batch scored as negatives of each pair (default: %(default)s)",
+    )
+    reranker.add_argument(
         "--max-length",
         type=int,
         default=RerankerTraining().max_length,
@@ -207,6 +213,7 @@ def run_finetune_reranker(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         hard_negatives=args.hard_negatives,
         seed=args.seed,
+        random_negatives=args.random_negatives,
         max_length=args.max_length,
     )
     started = time.perf_counter()

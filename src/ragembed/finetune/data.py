@@ -45,17 +45,9 @@ def training_pairs(folder: str | Path, split: str = "train") -> TrainingPairs:
 
 
 def mine_negatives(
-    model: Any,
-    model_path: str,
-    pairs: TrainingPairs,
-    count: int,
-    rank_max: int,
-    margin: float,
-    show_progress: bool,
-    labeled: bool = False,
+    model: Any, model_path: str, pairs: TrainingPairs, count: int, rank_max: int, margin: float, show_progress: bool
 ) -> Any:
-    """(anchor, positive, negative...) rows (`labeled`: (anchor, text, label) rows, label 1 for the
-    positive and 0 for each negative, as a cross-encoder trains): sentence-transformers' `mine_hard_negatives` with
+    """(anchor, positive, negative...) rows: sentence-transformers' `mine_hard_negatives` with
     `model` (a SentenceTransformer), sampling `count` negatives per pair among the corpus
     documents ranked within the top `rank_max` that score at most (1 - margin) x the positive
     (closer ones are often relevant documents nobody judged)."""
@@ -74,7 +66,7 @@ def mine_negatives(
         relative_margin=margin,
         num_negatives=count,
         sampling_strategy="random",
-        output_format="labeled-pair" if labeled else "n-tuple" if count > 1 else "triplet",
+        output_format="n-tuple" if count > 1 else "triplet",
         batch_size=64,
         verbose=show_progress,
         cache_folder=str(default_cache_dir() / "hard-negatives" / key),

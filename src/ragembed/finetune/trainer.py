@@ -92,7 +92,7 @@ def train_and_save(
     """Train `model` on `dataset` with `loss` (config: epochs, batch_size, learning_rate,
     warmup_ratio, seed), save it to `output` with ragembed-finetune.json (the config, the
     training time and `record`). saved_max_seq_length: the truncation the saved model embeds
-    with, when it differs from the training one. cross_encoder: `model` is a CrossEncoder
+    (a cross-encoder: reads) with, when it differs from the training one. cross_encoder: `model` is a CrossEncoder
     (CrossEncoderTrainer). trainer_options: batch_sampler, or data_collator for PyLate."""
     if cross_encoder:
         from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
@@ -125,7 +125,9 @@ def train_and_save(
         trainer.train()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if saved_max_seq_length:
+    if saved_max_seq_length and cross_encoder:
+        model.max_length = saved_max_seq_length
+    elif saved_max_seq_length:
         model.max_seq_length = saved_max_seq_length
     model.save(str(output))
     record = {

@@ -1,6 +1,6 @@
 """The search language: what strategies ask and stores answer, the one place the two meet.
 
-    plan.py          plan nodes: VectorSearch, Rescore, Fusion, KeywordSearch
+    plan.py          plan nodes: VectorSearch, Rescore, Fusion, KeywordSearch, Rerank
     schema.py        a collection's vector fields and the record of how its embedders encoded
     filters.py       metadata filters
     capabilities.py  what a store declares it can do
