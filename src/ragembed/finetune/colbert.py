@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from ragembed.embedders.models import load_error, quiet_loading, resolve_model_name
 from ragembed.errors import MissingDependencyError
-from ragembed.finetune.data import TrainingPairs, mine_negatives
+from ragembed.finetune.data import TrainingPairs, training_examples
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
 from ragembed.types import check_positive
 
@@ -64,9 +64,7 @@ def train_colbert(
             miner = SentenceTransformer(base_path)
     except Exception as exc:
         raise load_error(config.base_model, exc) from exc
-    dataset = mine_negatives(
-        miner, base_path, pairs, config.hard_negatives, config.negative_rank_max, config.negative_margin, show_progress
-    )
+    dataset = training_examples(miner, base_path, pairs, config, show_progress)
     del miner
     mined_s = time.perf_counter() - started
 

@@ -123,21 +123,39 @@ def parse_weights(text: str | None) -> tuple[tuple[int, float], ...]:
         raise InvalidInputError(f"--dim-weights {text!r}: give DIM=WEIGHT pairs, e.g. 64=2,32=1.5") from None
 
 
+def shared_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainingOptions every trainer takes, from the options `common` adds."""
+    return {
+        "base_model": args.base_model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "hard_negatives": args.hard_negatives,
+        "seed": args.seed,
+    }
+
+
+def write_table_report(output: Path, title: str, header: str, rows: list[str], data: dict[str, Any]) -> None:
+    """ragembed-eval.json (`data`) and ragembed-eval.md (a markdown table), printed as well."""
+    from ragembed.finetune.compare import write_json
+
+    write_json(output / "ragembed-eval.json", data)
+    columns = header.count("|") - 1
+    lines = [header, "|" + "---|" * columns, *rows]
+    (output / "ragembed-eval.md").write_text(f"# {title}\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    print("\n" + "\n".join(lines))
+
+
 def run_finetune_dense(args: argparse.Namespace) -> int:
     from ragembed.finetune.data import training_pairs
     from ragembed.finetune.dense import MatryoshkaTraining, train_matryoshka
 
     weights = parse_weights(args.dim_weights)
     config = MatryoshkaTraining(
-        base_model=args.base_model,
+        **shared_options(args),
         dims=parse_list(args.dims, "--dims"),
         dim_weights=weights,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        hard_negatives=args.hard_negatives,
         max_seq_length=args.max_seq_length,
-        seed=args.seed,
     )
     started = time.perf_counter()
     output = train_matryoshka(training_pairs(args.dataset, args.train_split), args.output, config)
@@ -170,33 +188,24 @@ def run_finetune_colbert(args: argparse.Namespace) -> int:
     from ragembed.finetune.colbert import ColBERTTraining, train_colbert
     from ragembed.finetune.data import training_pairs
 
-    config = ColBERTTraining(
-        base_model=args.base_model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        hard_negatives=args.hard_negatives,
-        seed=args.seed,
-        dim=args.dim,
-    )
+    config = ColBERTTraining(**shared_options(args), dim=args.dim)
     started = time.perf_counter()
     output = train_colbert(training_pairs(args.dataset, args.train_split), args.output, config)
     print(f"trained in {time.perf_counter() - started:.0f} s; model saved to {output}")
     if not args.no_eval:
         from ragembed.evaluation import load_beir
-        from ragembed.finetune.compare import colbert_scores, write_json
+        from ragembed.finetune.compare import colbert_scores
 
         dataset = load_beir(args.dataset, args.eval_split)
         base = None if args.base_model == DEFAULT_MODEL else args.base_model
         scores = colbert_scores(dataset, {"base (untrained head)": base, "fine-tuned": str(output)})
-        write_json(output / "ragembed-eval.json", {"dataset": dataset.name, "split": args.eval_split, "scores": scores})
-        lines = ["| model | nDCG@10 | R@100 |", "|---|---|---|"] + [
-            f"| {label} | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} |" for label, s in scores.items()
-        ]
-        (output / "ragembed-eval.md").write_text(
-            f"# ColBERT fine-tuning: {dataset.name} ({args.eval_split})\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
+        write_table_report(
+            output,
+            f"ColBERT fine-tuning: {dataset.name} ({args.eval_split})",
+            "| model | nDCG@10 | R@100 |",
+            [f"| {label} | {s['ndcg@10']:.4f} | {s['recall@100']:.4f} |" for label, s in scores.items()],
+            {"dataset": dataset.name, "split": args.eval_split, "scores": scores},
         )
-        print("\n" + "\n".join(lines))
     return 0
 
 
@@ -207,33 +216,22 @@ def run_finetune_reranker(args: argparse.Namespace) -> int:
 
     reranked = parse_strategy(f"{args.first_stage}>rerank:{args.candidates}")  # a bad name fails before training
     config = RerankerTraining(
-        base_model=args.base_model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        hard_negatives=args.hard_negatives,
-        seed=args.seed,
-        random_negatives=args.random_negatives,
-        max_length=args.max_length,
+        **shared_options(args), random_negatives=args.random_negatives, max_length=args.max_length
     )
     started = time.perf_counter()
     output = train_reranker(training_pairs(args.dataset, args.train_split), args.output, config)
     print(f"trained in {time.perf_counter() - started:.0f} s; model saved to {output}")
     if not args.no_eval:
         from ragembed.evaluation import load_beir
-        from ragembed.finetune.compare import reranker_scores, write_json
+        from ragembed.finetune.compare import reranker_scores
 
         dataset = load_beir(args.dataset, args.eval_split)
         scores = reranker_scores(dataset, str(output), args.first_stage, args.candidates)
-        write_json(output / "ragembed-eval.json", {"dataset": dataset.name, "split": args.eval_split, "scores": scores})
-        lines = ["| strategy | nDCG@10 | p50 ms |", "|---|---|---|"] + [
-            f"| {name} | {s['ndcg@10']:.4f} | {s['p50_ms']:.1f} |" for name, s in scores.items()
-        ]
-        (output / "ragembed-eval.md").write_text(
-            f"# Reranker fine-tuning: {dataset.name} ({args.eval_split}), {reranked.name}\n\n"
-            + "\n".join(lines)
-            + "\n",
-            encoding="utf-8",
+        write_table_report(
+            output,
+            f"Reranker fine-tuning: {dataset.name} ({args.eval_split}), {reranked.name}",
+            "| strategy | nDCG@10 | p50 ms |",
+            [f"| {name} | {s['ndcg@10']:.4f} | {s['p50_ms']:.1f} |" for name, s in scores.items()],
+            {"dataset": dataset.name, "split": args.eval_split, "scores": scores},
         )
-        print("\n" + "\n".join(lines))
     return 0

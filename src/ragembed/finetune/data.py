@@ -71,3 +71,16 @@ def mine_negatives(
         verbose=show_progress,
         cache_folder=str(default_cache_dir() / "hard-negatives" / key),
     )
+
+
+def training_examples(model: Any, model_path: str, pairs: TrainingPairs, config: Any, show_progress: bool) -> Any:
+    """What a trainer trains on: (anchor, positive) rows, with `config.hard_negatives` mined
+    negatives each where it asks for any (config: a TrainingOptions; model: the SentenceTransformer
+    that mines them)."""
+    if not config.hard_negatives:
+        from datasets import Dataset
+
+        return Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives})
+    return mine_negatives(
+        model, model_path, pairs, config.hard_negatives, config.negative_rank_max, config.negative_margin, show_progress
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 from ragembed.embedders.models import load_error, model_dim, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError
-from ragembed.finetune.data import TrainingPairs, mine_negatives
+from ragembed.finetune.data import TrainingPairs, training_examples
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
 from ragembed.types import check_positive
 
@@ -79,7 +79,6 @@ def train_matryoshka(
     inner_loss: builds the loss MatryoshkaLoss wraps from the model being trained (called once
     the model is cut to the training length); default MultipleNegativesRankingLoss. The
     settings sweep (benchmarks/finetune_sweep.py) tries others through it."""
-    from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
@@ -97,18 +96,8 @@ def train_matryoshka(
     config.check(model_dim(model))
 
     started = time.perf_counter()
-    dataset = Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives})
-    if config.hard_negatives:
-        # Mined at the model's own length: negatives mined from 128-token cuts trained worse models.
-        dataset = mine_negatives(
-            model,
-            base_path,
-            pairs,
-            config.hard_negatives,
-            config.negative_rank_max,
-            config.negative_margin,
-            show_progress,
-        )
+    # Mined at the model's own length: negatives mined from 128-token cuts trained worse models.
+    dataset = training_examples(model, base_path, pairs, config, show_progress)
     mined_s = time.perf_counter() - started
     embedding_length = model.max_seq_length
     model.max_seq_length = config.max_seq_length

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from ragembed.embedders.models import load_error, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError
-from ragembed.finetune.data import TrainingPairs, mine_negatives
+from ragembed.finetune.data import TrainingPairs, training_examples
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
 from ragembed.types import check_positive
 
@@ -32,7 +32,8 @@ from ragembed.types import check_positive
 @dataclass(frozen=True)
 class RerankerTraining(TrainingOptions):
     """The defaults are those of the run docs/finetune.md reports on SciFact. max_length: word
-    pieces of a (query, document) pair while training, and what the saved model reads at most."""
+    pieces of a (query, document) pair while training; saved_max_length: what the saved model
+    reads at most."""
 
     epochs: int = 2
     batch_size: int = 16
@@ -83,20 +84,7 @@ def train_reranker(
             miner = SentenceTransformer(base_path)
     except Exception as exc:
         raise load_error(config.base_model, exc) from exc
-    if config.hard_negatives:
-        dataset = mine_negatives(
-            miner,
-            base_path,
-            pairs,
-            config.hard_negatives,
-            config.negative_rank_max,
-            config.negative_margin,
-            show_progress,
-        )
-    else:
-        from datasets import Dataset
-
-        dataset = Dataset.from_dict({"anchor": pairs.queries, "positive": pairs.positives})
+    dataset = training_examples(miner, base_path, pairs, config, show_progress)
     del miner
     mined_s = time.perf_counter() - started
 
