@@ -39,7 +39,7 @@ Names, as the CLI and `parse_strategy` take them:
   keyword-hybrid   the engine's BM25 + dense, fused by the engine (Weaviate's hybrid; alpha 0.5,
                    or keyword-hybrid:0.7 for more weight on the vector side)
   <any>>rerank     any strategy's best candidates scored again by a cross-encoder (the Retriever's
-                   reranker; `ragembed finetune reranker` trains one): hybrid>rerank, 50 unless
+                   reranker; `ragembed finetune reranker` trains one): hybrid>rerank, 10 unless
                    named (hybrid>rerank:20), or k where a search asks for more
   <any>>colbert    the same by ColBERT MaxSim over the candidates' stored tokens (hybrid>colbert:100)
 
@@ -684,7 +684,8 @@ class Reranked(Strategy):
 
     first: Strategy = field(default_factory=lambda: Hybrid())
     by: str = "rerank"
-    candidates: int = 50
+    # The smallest count within 0.005 nDCG@10 of the best on SciFact (docs/finetune.md, "Reranker").
+    candidates: int = 10
     reranker: CrossEncoderReranker | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -842,7 +843,7 @@ def _parse_reranked(spec: str, first: Strategy, second: str) -> Reranked:
     if by not in RERANKED_BY or (count and not count.isdigit()):
         raise UnsupportedStrategyError(
             f"strategy {spec!r}: after '>' write rerank[:candidates] (a cross-encoder) or colbert[:candidates] "
-            "(ColBERT MaxSim over stored tokens), e.g. hybrid>rerank:50"
+            "(ColBERT MaxSim over stored tokens), e.g. hybrid>rerank:20"
         )
     return _named(spec, lambda: Reranked(first, by, int(count) if count else Reranked.candidates))
 

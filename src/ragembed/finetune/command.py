@@ -99,7 +99,7 @@ def add_finetune_parser(commands: Any) -> None:  # argparse's private _SubParser
         "--first-stage", default="hybrid", help="strategy whose candidates the evaluation reranks (default: hybrid)"
     )
     reranker.add_argument(
-        "--candidates", type=int, default=50, help="candidates the evaluation reranks (default: %(default)s)"
+        "--candidates", type=int, default=10, help="candidates the evaluation reranks (default: %(default)s)"
     )
     reranker.set_defaults(run=run_finetune_reranker)
 
