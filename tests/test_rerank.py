@@ -178,16 +178,17 @@ def test_reranker_training_saves_a_cross_encoder_that_ranks_positives_higher(sma
     # trained on 128-word-piece cuts, it reads a 128-word-piece passage with its query whole
     assert record["config"]["max_length"] == 128 and trained.max_length == 256
 
-    def margin(reranker: CrossEncoderReranker) -> float:
-        """Mean score of each query's positive minus its mean score over 20 other corpus texts."""
-        gaps = []
+    def wins(reranker: CrossEncoderReranker) -> float:
+        """How often a query's positive outscores each of 20 other corpus texts (16 queries)."""
+        won = []
         for query, positive in list(zip(pairs.queries, pairs.positives))[:16]:
             others = [t for t in pairs.corpus[:21] if t != positive][:20]
             scores = reranker.score(query, [positive, *others])
-            gaps.append(scores[0] - scores[1:].mean())
-        return float(np.mean(gaps))
+            won.append(float((scores[0] > scores[1:]).mean()))
+        return float(np.mean(won))
 
-    assert margin(trained) > margin(cross_encoder) + 0.1
+    trained_wins, untrained_wins = wins(trained), wins(cross_encoder)
+    assert trained_wins > untrained_wins + 0.1, (trained_wins, untrained_wins)  # 0.913 against 0.394 here
 
 
 def test_bad_reranker_training_input_is_refused_before_anything_is_written(small_beir, tmp_path):
