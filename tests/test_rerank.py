@@ -105,10 +105,37 @@ def test_colbert_rerank_is_exact_maxsim_over_the_stored_tokens(scifact_docs, den
         plain.search(QUERY, strategy="dense>colbert")
 
 
+@pytest.mark.colbert
+def test_rerank_plus_colbert_fuses_both_rankings_by_reciprocal_rank(
+    scifact_docs, dense_embedder, colbert_embedder, cross_encoder
+):
+    retriever = Retriever(
+        "memory",
+        ["dense", "dense>rerank+colbert:20"],
+        embedder=dense_embedder,
+        multivector_embedder=colbert_embedder,
+        reranker=cross_encoder,
+    )
+    retriever.index(scifact_docs[:60])
+    by_cross_encoder = retriever.search(QUERY, k=20, strategy="dense>rerank:20")  # all 20 candidates, ranked
+    by_maxsim = retriever.search(QUERY, k=20, strategy="dense>colbert:20")
+    fused = {}
+    for ranking in (by_cross_encoder, by_maxsim):
+        for rank, hit in enumerate(ranking, start=1):
+            fused[hit.id] = fused.get(hit.id, 0.0) + 1 / (60 + rank)
+    hits = retriever.search(QUERY, k=5, strategy="dense>rerank+colbert:20")
+    assert [h.id for h in hits] == sorted(fused, key=lambda i: (-fused[i], i))[:5]
+    assert [h.score for h in hits] == pytest.approx([fused[h.id] for h in hits])
+    passages = {h.id: h.passage for h in by_cross_encoder}
+    assert all(h.passage == passages[h.id] for h in hits)  # the cross-encoder's passage
+
+
 def test_strategy_names_round_trip_and_bad_candidate_counts_are_refused():
     assert parse_strategy("hybrid>rerank").name == "hybrid>rerank"
     assert parse_strategy("hybrid>rerank:20").name == "hybrid>rerank:20"
     assert parse_strategy("colbert+dense:50>colbert:100").name == "colbert+dense:50>colbert:100"
+    assert parse_strategy("hybrid>rerank+colbert:20").name == "hybrid>rerank+colbert:20"
+    assert parse_strategy("hybrid>rerank+colbert").kinds[-1].value == "multivector"
     assert parse_strategy("hybrid>rerank:20") == Reranked(parse_strategy("hybrid"), "rerank", 20)
     for bad, error in [
         ("hybrid>rerank:0", "positive whole number"),
@@ -116,6 +143,7 @@ def test_strategy_names_round_trip_and_bad_candidate_counts_are_refused():
         ("hybrid>rerank:ten", "rerank\\[:candidates\\]"),
         ("hybrid>cross", "rerank\\[:candidates\\]"),
         ("hybrid>rerank>colbert", "rerank\\[:candidates\\]"),
+        ("hybrid>colbert+rerank", "rerank\\[:candidates\\]"),
         ("hybird>rerank", "unknown strategy 'hybird'"),
     ]:
         with pytest.raises((InvalidInputError, UnsupportedStrategyError), match=error):

@@ -7,6 +7,8 @@ first stage could afford (a Rerank plan node, ragembed.search.plan, holds a scor
                                       scored by its best passage, which the hit then names
     MaxSimScorer(field, tokens)       ColBERT MaxSim of the query's tokens over each candidate's
                                       stored token vectors (read by the store, no model run)
+    FusedScorer(scorers)              several scorers' rankings of the candidates fused by
+                                      reciprocal rank (their scores are on different scales)
 
 Scoring is client-side on purpose: no engine runs a cross-encoder, and MaxSim over a few hundred
 candidates' tokens is a matrix product.
@@ -24,7 +26,8 @@ import numpy as np
 
 from ragembed.embedders.models import check_model_location, load_error, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError, ModelLoadError, TruncationWarning
-from ragembed.search.plan import Scored
+from ragembed.search.plan import CandidateScorer, Scored
+from ragembed.search.ranking import rrf_scores, top_keys
 from ragembed.types import Hit, check_positive
 
 TRAIN_ONE = "train one with `ragembed finetune reranker DATASET --output DIR` (ragembed.finetune.train_reranker)"
@@ -175,3 +178,24 @@ class MaxSimScorer:
 
 def _maxsim(query: np.ndarray, tokens: np.ndarray) -> float:
     return float((query @ tokens.T).max(axis=1).sum())
+
+
+@dataclass(frozen=True)
+class FusedScorer:
+    """Several scorers' rankings of the same candidates fused by reciprocal rank (rrf_k as in
+    search plans' fusions), each ranking in score-then-id order; a hit's passage is the first
+    scorer's that names one."""
+
+    scorers: tuple[CandidateScorer, ...]
+    rrf_k: int = 60
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for scorer in self.scorers for name in scorer.fields))
+
+    def score(self, hits: Sequence[Hit], vectors: Mapping[str, Mapping[str, np.ndarray]]) -> list[Scored]:
+        each = [scorer.score(hits, vectors) for scorer in self.scorers]
+        rankings = [top_keys({h.id: s.score for h, s in zip(hits, scored)}, len(hits)) for scored in each]
+        fused = rrf_scores(rankings, self.rrf_k)
+        named = [next((s[i].passage for s in each if s[i].passage is not None), None) for i in range(len(hits))]
+        return [Scored(fused[h.id], passage) for h, passage in zip(hits, named)]

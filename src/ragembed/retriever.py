@@ -541,7 +541,7 @@ class Retriever:
     def _with_reranker(self, strategy: Strategy) -> Strategy:
         """A strategy that reranks with a cross-encoder it was not given, given this Retriever's
         (without one, its search is refused before the store is asked; indexing needs none)."""
-        if not isinstance(strategy, Reranked) or strategy.by != "rerank" or strategy.reranker is not None:
+        if not isinstance(strategy, Reranked) or not strategy.by_cross_encoder or strategy.reranker is not None:
             return strategy
         return strategy if self.reranker is None else replace(strategy, reranker=self.reranker)
 

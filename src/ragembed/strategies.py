@@ -42,6 +42,7 @@ Names, as the CLI and `parse_strategy` take them:
                    reranker; `ragembed finetune reranker` trains one): hybrid>rerank, 10 unless
                    named (hybrid>rerank:20), or k where a search asks for more
   <any>>colbert    the same by ColBERT MaxSim over the candidates' stored tokens (hybrid>colbert:100)
+  <any>>rerank+colbert  both, their rankings fused by reciprocal rank (hybrid>rerank+colbert:20)
 
 `plan()` also receives the query text, which only the keyword strategies read.
 """
@@ -672,7 +673,7 @@ class KeywordHybrid(Strategy):
         return Fusion((KeywordSearch(text, k), self._stage(dense, query, k)), k, weights=(1 - self.alpha, self.alpha))
 
 
-RERANKED_BY = ("rerank", "colbert")
+RERANKED_BY = ("rerank", "colbert", "rerank+colbert")  # the scorers, alone or fused by RRF
 
 
 @dataclass(frozen=True)
@@ -680,7 +681,8 @@ class Reranked(Strategy):
     """`first`'s best `candidates` documents (k where a search asks for more) scored again
     client-side (a Rerank plan node): by a cross-encoder ("rerank", `reranker`), or by ColBERT
     MaxSim over their stored token vectors ("colbert": the collection stores them, as the
-    'colbert' strategies do). Named "<first>><by>[:candidates]": "hybrid>rerank:20"."""
+    'colbert' strategies do), or both, their rankings of the candidates fused by reciprocal rank
+    ("rerank+colbert"). Named "<first>><by>[:candidates]": "hybrid>rerank:20"."""
 
     first: Strategy = field(default_factory=lambda: Hybrid())
     by: str = "rerank"
@@ -706,7 +708,7 @@ class Reranked(Strategy):
 
     @property
     def kinds(self) -> tuple[EmbeddingKind, ...]:  # type: ignore[override]
-        extra = (MULTI,) if self.by == "colbert" and MULTI not in self.first.kinds else ()
+        extra = (MULTI,) if self.by_colbert and MULTI not in self.first.kinds else ()
         return (*self.first.kinds, *extra)
 
     @property
@@ -716,6 +718,16 @@ class Reranked(Strategy):
     @property
     def needs_passages(self) -> bool:  # type: ignore[override]
         return self.first.needs_passages
+
+    @property
+    def by_colbert(self) -> bool:
+        """Scores by ColBERT MaxSim (alone or fused): the collection stores ColBERT tokens."""
+        return "colbert" in self.by.split("+")
+
+    @property
+    def by_cross_encoder(self) -> bool:
+        """Scores by a cross-encoder (alone or fused): the Retriever gives it `reranker`."""
+        return "rerank" in self.by.split("+")
 
     @property
     def label(self) -> str:
@@ -736,7 +748,7 @@ class Reranked(Strategy):
 
     @property
     def field_names(self) -> list[str]:
-        extra = self._tokens.field_names if self.by == "colbert" else []
+        extra = self._tokens.field_names if self.by_colbert else []
         return list(dict.fromkeys([*self.first.field_names, *extra]))
 
     @property
@@ -745,7 +757,7 @@ class Reranked(Strategy):
 
     def fields(self, docs: Base) -> list[VectorField]:
         fields = {f.name: f for f in self.first.fields(docs)}
-        for f in self._tokens.fields(docs) if self.by == "colbert" else []:
+        for f in self._tokens.fields(docs) if self.by_colbert else []:
             fields.setdefault(f.name, f)
         return list(fields.values())
 
@@ -762,15 +774,18 @@ class Reranked(Strategy):
         return Rerank((first,), k, self._scorer(query, schema, text))
 
     def _scorer(self, query: Base, schema: Schema, text: str) -> CandidateScorer:
-        from ragembed.rerank import CrossEncoderScorer, MaxSimScorer
+        from ragembed.rerank import CrossEncoderScorer, FusedScorer, MaxSimScorer
 
-        if self.by == "colbert":
+        scorers: list[CandidateScorer] = []
+        if self.by_cross_encoder:
+            if self.reranker is None:
+                raise UnsupportedStrategyError(NO_RERANKER.format(name=self.name))
+            scorers.append(CrossEncoderScorer(self.reranker, text))
+        if self.by_colbert:
             (tokens_field,) = self._tokens.fields_in(schema)
             tokens = narrow(derive(tokens_field, query, for_query=True), MultiVectorEmbeddings)
-            return MaxSimScorer(tokens_field.name, np.asarray(tokens.vectors[0], dtype=np.float32))
-        if self.reranker is None:
-            raise UnsupportedStrategyError(NO_RERANKER.format(name=self.name))
-        return CrossEncoderScorer(self.reranker, text)
+            scorers.append(MaxSimScorer(tokens_field.name, np.asarray(tokens.vectors[0], dtype=np.float32)))
+        return scorers[0] if len(scorers) == 1 else FusedScorer(tuple(scorers))
 
 
 NO_RERANKER = (
@@ -817,6 +832,7 @@ STRATEGY_NAMES = [
     "keyword-hybrid[:alpha]",
     "<strategy>>rerank[:candidates]",
     "<strategy>>colbert[:candidates]",
+    "<strategy>>rerank+colbert[:candidates]",
 ]
 
 
@@ -842,8 +858,8 @@ def _parse_reranked(spec: str, first: Strategy, second: str) -> Reranked:
     by, _, count = second.strip().lower().partition(":")
     if by not in RERANKED_BY or (count and not count.isdigit()):
         raise UnsupportedStrategyError(
-            f"strategy {spec!r}: after '>' write rerank[:candidates] (a cross-encoder) or colbert[:candidates] "
-            "(ColBERT MaxSim over stored tokens), e.g. hybrid>rerank:20"
+            f"strategy {spec!r}: after '>' write rerank[:candidates] (a cross-encoder), colbert[:candidates] "
+            "(ColBERT MaxSim over stored tokens) or rerank+colbert[:candidates] (both, fused), e.g. hybrid>rerank:20"
         )
     return _named(spec, lambda: Reranked(first, by, int(count) if count else Reranked.candidates))
 
