@@ -7,7 +7,8 @@ import pytest
 
 from ragembed.errors import InvalidInputError, UnsupportedStrategyError
 from ragembed.muvera import MuveraShape
-from ragembed.search.plan import Fusion, KeywordSearch, Rescore, VectorSearch
+from ragembed.rerank import MaxSimScorer
+from ragembed.search.plan import Fusion, KeywordSearch, Rerank, Rescore, VectorSearch
 from ragembed.search.schema import Schema, VectorField
 from ragembed.search.validation import check_plan
 from ragembed.strategies import ColBERT, derive, parse_strategy
@@ -281,6 +282,9 @@ def test_a_matryoshka_dimension_over_the_models_is_refused() -> None:
         parse_strategy("matryoshka:512").fields(base(2))
 
 
+MAXSIM = MaxSimScorer("colbert", np.ones((2, 8), dtype=np.float32))
+
+
 @pytest.mark.parametrize(
     ("plan", "message"),
     [
@@ -292,10 +296,15 @@ def test_a_matryoshka_dimension_over_the_models_is_refused() -> None:
         (lambda q: Fusion((VectorSearch("dense", q, 5),), 5, rrf_k=2.5), "rrf_k"),
         (lambda q: KeywordSearch("  ", 5), "non-empty query text"),
         (lambda q: VectorSearch("nope", q, 5), "nope"),
-        (lambda q: "dense", "VectorSearch, Rescore, Fusion or KeywordSearch"),
+        (lambda q: "dense", "VectorSearch, Rescore, Fusion, KeywordSearch or Rerank"),
+        (lambda q: Fusion((Rerank((VectorSearch("dense", q, 5),), 5, MAXSIM),), 5), "root of a plan"),
+        (lambda q: Rerank((VectorSearch("dense", q, 5), VectorSearch("dense", q, 5)), 5, MAXSIM), "one first stage"),
+        (lambda q: Rerank((VectorSearch("dense", q, 5),), 10, MAXSIM), "returns 10 hits from 5 candidates"),
+        (lambda q: Rerank((VectorSearch("dense", q, 5),), 5, MAXSIM), "multi-vector field 'colbert'.*'colbert'"),
     ],
 )
 def test_bad_plans_are_refused_before_any_engine_sees_them(plan, message: str) -> None:
+    """(MAXSIM reads field 'colbert', which this dense-only schema lacks.)"""
     schema = Schema(tuple(parse_strategy("dense").fields(base(2))))
     with pytest.raises(Exception, match=message):
         check_plan(schema, plan(base(1)[EmbeddingKind.DENSE]))
