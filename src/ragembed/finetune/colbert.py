@@ -8,14 +8,13 @@ negatives mined with the dense base model by sentence-transformers' `mine_hard_n
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ragembed.embedders.models import load_error, quiet_loading, resolve_model_name
+from ragembed.embedders.models import quiet_loading
 from ragembed.errors import MissingDependencyError
-from ragembed.finetune.data import TrainingPairs, training_examples
+from ragembed.finetune.data import TrainingPairs, examples_from_base
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
 from ragembed.types import check_positive
 
@@ -52,21 +51,11 @@ def train_colbert(
         from pylate import losses, models, utils
     except ImportError as exc:
         raise MissingDependencyError.for_extra("pylate", "colbert") from exc
-    from sentence_transformers import SentenceTransformer
     from transformers import set_seed
 
     output = Path(output_dir).expanduser()
     refuse_non_empty(output)
-    base_path = resolve_model_name(config.base_model)
-    started = time.perf_counter()
-    try:
-        with quiet_loading():
-            miner = SentenceTransformer(base_path)
-    except Exception as exc:
-        raise load_error(config.base_model, exc) from exc
-    dataset = training_examples(miner, base_path, pairs, config, show_progress)
-    del miner
-    mined_s = time.perf_counter() - started
+    dataset, base_path, mined_s = examples_from_base(pairs, config, show_progress)
 
     set_seed(config.seed)  # the projection head starts from a seeded random init
     with quiet_loading():

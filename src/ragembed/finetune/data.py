@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragembed.embedders.cache import default_cache_dir
-from ragembed.embedders.models import model_fingerprint
+from ragembed.embedders.models import load_error, model_fingerprint, quiet_loading, resolve_model_name
 from ragembed.errors import InvalidInputError
 from ragembed.evaluation.beir import load_beir
 
@@ -84,3 +85,19 @@ def training_examples(model: Any, model_path: str, pairs: TrainingPairs, config:
     return mine_negatives(
         model, model_path, pairs, config.hard_negatives, config.negative_rank_max, config.negative_margin, show_progress
     )
+
+
+def examples_from_base(pairs: TrainingPairs, config: Any, show_progress: bool) -> tuple[Any, str, float]:
+    """`training_examples` mined with `config.base_model` (loaded for the mining, then freed), the
+    base model's path and the seconds it took: what ColBERT and reranker training start from."""
+    from sentence_transformers import SentenceTransformer
+
+    base_path = resolve_model_name(config.base_model)
+    started = time.perf_counter()
+    try:
+        with quiet_loading():
+            miner = SentenceTransformer(base_path)
+    except Exception as exc:
+        raise load_error(config.base_model, exc) from exc
+    dataset = training_examples(miner, base_path, pairs, config, show_progress)
+    return dataset, base_path, time.perf_counter() - started

@@ -17,14 +17,13 @@ the head a signal to start from; the mined ones then teach the hard cases.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ragembed.embedders.models import load_error, quiet_loading, resolve_model_name
+from ragembed.embedders.models import quiet_loading
 from ragembed.errors import InvalidInputError
-from ragembed.finetune.data import TrainingPairs, training_examples
+from ragembed.finetune.data import TrainingPairs, examples_from_base
 from ragembed.finetune.trainer import TrainingOptions, refuse_non_empty, train_and_save
 from ragembed.types import check_positive
 
@@ -69,7 +68,6 @@ def train_reranker(
     show_progress: bool = True,
 ) -> Path:
     """Train, save a cross-encoder folder (loadable with `CrossEncoderReranker(str(path))`)."""
-    from sentence_transformers import SentenceTransformer
     from sentence_transformers.cross_encoder import CrossEncoder
     from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
@@ -77,16 +75,7 @@ def train_reranker(
 
     output = Path(output_dir).expanduser()
     refuse_non_empty(output)
-    base_path = resolve_model_name(config.base_model)
-    started = time.perf_counter()
-    try:
-        with quiet_loading():
-            miner = SentenceTransformer(base_path)
-    except Exception as exc:
-        raise load_error(config.base_model, exc) from exc
-    dataset = training_examples(miner, base_path, pairs, config, show_progress)
-    del miner
-    mined_s = time.perf_counter() - started
+    dataset, base_path, mined_s = examples_from_base(pairs, config, show_progress)
 
     set_seed(config.seed)  # the classification head starts from a seeded random init
     with quiet_loading():
