@@ -769,8 +769,7 @@ class Reranked(Strategy):
         return self.first.passage_refusal(capabilities)
 
     def plan(self, query: Base, schema: Schema, k: int, text: str = "") -> Plan:
-        self.fields_in(schema)
-        first = self.first.plan(query, schema, max(k, self.candidates), text)
+        first = self.first.plan(query, schema, max(k, self.candidates), text)  # each checks its own fields
         return Rerank((first,), k, self._scorer(query, schema, text))
 
     def _scorer(self, query: Base, schema: Schema, text: str) -> CandidateScorer:
